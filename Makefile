@@ -1,0 +1,37 @@
+# upcycle-st. `make demo` and `make test` create .venv on first use (Python 3.11+ and pip only).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test test-slow lint demo pretrain summary clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests scripts
+
+pretrain: $(STAMP)
+	$(PY) -m src.pretrain
+
+summary: $(STAMP)
+	$(PY) -m src.data.summary
+
+demo: $(STAMP)
+	$(PY) -m src.train upcycle=dense
+
+clean:
+	rm -rf outputs/* .cache

@@ -1,0 +1,131 @@
+"""Start-up validation of the composed config: unknown keys, missing values and impossible
+combinations stop the run with one line naming the key.
+
+A group with `_target_` is checked against the signature of what it builds; the other groups are
+checked against the dataclass their code consumes (so the schema is the code, said once).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from src.data.languages import check_directions
+from src.data.loading import LoaderConfig
+from src.models.backbone import ModelConfig
+from src.training.trainer import TrainerConfig, check_trainer_config
+
+
+class ConfigError(ValueError):
+    """A config problem the user fixes on the command line or in a yaml."""
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = "."
+    output_dir: str = "outputs"
+    cache_dir: str = "~/.cache/upcycle-st"
+
+
+# Groups checked against the dataclass their code consumes.
+SCHEMAS: dict[str, type] = {"model": ModelConfig, "trainer": TrainerConfig, "paths": PathsConfig}
+# Groups checked against the signature of their `_target_` (plus nested schema nodes).
+TARGET_GROUPS: dict[str, dict[str, type]] = {"data": {"loader": LoaderConfig}, "logger": {}}
+# Top-level keys of config.yaml itself.
+TOP_LEVEL = {"seed", "task_name", "progress", "debug"}
+
+
+def typed(group: str, cfg: DictConfig):
+    """The group as its dataclass (validated); raises ConfigError naming the bad key."""
+    schema = SCHEMAS[group]
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), cfg[group]))
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", "") or ""
+        raise ConfigError(f"{group}.{key}: {_first_line(e)}" if key else f"{group}: {_first_line(e)}") from None
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0]
+
+
+def _check_target(group: str, node: DictConfig, nested: dict[str, type]) -> None:
+    target = node.get("_target_")
+    if target is None:
+        raise ConfigError(f"{group}._target_: missing; this group builds its component from _target_")
+    try:
+        fn = hydra.utils.get_object(target)
+    except Exception as e:
+        raise ConfigError(f"{group}._target_: cannot import '{target}' ({_first_line(e)})") from None
+    sig = inspect.signature(fn)
+    params = sig.parameters
+    takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    accepted = set(params) - {"self"}
+    if takes_kwargs and inspect.isclass(fn):
+        for base in fn.__mro__[1:]:
+            if "__init__" in vars(base):
+                accepted |= set(inspect.signature(base.__init__).parameters) - {"self", "kwargs"}
+    for key in node:
+        if key.startswith("_") or key in nested:
+            continue
+        if key not in accepted:
+            raise ConfigError(f"{group}.{key}: unknown option for {target}; known: {sorted(accepted - {'kwargs'})}")
+    required = [n for n, p in params.items() if n != "self" and p.default is p.empty
+                and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    for name in required:
+        if name not in node or node[name] is None:
+            raise ConfigError(f"{group}.{name}: required by {target}; set {group}.{name}=...")
+    for key, schema in nested.items():
+        if key in node:
+            try:
+                OmegaConf.merge(OmegaConf.structured(schema), node[key])
+            except OmegaConfBaseException as e:
+                raise ConfigError(f"{group}.{key}.{getattr(e, 'full_key', '')}: {_first_line(e)}") from None
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first problem found."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"{missing[0]}: missing required value; set it, e.g. {missing[0]}=...")
+    known = TOP_LEVEL | set(SCHEMAS) | set(TARGET_GROUPS) | {"upcycle", "moe", "eval", "experiment"}
+    for key in cfg:
+        if key not in known:
+            raise ConfigError(f"{key}: unknown top-level key; known: {sorted(known)}")
+    for group in SCHEMAS:
+        typed(group, cfg)
+    for group, nested in TARGET_GROUPS.items():
+        _check_target(group, cfg[group], nested)
+    check_combinations(cfg)
+
+
+def check_combinations(cfg: DictConfig) -> None:
+    try:
+        check_trainer_config(typed("trainer", cfg))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    model: ModelConfig = typed("model", cfg)
+    if model.name_or_path is None and model.toy is None:
+        raise ConfigError("model.name_or_path: set a hub name or local path (or use model=whisper_toy)")
+    if model.toy is not None and model.name_or_path is None and "corpus" not in cfg.data:
+        raise ConfigError("model: whisper_toy is pretrained on the toy corpus and needs data=toy; "
+                          "for real CoVoST2 use e.g. model=whisper_small")
+    if cfg.data.get("directions"):
+        try:
+            check_directions(list(cfg.data.directions))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    max_dur = cfg.data.get("max_duration")
+    if max_dur is not None and max_dur > 30:
+        raise ConfigError(f"data.max_duration: {max_dur}s exceeds Whisper's 30 s encoder window")
+    loader = LoaderConfig(**OmegaConf.to_container(cfg.data.get("loader", {}), resolve=True))
+    frames = 3000 if model.pad_to_30s else int((max_dur or 30) * 100) + 3
+    if loader.max_batch_frames < frames:
+        raise ConfigError(
+            f"data.loader.max_batch_frames: {loader.max_batch_frames} cannot hold one "
+            f"{'30 s (padded)' if model.pad_to_30s else f'{max_dur} s'} clip ({frames} frames); raise it"
+        )

@@ -1,0 +1,255 @@
+"""CoVoST2 En->X from Common Voice v4 English clips plus the CoVoST2 translation TSVs.
+
+Reads both published forms, exactly as the official splitting tool (facebookresearch/covost,
+get_covost_splits.py) does: pandas with tab separator, no quoting, backslash escapes, no NA
+filtering; the per-direction `covost_v2.en_XX.tsv` is inner-joined with Common Voice's
+`validated.tsv` on `path`, and train is the union of the `train` and `train_covost` labels.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from src.data.audio import ClipError, ClipStore, probe_duration
+from src.data.languages import COVOST2_EN_XX, check_directions
+from src.data.schema import SPLITS, Example, SkipLog
+
+log = logging.getLogger(__name__)
+
+CV_COLUMNS = ("path", "sentence", "client_id")
+COVOST_COLUMNS = ("path", "translation", "split")
+SPLIT_FILE_COLUMNS = ("path", "sentence", "translation")
+ASR_COLUMNS = ("path", "sentence")
+HOW_TO_GET = (
+    "Download Common Voice v4 English (en/clips/*.mp3 and en/validated.tsv) and the CoVoST2 "
+    "translation TSVs (covost_v2.en_XX.tsv), and set data.root (and data.tsv_dir if the TSVs live "
+    "elsewhere); or use data=covost2_hf for the parquet mirrors, or data=toy for the synthetic corpus."
+)
+
+
+def read_tsv(path: Path) -> pd.DataFrame:
+    """Read a Common Voice / CoVoST TSV with the official tool's parsing options."""
+    try:
+        return pd.read_csv(
+            path, sep="\t", header=0, encoding="utf-8", escapechar="\\", quoting=csv.QUOTE_NONE,
+            na_filter=False, dtype=str,
+        )
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot parse as a CoVoST/Common Voice TSV ({e})") from e
+
+
+def require_columns(df: pd.DataFrame, path: Path, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"{path}: missing required column(s) {missing}; found {list(df.columns)}. "
+            f"Expected the published CoVoST2/Common Voice format with columns {list(columns)}."
+        )
+
+
+def split_rows(df: pd.DataFrame, split: str) -> pd.DataFrame:
+    """CoVoST2 v2 split selection: train = train + train_covost; dev/test as labelled."""
+    if split == "train":
+        return df[(df["split"] == "train") | (df["split"] == "train_covost")]
+    return df[df["split"] == split]
+
+
+class CoVoST2Tables:
+    """Locates and reads the TSVs of one CoVoST2 root; every error names the file and the fix."""
+
+    def __init__(self, root: str | Path, tsv_dir: str | Path | None = None) -> None:
+        self.root = Path(root).expanduser()
+        self.tsv_dir = Path(tsv_dir).expanduser() if tsv_dir else self.root
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"data.root={self.root} does not exist. {HOW_TO_GET}")
+        self._validated: pd.DataFrame | None = None
+
+    @property
+    def clips_dir(self) -> Path:
+        return self.root / "en" / "clips"
+
+    def validated(self) -> pd.DataFrame:
+        if self._validated is None:
+            path = self.root / "en" / "validated.tsv"
+            if not path.exists():
+                raise FileNotFoundError(f"{path} not found (Common Voice English validated.tsv). {HOW_TO_GET}")
+            df = read_tsv(path)
+            require_columns(df, path, CV_COLUMNS)
+            self._validated = df
+        return self._validated
+
+    def direction(self, tgt: str, split: str) -> pd.DataFrame:
+        """Rows (path, sentence, translation, client_id) of one direction and split."""
+        stem = f"covost_v2.en_{tgt}"
+        split_file = self.tsv_dir / f"{stem}.{split}.tsv"
+        full_file = self.tsv_dir / f"{stem}.tsv"
+        if split_file.exists():
+            df = read_tsv(split_file)
+            require_columns(df, split_file, SPLIT_FILE_COLUMNS)
+            if "client_id" not in df.columns:
+                df["client_id"] = ""
+            return df[["path", "sentence", "translation", "client_id"]]
+        if full_file.exists():
+            covost = read_tsv(full_file)
+            require_columns(covost, full_file, COVOST_COLUMNS)
+            cv = self.validated()
+            df = pd.merge(
+                left=cv[list(CV_COLUMNS)], right=covost[list(COVOST_COLUMNS)], how="inner", on="path"
+            )
+            return split_rows(df, split)[["path", "sentence", "translation", "client_id"]]
+        raise FileNotFoundError(
+            f"no CoVoST2 TSV for en->{tgt}: looked for {full_file} and {split_file}. {HOW_TO_GET} "
+            f"Or drop '{tgt}' from data.directions."
+        )
+
+    def asr(self, split: str) -> pd.DataFrame:
+        path = self.tsv_dir / f"toy_asr.{split}.tsv"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: the English ASR split exists only in the toy corpus")
+        df = read_tsv(path)
+        require_columns(df, path, ASR_COLUMNS)
+        return df
+
+
+class CoVoST2Source:
+    """CoVoST2 En->X examples over one shared clip store (each English clip decoded once)."""
+
+    def __init__(
+        self,
+        root: str,
+        directions: Sequence[str] | None = None,
+        tsv_dir: str | None = None,
+        max_train_per_direction: int | None = None,
+        min_duration: float = 0.0,
+        max_duration: float | None = 30.0,
+        seed: int = 0,
+        on_bad_example: str = "skip",
+        check_audio: bool = False,
+        cache_dir: str | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.tables = CoVoST2Tables(root, tsv_dir)
+        self.directions = check_directions(list(directions) if directions else list(COVOST2_EN_XX))
+        self.max_train_per_direction = max_train_per_direction
+        self.min_duration = min_duration
+        self.max_duration = max_duration
+        self.seed = seed
+        self.check_audio = check_audio
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.progress = progress
+        self.skips = SkipLog(on_bad_example)
+        self.clips = ClipStore.from_dir(self.tables.clips_dir, max_duration)
+        self._durations: dict[str, float | None] = {}
+        self._bad: dict[str, ClipError] = {}
+
+    # -- clip checks, shared by every direction -------------------------------------------------
+    def _probe(self, keys: Sequence[str]) -> None:
+        """Duration (header) of every new clip once; a full decode per clip with check_audio."""
+        todo = sorted({k for k in keys if k not in self._durations and k not in self._bad})
+        if not todo:
+            return
+        cache = self._load_duration_cache()
+        desc = "decoding clips" if self.check_audio else "probing clip durations"
+        for key in tqdm(todo, desc=desc, disable=not self.progress or len(todo) < 200, leave=False):
+            try:
+                if self.check_audio:
+                    self._durations[key] = self.clips.load(key).size / 16_000
+                elif key in cache:
+                    self._durations[key] = cache[key]
+                else:
+                    self._durations[key] = probe_duration(self.tables.clips_dir / key)
+            except ClipError as e:
+                self._bad[key] = e
+        self._save_duration_cache()
+
+    def _cache_file(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        tag = hashlib.sha1(str(self.tables.clips_dir.resolve()).encode()).hexdigest()[:12]
+        return self.cache_dir / f"durations-{tag}.tsv"
+
+    def _load_duration_cache(self) -> dict[str, float]:
+        path = self._cache_file()
+        if path is None or not path.exists():
+            return {}
+        out = {}
+        for line in path.read_text().splitlines():
+            key, _, dur = line.partition("\t")
+            try:
+                out[key] = float(dur)
+            except ValueError:
+                continue
+        return out
+
+    def _save_duration_cache(self) -> None:
+        path = self._cache_file()
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        known = self._load_duration_cache() | {k: v for k, v in self._durations.items() if v is not None}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(f"{k}\t{v:.4f}\n" for k, v in sorted(known.items())))
+        tmp.replace(path)
+
+    def _make_examples(self, df: pd.DataFrame, tgt: str, what: str) -> list[Example]:
+        self._probe(df["path"].tolist())
+        out = []
+        for path, sentence, translation in zip(df["path"], df["sentence"], df["translation"]):
+            label = f"{what} {path}"
+            if path in self._bad:
+                err = self._bad[path]
+                self.skips.skip(err.reason, label, err.detail)
+                continue
+            dur = self._durations.get(path)
+            if not translation.strip():
+                self.skips.skip("empty_translation", label)
+                continue
+            if not sentence.strip():
+                self.skips.skip("empty_sentence", label)
+                continue
+            if dur is not None and self.max_duration is not None and dur > self.max_duration:
+                self.skips.skip("too_long", label, f"{dur:.1f}s > data.max_duration={self.max_duration}")
+                continue
+            if dur is not None and dur < self.min_duration:
+                self.skips.skip("too_short", label, f"{dur:.2f}s < data.min_duration={self.min_duration}")
+                continue
+            stem = path.rsplit(".", 1)[0]
+            out.append(Example(f"{stem}.{tgt}", path, sentence.strip(), tgt, translation.strip(), dur))
+        return out
+
+    # -- public ---------------------------------------------------------------------------------
+    def examples(self, split: str) -> list[Example]:
+        """All usable examples of a split, direction by direction.
+
+        Splits: train / dev / test (the ST directions) and asr_train / asr_dev (English ASR, toy only).
+        """
+        if split.startswith("asr_"):
+            df = self.tables.asr(split[4:])
+            df = df.assign(translation=df["sentence"])
+            return self._make_examples(df, "en", f"asr {split[4:]}")
+        if split not in SPLITS:
+            raise ValueError(f"unknown split '{split}'; use one of {SPLITS} or asr_train/asr_dev")
+        out: list[Example] = []
+        for tgt in self.directions:
+            df = self.tables.direction(tgt, split)
+            if split == "train" and self.max_train_per_direction is not None:
+                df = self.subset(df, tgt)
+            out.extend(self._make_examples(df, tgt, f"en_{tgt} {split}"))
+        return out
+
+    def subset(self, df: pd.DataFrame, tgt: str) -> pd.DataFrame:
+        """Deterministic data-constrained subset: a seeded sample of rows, in file order."""
+        n = int(self.max_train_per_direction)
+        if len(df) <= n:
+            return df
+        rng = random.Random(f"{self.seed}:{tgt}")
+        keep = sorted(rng.sample(range(len(df)), n))
+        return df.iloc[keep]

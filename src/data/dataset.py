@@ -1,0 +1,169 @@
+"""Examples -> model batches: features (computed once per clip), decoder prompts and labels,
+length-bucketed batch sampling by total padded frames."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from src.data.audio import ClipError, ClipStore
+from src.data.features import HOP, N_FRAMES_30S, batch_frames, clip_features, pad_features
+from src.data.schema import Example
+from src.data.text import IGNORE_INDEX, encode_target
+
+FRAMES_PER_SECOND = 16_000 // HOP
+
+
+class SpeechTranslationDataset(Dataset):
+    """Featurizes a clip on first use; with `cache_features` each clip is computed once per process
+    (the 15 directions of a clip then share the features)."""
+
+    def __init__(
+        self,
+        examples: Sequence[Example],
+        clips: ClipStore,
+        tokenizer,
+        n_mels: int = 80,
+        max_target_tokens: int = 128,
+        cache_features: bool = False,
+    ) -> None:
+        self.examples = list(examples)
+        self.clips = clips
+        self.tokenizer = tokenizer
+        self.n_mels = n_mels
+        self.max_target_tokens = max_target_tokens
+        self.cache_features = cache_features
+        self._cache: dict[str, tuple[torch.Tensor, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def frames(self, i: int) -> int:
+        """Feature frames of example i (from its duration; 30 s when unknown)."""
+        d = self.examples[i].duration
+        return N_FRAMES_30S if d is None else max(1, math.ceil(d * FRAMES_PER_SECOND))
+
+    def features(self, key: str) -> tuple[torch.Tensor, float]:
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        feats = clip_features(torch.from_numpy(self.clips.load(key)), self.n_mels)
+        if self.cache_features:
+            self._cache[key] = feats
+        return feats
+
+    def __getitem__(self, i: int) -> dict:
+        ex = self.examples[i]
+        try:
+            feats, silence = self.features(ex.audio)
+        except ClipError as e:
+            return {"id": ex.id, "skip": e.reason, "detail": e.detail}
+        inputs, labels = encode_target(self.tokenizer, ex.translation, ex.tgt_lang, ex.task, self.max_target_tokens)
+        return {
+            "id": ex.id, "features": feats, "silence": silence, "tgt_lang": ex.tgt_lang,
+            "decoder_input_ids": inputs, "labels": labels,
+        }
+
+
+@dataclass
+class Collator:
+    """Pads features to 30 s or to the batch's longest clip (rounded up to `pad_multiple` frames)."""
+
+    pad_token_id: int
+    pad_to_30s: bool = False
+    pad_multiple: int = 32
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def __call__(self, items: list[dict]) -> dict:
+        good = [it for it in items if "skip" not in it]
+        skipped = [(it["skip"], it["id"], it["detail"]) for it in items if "skip" in it]
+        batch: dict = {"skipped": skipped, "ids": [it["id"] for it in good]}
+        if not good:
+            return batch
+        n_frames = batch_frames(max(it["features"].shape[1] for it in good), self.pad_to_30s, self.pad_multiple)
+        batch["input_features"] = pad_features([(it["features"], it["silence"]) for it in good], n_frames)
+        length = max(len(it["decoder_input_ids"]) for it in good)
+        dec = torch.full((len(good), length), self.pad_token_id, dtype=torch.long)
+        lab = torch.full((len(good), length), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(good), length), dtype=torch.long)
+        for i, it in enumerate(good):
+            n = len(it["decoder_input_ids"])
+            dec[i, :n] = torch.tensor(it["decoder_input_ids"])
+            lab[i, :n] = torch.tensor(it["labels"])
+            mask[i, :n] = 1
+        batch.update(decoder_input_ids=dec, decoder_attention_mask=mask, labels=lab,
+                     tgt_langs=[it["tgt_lang"] for it in good])
+        return batch
+
+
+class LengthBucketSampler(Sampler[list[int]]):
+    """Batches of similar length under a padded-frame budget (batch size x longest clip).
+
+    Shuffled: indices are shuffled, sorted by length within windows of `window` batches, cut into
+    batches, and the batch order is shuffled (deterministic by seed and epoch). Not shuffled: sorted
+    by length, for evaluation.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        max_frames: int,
+        max_batch_size: int = 64,
+        shuffle: bool = True,
+        seed: int = 0,
+        window: int = 50,
+    ) -> None:
+        if max_frames < max(lengths, default=0):
+            raise ValueError(
+                f"data.max_batch_frames={max_frames} is smaller than the longest example ({max(lengths)} "
+                "frames); raise it or lower data.max_duration"
+            )
+        self.lengths = list(lengths)
+        self.max_frames = max_frames
+        self.max_batch_size = max_batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.window = window
+        self.epoch = 0
+        self._batches = self._make()
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self._batches = self._make()
+
+    def _cut(self, order: list[int]) -> list[list[int]]:
+        batches, cur, longest = [], [], 0
+        for i in order:
+            longest_if = max(longest, self.lengths[i])
+            if cur and (longest_if * (len(cur) + 1) > self.max_frames or len(cur) >= self.max_batch_size):
+                batches.append(cur)
+                cur, longest_if = [], self.lengths[i]
+            cur.append(i)
+            longest = longest_if
+        if cur:
+            batches.append(cur)
+        return batches
+
+    def _make(self) -> list[list[int]]:
+        idx = list(range(len(self.lengths)))
+        if not self.shuffle:
+            return self._cut(sorted(idx, key=lambda i: self.lengths[i]))
+        rng = random.Random(self.seed * 1_000_003 + self.epoch)
+        rng.shuffle(idx)
+        span = self.window * self.max_batch_size
+        batches = []
+        for s in range(0, len(idx), span):
+            batches.extend(self._cut(sorted(idx[s : s + span], key=lambda i: self.lengths[i])))
+        rng.shuffle(batches)
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches)
+
+    def __len__(self) -> int:
+        return len(self._batches)

@@ -1,0 +1,63 @@
+"""From the `data` config to DataLoaders: instantiate the source, then bucketed batches."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from src.data.dataset import Collator, LengthBucketSampler, SpeechTranslationDataset
+from src.data.features import N_FRAMES_30S
+from src.data.schema import Example
+from src.data.text import EOT, token_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoaderConfig:
+    """`data.loader`: how examples become batches (shared by every source)."""
+
+    max_batch_frames: int = 24000
+    max_batch_size: int = 64
+    num_workers: int = 0
+    cache_features: bool = True
+    pad_multiple: int = 32
+    max_target_tokens: int = 128
+
+
+def build_source(data_cfg: DictConfig):
+    """The configured data source (`data._target_`), without the loader settings."""
+    node = OmegaConf.masked_copy(data_cfg, [k for k in data_cfg if k != "loader"])
+    return hydra.utils.instantiate(node, _convert_="all")
+
+
+def loader_config(data_cfg: DictConfig) -> LoaderConfig:
+    return LoaderConfig(**OmegaConf.to_container(data_cfg.get("loader", {}), resolve=True))
+
+
+def make_loader(
+    examples: list[Example],
+    source,
+    tokenizer,
+    cfg: LoaderConfig,
+    *,
+    n_mels: int,
+    pad_to_30s: bool,
+    shuffle: bool,
+    seed: int = 0,
+) -> DataLoader:
+    dataset = SpeechTranslationDataset(
+        examples, source.clips, tokenizer, n_mels=n_mels, max_target_tokens=cfg.max_target_tokens,
+        cache_features=cfg.cache_features,
+    )
+    lengths = [N_FRAMES_30S if pad_to_30s else dataset.frames(i) for i in range(len(dataset))]
+    sampler = LengthBucketSampler(lengths, cfg.max_batch_frames, cfg.max_batch_size, shuffle=shuffle, seed=seed)
+    collate = Collator(token_id(tokenizer, EOT), pad_to_30s=pad_to_30s, pad_multiple=cfg.pad_multiple)
+    return DataLoader(
+        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers,
+        persistent_workers=cfg.num_workers > 0,
+    )

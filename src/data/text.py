@@ -1,0 +1,81 @@
+"""Text side: Whisper decoder prompts, label encoding, and the toy model's own tokenizer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from transformers import PreTrainedTokenizerBase, WhisperTokenizerFast
+
+from src.data.languages import COVOST2_EN_XX, language_token
+
+SOT = "<|startoftranscript|>"
+EOT = "<|endoftext|>"
+NO_TIMESTAMPS = "<|notimestamps|>"
+TASK_TOKENS = {"translate": "<|translate|>", "transcribe": "<|transcribe|>"}
+IGNORE_INDEX = -100
+
+# Whisper's special tokens that the toy tokenizer reproduces (language tokens: English + the 15 targets).
+TOY_SPECIAL_TOKENS = [
+    SOT,
+    *[language_token(c) for c in ("en", *COVOST2_EN_XX)],
+    "<|translate|>",
+    "<|transcribe|>",
+    "<|startoflm|>",
+    "<|startofprev|>",
+    "<|nospeech|>",
+    NO_TIMESTAMPS,
+]
+
+
+def token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
+    idx = tokenizer.convert_tokens_to_ids(token)
+    if idx is None or idx == tokenizer.unk_token_id and token != tokenizer.unk_token:
+        raise ValueError(f"tokenizer has no token {token}: is it a Whisper tokenizer?")
+    return int(idx)
+
+
+def prompt_ids(tokenizer: PreTrainedTokenizerBase, tgt_lang: str, task: str = "translate") -> list[int]:
+    """`<|startoftranscript|><|xx|><|task|><|notimestamps|>` with xx the target's Whisper code."""
+    if task not in TASK_TOKENS:
+        raise ValueError(f"task must be one of {sorted(TASK_TOKENS)}, got '{task}'")
+    return [token_id(tokenizer, t) for t in (SOT, language_token(tgt_lang), TASK_TOKENS[task], NO_TIMESTAMPS)]
+
+
+def encode_target(
+    tokenizer: PreTrainedTokenizerBase, text: str, tgt_lang: str, task: str, max_tokens: int | None = None
+) -> tuple[list[int], list[int]]:
+    """Decoder inputs and labels for one example.
+
+    The sequence is prompt + text + <|endoftext|>; inputs drop the last token, labels drop the first,
+    and the forced prompt positions are masked with -100 so the loss is on the text and the end token.
+    """
+    prompt = prompt_ids(tokenizer, tgt_lang, task)
+    text_ids = tokenizer.encode(" " + text.strip(), add_special_tokens=False)
+    if max_tokens is not None:
+        text_ids = text_ids[: max(0, max_tokens - len(prompt) - 1)]
+    seq = prompt + text_ids + [token_id(tokenizer, EOT)]
+    inputs = seq[:-1]
+    labels = [IGNORE_INDEX] * (len(prompt) - 1) + seq[len(prompt) :]
+    return inputs, labels
+
+
+def train_toy_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int = 2000) -> WhisperTokenizerFast:
+    """Byte-level BPE trained on the toy text, wrapped as a Whisper tokenizer with Whisper's specials."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer(add_prefix_space=False)
+    bpe.train_from_iterator(
+        (" " + t.strip() for t in texts), vocab_size=vocab_size, min_frequency=2,
+        special_tokens=[EOT], show_progress=False,
+    )
+    bpe.save_model(str(out_dir))
+    tok = WhisperTokenizerFast(
+        vocab_file=str(out_dir / "vocab.json"), merges_file=str(out_dir / "merges.txt"),
+        unk_token=EOT, bos_token=EOT, eos_token=EOT, pad_token=EOT,
+    )
+    tok.add_special_tokens({"additional_special_tokens": TOY_SPECIAL_TOKENS})
+    tok.save_pretrained(str(out_dir))
+    return tok

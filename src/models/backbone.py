@@ -1,0 +1,160 @@
+"""The Whisper backbone: loading by hub name or path, the toy config, and short-clip encoding.
+
+`pad_to_30s=false` swaps the encoder's class for one that accepts fewer than 3000 frames by slicing
+the (fixed, sinusoidal) positional embeddings; at exactly 3000 frames it runs transformers' own code.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperTokenizerFast
+from transformers.modeling_outputs import BaseModelOutput
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+from src.data.text import EOT, SOT, token_id
+
+log = logging.getLogger(__name__)
+
+
+class ShortFormWhisperEncoder(WhisperEncoder):
+    """WhisperEncoder that takes any even number of frames up to 30 s (positions sliced)."""
+
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        head_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ):
+        full = self.config.max_source_positions * self.conv1.stride[0] * self.conv2.stride[0]
+        n = input_features.shape[-1]
+        if n == full or output_attentions:
+            return super().forward(input_features, attention_mask, head_mask, output_attentions,
+                                   output_hidden_states, return_dict, **kwargs)
+        if n > full:
+            raise ValueError(f"input has {n} mel frames; the encoder takes at most {full} (30 s)")
+        x = nn.functional.gelu(self.conv1(input_features))
+        x = nn.functional.gelu(self.conv2(x)).permute(0, 2, 1)
+        hidden = x + self.embed_positions.weight[: x.shape[1]]
+        hidden = nn.functional.dropout(hidden, p=self.dropout, training=self.training)
+        states = () if output_hidden_states else None
+        for idx, layer in enumerate(self.layers):
+            if output_hidden_states:
+                states = states + (hidden,)
+            if self.training and torch.rand([]) < self.layerdrop:
+                continue
+            extra = {"layer_head_mask": head_mask[idx] if head_mask is not None else None} if _HEAD_MASK_ARG else {}
+            out = layer(hidden, None, **extra)
+            hidden = out[0] if isinstance(out, tuple) else out
+        hidden = self.layer_norm(hidden)
+        if output_hidden_states:
+            states = states + (hidden,)
+        if return_dict is False:
+            return tuple(v for v in (hidden, states) if v is not None)
+        return BaseModelOutput(last_hidden_state=hidden, hidden_states=states)
+
+
+def _layer_takes_head_mask() -> bool:
+    from transformers.models.whisper.modeling_whisper import WhisperEncoderLayer
+
+    return "layer_head_mask" in inspect.signature(WhisperEncoderLayer.forward).parameters
+
+
+_HEAD_MASK_ARG = _layer_takes_head_mask()
+
+
+def set_pad_to_30s(model: WhisperForConditionalGeneration, pad_to_30s: bool) -> None:
+    """Switch the encoder between transformers' exact 30 s encoder and the short-clip one."""
+    encoder = model.get_encoder()
+    encoder.__class__ = WhisperEncoder if pad_to_30s else ShortFormWhisperEncoder
+    model.config.pad_to_30s = bool(pad_to_30s)
+
+
+@dataclass
+class ToyArch:
+    """A small Whisper for the toy corpus, sized so the toy demo trains on 2 CPU cores in minutes."""
+
+    d_model: int = 192
+    encoder_layers: int = 3
+    decoder_layers: int = 3
+    attention_heads: int = 4
+    ffn_dim: int = 768
+    num_mel_bins: int = 80
+    max_source_positions: int = 1500
+    max_target_positions: int = 128
+    dropout: float = 0.1
+
+
+@dataclass
+class PretrainRecipe:
+    """How the toy dense model is pretrained (English ASR on the toy corpus)."""
+
+    steps: int = 1500
+    lr: float = 2e-3
+    warmup_steps: int = 100
+    vocab_size: int = 2000
+    max_batch_frames: int = 24000
+    max_batch_size: int = 64
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass
+class ModelConfig:
+    """`model` group: a pretrained Whisper by hub name or path, or the project's toy model."""
+
+    name_or_path: str | None = None
+    pad_to_30s: bool = True
+    dtype: str = "float32"
+    toy: ToyArch | None = None
+    pretrain: PretrainRecipe = field(default_factory=PretrainRecipe)
+
+
+def toy_config(tokenizer: WhisperTokenizerFast, arch: ToyArch) -> WhisperConfig:
+    eot = token_id(tokenizer, EOT)
+    return WhisperConfig(
+        vocab_size=len(tokenizer),
+        num_mel_bins=arch.num_mel_bins,
+        encoder_layers=arch.encoder_layers,
+        decoder_layers=arch.decoder_layers,
+        encoder_attention_heads=arch.attention_heads,
+        decoder_attention_heads=arch.attention_heads,
+        encoder_ffn_dim=arch.ffn_dim,
+        decoder_ffn_dim=arch.ffn_dim,
+        d_model=arch.d_model,
+        max_source_positions=arch.max_source_positions,
+        max_target_positions=arch.max_target_positions,
+        dropout=arch.dropout,
+        pad_token_id=eot,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        decoder_start_token_id=token_id(tokenizer, SOT),
+        suppress_tokens=[],
+        begin_suppress_tokens=None,
+    )
+
+
+def load_whisper(name_or_path: str | Path, pad_to_30s: bool = True, dtype: str = "float32"):
+    """(model, tokenizer) from a hub name or a local directory (safetensors only)."""
+    try:
+        model = WhisperForConditionalGeneration.from_pretrained(
+            str(name_or_path), torch_dtype=getattr(torch, dtype), use_safetensors=True
+        )
+        tokenizer = WhisperTokenizerFast.from_pretrained(str(name_or_path))
+    except OSError as e:
+        raise OSError(
+            f"cannot load a Whisper checkpoint from '{name_or_path}': {e}. Set model.name_or_path to a hub "
+            "name (e.g. openai/whisper-small) with network access, or to a local directory holding "
+            "config.json, model.safetensors and the tokenizer files."
+        ) from e
+    set_pad_to_30s(model, pad_to_30s)
+    return model, tokenizer

@@ -1,0 +1,99 @@
+"""The dense toy Whisper: tokenizer trained on the toy text, model pretrained on the toy English
+ASR split, cached by a hash of everything that defines it so a fresh machine needs no manual step."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from transformers import WhisperForConditionalGeneration
+
+from src.data.loading import build_source, loader_config, make_loader
+from src.data.text import train_toy_tokenizer
+from src.models.backbone import ModelConfig, set_pad_to_30s, toy_config
+from src.training.loggers import ConsoleLogger
+from src.training.trainer import StageConfig, Trainer, TrainerConfig
+
+log = logging.getLogger(__name__)
+
+
+def toy_model_dir(cfg: DictConfig) -> Path:
+    if "corpus" not in cfg.data:
+        raise ValueError(
+            "model=whisper_toy is pretrained on the toy corpus and needs data=toy; for real CoVoST2 use a "
+            "pretrained Whisper (model=whisper_small, or model.name_or_path=DIR)"
+        )
+    key = {"toy": OmegaConf.to_container(cfg.model.toy, resolve=True),
+           "pretrain": OmegaConf.to_container(cfg.model.pretrain, resolve=True),
+           "corpus": OmegaConf.to_container(cfg.data.corpus, resolve=True)}
+    tag = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(cfg.paths.cache_dir).expanduser() / "whisper_toy" / tag
+
+
+@contextlib.contextmanager
+def _lock(path: Path):
+    """Inter-process lock so parallel sweep jobs build the toy model once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def ensure_toy_model(cfg: DictConfig, force: bool = False) -> Path:
+    """Path of the pretrained toy model, pretraining it first when it is not cached."""
+    out = toy_model_dir(cfg)
+    with _lock(out.with_suffix(".lock")):
+        if (out / "model.safetensors").exists() and not force:
+            return out
+        log.info("pretraining the dense toy model into %s (once; cached afterwards)", out)
+        pretrain_toy(cfg, out)
+    return out
+
+
+def pretrain_toy(cfg: DictConfig, out: Path) -> dict:
+    mcfg: ModelConfig = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelConfig), cfg.model))
+    recipe, arch = mcfg.pretrain, mcfg.toy
+    torch.manual_seed(recipe.seed)
+    source = build_source(cfg.data)
+    train = source.examples("asr_train")
+    dev = source.examples("asr_dev")
+    texts = [ex.sentence for ex in train] + [ex.translation for ex in source.examples("train")]
+    work = out.with_name(out.name + ".work")
+    shutil.rmtree(work, ignore_errors=True)
+    tokenizer = train_toy_tokenizer(texts, work / "tokenizer", recipe.vocab_size)
+    model = WhisperForConditionalGeneration(toy_config(tokenizer, arch))
+    set_pad_to_30s(model, False)
+    lcfg = loader_config(cfg.data)
+    lcfg.max_batch_frames, lcfg.max_batch_size = recipe.max_batch_frames, recipe.max_batch_size
+    kw = {"n_mels": arch.num_mel_bins, "pad_to_30s": False}
+    train_loader = make_loader(train, source, tokenizer, lcfg, shuffle=True, seed=recipe.seed, **kw)
+    dev_loader = make_loader(dev, source, tokenizer, lcfg, shuffle=False, **kw)
+    tcfg = TrainerConfig(
+        stages=[StageConfig(name="pretrain", steps=recipe.steps, lr=recipe.lr, warmup_steps=recipe.warmup_steps,
+                            schedule="linear", trainable=["all"])],
+        log_every=max(1, recipe.steps // 20), progress=cfg.get("progress", True), device=recipe.device,
+    )
+    logger = ConsoleLogger()
+    logger.start(work.mkdir(parents=True, exist_ok=True) or work, {})
+    trainer = Trainer(model, tokenizer, tcfg, work, train_loader, dev_loader, logger=logger, skips=source.skips)
+    history = trainer.fit()
+    logger.finish()
+    model.save_pretrained(str(work / "model"), safe_serialization=True)
+    tokenizer.save_pretrained(str(work / "model"))
+    summary = {"history": history, "skipped": source.skips.as_dict(), "train_examples": len(train)}
+    (work / "model" / "pretrain_summary.json").write_text(json.dumps(summary, indent=2))
+    shutil.copy(work / "metrics.jsonl", work / "model" / "pretrain_metrics.jsonl")
+    shutil.rmtree(out, ignore_errors=True)
+    (work / "model").rename(out)
+    shutil.rmtree(work, ignore_errors=True)
+    return summary

@@ -1,0 +1,22 @@
+"""Pretrain the dense toy Whisper on the toy English ASR split: `python -m src.pretrain`.
+
+`python -m src.train` builds it on first use and reuses the cache; this entry always rebuilds it.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from src.utils.cli import entry
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@entry
+def main(cfg: DictConfig) -> None:
+    from src.models.toy import ensure_toy_model
+
+    path = ensure_toy_model(cfg, force=True)
+    print(f"toy model: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""The one checkpoint format: an HF model directory (config.json + model.safetensors) plus the
+tokenizer, and optionally trainer state for resuming (optimizer/scheduler loaded weights_only)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+STATE_FILE = "trainer_state.json"
+OPTIM_FILE = "optimizer.pt"
+
+
+def save_checkpoint(model, tokenizer, out_dir: str | Path, state: dict | None = None,
+                    optimizer=None, scheduler=None) -> Path:
+    """Write atomically (temp dir + rename) so a crash never leaves a half checkpoint."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(tmp))
+    if state is not None:
+        (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
+    if optimizer is not None:
+        torch.save({"optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None}, tmp / OPTIM_FILE)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    return out_dir
+
+
+def read_state(ckpt_dir: str | Path) -> dict | None:
+    path = Path(ckpt_dir) / STATE_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def load_optimizer_state(ckpt_dir: str | Path, optimizer, scheduler=None) -> bool:
+    path = Path(ckpt_dir) / OPTIM_FILE
+    if not path.exists():
+        return False
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    optimizer.load_state_dict(blob["optimizer"])
+    if scheduler is not None and blob.get("scheduler") is not None:
+        scheduler.load_state_dict(blob["scheduler"])
+    return True
+
+
+def load_weights(model, ckpt_dir: str | Path) -> None:
+    """Load model.safetensors into an already-built model of the same architecture (for resume)."""
+    from safetensors.torch import load_file
+
+    path = Path(ckpt_dir) / "model.safetensors"
+    state = load_file(str(path))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # Tied output projection is not stored separately.
+    missing = [k for k in missing if not k.endswith("proj_out.weight")]
+    if missing or unexpected:
+        raise RuntimeError(f"{path}: checkpoint does not match the model (missing {missing[:5]}, "
+                           f"unexpected {unexpected[:5]})")

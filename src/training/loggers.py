@@ -1,0 +1,81 @@
+"""Metric sinks: a JSONL training log in the run dir always; wandb (offline by default) on request."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class ConsoleLogger:
+    """Writes metrics to `<run_dir>/metrics.jsonl` and the console log."""
+
+    def __init__(self, log_every_to_console: bool = True) -> None:
+        self.to_console = log_every_to_console
+        self._fh = None
+
+    def start(self, run_dir: str | Path, config: dict) -> None:
+        self._fh = open(Path(run_dir) / "metrics.jsonl", "a", buffering=1)
+
+    def log_metrics(self, metrics: dict, step: int) -> None:
+        record = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
+        if self._fh is not None:
+            self._fh.write(json.dumps(record) + "\n")
+        if self.to_console:
+            log.info("step %d %s", step, " ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
+
+    def log_table(self, name: str, rows: list[dict]) -> None:
+        pass
+
+    def finish(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+class WandbLogger(ConsoleLogger):
+    """Also logs to wandb; `mode=offline` needs no account and syncs later with `wandb sync`."""
+
+    def __init__(self, project: str = "upcycle-st", mode: str = "offline", entity: str | None = None,
+                 name: str | None = None, tags: list[str] | None = None, log_every_to_console: bool = True) -> None:
+        super().__init__(log_every_to_console)
+        self.kwargs = {"project": project, "mode": mode, "entity": entity, "name": name, "tags": tags}
+        self.run = None
+
+    def start(self, run_dir: str | Path, config: dict) -> None:
+        super().start(run_dir, config)
+        import wandb
+
+        self.run = wandb.init(dir=str(run_dir), config=config, reinit=True, **self.kwargs)
+
+    def log_metrics(self, metrics: dict, step: int) -> None:
+        super().log_metrics(metrics, step)
+        if self.run is not None:
+            self.run.log({k: _plain(v) for k, v in metrics.items()}, step=step)
+
+    def log_table(self, name: str, rows: list[dict]) -> None:
+        if self.run is not None and rows:
+            import wandb
+
+            cols = list(rows[0])
+            self.run.log({name: wandb.Table(columns=cols, data=[[r.get(c) for c in cols] for r in rows])})
+
+    def finish(self) -> None:
+        super().finish()
+        if self.run is not None:
+            self.run.finish()
+            self.run = None
+
+
+def _plain(v):
+    try:
+        return v.item()
+    except AttributeError:
+        return v
+
+
+def _fmt(v) -> str:
+    v = _plain(v)
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

@@ -1,0 +1,53 @@
+"""Named parameter groups that training stages select with `trainable: [...]`.
+
+One registry: a group is a predicate over (parameter name, module path). MoE groups (router,
+residual, experts, shared_expert) are registered by the MoE code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+from torch import nn
+
+GroupFn = Callable[[str], bool]
+PARAM_GROUPS: dict[str, GroupFn] = {}
+
+
+def register_group(name: str) -> Callable[[GroupFn], GroupFn]:
+    def deco(fn: GroupFn) -> GroupFn:
+        PARAM_GROUPS[name] = fn
+        return fn
+
+    return deco
+
+
+register_group("all")(lambda n: True)
+register_group("attention")(lambda n: re.search(r"(self_attn|encoder_attn)(_layer_norm)?\.", n) is not None)
+register_group("embeddings")(lambda n: re.search(r"(embed_tokens|embed_positions|conv[12])\.", n) is not None)
+register_group("ffn")(lambda n: re.search(r"\.(fc1|fc2|final_layer_norm)\.", n) is not None)
+register_group("layer_norm")(lambda n: "layer_norm" in n)
+register_group("encoder")(lambda n: ".encoder." in f".{n}")
+register_group("decoder")(lambda n: ".decoder." in f".{n}")
+
+
+def check_groups(groups: Iterable[str], where: str = "trainable") -> None:
+    unknown = [g for g in groups if g not in PARAM_GROUPS]
+    if unknown:
+        raise ValueError(f"{where}: unknown parameter group(s) {unknown}; known: {sorted(PARAM_GROUPS)}")
+
+
+def set_trainable(model: nn.Module, groups: Iterable[str]) -> dict[str, int]:
+    """Freeze everything, then unfreeze the union of the groups; returns parameter counts by group."""
+    groups = list(groups)
+    check_groups(groups)
+    counts = dict.fromkeys(groups, 0)
+    for name, p in model.named_parameters():
+        hit = [g for g in groups if PARAM_GROUPS[g](name)]
+        p.requires_grad_(bool(hit))
+        for g in hit:
+            counts[g] += p.numel()
+    counts["trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    counts["total"] = sum(p.numel() for p in model.parameters())
+    return counts

@@ -1,0 +1,56 @@
+"""What `python -m src.train` does: build model and data from the config, train, save."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from src.config import typed
+from src.data.loading import build_source, loader_config, make_loader
+from src.models.backbone import load_whisper
+from src.models.toy import ensure_toy_model
+from src.training.trainer import Trainer
+from src.utils.cli import run_dir_of
+
+log = logging.getLogger(__name__)
+
+
+def load_model(cfg: DictConfig):
+    """(model, tokenizer) for `cfg.model`: a Whisper by name/path, or the cached toy model."""
+    mcfg = typed("model", cfg)
+    path = mcfg.name_or_path or ensure_toy_model(cfg)
+    return load_whisper(path, pad_to_30s=mcfg.pad_to_30s, dtype=mcfg.dtype)
+
+
+def train(cfg: DictConfig) -> dict:
+    run_dir = run_dir_of(cfg)
+    model, tokenizer = load_model(cfg)
+    source = build_source(cfg.data)
+    train_ex, dev_ex = source.examples("train"), source.examples("dev")
+    if not train_ex:
+        raise ValueError(f"no usable training examples (skipped: {source.skips.as_dict()}); check data.root")
+    log.info("data: %d train / %d dev examples over %d directions", len(train_ex), len(dev_ex), len(source.directions))
+    lcfg = loader_config(cfg.data)
+    kw = {"n_mels": model.config.num_mel_bins, "pad_to_30s": typed("model", cfg).pad_to_30s}
+    train_loader = make_loader(train_ex, source, tokenizer, lcfg, shuffle=True, seed=int(cfg.seed), **kw)
+    dev_loader = make_loader(dev_ex, source, tokenizer, lcfg, shuffle=False, **kw) if dev_ex else None
+    logger = hydra.utils.instantiate(cfg.logger)
+    logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
+    trainer = Trainer(model, tokenizer, typed("trainer", cfg), run_dir, train_loader, dev_loader,
+                      logger=logger, skips=source.skips)
+    try:
+        history = trainer.fit()
+    finally:
+        logger.finish()
+    source.skips.log_summary(log)
+    source.skips.save(run_dir / "skipped.json")
+    last = run_dir / "checkpoints" / trainer.cfg.stages[-1].name
+    summary = {"run_dir": str(run_dir), "checkpoint": str(last), "stages": history,
+               "train_examples": len(train_ex), "dev_examples": len(dev_ex), "skipped": source.skips.as_dict()}
+    (Path(run_dir) / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    log.info("checkpoint: %s", last)
+    return summary

@@ -1,0 +1,321 @@
+"""One training loop for every model and strategy; stages are data (`trainer.stages`).
+
+Each stage selects trainable parameter groups and gets a fresh optimizer and LR schedule; a
+checkpoint is written at the end of each stage (and every `save_every` steps for resuming).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from src.data.schema import SkipLog
+from src.data.text import IGNORE_INDEX
+from src.training.checkpoint import load_optimizer_state, load_weights, read_state, save_checkpoint
+from src.training.param_groups import check_groups, set_trainable
+
+log = logging.getLogger(__name__)
+
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+@dataclass
+class StageConfig:
+    name: str = "train"
+    steps: int | None = None
+    epochs: float | None = None
+    lr: float = 1e-3
+    schedule: str = "linear"
+    warmup_steps: int = 0
+    trainable: list[str] = field(default_factory=lambda: ["all"])
+
+
+@dataclass
+class TrainerConfig:
+    stages: list[StageConfig] = field(default_factory=lambda: [StageConfig()])
+    grad_accum: int = 1
+    clip_norm: float | None = 1.0
+    weight_decay: float = 0.01
+    beta2: float = 0.98
+    precision: str = "auto"
+    device: str = "auto"
+    log_every: int = 20
+    eval_every: int | None = None
+    max_eval_batches: int | None = 50
+    save_every: int | None = None
+    resume: bool = False
+    progress: bool = True
+
+
+def check_trainer_config(cfg: TrainerConfig) -> None:
+    if not cfg.stages:
+        raise ValueError("trainer.stages: at least one stage is required")
+    names = [s.name for s in cfg.stages]
+    if len(set(names)) != len(names):
+        raise ValueError(f"trainer.stages: stage names must be unique, got {names}")
+    for i, s in enumerate(cfg.stages):
+        where = f"trainer.stages[{i}]"
+        if (s.steps is None) == (s.epochs is None):
+            raise ValueError(f"{where}: set exactly one of steps or epochs")
+        if s.schedule not in SCHEDULES:
+            raise ValueError(f"{where}.schedule: '{s.schedule}' is not one of {SCHEDULES}")
+        check_groups(s.trainable, f"{where}.trainable")
+    if cfg.precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise ValueError(f"trainer.precision: '{cfg.precision}' is not one of auto, fp32, bf16, fp16")
+    if cfg.grad_accum < 1:
+        raise ValueError("trainer.grad_accum must be >= 1")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
+        frac = (step - warmup) / max(1, total - warmup)
+        if schedule == "linear":
+            return max(0.0, 1.0 - frac)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
+
+    return f
+
+
+def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Mean cross-entropy over non-ignored label tokens, and their count."""
+    n = int((labels != IGNORE_INDEX).sum())
+    loss = torch.nn.functional.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX
+    )
+    return loss, n
+
+
+# Extra losses (router regularisers, distillation) add named terms to the translation loss.
+AuxLossFn = Callable[[torch.nn.Module, dict], dict[str, torch.Tensor]]
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        cfg: TrainerConfig,
+        run_dir: str | Path,
+        train_loader: DataLoader,
+        dev_loader: DataLoader | None = None,
+        logger=None,
+        skips: SkipLog | None = None,
+        aux_losses: list[AuxLossFn] | None = None,
+    ) -> None:
+        check_trainer_config(cfg)
+        self.cfg = cfg
+        self.model = model
+        self.tokenizer = tokenizer
+        self.run_dir = Path(run_dir)
+        self.train_loader = train_loader
+        self.dev_loader = dev_loader
+        self.logger = logger
+        self.skips = skips if skips is not None else SkipLog()
+        self.aux_losses = aux_losses or []
+        self.device = resolve_device(cfg.device)
+        self.dtype = self._autocast_dtype()
+        self.global_step = 0
+        self.history: list[dict] = []
+
+    def _autocast_dtype(self) -> torch.dtype | None:
+        p = self.cfg.precision
+        if p == "auto":
+            return torch.bfloat16 if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+        return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[p]
+
+    def _autocast(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    # -- batches ----------------------------------------------------------------------------------
+    def _account(self, batch: dict) -> bool:
+        """Count the batch's skipped clips; False when nothing usable is left."""
+        for reason, ex_id, detail in batch.get("skipped", []):
+            self.skips.skip(reason, ex_id, detail)
+        return "input_features" in batch
+
+    def _forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        with self._autocast():
+            out = self.model(
+                input_features=batch["input_features"].to(self.device, non_blocking=True),
+                decoder_input_ids=batch["decoder_input_ids"].to(self.device),
+                decoder_attention_mask=batch["decoder_attention_mask"].to(self.device),
+            )
+        labels = batch["labels"].to(self.device)
+        loss, n_tokens = token_loss(out.logits, labels)
+        metrics = {"loss/translation": loss.detach(), "tokens": n_tokens}
+        total = loss
+        for fn in self.aux_losses:
+            for name, value in fn(self.model, batch).items():
+                total = total + value
+                metrics[f"loss/{name}"] = value.detach()
+        return total, metrics
+
+    def _batches(self):
+        epoch = 0
+        while True:
+            sampler = getattr(self.train_loader, "batch_sampler", None)
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)
+            for batch in self.train_loader:
+                if self._account(batch):
+                    yield batch
+            epoch += 1
+
+    def stage_steps(self, stage: StageConfig) -> int:
+        if stage.steps is not None:
+            return int(stage.steps)
+        return max(1, math.ceil(stage.epochs * len(self.train_loader) / self.cfg.grad_accum))
+
+    # -- evaluation -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def dev_loss(self) -> float | None:
+        if self.dev_loader is None:
+            return None
+        was_training = self.model.training
+        self.model.eval()
+        total, tokens = 0.0, 0
+        for i, batch in enumerate(self.dev_loader):
+            if self.cfg.max_eval_batches is not None and i >= self.cfg.max_eval_batches:
+                break
+            if not self._account(batch):
+                continue
+            with self._autocast():
+                out = self.model(
+                    input_features=batch["input_features"].to(self.device),
+                    decoder_input_ids=batch["decoder_input_ids"].to(self.device),
+                    decoder_attention_mask=batch["decoder_attention_mask"].to(self.device),
+                )
+            loss, n = token_loss(out.logits, batch["labels"].to(self.device))
+            total += float(loss) * n
+            tokens += n
+        self.model.train(was_training)
+        return total / tokens if tokens else None
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def fit(self) -> list[dict]:
+        """Run all stages; returns one summary per stage (first/last loss, dev loss, counts)."""
+        self.model.to(self.device)
+        resume = self._resume_point() if self.cfg.resume else None
+        batches = self._batches()
+        for idx, stage in enumerate(self.cfg.stages):
+            done_dir = self.run_dir / "checkpoints" / stage.name
+            if resume is not None and idx < resume["stage_index"]:
+                log.info("stage %s already complete (resume)", stage.name)
+                continue
+            start = resume["stage_step"] if resume is not None and idx == resume["stage_index"] else 0
+            self.history.append(self._run_stage(idx, stage, batches, start, resume if start else None))
+            save_checkpoint(self.model, self.tokenizer, done_dir,
+                            {"stage": stage.name, "stage_index": idx, "stage_step": None, "complete": True,
+                             "global_step": self.global_step})
+            resume = None
+        return self.history
+
+    def _run_stage(self, idx: int, stage: StageConfig, batches, start: int, resume: dict | None) -> dict:
+        counts = set_trainable(self.model, stage.trainable)
+        log.info("stage %d '%s': training %s of %s parameters (%s)", idx + 1, stage.name,
+                 f"{counts['trainable']:,}", f"{counts['total']:,}",
+                 ", ".join(f"{g}={counts[g]:,}" for g in stage.trainable))
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        decay = [p for p in params if p.dim() >= 2]
+        no_decay = [p for p in params if p.dim() < 2]
+        fused = self.device.type == "cuda"
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=stage.lr, betas=(0.9, self.cfg.beta2), fused=fused,
+        )
+        total = self.stage_steps(stage)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(stage.schedule, stage.warmup_steps, total))
+        if resume is not None:
+            latest = self.run_dir / "checkpoints" / "latest"
+            load_optimizer_state(latest, optimizer, scheduler)
+            self.global_step = resume["global_step"]
+        self.model.train()
+        summary = {"stage": stage.name, "steps": total, "trainable": counts["trainable"], "losses": []}
+        window_loss, window_tokens, t0 = 0.0, 0, time.perf_counter()
+        bar = tqdm(range(start, total), desc=f"stage {stage.name}", disable=not self.cfg.progress,
+                   initial=start, total=total, dynamic_ncols=True)
+        for step in bar:
+            optimizer.zero_grad(set_to_none=True)
+            for _ in range(self.cfg.grad_accum):
+                batch = next(batches)
+                loss, metrics = self._forward(batch)
+                (loss / self.cfg.grad_accum).backward()
+                window_loss += float(metrics["loss/translation"]) * metrics["tokens"]
+                window_tokens += metrics["tokens"]
+            if self.cfg.clip_norm:
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_norm)
+            else:
+                grad_norm = torch.tensor(0.0)
+            optimizer.step()
+            scheduler.step()
+            self.global_step += 1
+            last = step + 1 == total
+            if (step + 1) % self.cfg.log_every == 0 or last:
+                elapsed = time.perf_counter() - t0
+                avg = window_loss / max(1, window_tokens)
+                record = {"stage": stage.name, "loss": avg, "lr": scheduler.get_last_lr()[0],
+                          "grad_norm": float(grad_norm), "tokens_per_s": window_tokens / max(elapsed, 1e-9),
+                          "skipped": self.skips.total,
+                          **{k: float(v) for k, v in metrics.items() if k.startswith("loss/") and k != "loss/translation"}}
+                summary["losses"].append((self.global_step, avg))
+                if self.logger is not None:
+                    self.logger.log_metrics(record, self.global_step)
+                bar.set_postfix(loss=f"{avg:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
+                window_loss, window_tokens, t0 = 0.0, 0, time.perf_counter()
+            if self.cfg.eval_every and (step + 1) % self.cfg.eval_every == 0 and not last:
+                self._log_dev(stage)
+            if self.cfg.save_every and (step + 1) % self.cfg.save_every == 0 and not last:
+                save_checkpoint(self.model, self.tokenizer, self.run_dir / "checkpoints" / "latest",
+                                {"stage": stage.name, "stage_index": idx, "stage_step": step + 1,
+                                 "global_step": self.global_step}, optimizer, scheduler)
+        bar.close()
+        summary["dev_loss"] = self._log_dev(stage)
+        return summary
+
+    def _log_dev(self, stage: StageConfig) -> float | None:
+        dev = self.dev_loss()
+        if dev is not None:
+            log.info("stage %s step %d: dev loss %.4f", stage.name, self.global_step, dev)
+            if self.logger is not None:
+                self.logger.log_metrics({"stage": stage.name, "dev_loss": dev}, self.global_step)
+        return dev
+
+    def _resume_point(self) -> dict | None:
+        """Where to continue: after the last complete stage, or from the latest mid-stage checkpoint."""
+        ckpts = self.run_dir / "checkpoints"
+        latest = read_state(ckpts / "latest")
+        completed = [i for i, s in enumerate(self.cfg.stages) if (read_state(ckpts / s.name) or {}).get("complete")]
+        point = None
+        if completed:
+            last = max(completed)
+            state = read_state(ckpts / self.cfg.stages[last].name)
+            point = {"stage_index": last + 1, "stage_step": 0, "global_step": state["global_step"],
+                     "dir": ckpts / self.cfg.stages[last].name}
+        if latest and (point is None or latest["stage_index"] >= point["stage_index"]):
+            point = {**latest, "dir": ckpts / "latest"}
+        if point is not None:
+            load_weights(self.model, point["dir"])
+            self.global_step = point["global_step"]
+            log.info("resuming at stage %d step %d from %s", point["stage_index"] + 1, point["stage_step"], point["dir"])
+        return point
