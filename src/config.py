@@ -43,7 +43,8 @@ def typed(group: str, cfg: DictConfig):
     """The group as its dataclass (validated); raises ConfigError naming the bad key."""
     schema = SCHEMAS[group]
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), cfg[group]))
+        node = OmegaConf.to_container(cfg[group], resolve=True)
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", "") or ""
         raise ConfigError(f"{group}.{key}: {_first_line(e)}" if key else f"{group}: {_first_line(e)}") from None
@@ -82,7 +83,7 @@ def _check_target(group: str, node: DictConfig, nested: dict[str, type]) -> None
     for key, schema in nested.items():
         if key in node:
             try:
-                OmegaConf.merge(OmegaConf.structured(schema), node[key])
+                OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.to_container(node[key], resolve=True))
             except OmegaConfBaseException as e:
                 raise ConfigError(f"{group}.{key}.{getattr(e, 'full_key', '')}: {_first_line(e)}") from None
 

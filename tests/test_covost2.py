@@ -107,3 +107,23 @@ def test_structural_errors_name_the_file_and_fix(cv_root, tmp_path):
     path.write_text(path.read_text().replace("translation", "target", 1))
     with pytest.raises(ValueError, match=r"covost_v2.en_de.tsv: missing required column\(s\) \['translation'\]"):
         source(cv_root).examples("train")
+
+
+def test_prepare_script_writes_manifest_and_a_valid_16k_copy(cv_root, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("prep", Path(__file__).parents[1] / "scripts" / "prepare_covost2.py")
+    prep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prep)
+    out = tmp_path / "prepared"
+    assert prep.main(["--root", str(cv_root), "--directions", "de", "zh-CN", "--out", str(out),
+                      "--cache-dir", str(tmp_path / "cache")]) == 0
+    manifest = read_tsv(out / "covost2_manifest.train.tsv")
+    assert list(manifest.columns) == ["path", "sentence", "duration", "translation_de", "translation_zh-CN"]
+    assert sorted(manifest["path"]) == ["cv_0.flac", "cv_1.flac", "cv_2.flac"]
+    assert list((tmp_path / "cache").glob("durations-*.tsv"))
+    a = sorted((e.id, e.translation) for e in source(cv_root).examples("train"))
+    prepared = source(out)
+    b = sorted((e.id, e.translation) for e in prepared.examples("train"))
+    assert a == b
+    assert prepared.clips.load("cv_0.flac").size == pytest.approx(16_000, abs=800)

@@ -31,7 +31,8 @@ class LoaderConfig:
 
 def build_source(data_cfg: DictConfig):
     """The configured data source (`data._target_`), without the loader settings."""
-    node = OmegaConf.masked_copy(data_cfg, [k for k in data_cfg if k != "loader"])
+    node = OmegaConf.to_container(data_cfg, resolve=True)
+    node.pop("loader", None)
     return hydra.utils.instantiate(node, _convert_="all")
 
 

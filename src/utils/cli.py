@@ -57,6 +57,8 @@ def entry(fn: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             prefix = "config error" if isinstance(e, ConfigError) else "error"
             print(f"{prefix}: {msg}", file=sys.stderr)
+            if not isinstance(e, ConfigError):
+                print("(run with debug=true for the full traceback)", file=sys.stderr)
             log.error("%s: %s", prefix, msg)
             sys.exit(2)
 

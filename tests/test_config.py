@@ -1,0 +1,70 @@
+"""Every config group composes; validation names the offending key in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import CONF_DIR
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
+from src.config import ConfigError, typed, validate
+
+
+def make_cfg(overrides: list[str] | None = None, tmp: Path | None = None):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=overrides or [], return_hydra_config=True)
+        HydraConfig().set_config(cfg)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp or "/tmp/upcycle-st-test")
+            cfg.paths.root_dir = str(Path(CONF_DIR).parent)
+            del cfg["hydra"]
+        return cfg
+
+
+@pytest.mark.parametrize("model", ["whisper_toy", "whisper_tiny", "whisper_small", "whisper_large_v3"])
+@pytest.mark.parametrize("logger", ["console", "wandb"])
+def test_groups_compose_and_validate(model, logger):
+    data = "toy" if model == "whisper_toy" else "covost2"
+    cfg = make_cfg([f"model={model}", f"data={data}", f"logger={logger}", "data.root=/data/cv4"]
+                   if data == "covost2" else [f"model={model}", f"logger={logger}"])
+    validate(cfg)
+    assert typed("model", cfg).pad_to_30s is (model != "whisper_toy")
+
+
+def test_hf_data_composes():
+    validate(make_cfg(["model=whisper_small", "data=covost2_hf", "data.directions=[de,ja]"]))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model=whisper_small", "data=covost2"], r"data.root: missing required value"),
+    (["+data.rooot=/x"], r"data.rooot: unknown option for src.data.toy.source.ToySource"),
+    (["+trainer.lr=1"], r"trainer.lr"),
+    (["data.directions=[de,xx]"], r"unknown CoVoST2 direction 'xx'"),
+    (["trainer.stages.0.schedule=weird"], r"trainer.stages\[0\].schedule"),
+    (["trainer.stages.0.trainable=[router_typo]"], r"unknown parameter group\(s\) \['router_typo'\]"),
+    (["data.loader.max_batch_frames=100"], r"data.loader.max_batch_frames: 100 cannot hold"),
+    (["data=covost2", "data.root=/x"], r"model: whisper_toy is pretrained on the toy corpus and needs data=toy"),
+    (["data.max_duration=45"], r"data.max_duration: 45"),
+    (["+model.toy.d_modell=3"], r"model.toy.d_modell"),
+])
+def test_validation_names_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        validate(make_cfg(overrides))
+    assert "\n" not in str(err.value)
+
+
+def test_entry_point_prints_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "src.train", "model=whisper_small", "data=covost2", f"hydra.run.dir={tmp_path}"],
+        cwd=Path(CONF_DIR).parent, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == ("config error: data.root: missing required value; "
+                                                    "set it, e.g. data.root=...")
+    assert "Traceback" not in proc.stderr
