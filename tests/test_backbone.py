@@ -38,7 +38,8 @@ def test_short_input_runs_and_uses_sliced_positions():
         enc = model.get_encoder()(feats).last_hidden_state
         assert enc.shape == (1, 250, 32)
         # The first 250 positions are used: same as computing by hand with the stock layers.
-        x = torch.nn.functional.gelu(model.model.encoder.conv2(torch.nn.functional.gelu(model.model.encoder.conv1(feats))))
+        enc_mod = model.model.encoder
+        x = torch.nn.functional.gelu(enc_mod.conv2(torch.nn.functional.gelu(enc_mod.conv1(feats))))
         h = x.permute(0, 2, 1) + model.model.encoder.embed_positions.weight[:250]
         for layer in model.model.encoder.layers:
             h = layer(h, None, layer_head_mask=None)[0]

@@ -92,7 +92,8 @@ def test_max_train_per_direction_is_deterministic(cv_root):
     b = source(cv_root, max_train_per_direction=2, seed=3).examples("train")
     assert [e.id for e in a] == [e.id for e in b]
     assert len([e for e in a if e.tgt_lang == "de"]) == 2
-    seeds = {tuple(e.id for e in source(cv_root, max_train_per_direction=1, seed=s).examples("train")) for s in range(6)}
+    seeds = {tuple(e.id for e in source(cv_root, max_train_per_direction=1, seed=s).examples("train"))
+             for s in range(6)}
     assert len(seeds) > 1
 
 

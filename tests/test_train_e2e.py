@@ -81,3 +81,16 @@ def test_data_summary_last_line_is_json(trained):
     assert summary["splits"]["train"] == {d: 12 for d in summary["splits"]["train"]}
     assert len(summary["splits"]["train"]) == 15 and summary["splits"]["test"]["ja"] == 4
     assert summary["skipped"] == {}
+
+
+def test_multirun_writes_one_dir_per_job(trained):
+    tmp, _ = trained
+    sweep = tmp / "sweep"
+    steps = [o for o in TINY if not o.startswith("trainer.stages.0.steps")]
+    run("src.train", ["-m", "seed=1,2", f"paths.cache_dir={tmp / 'cache'}", f"hydra.sweep.dir={sweep}",
+                      *steps, "trainer.stages.0.steps=2"])
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0_seed=1", "1_seed=2"]
+    for job, seed in zip(jobs, (1, 2)):
+        assert f"seed: {seed}" in (sweep / job / "config.yaml").read_text()
+        assert (sweep / job / "checkpoints" / "finetune" / "model.safetensors").exists()

@@ -130,11 +130,15 @@ class LengthBucketSampler(Sampler[list[int]]):
         self.seed = seed
         self.window = window
         self.epoch = 0
+        self.start = 0
         self._batches = self._make()
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self._batches = self._make()
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Reshuffle for `epoch`; `start` skips that many batches (exact resume mid-epoch)."""
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self._batches = self._make()
+        self.start = start
 
     def _cut(self, order: list[int]) -> list[list[int]]:
         batches, cur, longest = [], [], 0
@@ -163,7 +167,7 @@ class LengthBucketSampler(Sampler[list[int]]):
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._batches)
+        return iter(self._batches[self.start :])
 
     def __len__(self) -> int:
         return len(self._batches)

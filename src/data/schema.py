@@ -90,7 +90,7 @@ class SkipLog:
     def log_summary(self, logger: logging.Logger = log) -> None:
         if self.total:
             logger.warning("skipped %d examples: %s", self.total, self.as_dict())
-            for reason, msgs in self.examples.items():
+            for msgs in self.examples.values():
                 logger.warning("  e.g. %s", msgs[0])
 
     def save(self, path: str | Path) -> None:

@@ -134,6 +134,7 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.dtype = self._autocast_dtype()
         self.global_step = 0
+        self.batches_seen = 0
         self.history: list[dict] = []
 
     def _autocast_dtype(self) -> torch.dtype | None:
@@ -172,15 +173,20 @@ class Trainer:
         return total, metrics
 
     def _batches(self):
-        epoch = 0
+        """Endless batches; continues exactly after the `batches_seen` already consumed (resume)."""
+        n = len(self.train_loader)
         while True:
+            epoch, offset = divmod(self.batches_seen, n)
             sampler = getattr(self.train_loader, "batch_sampler", None)
             if hasattr(sampler, "set_epoch"):
-                sampler.set_epoch(epoch)
-            for batch in self.train_loader:
+                sampler.set_epoch(epoch, start=offset)
+                offset = 0
+            for i, batch in enumerate(self.train_loader):
+                if i < offset:
+                    continue
+                self.batches_seen += 1
                 if self._account(batch):
                     yield batch
-            epoch += 1
 
     def stage_steps(self, stage: StageConfig) -> int:
         if stage.steps is not None:
@@ -227,7 +233,7 @@ class Trainer:
             self.history.append(self._run_stage(idx, stage, batches, start, resume if start else None))
             save_checkpoint(self.model, self.tokenizer, done_dir,
                             {"stage": stage.name, "stage_index": idx, "stage_step": None, "complete": True,
-                             "global_step": self.global_step})
+                             "global_step": self.global_step, "batches_seen": self.batches_seen})
             resume = None
         return self.history
 
@@ -249,7 +255,6 @@ class Trainer:
         if resume is not None:
             latest = self.run_dir / "checkpoints" / "latest"
             load_optimizer_state(latest, optimizer, scheduler)
-            self.global_step = resume["global_step"]
         self.model.train()
         summary = {"stage": stage.name, "steps": total, "trainable": counts["trainable"], "losses": []}
         window_loss, window_tokens, t0 = 0.0, 0, time.perf_counter()
@@ -277,7 +282,8 @@ class Trainer:
                 record = {"stage": stage.name, "loss": avg, "lr": scheduler.get_last_lr()[0],
                           "grad_norm": float(grad_norm), "tokens_per_s": window_tokens / max(elapsed, 1e-9),
                           "skipped": self.skips.total,
-                          **{k: float(v) for k, v in metrics.items() if k.startswith("loss/") and k != "loss/translation"}}
+                          **{k: float(v) for k, v in metrics.items()
+                             if k.startswith("loss/") and k != "loss/translation"}}
                 summary["losses"].append((self.global_step, avg))
                 if self.logger is not None:
                     self.logger.log_metrics(record, self.global_step)
@@ -288,7 +294,8 @@ class Trainer:
             if self.cfg.save_every and (step + 1) % self.cfg.save_every == 0 and not last:
                 save_checkpoint(self.model, self.tokenizer, self.run_dir / "checkpoints" / "latest",
                                 {"stage": stage.name, "stage_index": idx, "stage_step": step + 1,
-                                 "global_step": self.global_step}, optimizer, scheduler)
+                                 "global_step": self.global_step, "batches_seen": self.batches_seen},
+                                optimizer, scheduler)
         bar.close()
         summary["dev_loss"] = self._log_dev(stage)
         return summary
@@ -310,12 +317,13 @@ class Trainer:
         if completed:
             last = max(completed)
             state = read_state(ckpts / self.cfg.stages[last].name)
-            point = {"stage_index": last + 1, "stage_step": 0, "global_step": state["global_step"],
-                     "dir": ckpts / self.cfg.stages[last].name}
+            point = {**state, "stage_index": last + 1, "stage_step": 0, "dir": ckpts / self.cfg.stages[last].name}
         if latest and (point is None or latest["stage_index"] >= point["stage_index"]):
             point = {**latest, "dir": ckpts / "latest"}
         if point is not None:
             load_weights(self.model, point["dir"])
             self.global_step = point["global_step"]
-            log.info("resuming at stage %d step %d from %s", point["stage_index"] + 1, point["stage_step"], point["dir"])
+            self.batches_seen = point.get("batches_seen", 0)
+            log.info("resuming at stage %d step %d from %s",
+                     point["stage_index"] + 1, point["stage_step"], point["dir"])
         return point

@@ -1,0 +1,22 @@
+"""The embedded synthetic toy corpus (DESIGN.md 4.3): eSpeak NG speech + 15 invented languages.
+
+Importing this package does not load eSpeak NG; only building clips does (``tts.py``, GPL).
+"""
+
+from src.data.toy.corpus import (
+    TOY_CORPUS_VERSION,
+    build_toy_corpus,
+    corpus_params,
+    ensure_toy_corpus,
+    read_marker,
+    toy_corpus_dir,
+)
+
+__all__ = [
+    "TOY_CORPUS_VERSION",
+    "build_toy_corpus",
+    "corpus_params",
+    "ensure_toy_corpus",
+    "read_marker",
+    "toy_corpus_dir",
+]

@@ -1,0 +1,129 @@
+"""The training loop: stages select parameter groups, checkpoints per stage, exact resume,
+gradient accumulation, and the offline wandb logger."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from test_backbone import tiny_whisper
+
+from src.data.text import IGNORE_INDEX
+from src.training.checkpoint import read_state
+from src.training.loggers import ConsoleLogger, WandbLogger
+from src.training.trainer import StageConfig, Trainer, TrainerConfig, lr_lambda
+
+
+def batches(n: int = 4, bs: int = 2, seed: int = 0) -> list[dict]:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        dec = torch.randint(2, 60, (bs, 6), generator=g)
+        labels = dec.roll(-1, dims=1)
+        labels[:, -1] = IGNORE_INDEX
+        out.append({"input_features": torch.randn(bs, 80, 64, generator=g), "decoder_input_ids": dec,
+                    "decoder_attention_mask": torch.ones_like(dec), "labels": labels, "skipped": []})
+    return out
+
+
+def model():
+    from src.models.backbone import set_pad_to_30s
+
+    m = tiny_whisper()
+    m.config.dropout = 0.0
+    set_pad_to_30s(m, False)
+    return m
+
+
+def test_stages_train_only_their_groups_and_checkpoint(tmp_path):
+    m = model()
+    before = {n: p.detach().clone() for n, p in m.named_parameters()}
+    cfg = TrainerConfig(stages=[StageConfig(name="attn", steps=3, lr=1e-2, trainable=["attention"]),
+                                StageConfig(name="rest", steps=2, lr=1e-2, trainable=["all"])],
+                        progress=False, log_every=1)
+    t = Trainer(m, None, cfg, tmp_path, batches(), batches(2, seed=1))
+    t.cfg.stages = t.cfg.stages[:1]
+    hist = t.fit()
+    changed = {n for n, p in m.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all("attn" in n for n in changed)
+    assert hist[0]["trainable"] == sum(p.numel() for n, p in m.named_parameters() if "attn." in n
+                                       or "attn_layer_norm" in n)
+    assert read_state(tmp_path / "checkpoints" / "attn")["complete"]
+    assert hist[0]["dev_loss"] is not None and len(hist[0]["losses"]) == 3
+
+
+class Crashing(list):
+    """A loader that dies after `limit` batches, like a killed job."""
+
+    def __init__(self, items, limit):
+        super().__init__(items)
+        self.limit, self.drawn = limit, 0
+
+    def __iter__(self):
+        for b in super().__iter__():
+            self.drawn += 1
+            if self.drawn > self.limit:
+                raise KeyboardInterrupt("simulated crash")
+            yield b
+
+
+@pytest.mark.parametrize("crash_after", [3, 6])  # mid stage a; mid stage b (after its step-2 save)
+def test_resume_matches_uninterrupted_run(tmp_path, crash_after):
+    stages = [StageConfig(name="a", steps=4, lr=5e-3), StageConfig(name="b", steps=4, lr=5e-3, schedule="cosine")]
+    data = batches(3)  # 3 batches per epoch: resume must also continue the data order exactly
+    ref = model()
+    init = {k: v.clone() for k, v in ref.state_dict().items()}
+    Trainer(ref, None, TrainerConfig(stages=stages, progress=False), tmp_path / "ref", data).fit()
+
+    m1 = model()
+    m1.load_state_dict(init)
+    cfg = TrainerConfig(stages=stages, progress=False, save_every=2)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(m1, None, cfg, tmp_path / "run", Crashing(data, crash_after)).fit()
+    m2 = model()  # other weights: everything must come from the checkpoints
+    torch.nn.init.normal_(m2.model.decoder.embed_tokens.weight)
+    cfg = TrainerConfig(stages=stages, progress=False, save_every=2, resume=True)
+    Trainer(m2, None, cfg, tmp_path / "run", data).fit()
+    for (n, p), (_, q) in zip(ref.named_parameters(), m2.named_parameters()):
+        torch.testing.assert_close(p, q, msg=n)
+    assert read_state(tmp_path / "run" / "checkpoints" / "b")["global_step"] == 8
+
+
+def test_grad_accumulation_equals_the_big_batch(tmp_path):
+    small = batches(4, bs=2)
+    big = [{k: (torch.cat([a[k], b[k]]) if torch.is_tensor(a[k]) else []) for k in a}
+           for a, b in zip(small[::2], small[1::2])]
+    torch.manual_seed(0)
+    m1, m2 = model(), model()
+    m2.load_state_dict(m1.state_dict())
+    st = [StageConfig(name="s", steps=2, lr=1e-2, schedule="constant")]
+    for m, accum, data, d in ((m1, 2, small, "a"), (m2, 1, big, "b")):
+        cfg = TrainerConfig(stages=st, progress=False, grad_accum=accum, clip_norm=None)
+        Trainer(m, None, cfg, tmp_path / d, data).fit()
+    # Same number of label tokens per micro-batch, so the mean of means equals the big-batch mean.
+    for (n, p), (_, q) in zip(m1.named_parameters(), m2.named_parameters()):
+        torch.testing.assert_close(p, q, atol=2e-5, rtol=1e-4, msg=n)
+
+
+def test_lr_schedules():
+    lin = lr_lambda("linear", 10, 110)
+    assert lin(0) == pytest.approx(0.1) and lin(9) == pytest.approx(1.0) and lin(110) == 0.0
+    cos = lr_lambda("cosine", 0, 100)
+    assert cos(50) == pytest.approx(0.5) and cos(100) == pytest.approx(0.0)
+    assert lr_lambda("constant", 0, 5)(4) == 1.0
+
+
+def test_console_and_offline_wandb_loggers(tmp_path):
+    log = ConsoleLogger()
+    log.start(tmp_path, {})
+    log.log_metrics({"loss": torch.tensor(1.5)}, 3)
+    log.finish()
+    assert json.loads((tmp_path / "metrics.jsonl").read_text()) == {"step": 3, "loss": 1.5}
+    wb = WandbLogger(mode="offline", project="t")
+    wb.start(tmp_path, {"a": 1})
+    wb.log_metrics({"loss": 0.5}, 1)
+    wb.log_table("results", [{"dir": "de", "bleu": 1.0}])
+    wb.finish()
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
