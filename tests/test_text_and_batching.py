@@ -93,3 +93,20 @@ def test_collator_handles_all_skipped():
     batch = Collator(pad_token_id=0)([{"id": "x", "skip": "empty_clip", "detail": "d"}])
     assert "input_features" not in batch and batch["skipped"] == [("empty_clip", "x", "d")]
     assert torch.is_tensor(torch.tensor(0))
+
+
+def test_loader_with_workers_matches_in_process(tok, cv_root):
+    from src.data.covost2 import CoVoST2Source
+    from src.data.loading import LoaderConfig, make_loader
+
+    src = CoVoST2Source(str(cv_root), directions=["de", "zh-CN"], progress=False)
+    exs = src.examples("train")
+    out = []
+    for workers in (0, 2):
+        cfg = LoaderConfig(max_batch_frames=1000, max_batch_size=4, num_workers=workers)
+        loader = make_loader(exs, src, tok, cfg, n_mels=80, pad_to_30s=False, shuffle=True, seed=0)
+        out.append([(b["ids"], b["input_features"]) for b in loader])
+    assert [ids for ids, _ in out[0]] == [ids for ids, _ in out[1]]
+    assert sorted(i for ids, _ in out[0] for i in ids) == sorted(e.id for e in exs)
+    for (_, a), (_, b) in zip(*out):
+        torch.testing.assert_close(a, b)

@@ -127,3 +127,53 @@ def test_console_and_offline_wandb_loggers(tmp_path):
     wb.finish()
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+
+
+def test_ctc_pretraining_loss_trains_head_and_encoder(tmp_path):
+    from src.models.toy import CTCAuxLoss
+
+    m = model()
+    data = batches(2)
+    for b in data:
+        b["feature_lengths"] = torch.tensor([64, 50])
+    ctc = CTCAuxLoss(d_model=32, vocab_size=64, eot_id=0, weight=0.5)
+    head_before = ctc.head.weight.detach().clone()
+    conv_before = m.model.encoder.conv1.weight.detach().clone()
+    t = Trainer(m, None, TrainerConfig(stages=[StageConfig(name="p", steps=2, lr=1e-2)], progress=False, log_every=1),
+                tmp_path, data, aux_losses=[ctc])
+    _, metrics = t._forward(data[0])
+    assert torch.isfinite(metrics["loss/ctc"]) and metrics["loss/ctc"] > 0
+    t.fit()
+    assert not torch.equal(ctc.head.weight, head_before) and not torch.equal(m.model.encoder.conv1.weight, conv_before)
+    assert not any(k.startswith("head") for k in m.state_dict())  # the head never enters the saved model
+
+
+def test_batches_survive_epochs_of_different_length(tmp_path):
+    """Bucketed epochs differ in batch count; the endless batch stream must neither hang nor skip."""
+    from src.data.dataset import LengthBucketSampler
+
+    lengths = [int(x) for x in torch.randint(10, 300, (97,), generator=torch.Generator().manual_seed(0))]
+    sampler = LengthBucketSampler(lengths, max_frames=600, max_batch_size=8, seed=0, window=2)
+
+    class Loader:
+        batch_sampler = sampler
+
+        def __iter__(self):
+            for idx in sampler:
+                yield {"idx": idx, "input_features": None, "skipped": []}
+
+        def __len__(self):
+            return len(sampler)
+
+    counts = set()
+    for e in range(6):
+        sampler.set_epoch(e)
+        counts.add(len(sampler))
+    assert len(counts) > 1  # the premise: epochs have different numbers of batches
+    sampler.set_epoch(0)
+    epoch0 = len(sampler)
+    t = Trainer(model(), None, TrainerConfig(stages=[StageConfig(steps=1)], progress=False), tmp_path, Loader())
+    gen = t._batches()
+    seen = [next(gen)["idx"] for _ in range(4 * epoch0)]
+    assert t.epoch >= 3
+    assert sorted(i for b in seen[:epoch0] for i in b) == list(range(97))  # epoch 0 covered exactly once

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
-import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,8 +18,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from src.data.audio import ClipError, ClipStore, probe_duration
-from src.data.languages import COVOST2_EN_XX, check_directions
-from src.data.schema import SPLITS, Example, SkipLog
+from src.data.schema import SPLITS, Example
+from src.data.source import ExampleSource
 
 log = logging.getLogger(__name__)
 
@@ -119,41 +118,20 @@ class CoVoST2Tables:
         return df
 
 
-class CoVoST2Source:
+class CoVoST2Source(ExampleSource):
     """CoVoST2 En->X examples over one shared clip store (each English clip decoded once)."""
 
-    def __init__(
-        self,
-        root: str,
-        directions: Sequence[str] | None = None,
-        tsv_dir: str | None = None,
-        max_train_per_direction: int | None = None,
-        min_duration: float = 0.0,
-        max_duration: float | None = 30.0,
-        seed: int = 0,
-        on_bad_example: str = "skip",
-        check_audio: bool = False,
-        cache_dir: str | None = None,
-        progress: bool = True,
-    ) -> None:
+    def __init__(self, root: str, tsv_dir: str | None = None, cache_dir: str | None = None, **options) -> None:
+        super().__init__(**options)
         self.tables = CoVoST2Tables(root, tsv_dir)
-        self.directions = check_directions(list(directions) if directions else list(COVOST2_EN_XX))
-        self.max_train_per_direction = max_train_per_direction
-        self.min_duration = min_duration
-        self.max_duration = max_duration
-        self.seed = seed
-        self.check_audio = check_audio
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.progress = progress
-        self.skips = SkipLog(on_bad_example)
-        self.clips = ClipStore.from_dir(self.tables.clips_dir, max_duration)
-        self._durations: dict[str, float | None] = {}
-        self._bad: dict[str, ClipError] = {}
+        self.clips = ClipStore.from_dir(self.tables.clips_dir, self.max_duration)
+        self._durations: dict[str, float | ClipError] = {}
 
     # -- clip checks, shared by every direction -------------------------------------------------
     def _probe(self, keys: Sequence[str]) -> None:
         """Duration (header) of every new clip once; a full decode per clip with check_audio."""
-        todo = sorted({k for k in keys if k not in self._durations and k not in self._bad})
+        todo = sorted({k for k in keys if k not in self._durations})
         if not todo:
             return
         cache = self._load_duration_cache()
@@ -167,7 +145,7 @@ class CoVoST2Source:
                 else:
                     self._durations[key] = probe_duration(self.tables.clips_dir / key)
             except ClipError as e:
-                self._bad[key] = e
+                self._durations[key] = e
         self._save_duration_cache()
 
     def _cache_file(self) -> Path | None:
@@ -194,7 +172,8 @@ class CoVoST2Source:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        known = self._load_duration_cache() | {k: v for k, v in self._durations.items() if v is not None}
+        good = {k: v for k, v in self._durations.items() if isinstance(v, float)}
+        known = self._load_duration_cache() | good
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(f"{k}\t{v:.4f}\n" for k, v in sorted(known.items())))
         tmp.replace(path)
@@ -203,26 +182,9 @@ class CoVoST2Source:
         self._probe(df["path"].tolist())
         out = []
         for path, sentence, translation in zip(df["path"], df["sentence"], df["translation"]):
-            label = f"{what} {path}"
-            if path in self._bad:
-                err = self._bad[path]
-                self.skips.skip(err.reason, label, err.detail)
-                continue
-            dur = self._durations.get(path)
-            if not translation.strip():
-                self.skips.skip("empty_translation", label)
-                continue
-            if not sentence.strip():
-                self.skips.skip("empty_sentence", label)
-                continue
-            if dur is not None and self.max_duration is not None and dur > self.max_duration:
-                self.skips.skip("too_long", label, f"{dur:.1f}s > data.max_duration={self.max_duration}")
-                continue
-            if dur is not None and dur < self.min_duration:
-                self.skips.skip("too_short", label, f"{dur:.2f}s < data.min_duration={self.min_duration}")
-                continue
-            stem = path.rsplit(".", 1)[0]
-            out.append(Example(f"{stem}.{tgt}", path, sentence.strip(), tgt, translation.strip(), dur))
+            ex = self.make_example(path, sentence, tgt, translation, self._durations.get(path), f"{what} {path}")
+            if ex is not None:
+                out.append(ex)
         return out
 
     # -- public ---------------------------------------------------------------------------------
@@ -240,16 +202,7 @@ class CoVoST2Source:
         out: list[Example] = []
         for tgt in self.directions:
             df = self.tables.direction(tgt, split)
-            if split == "train" and self.max_train_per_direction is not None:
-                df = self.subset(df, tgt)
+            if split == "train":
+                df = df.iloc[self.subset_rows(len(df), tgt)]
             out.extend(self._make_examples(df, tgt, f"en_{tgt} {split}"))
         return out
-
-    def subset(self, df: pd.DataFrame, tgt: str) -> pd.DataFrame:
-        """Deterministic data-constrained subset: a seeded sample of rows, in file order."""
-        n = int(self.max_train_per_direction)
-        if len(df) <= n:
-            return df
-        rng = random.Random(f"{self.seed}:{tgt}")
-        keep = sorted(rng.sample(range(len(df)), n))
-        return df.iloc[keep]

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import logging
-import random
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +17,8 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from src.data.audio import ClipError, ClipStore, decode
-from src.data.languages import COVOST2_EN_XX, check_directions
-from src.data.schema import Example, SkipLog
+from src.data.schema import Example
+from src.data.source import ExampleSource
 
 log = logging.getLogger(__name__)
 
@@ -62,68 +60,43 @@ def load_split(name_or_path: str, tgt: str, split: str, revision: str | None = N
     return ds.cast_column("audio", datasets.Audio(decode=False))
 
 
-class CoVoST2HFSource:
+class CoVoST2HFSource(ExampleSource):
     """Same examples and skip accounting as CoVoST2Source, from parquet mirrors."""
 
-    def __init__(
-        self,
-        name_or_path: str,
-        directions: Sequence[str] | None = None,
-        revision: str | None = None,
-        max_train_per_direction: int | None = None,
-        min_duration: float = 0.0,
-        max_duration: float | None = 30.0,
-        seed: int = 0,
-        on_bad_example: str = "skip",
-        check_audio: bool = False,
-        progress: bool = True,
-    ) -> None:
+    def __init__(self, name_or_path: str, revision: str | None = None, **options) -> None:
+        super().__init__(**options)
         self.name_or_path = name_or_path
         self.revision = revision
-        self.directions = check_directions(list(directions) if directions else list(COVOST2_EN_XX))
-        self.max_train_per_direction = max_train_per_direction
-        self.min_duration = min_duration
-        self.max_duration = max_duration
-        self.seed = seed
-        self.check_audio = check_audio
-        self.progress = progress
-        self.skips = SkipLog(on_bad_example)
         self._refs: dict[str, tuple[object, int]] = {}  # clip key -> (dataset, row)
         self._durations: dict[str, float | ClipError] = {}  # probed once per clip, shared by directions
-        self.clips = ClipStore(self._read, max_duration)
+        self.clips = ClipStore(self._read, self.max_duration)
 
-    def _read(self, key: str) -> np.ndarray:
+    def _audio(self, key: str) -> bytes | str:
         ds, row = self._refs[key]
         audio = ds[row]["audio"]
         if audio.get("bytes"):
-            return decode(audio["bytes"], name=key)
+            return audio["bytes"]
         if audio.get("path"):
-            return decode(audio["path"], name=key)
+            return audio["path"]
         raise ClipError("missing_clip", f"{key} has neither audio bytes nor a path")
 
-    def _duration(self, key: str) -> float:
+    def _read(self, key: str) -> np.ndarray:
+        return decode(self._audio(key), name=key)
+
+    def _duration(self, key: str) -> float | ClipError:
         if key not in self._durations:
             try:
                 self._durations[key] = self._probe(key)
             except ClipError as e:
                 self._durations[key] = e
-        result = self._durations[key]
-        if isinstance(result, ClipError):
-            raise result
-        return result
+        return self._durations[key]
 
     def _probe(self, key: str) -> float:
         if self.check_audio:
             return self.clips.load(key).size / 16_000
-        ds, row = self._refs[key]
-        audio = ds[row]["audio"]
+        src = self._audio(key)
         try:
-            src = io.BytesIO(audio["bytes"]) if audio.get("bytes") else audio.get("path")
-            if src is None:
-                raise ClipError("missing_clip", f"{key} has neither audio bytes nor a path")
-            info = sf.info(src)
-        except ClipError:
-            raise
+            info = sf.info(io.BytesIO(src) if isinstance(src, bytes) else src)
         except Exception as e:
             raise ClipError("unreadable_clip", f"{key}: {e}") from e
         if info.frames <= 0:
@@ -136,31 +109,14 @@ class CoVoST2HFSource:
         out: list[Example] = []
         for tgt in self.directions:
             ds = load_split(self.name_or_path, tgt, split, self.revision)
-            rows = range(len(ds))
-            if split == "train" and self.max_train_per_direction is not None and len(ds) > self.max_train_per_direction:
-                rows = sorted(random.Random(f"{self.seed}:{tgt}").sample(rows, int(self.max_train_per_direction)))
+            rows = self.subset_rows(len(ds), tgt) if split == "train" else range(len(ds))
             meta = ds.select_columns(["file", "sentence", "translation"])
             for i in tqdm(rows, desc=f"en_{tgt} {split}", disable=not self.progress, leave=False):
                 r = meta[i]
                 key = Path(r["file"]).name or f"en_{tgt}-{split}-{i}"
+                self._refs.setdefault(key, (ds, i))
                 label = f"{self.name_or_path} en_{tgt}/{split} {key}"
-                if key not in self._refs:
-                    self._refs[key] = (ds, i)
-                try:
-                    dur = self._duration(key)
-                except ClipError as e:
-                    self.skips.skip(e.reason, label, e.detail)
-                    continue
-                translation, sentence = (r["translation"] or "").strip(), (r["sentence"] or "").strip()
-                if not translation:
-                    self.skips.skip("empty_translation", label)
-                elif not sentence:
-                    self.skips.skip("empty_sentence", label)
-                elif self.max_duration is not None and dur > self.max_duration:
-                    self.skips.skip("too_long", label, f"{dur:.1f}s > data.max_duration={self.max_duration}")
-                elif dur < self.min_duration:
-                    self.skips.skip("too_short", label, f"{dur:.2f}s < data.min_duration={self.min_duration}")
-                else:
-                    stem = key.rsplit(".", 1)[0]
-                    out.append(Example(f"{stem}.{tgt}", key, sentence, tgt, translation, dur))
+                ex = self.make_example(key, r["sentence"], tgt, r["translation"], self._duration(key), label)
+                if ex is not None:
+                    out.append(ex)
         return out

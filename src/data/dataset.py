@@ -97,7 +97,8 @@ class Collator:
             lab[i, :n] = torch.tensor(it["labels"])
             mask[i, :n] = 1
         batch.update(decoder_input_ids=dec, decoder_attention_mask=mask, labels=lab,
-                     tgt_langs=[it["tgt_lang"] for it in good])
+                     tgt_langs=[it["tgt_lang"] for it in good],
+                     feature_lengths=torch.tensor([min(it["features"].shape[1], n_frames) for it in good]))
         return batch
 
 

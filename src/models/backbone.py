@@ -98,7 +98,7 @@ class ToyArch:
 class PretrainRecipe:
     """How the toy dense model is pretrained (English ASR on the toy corpus)."""
 
-    steps: int = 1200
+    steps: int = 2000
     lr: float = 3e-3
     warmup_steps: int = 100
     vocab_size: int = 2000
@@ -106,6 +106,7 @@ class PretrainRecipe:
     max_batch_size: int = 32
     seed: int = 0
     device: str = "auto"
+    ctc_weight: float = 0.5
 
 
 @dataclass

@@ -16,12 +16,37 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import WhisperForConditionalGeneration
 
 from src.data.loading import build_source, loader_config, make_loader
-from src.data.text import train_toy_tokenizer
+from src.data.text import EOT, token_id, train_toy_tokenizer
 from src.models.backbone import ModelConfig, set_pad_to_30s, toy_config
 from src.training.loggers import ConsoleLogger
 from src.training.trainer import StageConfig, Trainer, TrainerConfig
 
 log = logging.getLogger(__name__)
+
+
+class CTCAuxLoss(torch.nn.Module):
+    """Encoder-side CTC over the text tokens, for pretraining only (hybrid CTC/attention).
+
+    A small model trained from scratch learns the audio-text alignment far sooner with it; the head
+    is dropped afterwards, so the saved model is a plain Whisper.
+    """
+
+    def __init__(self, d_model: int, vocab_size: int, eot_id: int, weight: float) -> None:
+        super().__init__()
+        self.head = torch.nn.Linear(d_model, vocab_size + 1)  # last class = blank
+        self.blank, self.eot_id, self.weight = vocab_size, eot_id, weight
+
+    def forward(self, model, batch: dict, out) -> dict[str, torch.Tensor]:
+        enc = out.encoder_last_hidden_state
+        log_probs = self.head(enc).float().log_softmax(-1).transpose(0, 1)  # (T, B, C)
+        labels = batch["labels"]
+        keep = (labels >= 0) & (labels != self.eot_id)
+        targets = labels[keep].to(enc.device)
+        target_lengths = keep.sum(1).to(enc.device)
+        input_lengths = torch.clamp((batch["feature_lengths"] + 1) // 2, max=enc.shape[1]).to(enc.device)
+        loss = torch.nn.functional.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=self.blank,
+                                            zero_infinity=True)
+        return {"ctc": self.weight * loss}
 
 
 def toy_model_dir(cfg: DictConfig) -> Path:
@@ -85,7 +110,11 @@ def pretrain_toy(cfg: DictConfig, out: Path) -> dict:
     )
     logger = ConsoleLogger()
     logger.start(work.mkdir(parents=True, exist_ok=True) or work, {})
-    trainer = Trainer(model, tokenizer, tcfg, work, train_loader, dev_loader, logger=logger, skips=source.skips)
+    aux = []
+    if recipe.ctc_weight > 0:
+        aux.append(CTCAuxLoss(arch.d_model, len(tokenizer), token_id(tokenizer, EOT), recipe.ctc_weight))
+    trainer = Trainer(model, tokenizer, tcfg, work, train_loader, dev_loader, logger=logger, skips=source.skips,
+                      aux_losses=aux)
     history = trainer.fit()
     logger.finish()
     model.save_pretrained(str(work / "model"), safe_serialization=True)

@@ -104,8 +104,9 @@ def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor
     return loss, n
 
 
-# Extra losses (router regularisers, distillation) add named terms to the translation loss.
-AuxLossFn = Callable[[torch.nn.Module, dict], dict[str, torch.Tensor]]
+# Extra losses (router regularisers, distillation, CTC) add named terms to the translation loss. They
+# get (model, batch, model outputs); one that is an nn.Module has its parameters trained too.
+AuxLossFn = Callable[[torch.nn.Module, dict, object], dict[str, torch.Tensor]]
 
 
 class Trainer:
@@ -134,7 +135,8 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.dtype = self._autocast_dtype()
         self.global_step = 0
-        self.batches_seen = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
         self.history: list[dict] = []
 
     def _autocast_dtype(self) -> torch.dtype | None:
@@ -167,26 +169,31 @@ class Trainer:
         metrics = {"loss/translation": loss.detach(), "tokens": n_tokens}
         total = loss
         for fn in self.aux_losses:
-            for name, value in fn(self.model, batch).items():
+            for name, value in fn(self.model, batch, out).items():
                 total = total + value
                 metrics[f"loss/{name}"] = value.detach()
         return total, metrics
 
     def _batches(self):
-        """Endless batches; continues exactly after the `batches_seen` already consumed (resume)."""
-        n = len(self.train_loader)
+        """Endless batches; continues exactly at (epoch, batch_in_epoch) after a resume."""
         while True:
-            epoch, offset = divmod(self.batches_seen, n)
+            skip = self.batch_in_epoch
             sampler = getattr(self.train_loader, "batch_sampler", None)
             if hasattr(sampler, "set_epoch"):
-                sampler.set_epoch(epoch, start=offset)
-                offset = 0
+                sampler.set_epoch(self.epoch, start=skip)
+                skip = 0
+            yielded = 0
             for i, batch in enumerate(self.train_loader):
-                if i < offset:
+                if i < skip:
                     continue
-                self.batches_seen += 1
+                self.batch_in_epoch += 1
+                yielded += 1
                 if self._account(batch):
                     yield batch
+            if yielded == 0 and self.batch_in_epoch == 0:
+                raise ValueError("the training data yields no batches; check the data split and data.loader")
+            self.epoch += 1
+            self.batch_in_epoch = 0
 
     def stage_steps(self, stage: StageConfig) -> int:
         if stage.steps is not None:
@@ -222,6 +229,9 @@ class Trainer:
     def fit(self) -> list[dict]:
         """Run all stages; returns one summary per stage (first/last loss, dev loss, counts)."""
         self.model.to(self.device)
+        for fn in self.aux_losses:
+            if isinstance(fn, torch.nn.Module):
+                fn.to(self.device)
         resume = self._resume_point() if self.cfg.resume else None
         batches = self._batches()
         for idx, stage in enumerate(self.cfg.stages):
@@ -233,7 +243,7 @@ class Trainer:
             self.history.append(self._run_stage(idx, stage, batches, start, resume if start else None))
             save_checkpoint(self.model, self.tokenizer, done_dir,
                             {"stage": stage.name, "stage_index": idx, "stage_step": None, "complete": True,
-                             "global_step": self.global_step, "batches_seen": self.batches_seen})
+                             "global_step": self.global_step, **self._data_position()})
             resume = None
         return self.history
 
@@ -243,6 +253,7 @@ class Trainer:
                  f"{counts['trainable']:,}", f"{counts['total']:,}",
                  ", ".join(f"{g}={counts[g]:,}" for g in stage.trainable))
         params = [p for p in self.model.parameters() if p.requires_grad]
+        params += [p for fn in self.aux_losses if isinstance(fn, torch.nn.Module) for p in fn.parameters()]
         decay = [p for p in params if p.dim() >= 2]
         no_decay = [p for p in params if p.dim() < 2]
         fused = self.device.type == "cuda"
@@ -294,11 +305,14 @@ class Trainer:
             if self.cfg.save_every and (step + 1) % self.cfg.save_every == 0 and not last:
                 save_checkpoint(self.model, self.tokenizer, self.run_dir / "checkpoints" / "latest",
                                 {"stage": stage.name, "stage_index": idx, "stage_step": step + 1,
-                                 "global_step": self.global_step, "batches_seen": self.batches_seen},
+                                 "global_step": self.global_step, **self._data_position()},
                                 optimizer, scheduler)
         bar.close()
         summary["dev_loss"] = self._log_dev(stage)
         return summary
+
+    def _data_position(self) -> dict:
+        return {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch}
 
     def _log_dev(self, stage: StageConfig) -> float | None:
         dev = self.dev_loss()
@@ -323,7 +337,8 @@ class Trainer:
         if point is not None:
             load_weights(self.model, point["dir"])
             self.global_step = point["global_step"]
-            self.batches_seen = point.get("batches_seen", 0)
+            self.epoch = point.get("epoch", 0)
+            self.batch_in_epoch = point.get("batch_in_epoch", 0)
             log.info("resuming at stage %d step %d from %s",
                      point["stage_index"] + 1, point["stage_step"], point["dir"])
         return point
