@@ -17,6 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 from src.data.languages import check_directions
 from src.data.loading import LoaderConfig
 from src.models.backbone import ModelConfig
+from src.models.moe import MoEConfig
 from src.training.trainer import TrainerConfig, check_trainer_config
 
 
@@ -32,7 +33,7 @@ class PathsConfig:
 
 
 # Groups checked against the dataclass their code consumes.
-SCHEMAS: dict[str, type] = {"model": ModelConfig, "trainer": TrainerConfig, "paths": PathsConfig}
+SCHEMAS: dict[str, type] = {"model": ModelConfig, "trainer": TrainerConfig, "paths": PathsConfig, "moe": MoEConfig}
 # Groups checked against the signature of their `_target_` (plus nested schema nodes).
 TARGET_GROUPS: dict[str, dict[str, type]] = {"data": {"loader": LoaderConfig}, "logger": {}}
 # Top-level keys of config.yaml itself.
@@ -93,7 +94,7 @@ def validate(cfg: DictConfig) -> None:
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(f"{missing[0]}: missing required value; set it, e.g. {missing[0]}=...")
-    known = TOP_LEVEL | set(SCHEMAS) | set(TARGET_GROUPS) | {"upcycle", "moe", "eval", "experiment"}
+    known = TOP_LEVEL | set(SCHEMAS) | set(TARGET_GROUPS) | {"upcycle", "eval", "experiment"}
     for key in cfg:
         if key not in known:
             raise ConfigError(f"{key}: unknown top-level key; known: {sorted(known)}")
@@ -101,7 +102,26 @@ def validate(cfg: DictConfig) -> None:
         typed(group, cfg)
     for group, nested in TARGET_GROUPS.items():
         _check_target(group, cfg[group], nested)
+    _check_upcycle(cfg)
     check_combinations(cfg)
+
+
+def _check_upcycle(cfg: DictConfig) -> None:
+    """`upcycle` is checked against the dataclass of the strategy it names (registry)."""
+    from src.models.upcycling.convert import strategy_config
+    from src.training.param_groups import check_groups
+
+    try:
+        ucfg = strategy_config(OmegaConf.create(OmegaConf.to_container(cfg.upcycle, resolve=True)))
+        check_groups(ucfg.stage1_trainable, "upcycle.stage1_trainable")
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"upcycle.{getattr(e, 'full_key', '')}: {_first_line(e)}") from None
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    try:
+        typed("moe", cfg).check()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def check_combinations(cfg: DictConfig) -> None:

@@ -144,12 +144,38 @@ def toy_config(tokenizer: WhisperTokenizerFast, arch: ToyArch) -> WhisperConfig:
     )
 
 
+def load_moe_checkpoint(path: Path, config: WhisperConfig, dtype: torch.dtype) -> WhisperForConditionalGeneration:
+    """An upcycled checkpoint: rebuild the MoE structure from config.moe, then load strictly."""
+    from safetensors.torch import load_file
+
+    from src.models.moe import build_moe_structure
+
+    files = sorted(path.glob("model*.safetensors"))
+    if not files:
+        raise OSError(f"{path} has no model*.safetensors")
+    model = WhisperForConditionalGeneration(config)
+    build_moe_structure(model)
+    state = {}
+    for f in files:
+        state.update(load_file(str(f)))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k != "proj_out.weight"]  # tied to the token embeddings
+    if missing or unexpected:
+        raise OSError(f"{path}: weights do not match config.moe (missing {missing[:4]}, unexpected {unexpected[:4]})")
+    model.tie_weights()
+    return model.to(dtype).eval()
+
+
 def load_whisper(name_or_path: str | Path, pad_to_30s: bool = True, dtype: str = "float32"):
     """(model, tokenizer) from a hub name or a local directory (safetensors only)."""
     try:
-        model = WhisperForConditionalGeneration.from_pretrained(
-            str(name_or_path), torch_dtype=getattr(torch, dtype), use_safetensors=True
-        )
+        config = WhisperConfig.from_pretrained(str(name_or_path))
+        if getattr(config, "moe", None):
+            model = load_moe_checkpoint(Path(name_or_path), config, getattr(torch, dtype))
+        else:
+            model = WhisperForConditionalGeneration.from_pretrained(
+                str(name_or_path), torch_dtype=getattr(torch, dtype), use_safetensors=True
+            )
         tokenizer = WhisperTokenizerFast.from_pretrained(str(name_or_path))
     except OSError as e:
         raise OSError(

@@ -30,6 +30,12 @@ register_group("ffn")(lambda n: re.search(r"\.(fc1|fc2|final_layer_norm)\.", n) 
 register_group("layer_norm")(lambda n: "layer_norm" in n)
 register_group("encoder")(lambda n: ".encoder." in f".{n}")
 register_group("decoder")(lambda n: ".decoder." in f".{n}")
+# MoE parts (src/models/moe.py): routers, all routed-expert tensors, SPRI's two halves, shared expert.
+register_group("router")(lambda n: ".router." in n)
+register_group("experts")(lambda n: ".experts." in n)
+register_group("residual")(lambda n: ".experts." in n and "_residual" in n)
+register_group("principal")(lambda n: ".experts." in n and "_principal" in n)
+register_group("shared_expert")(lambda n: ".shared_expert." in n)
 
 
 def check_groups(groups: Iterable[str], where: str = "trainable") -> None:

@@ -12,7 +12,10 @@ from omegaconf import DictConfig, OmegaConf
 from src.config import typed
 from src.data.loading import build_source, loader_config, make_loader
 from src.models.backbone import load_whisper
+from src.models.moe import moe_layers
+from src.models.router_losses import RouterLoss
 from src.models.toy import ensure_toy_model
+from src.models.upcycling.convert import strategy_config, upcycle_model
 from src.training.trainer import Trainer
 from src.utils.cli import run_dir_of
 
@@ -24,6 +27,23 @@ def load_model(cfg: DictConfig):
     mcfg = typed("model", cfg)
     path = mcfg.name_or_path or ensure_toy_model(cfg)
     return load_whisper(path, pad_to_30s=mcfg.pad_to_30s, dtype=mcfg.dtype)
+
+
+def upcycle(model, cfg: DictConfig, calib_loader, run_dir: Path | None = None) -> dict:
+    """Apply `cfg.upcycle` to a dense model (no-op for dense); writes upcycling_report.json."""
+    ucfg = strategy_config(cfg.upcycle)
+    calib = next((b for b in calib_loader if "input_features" in b), None) if calib_loader is not None else None
+    report = upcycle_model(model, typed("moe", cfg), ucfg, int(cfg.seed), calib, progress=bool(cfg.progress))
+    if run_dir is not None:
+        (Path(run_dir) / "upcycling_report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def router_losses(cfg: DictConfig, model) -> list:
+    if not moe_layers(model):
+        return []
+    moe = typed("moe", cfg)
+    return [RouterLoss({"balance": moe.balance_coef, "z": moe.z_coef})]
 
 
 def train(cfg: DictConfig) -> dict:
@@ -38,10 +58,13 @@ def train(cfg: DictConfig) -> dict:
     kw = {"n_mels": model.config.num_mel_bins, "pad_to_30s": typed("model", cfg).pad_to_30s}
     train_loader = make_loader(train_ex, source, tokenizer, lcfg, shuffle=True, seed=int(cfg.seed), **kw)
     dev_loader = make_loader(dev_ex, source, tokenizer, lcfg, shuffle=False, **kw) if dev_ex else None
+    report = upcycle(model, cfg, dev_loader or train_loader, run_dir)
+    log.info("model: %s, %s total / %s active parameters", report["strategy"], f"{report['total_parameters']:,}",
+             f"{report['active_parameters']:,}")
     logger = hydra.utils.instantiate(cfg.logger)
     logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
     trainer = Trainer(model, tokenizer, typed("trainer", cfg), run_dir, train_loader, dev_loader,
-                      logger=logger, skips=source.skips)
+                      logger=logger, skips=source.skips, aux_losses=router_losses(cfg, model))
     try:
         history = trainer.fit()
     finally:

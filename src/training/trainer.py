@@ -158,20 +158,23 @@ class Trainer:
         return "input_features" in batch
 
     def _forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        with self._autocast():
+        with contextlib.ExitStack() as stack, self._autocast():
+            for fn in self.aux_losses:  # e.g. router losses tell MoE layers where the padding is
+                if hasattr(fn, "prepare"):
+                    stack.enter_context(fn.prepare(self.model, batch))
             out = self.model(
                 input_features=batch["input_features"].to(self.device, non_blocking=True),
                 decoder_input_ids=batch["decoder_input_ids"].to(self.device),
                 decoder_attention_mask=batch["decoder_attention_mask"].to(self.device),
             )
-        labels = batch["labels"].to(self.device)
-        loss, n_tokens = token_loss(out.logits, labels)
-        metrics = {"loss/translation": loss.detach(), "tokens": n_tokens}
-        total = loss
-        for fn in self.aux_losses:
-            for name, value in fn(self.model, batch, out).items():
-                total = total + value
-                metrics[f"loss/{name}"] = value.detach()
+            labels = batch["labels"].to(self.device)
+            loss, n_tokens = token_loss(out.logits, labels)
+            metrics = {"loss/translation": loss.detach(), "tokens": n_tokens}
+            total = loss
+            for fn in self.aux_losses:
+                for name, value in fn(self.model, batch, out).items():
+                    total = total + value
+                    metrics[f"loss/{name}"] = value.detach()
         return total, metrics
 
     def _batches(self):
@@ -295,6 +298,9 @@ class Trainer:
                           "skipped": self.skips.total,
                           **{k: float(v) for k, v in metrics.items()
                              if k.startswith("loss/") and k != "loss/translation"}}
+                for fn in self.aux_losses:
+                    if hasattr(fn, "metrics"):
+                        record.update(fn.metrics(self.model))
                 summary["losses"].append((self.global_step, avg))
                 if self.logger is not None:
                     self.logger.log_metrics(record, self.global_step)

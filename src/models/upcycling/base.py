@@ -1,0 +1,72 @@
+"""The strategy registry and what every strategy shares (config base, router and bias init)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from src.models.moe import MoEFFN
+
+
+@dataclass
+class UpcycleConfig:
+    """Options common to every strategy; each strategy extends it with its own knobs."""
+
+    strategy: str = "dense"
+    stage1_trainable: list[str] = field(default_factory=lambda: ["router", "experts"])
+    router_std: float = 0.02
+    calibration_batches: int = 1  # batches for the upcycling report (and data-aware strategies)
+
+
+class Strategy:
+    """Turns one dense FFN (fc1, fc2) into an initialised MoEFFN."""
+
+    name: str = ""
+    config: type[UpcycleConfig] = UpcycleConfig
+    is_moe: bool = True
+
+    def layout(self, cfg: UpcycleConfig) -> str:
+        return "plain"
+
+    def residual_scale(self, cfg: UpcycleConfig) -> float:
+        return 1.0
+
+    def init_experts(self, moe: MoEFFN, fc1: nn.Linear, fc2: nn.Linear, cfg: UpcycleConfig,
+                     gen: torch.Generator, calib: torch.Tensor | None = None) -> dict:
+        """Fill moe's experts and router; returns extra report fields (e.g. reconstruction_error)."""
+        raise NotImplementedError
+
+
+STRATEGIES: dict[str, Strategy] = {}
+
+
+def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
+    def deco(cls: type[Strategy]) -> type[Strategy]:
+        cls.name = name
+        STRATEGIES[name] = cls()
+        return cls
+
+    return deco
+
+
+@torch.no_grad()
+def init_router(moe: MoEFFN, std: float, gen: torch.Generator) -> None:
+    w = moe.router.weight
+    w.copy_(torch.randn(w.shape, generator=gen) * std)
+
+
+@torch.no_grad()
+def copy_dense(moe: MoEFFN, fc1: nn.Linear, fc2: nn.Linear) -> None:
+    """Every expert (and the biases) an exact copy of the dense FFN; shared expert too."""
+    bank = moe.experts
+    bank.b1.copy_(fc1.bias.expand_as(bank.b1))
+    bank.b2.copy_(fc2.bias.expand_as(bank.b2))
+    if bank.layout == "plain":
+        bank.w1.copy_(fc1.weight.expand_as(bank.w1))
+        bank.w2.copy_(fc2.weight.expand_as(bank.w2))
+    if moe.shared_expert is not None:
+        moe.shared_expert[0].load_state_dict(fc1.state_dict())
+        moe.shared_expert[2].load_state_dict(fc2.state_dict())

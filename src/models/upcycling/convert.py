@@ -1,0 +1,142 @@
+"""Dense Whisper -> MoE Whisper with a registered strategy, plus the upcycling report."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import asdict
+
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+from torch import nn
+from tqdm.auto import tqdm
+
+from src.models.moe import MoEConfig, MoEFFN, install_moe, moe_layers, record_moe_settings, whisper_ffn_layers
+from src.models.upcycling.base import STRATEGIES, UpcycleConfig
+
+log = logging.getLogger(__name__)
+
+REPORT_RANK = 16  # top singular directions compared by subspace_overlap
+
+
+def strategy_config(node) -> UpcycleConfig:
+    """The `upcycle` group as its strategy's dataclass (unknown knobs are errors)."""
+    name = node.get("strategy", "dense") if hasattr(node, "get") else node["strategy"]
+    if name not in STRATEGIES:
+        raise ValueError(f"upcycle.strategy: unknown strategy '{name}'; known: {sorted(STRATEGIES)}")
+    schema = STRATEGIES[name].config
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))
+
+
+@torch.no_grad()
+def capture_ffn_inputs(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: dict,
+                       max_tokens: int = 4096) -> dict[str, torch.Tensor]:
+    """The inputs of each chosen FFN (final_layer_norm outputs) on a batch, padding excluded."""
+    captured: dict[str, torch.Tensor] = {}
+    feats = batch["input_features"]
+    enc_len = (batch["feature_lengths"] + 1) // 2 if "feature_lengths" in batch else None
+    dec_mask = batch["decoder_attention_mask"].bool()
+    hooks = []
+    for name, layer in layers:
+        def hook(_m, _inp, out, name=name):
+            if name.startswith("encoder"):
+                mask = torch.ones(out.shape[:2], dtype=torch.bool) if enc_len is None else \
+                    torch.arange(out.shape[1])[None] < enc_len[:, None]
+            else:
+                mask = dec_mask
+            x = out[mask.to(out.device)].float().cpu()
+            captured[name] = x[torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))[:max_tokens]]
+        hooks.append(layer.final_layer_norm.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        model(input_features=feats.to(device), decoder_input_ids=batch["decoder_input_ids"].to(device),
+              decoder_attention_mask=batch["decoder_attention_mask"].to(device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return captured
+
+
+def _pairs(n: int) -> list[tuple[int, int]]:
+    return [(a, b) for a in range(n) for b in range(a + 1, n)]
+
+
+@torch.no_grad()
+def expert_similarity(moe: MoEFFN, rank: int = REPORT_RANK) -> tuple[float, float]:
+    """(mean pairwise cosine of flattened expert weights, mean overlap of top-`rank` subspaces).
+
+    Overlap of experts a, b = ||V_a^T V_b||_F^2 / r for their top-r right singular vectors (1 = same
+    subspace, about r/d for random ones), averaged over W1 and W2.
+    """
+    bank = moe.experts
+    w1, w2 = bank.weight("w1").float(), bank.weight("w2").float()
+    E = w1.shape[0]
+    if E < 2:
+        return 1.0, 1.0
+    flat = F.normalize(torch.cat([w1.reshape(E, -1), w2.reshape(E, -1)], 1), dim=1)
+    cos = flat @ flat.t()
+    cos_mean = float(torch.stack([cos[a, b] for a, b in _pairs(E)]).mean())
+    overlaps = []
+    for w in (w1, w2):
+        r = min(rank, min(w.shape[1:]))
+        vs = [torch.linalg.svd(w[e], full_matrices=False)[2][:r].t() for e in range(E)]
+        overlaps += [float((vs[a].t() @ vs[b]).pow(2).sum() / r) for a, b in _pairs(E)]
+    return cos_mean, sum(overlaps) / len(overlaps)
+
+
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Total parameters, and active ones per token (routed experts counted k/E of the time)."""
+    total = sum(p.numel() for p in model.parameters())
+    inactive = 0.0
+    for _, moe in moe_layers(model):
+        k, E = moe.cfg.top_k, moe.cfg.num_experts
+        for name, p in moe.experts.named_parameters():
+            if p.dim() >= 2 and p.shape[0] == E and not (name.endswith("_principal") and p.dim() == 2):
+                inactive += p.numel() * (1 - k / E)
+    return {"total_parameters": total, "active_parameters": int(round(total - inactive))}
+
+
+def _layer_seed(seed: int, name: str) -> int:
+    return int(hashlib.sha1(f"{seed}:{name}".encode()).hexdigest()[:12], 16)
+
+
+def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, seed: int,
+                  calib_batch: dict | None = None, progress: bool = True) -> dict:
+    """Replace the chosen FFNs by MoE layers initialised by `ucfg.strategy`; returns the report."""
+    strategy = STRATEGIES[ucfg.strategy]
+    dense_params = sum(p.numel() for p in model.parameters())
+    report = {"strategy": ucfg.strategy, "num_experts": moe_cfg.num_experts, "top_k": moe_cfg.top_k,
+              "dense_parameters": dense_params, "layers": []}
+    if not strategy.is_moe:
+        report.update(num_experts=1, top_k=1, total_parameters=dense_params, active_parameters=dense_params)
+        return report
+    moe_cfg.check()
+    layers = whisper_ffn_layers(model, moe_cfg.where, moe_cfg.every)
+    inputs = capture_ffn_inputs(model, layers, calib_batch) if calib_batch is not None else {}
+    layout, scale = strategy.layout(ucfg), strategy.residual_scale(ucfg)
+    for name, layer in tqdm(layers, desc=f"upcycling ({ucfg.strategy})", disable=not progress):
+        fc1, fc2 = layer.fc1, layer.fc2
+        d_ff, d_model = fc1.weight.shape
+        moe = MoEFFN(d_model, d_ff, moe_cfg, layout, scale).to(fc1.weight.device)
+        gen = torch.Generator().manual_seed(_layer_seed(seed, name))
+        extra = strategy.init_experts(moe, fc1, fc2, ucfg, gen, inputs.get(name))
+        row = {"name": name, "output_deviation": None, "expert_cosine_mean": None, "subspace_overlap": None,
+               "reconstruction_error": extra.pop("reconstruction_error", None), **extra}
+        x = inputs.get(name)
+        if x is not None and x.numel():
+            with torch.no_grad():
+                moe.eval()
+                x = x.to(fc1.weight.device, fc1.weight.dtype)
+                dense_out = fc2(F.gelu(fc1(x)))
+                row["output_deviation"] = float((moe(x) - dense_out).norm() / dense_out.norm().clamp_min(1e-12))
+                moe.last = {}
+        row["expert_cosine_mean"], row["subspace_overlap"] = expert_similarity(moe)
+        install_moe(layer, moe)
+        report["layers"].append(row)
+    record_moe_settings(model, moe_cfg, layout, scale, {k: v for k, v in asdict(ucfg).items()})
+    report.update(parameter_counts(model))
+    return report

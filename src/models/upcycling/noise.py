@@ -1,0 +1,40 @@
+"""`upcycle=random` (noise upcycling): copies, then Gaussian noise on a fraction of each expert's
+intermediate neurons (rows of W1 and b1, the matching columns of W2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from src.models.upcycling.base import Strategy, UpcycleConfig, copy_dense, init_router, register_strategy
+
+
+@dataclass
+class NoiseConfig(UpcycleConfig):
+    ratio: float = 0.5  # fraction of intermediate neurons perturbed per expert
+    sigma: float = 0.02
+    relative_sigma: bool = False  # true: sigma times each weight's std
+
+
+def pick_neurons(n: int, ratio: float, gen: torch.Generator) -> torch.Tensor:
+    return torch.randperm(n, generator=gen)[: round(ratio * n)]
+
+
+@register_strategy("random")
+class Noise(Strategy):
+    config = NoiseConfig
+
+    @torch.no_grad()
+    def init_experts(self, moe, fc1, fc2, cfg: NoiseConfig, gen, calib=None) -> dict:
+        copy_dense(moe, fc1, fc2)
+        init_router(moe, cfg.router_std, gen)
+        bank = moe.experts
+        scale = {k: cfg.sigma * (float(t.std()) if cfg.relative_sigma else 1.0)
+                 for k, t in (("w1", fc1.weight), ("b1", fc1.bias), ("w2", fc2.weight))}
+        for e in range(bank.num_experts):
+            idx = pick_neurons(fc1.weight.shape[0], cfg.ratio, gen)
+            bank.w1[e, idx] += torch.randn(bank.w1[e, idx].shape, generator=gen) * scale["w1"]
+            bank.b1[e, idx] += torch.randn(idx.shape, generator=gen) * scale["b1"]
+            bank.w2[e][:, idx] += torch.randn(bank.w2[e][:, idx].shape, generator=gen) * scale["w2"]
+        return {}
