@@ -37,7 +37,7 @@ SCHEMAS: dict[str, type] = {"model": ModelConfig, "trainer": TrainerConfig, "pat
 # Groups checked against the signature of their `_target_` (plus nested schema nodes).
 TARGET_GROUPS: dict[str, dict[str, type]] = {"data": {"loader": LoaderConfig}, "logger": {}}
 # Top-level keys of config.yaml itself.
-TOP_LEVEL = {"seed", "task_name", "progress", "debug"}
+TOP_LEVEL = {"seed", "task_name", "progress", "debug", "out"}
 
 
 def typed(group: str, cfg: DictConfig):

@@ -68,3 +68,23 @@ def test_entry_point_prints_one_line(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == ("config error: data.root: missing required value; "
                                                     "set it, e.g. data.root=...")
     assert "Traceback" not in proc.stderr
+
+
+def test_dense_and_two_stage_have_the_same_step_budget():
+    dense = make_cfg(["upcycle=dense"])
+    spri = make_cfg(["upcycle=spri"])
+    assert sum(s.steps for s in dense.trainer.stages) == sum(s.steps for s in spri.trainer.stages)
+    assert list(spri.trainer.stages[0].trainable) == ["residual", "router"]
+    assert list(make_cfg(["upcycle=vanilla"]).trainer.stages[0].trainable) == ["router", "experts"]
+    assert [s.name for s in make_cfg(["upcycle=spri", "trainer=one_stage"]).trainer.stages] == ["finetune"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["upcycle=spri", "+upcycle.rnak=3"], r"upcycle.rnak"),
+    (["upcycle=spri", "upcycle.stage1_trainable=[residuals]"], r"upcycle.stage1_trainable: unknown parameter group"),
+    (["upcycle=vanilla", "moe.top_k=9"], r"moe.top_k=9 must be between 1 and moe.num_experts=8"),
+    (["upcycle=vanilla", "+moe.experts=4"], r"moe.experts"),
+])
+def test_moe_and_upcycle_validation(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(make_cfg(overrides))

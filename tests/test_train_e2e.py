@@ -83,14 +83,52 @@ def test_data_summary_last_line_is_json(trained):
     assert summary["skipped"] == {}
 
 
-def test_multirun_writes_one_dir_per_job(trained):
+def test_multirun_over_strategies_writes_one_dir_per_job(trained):
     tmp, _ = trained
     sweep = tmp / "sweep"
-    steps = [o for o in TINY if not o.startswith("trainer.stages.0.steps")]
-    run("src.train", ["-m", "seed=1,2", f"paths.cache_dir={tmp / 'cache'}", f"hydra.sweep.dir={sweep}",
-                      *steps, "trainer.stages.0.steps=2"])
-    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert len(jobs) == 2 and all(len(j) <= 82 for j in jobs) and jobs[0].startswith("0_data.corpus")
-    for job, seed in zip(jobs, (1, 2)):
-        assert f"seed: {seed}" in (sweep / job / "config.yaml").read_text()
-        assert (sweep / job / "checkpoints" / "finetune" / "model.safetensors").exists()
+    keep = [o for o in TINY if not o.startswith("trainer.")]
+    run("src.train", ["-m", "upcycle=dense,vanilla,random,drop,spri", f"paths.cache_dir={tmp / 'cache'}",
+                      f"hydra.sweep.dir={sweep}", *keep, "moe.num_experts=4", "trainer.stages.0.steps=2",
+                      "trainer.log_every=1"])
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [j.name.split("_", 1)[0] for j in jobs] == ["0", "1", "2", "3", "4"]
+    for job, strategy in zip(jobs, ["dense", "vanilla", "random", "drop", "spri"]):
+        assert f"strategy: {strategy}" in (job / "config.yaml").read_text()
+        report = json.loads((job / "upcycling_report.json").read_text())
+        assert report["strategy"] == strategy
+        stages = ["finetune"] if strategy == "dense" else ["stage1", "stage2"]
+        for stage in stages:
+            assert (job / "checkpoints" / stage / "model.safetensors").exists()
+        if strategy != "dense":
+            assert report["num_experts"] == 4 and len(report["layers"]) == 2  # 1 enc + 1 dec layer
+            assert report["active_parameters"] < report["total_parameters"]
+
+
+def test_spri_two_stage_run_logs_what_each_stage_trains(trained):
+    tmp, _ = trained
+    run_dir = tmp / "spri"
+    proc = run("src.train", ["upcycle=spri", f"paths.cache_dir={tmp / 'cache'}", f"hydra.run.dir={run_dir}",
+                             *[o for o in TINY if not o.startswith("trainer.")], "trainer.stages.0.steps=3",
+                             "trainer.stages.1.steps=3", "trainer.log_every=1"])
+    log = (run_dir / "train.log").read_text()
+    assert "stage 1 'stage1': training" in log and "residual=" in log and "router=" in log
+    assert "stage 2 'stage2': training" in log
+    report = json.loads((run_dir / "upcycling_report.json").read_text())
+    assert all(r["reconstruction_error"] < 1e-5 for r in report["layers"])
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if "loss" in r]
+    assert len(train) == 6 and all("loss/router_balance" in r and "loss/router_z" in r for r in train)
+    assert any(k.startswith("moe/encoder.layers.0/entropy") for k in train[0])
+    state1 = json.loads((run_dir / "checkpoints" / "stage1" / "trainer_state.json").read_text())
+    assert state1["global_step"] == 3 and proc.returncode == 0
+
+
+def test_upcycle_entry_converts_a_dense_checkpoint(trained):
+    tmp, run_dir = trained
+    out = tmp / "converted"
+    run("src.upcycle", ["upcycle=vanilla", f"model.name_or_path={run_dir / 'checkpoints' / 'finetune'}",
+                        f"out={out}", f"paths.cache_dir={tmp / 'cache'}", f"hydra.run.dir={tmp / 'conv'}",
+                        *[o for o in TINY if o.startswith(("data.", "progress"))], "moe.num_experts=4"])
+    report = json.loads((out / "upcycling_report.json").read_text())
+    assert report["strategy"] == "vanilla" and all(r["output_deviation"] < 1e-5 for r in report["layers"])
+    assert (out / "model.safetensors").exists() and json.loads((out / "config.json").read_text())["moe"]["top_k"] == 2

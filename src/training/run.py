@@ -16,6 +16,7 @@ from src.models.moe import moe_layers
 from src.models.router_losses import RouterLoss
 from src.models.toy import ensure_toy_model
 from src.models.upcycling.convert import strategy_config, upcycle_model
+from src.training.checkpoint import save_checkpoint
 from src.training.trainer import Trainer
 from src.utils.cli import run_dir_of
 
@@ -36,6 +37,20 @@ def upcycle(model, cfg: DictConfig, calib_loader, run_dir: Path | None = None) -
     report = upcycle_model(model, typed("moe", cfg), ucfg, int(cfg.seed), calib, progress=bool(cfg.progress))
     if run_dir is not None:
         (Path(run_dir) / "upcycling_report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def convert(cfg: DictConfig) -> dict:
+    """Dense checkpoint -> upcycled MoE checkpoint in cfg.out (with its upcycling report)."""
+    model, tokenizer = load_model(cfg)
+    source = build_source(cfg.data)
+    calib = source.examples("dev")[:256] or source.examples("train")[:256]
+    loader = make_loader(calib, source, tokenizer, loader_config(cfg.data), n_mels=model.config.num_mel_bins,
+                         pad_to_30s=typed("model", cfg).pad_to_30s, shuffle=False)
+    out = Path(cfg.out)
+    report = upcycle(model, cfg, loader)
+    save_checkpoint(model, tokenizer, out)
+    (out / "upcycling_report.json").write_text(json.dumps(report, indent=2))
     return report
 
 

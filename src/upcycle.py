@@ -1,0 +1,25 @@
+"""Convert a dense Whisper checkpoint into an MoE checkpoint:
+`python -m src.upcycle upcycle=spri model.name_or_path=DIR_OR_HUB_NAME out=DIR`.
+
+Writes the HF-style checkpoint (safetensors + config recording the MoE and upcycling settings) and
+DIR/upcycling_report.json, using a calibration batch from the configured data (dev split).
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from src.utils.cli import entry
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="convert")
+@entry
+def main(cfg: DictConfig) -> None:
+    from src.training.run import convert
+
+    report = convert(cfg)
+    print(f"{report['strategy']}: {len(report['layers'])} MoE layers, {report['total_parameters']:,} total / "
+          f"{report['active_parameters']:,} active parameters -> {cfg.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""Upcycling strategies: the invariants each method implies, the report, and checkpoint round trips."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+from test_backbone import tiny_whisper
+
+from src.models.backbone import load_whisper, set_pad_to_30s
+from src.models.moe import MoEConfig, moe_layers
+from src.models.upcycling.convert import strategy_config, upcycle_model
+from src.models.upcycling.spri import SPRIConfig, partition_components, principal_rank, spri_split
+from src.training.checkpoint import save_checkpoint
+
+MOE = MoEConfig(num_experts=4, top_k=2)
+
+
+def ucfg(strategy: str, **kw):
+    return strategy_config(OmegaConf.create({"strategy": strategy, **kw}))
+
+
+def calib_batch(seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    dec = torch.randint(2, 60, (2, 5), generator=g)
+    mask = torch.ones_like(dec)
+    mask[1, 3:] = 0
+    return {"input_features": torch.randn(2, 80, 64, generator=g), "decoder_input_ids": dec,
+            "decoder_attention_mask": mask, "feature_lengths": torch.tensor([64, 40])}
+
+
+def upcycled(strategy: str, moe: MoEConfig = MOE, **kw):
+    model = tiny_whisper()
+    set_pad_to_30s(model, False)
+    with torch.no_grad():  # non-zero biases, so copying and re-initialising them is visible
+        for n, p in model.named_parameters():
+            if n.endswith(".bias"):
+                p.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(len(n)))
+    dense = {n: p.detach().clone() for n, p in model.named_parameters()}
+    report = upcycle_model(model, moe, ucfg(strategy, **kw), seed=0, calib_batch=calib_batch(), progress=False)
+    return model, dense, report
+
+
+def test_vanilla_equals_dense_ffn_at_init_in_encoder_and_decoder():
+    model = tiny_whisper()
+    set_pad_to_30s(model, False)
+    batch = calib_batch()
+    with torch.no_grad():
+        ref = model(input_features=batch["input_features"], decoder_input_ids=batch["decoder_input_ids"]).logits
+    report = upcycle_model(model, MOE, ucfg("vanilla"), seed=0, calib_batch=batch, progress=False)
+    names = [r["name"] for r in report["layers"]]
+    assert names == ["encoder.layers.0", "encoder.layers.1", "decoder.layers.0", "decoder.layers.1"]
+    assert all(r["output_deviation"] < 1e-6 for r in report["layers"])
+    assert all(r["expert_cosine_mean"] == pytest.approx(1.0, abs=1e-6) for r in report["layers"])
+    assert all(r["subspace_overlap"] == pytest.approx(1.0, abs=1e-4) for r in report["layers"])
+    assert all(r["reconstruction_error"] is None for r in report["layers"])
+    with torch.no_grad():
+        out = model.eval()(input_features=batch["input_features"], decoder_input_ids=batch["decoder_input_ids"]).logits
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_where_and_every_select_layers():
+    _, _, rep = upcycled("vanilla", MoEConfig(num_experts=2, top_k=1, where="decoder", every=2))
+    assert [r["name"] for r in rep["layers"]] == ["decoder.layers.1"]
+
+
+def test_report_counts_parameters():
+    model, dense, rep = upcycled("vanilla")
+    assert rep["dense_parameters"] == sum(p.numel() for p in dense.values())
+    per_layer_ffn = 64 * 32 + 64 + 32 * 64 + 32
+    router = 32 * 4
+    assert rep["total_parameters"] == rep["dense_parameters"] + 4 * (3 * per_layer_ffn + router)
+    assert rep["active_parameters"] == rep["dense_parameters"] + 4 * (per_layer_ffn + router)
+    assert set(rep) >= {"strategy", "num_experts", "top_k", "dense_parameters", "total_parameters",
+                        "active_parameters", "layers"}
+
+
+def test_spri_reconstructs_and_partitions():
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(64, 32, generator=gen)
+    cfg = SPRIConfig(rank=5)
+    p, r, rank, parts = spri_split(w, cfg, 4, gen)
+    torch.testing.assert_close(p + r.sum(0), w, atol=1e-5, rtol=1e-5)
+    flat = sorted(c for part in parts for c in part)
+    assert rank == 5 and flat == list(range(5, 32))  # disjoint and covering
+    assert parts[0][:3] == [5, 9, 13]  # interleaved: round-robin by index
+    energy = torch.stack([ri.pow(2).sum() for ri in r])
+    assert float(energy.max() / energy.min()) < 1.6  # balanced energy across experts
+    contiguous = partition_components(5, 32, 4, "contiguous", gen)
+    assert all(b[0] == a[-1] + 1 for a, b in zip(contiguous, contiguous[1:]))
+    contig_r = torch.stack([torch.linalg.svd(w.double())[1][c].pow(2).sum() for c in contiguous])
+    assert float(contig_r.max() / contig_r.min()) > float(energy.max() / energy.min())  # bands are unbalanced
+    rand = partition_components(5, 32, 4, "random", torch.Generator().manual_seed(1))
+    assert sorted(c for part in rand for c in part) == list(range(5, 32)) and rand != partition_components(
+        5, 32, 4, "interleaved", gen)
+
+
+def test_spri_rank_and_energy_select_documented_components():
+    s = torch.tensor([4.0, 3.0, 2.0, 1.0])  # squared: 16, 9, 4, 1 of 30
+    assert principal_rank(s, 3, None) == 3
+    assert principal_rank(s, None, 16 / 30) == 1
+    assert principal_rank(s, None, 0.6) == 2  # 25/30 = 0.83 >= 0.6 > 16/30
+    assert principal_rank(s, None, 29 / 30) == 3
+    assert principal_rank(s, None, 1.0) == 4
+    with pytest.raises(ValueError, match="upcycle.rank=9"):
+        principal_rank(s, 9, None)
+
+
+@pytest.mark.parametrize("principal", ["shared", "per_expert"])
+def test_spri_model_report_and_layout(principal):
+    model, dense, rep = upcycled("spri", energy=0.5, principal=principal)
+    assert all(r["reconstruction_error"] < 1e-6 for r in rep["layers"])
+    assert all(r["output_deviation"] > 1e-3 for r in rep["layers"])  # experts differ from dense at init
+    assert all(r["expert_cosine_mean"] < 1.0 - 1e-4 for r in rep["layers"])
+    bank = dict(moe_layers(model))["encoder.layers.0"].experts
+    assert bank.w1_principal.dim() == (2 if principal == "shared" else 3)
+    # The sum of all experts' effective weights minus (E-1) principals is the dense weight.
+    w = bank.weight("w1")
+    p = bank.w1_principal if bank.w1_principal.dim() == 2 else bank.w1_principal[0]
+    torch.testing.assert_close(w.sum(0) - 3 * p, dense["model.encoder.layers.0.fc1.weight"], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("strategy", ["random", "drop"])
+def test_random_and_drop_change_the_documented_fraction(strategy):
+    model, dense, rep = upcycled(strategy, ratio=0.25)
+    w1_dense = dense["model.decoder.layers.1.fc1.weight"]
+    b1_dense = dense["model.decoder.layers.1.fc1.bias"]
+    w2_dense = dense["model.decoder.layers.1.fc2.weight"]
+    bank = dict(moe_layers(model))["decoder.layers.1"].experts
+    changed_sets = []
+    for e in range(4):
+        rows = (bank.w1[e] != w1_dense).any(1)
+        cols = (bank.w2[e] != w2_dense).any(0)
+        assert int(rows.sum()) == 16  # 25% of 64 neurons
+        assert torch.equal(rows, cols) and torch.equal(rows, bank.b1[e] != b1_dense)  # shared indices
+        torch.testing.assert_close(bank.w1[e][~rows], w1_dense[~rows], rtol=0, atol=0)  # the rest: exact copies
+        changed_sets.append(rows)
+    assert not all(torch.equal(changed_sets[0], s) for s in changed_sets[1:])  # experts differ
+    assert torch.equal(bank.b2, dense["model.decoder.layers.1.fc2.bias"].expand_as(bank.b2))
+
+
+def test_drop_reinitialises_from_the_slice_statistics():
+    model = tiny_whisper()
+    layer = model.model.decoder.layers[0]
+    with torch.no_grad():  # a dense weight with a clear mean and spread, so a wrong source is visible
+        layer.fc1.weight.normal_(0.3, 0.05)
+        layer.fc1.weight[:32] += 1.0
+    w1 = layer.fc1.weight.detach().clone()
+    upcycle_model(model, MoEConfig(num_experts=8, top_k=2), ucfg("drop", ratio=0.5), seed=0, progress=False)
+    bank = dict(moe_layers(model))["decoder.layers.0"].experts
+    for e in range(8):
+        rows = (bank.w1[e] != w1).any(1)
+        new, old = bank.w1[e][rows], w1[rows]
+        assert float(new.mean()) == pytest.approx(float(old.mean()), abs=0.06)
+        assert float(new.std()) == pytest.approx(float(old.std()), rel=0.1)
+
+
+def test_drop_per_matrix_indices_option():
+    model, dense, _ = upcycled("drop", ratio=0.25, shared_indices=False)
+    bank = dict(moe_layers(model))["encoder.layers.0"].experts
+    rows = (bank.w1[0] != dense["model.encoder.layers.0.fc1.weight"]).any(1)
+    cols = (bank.w2[0] != dense["model.encoder.layers.0.fc2.weight"]).any(0)
+    assert int(rows.sum()) == int(cols.sum()) == 16 and not torch.equal(rows, cols)
+
+
+@pytest.mark.parametrize("strategy", ["dense", "vanilla", "random", "drop", "spri"])
+def test_checkpoint_round_trip_gives_same_logits(strategy, tmp_path):
+    from src.data.text import train_toy_tokenizer
+
+    model, _, rep = upcycled(strategy, **({"energy": 0.5} if strategy == "spri" else {}))
+    tok = train_toy_tokenizer(["hello world"] * 5, tmp_path / "tok", vocab_size=300)
+    save_checkpoint(model, tok, tmp_path / "ckpt")
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert (config.get("moe") is None) == (strategy == "dense")
+    if strategy != "dense":
+        assert config["upcycle"]["strategy"] == strategy and config["moe"]["num_experts"] == 4
+    loaded, _ = load_whisper(tmp_path / "ckpt", pad_to_30s=False)
+    batch = calib_batch(1)
+    with torch.no_grad():
+        a = model.eval()(input_features=batch["input_features"], decoder_input_ids=batch["decoder_input_ids"]).logits
+        b = loaded.eval()(input_features=batch["input_features"], decoder_input_ids=batch["decoder_input_ids"]).logits
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert len(moe_layers(loaded)) == len(rep["layers"])
+
+
+def test_spri_stage1_trains_only_residuals_and_routers(tmp_path):
+    from test_trainer import batches
+
+    from src.models.router_losses import RouterLoss
+    from src.training.trainer import StageConfig, Trainer, TrainerConfig
+
+    model, _, _ = upcycled("spri", energy=0.5)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    cfg = TrainerConfig(stages=[StageConfig(name="stage1", steps=2, lr=1e-2, trainable=["residual", "router"])],
+                        progress=False)
+    data = batches(2)
+    for b in data:
+        b["feature_lengths"] = torch.tensor([64, 64])
+    Trainer(model, None, cfg, tmp_path, data, aux_losses=[RouterLoss({"balance": 0.01, "z": 0.001})]).fit()
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(n.endswith("_residual") or ".router." in n for n in changed)
+    assert any(".router." in n for n in changed) and any("_residual" in n for n in changed)
+
+
+def test_unknown_strategy_knob_is_an_error():
+    with pytest.raises(Exception, match="rnak"):
+        ucfg("spri", rnak=3)
+    with pytest.raises(ValueError, match="unknown strategy 'sprii'"):
+        ucfg("sprii")
+    assert F.gelu  # the MoE reproduces Whisper's exact GELU
