@@ -16,6 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from src.data.languages import check_directions
 from src.data.loading import LoaderConfig
+from src.evaluation.run import EvalConfig
 from src.models.backbone import ModelConfig
 from src.models.moe import MoEConfig
 from src.training.trainer import TrainerConfig, check_trainer_config
@@ -33,11 +34,12 @@ class PathsConfig:
 
 
 # Groups checked against the dataclass their code consumes.
-SCHEMAS: dict[str, type] = {"model": ModelConfig, "trainer": TrainerConfig, "paths": PathsConfig, "moe": MoEConfig}
+SCHEMAS: dict[str, type] = {"model": ModelConfig, "trainer": TrainerConfig, "paths": PathsConfig, "moe": MoEConfig,
+                            "eval": EvalConfig}
 # Groups checked against the signature of their `_target_` (plus nested schema nodes).
 TARGET_GROUPS: dict[str, dict[str, type]] = {"data": {"loader": LoaderConfig}, "logger": {}}
 # Top-level keys of config.yaml itself.
-TOP_LEVEL = {"seed", "task_name", "progress", "debug", "out"}
+TOP_LEVEL = {"seed", "task_name", "progress", "debug", "out", "run_dir", "checkpoint", "rescore"}
 
 
 def typed(group: str, cfg: DictConfig):
@@ -94,7 +96,7 @@ def validate(cfg: DictConfig) -> None:
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(f"{missing[0]}: missing required value; set it, e.g. {missing[0]}=...")
-    known = TOP_LEVEL | set(SCHEMAS) | set(TARGET_GROUPS) | {"upcycle", "eval", "experiment"}
+    known = TOP_LEVEL | set(SCHEMAS) | set(TARGET_GROUPS) | {"upcycle", "experiment"}
     for key in cfg:
         if key not in known:
             raise ConfigError(f"{key}: unknown top-level key; known: {sorted(known)}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -77,7 +77,6 @@ class Collator:
     pad_token_id: int
     pad_to_30s: bool = False
     pad_multiple: int = 32
-    skipped: list[tuple[str, str, str]] = field(default_factory=list)
 
     def __call__(self, items: list[dict]) -> dict:
         good = [it for it in items if "skip" not in it]

@@ -1,0 +1,103 @@
+"""Batched decoding with the target-language prompt forced per example, and routing statistics
+(expert usage per direction) collected from the MoE layers while decoding."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+from transformers import GenerationConfig
+from transformers.generation.utils import GenerationMixin
+
+from src.data.text import EOT, prompt_ids, token_id
+from src.models.moe import moe_layers
+
+
+@dataclass
+class DecodeConfig:
+    beam: int = 5
+    length_penalty: float = 1.0
+    max_new_tokens: int = 128
+    greedy: bool = False
+
+
+class RoutingRecorder:
+    """Counts top-k assignments per (MoE layer, direction, expert); encoder padding excluded."""
+
+    def __init__(self, model) -> None:
+        self.layers = moe_layers(model)
+        self.counts: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
+        self.langs: list[str] = []
+        self.enc_lengths: torch.Tensor | None = None
+        self._hooks = []
+
+    def _hook(self, name: str):
+        def fn(module, inputs, output):
+            idx = module.last["idx"]
+            hidden = inputs[0]
+            rows = hidden.shape[0]  # batch (encoder) or batch * beams (decoder)
+            per_row = idx.reshape(rows, -1, idx.shape[-1])
+            group = max(1, rows // len(self.langs))
+            for r in range(rows):
+                lang = self.langs[r // group]
+                sel = per_row[r]
+                if name.startswith("encoder") and self.enc_lengths is not None:
+                    sel = sel[: int(self.enc_lengths[r // group])]
+                c = torch.bincount(sel.reshape(-1).cpu(), minlength=module.cfg.num_experts)
+                prev = self.counts[name].get(lang)
+                self.counts[name][lang] = c if prev is None else prev + c
+        return fn
+
+    @contextlib.contextmanager
+    def batch(self, langs: list[str], feature_lengths: torch.Tensor | None):
+        self.langs = langs
+        self.enc_lengths = None if feature_lengths is None else (feature_lengths + 1) // 2
+        yield
+
+    def __enter__(self):
+        self._hooks = [m.register_forward_hook(self._hook(n)) for n, m in self.layers]
+        return self
+
+    def __exit__(self, *exc):
+        for h in self._hooks:
+            h.remove()
+
+    def as_dict(self) -> dict:
+        """{layer: {direction: [fraction of assignments per expert]}}."""
+        return {layer: {lang: (c.float() / c.sum().clamp_min(1)).tolist() for lang, c in sorted(per.items())}
+                for layer, per in self.counts.items()}
+
+
+@torch.no_grad()
+def decode(model, tokenizer, loader, cfg: DecodeConfig, desc: str = "decoding", progress: bool = True,
+           recorder: RoutingRecorder | None = None, skips=None) -> dict[str, str]:
+    """{example id: hypothesis text} for every example the loader yields; bad clips go to `skips`."""
+    model.eval()
+    device = next(model.parameters()).device
+    eot = token_id(tokenizer, EOT)
+    gen = GenerationConfig(
+        num_beams=1 if cfg.greedy else cfg.beam, do_sample=False, length_penalty=cfg.length_penalty,
+        max_new_tokens=cfg.max_new_tokens, eos_token_id=eot, pad_token_id=eot,
+        decoder_start_token_id=model.config.decoder_start_token_id,
+    )
+    hyps: dict[str, str] = {}
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        for reason, ex_id, detail in batch.get("skipped", []):
+            if skips is not None:
+                skips.skip(reason, ex_id, detail)
+        if "input_features" not in batch:
+            continue
+        prompts = torch.tensor([prompt_ids(tokenizer, lang, "transcribe" if lang == "en" else "translate")
+                                for lang in batch["tgt_langs"]], device=device)
+        ctx = recorder.batch(batch["tgt_langs"], batch.get("feature_lengths")) if recorder else contextlib.nullcontext()
+        with ctx:
+            out = GenerationMixin.generate(
+                model, input_features=batch["input_features"].to(device), decoder_input_ids=prompts,
+                generation_config=gen,
+            )
+        texts = tokenizer.batch_decode(out[:, prompts.shape[1]:], skip_special_tokens=True)
+        hyps.update({i: t.strip() for i, t in zip(batch["ids"], texts)})
+    return hyps

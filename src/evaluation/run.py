@@ -1,0 +1,79 @@
+"""Evaluation of a model on configured splits: decode, write hypotheses, score, write tables.
+Used at the end of training and by `python -m src.evaluate`; rescoring reads the saved TSVs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import transformers
+
+from src.data.loading import LoaderConfig, make_loader
+from src.evaluation.generation import DecodeConfig, RoutingRecorder, decode
+from src.evaluation.metrics import MetricsConfig
+from src.evaluation.results import read_hypotheses, results_markdown, score, write_hypotheses, write_results
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalConfig(DecodeConfig, MetricsConfig):
+    """`eval` group: which splits, how to decode, how to score."""
+
+    splits: list[str] = field(default_factory=lambda: ["dev", "test"])
+    max_examples_per_direction: int | None = None  # a quick look; null = the whole split
+
+    @property
+    def decoding(self) -> DecodeConfig:
+        return DecodeConfig(self.beam, self.length_penalty, self.max_new_tokens, self.greedy)
+
+
+def limit_per_direction(examples: list, n: int | None) -> list:
+    if n is None:
+        return examples
+    seen: dict[str, int] = {}
+    out = []
+    for ex in examples:
+        if seen.get(ex.tgt_lang, 0) < n:
+            out.append(ex)
+            seen[ex.tgt_lang] = seen.get(ex.tgt_lang, 0) + 1
+    return out
+
+
+def evaluate_model(model, tokenizer, source, cfg: EvalConfig, out_dir: Path, loader_cfg: LoaderConfig,
+                   pad_to_30s: bool, progress: bool = True, logger=None) -> dict[str, list[dict]]:
+    """Decode and score every split in cfg.splits into out_dir/eval/<split>/; returns the tables."""
+    tables = {}
+    transformers.logging.set_verbosity_error()
+    for split in cfg.splits:
+        examples = limit_per_direction(source.examples(split), cfg.max_examples_per_direction)
+        if not examples:
+            log.warning("split %s has no usable examples; skipped", split)
+            continue
+        loader = make_loader(examples, source, tokenizer, loader_cfg, n_mels=model.config.num_mel_bins,
+                             pad_to_30s=pad_to_30s, shuffle=False)
+        with RoutingRecorder(model) as recorder:
+            hyps = decode(model, tokenizer, loader, cfg.decoding, desc=f"decoding {split}", progress=progress,
+                          recorder=recorder, skips=source.skips)
+        rows: dict[str, list[dict]] = {}
+        for ex in examples:
+            if ex.id in hyps:
+                rows.setdefault(ex.tgt_lang, []).append(
+                    {"id": ex.id, "src": ex.sentence, "ref": ex.translation, "hyp": hyps[ex.id]})
+        split_dir = Path(out_dir) / "eval" / split
+        write_hypotheses(split_dir, rows)
+        if recorder.layers:
+            (split_dir / "routing.json").write_text(json.dumps(recorder.as_dict(), indent=1))
+        tables[split] = rescore_split(split_dir, cfg, logger, split)
+    return tables
+
+
+def rescore_split(split_dir: Path, cfg: MetricsConfig, logger=None, split: str = "") -> list[dict]:
+    table = score(read_hypotheses(split_dir), cfg)
+    write_results(split_dir, table)
+    log.info("%s results (%s):\n%s", split or split_dir.name, split_dir, results_markdown(table))
+    if logger is not None:
+        logger.log_table(f"results/{split or split_dir.name}", table)
+    return table
