@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow lint demo pretrain summary clean
+.PHONY: setup test test-slow lint demo demo-quick pretrain summary clean
 
 setup: $(STAMP)
 
@@ -30,8 +30,18 @@ pretrain: $(STAMP)
 summary: $(STAMP)
 	$(PY) -m src.data.summary
 
+STRATEGIES := dense,vanilla,random,drop,spri
+DEMO_DIR := outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
+
+# The main job: build or reuse the toy corpus and dense toy model, train every strategy, evaluate,
+# and print the comparison table (tables and plots under $(DEMO_DIR)/report).
 demo: $(STAMP)
-	$(PY) -m src.train upcycle=dense
+	$(PY) -m src.train -m experiment=toy_demo upcycle=$(STRATEGIES) hydra.sweep.dir=$(DEMO_DIR) progress=false
+	$(PY) -m src.report $(DEMO_DIR) --out $(DEMO_DIR)/report
+
+demo-quick: $(STAMP)
+	$(PY) -m src.train -m experiment=toy_demo_quick upcycle=$(STRATEGIES) hydra.sweep.dir=$(DEMO_DIR) progress=false
+	$(PY) -m src.report $(DEMO_DIR) --out $(DEMO_DIR)/report
 
 clean:
 	rm -rf outputs/* .cache

@@ -7,6 +7,7 @@ checked against the dataclass their code consumes (so the schema is the code, sa
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from dataclasses import dataclass
 
@@ -20,6 +21,22 @@ from src.evaluation.run import EvalConfig
 from src.models.backbone import ModelConfig
 from src.models.moe import MoEConfig
 from src.training.trainer import TrainerConfig, check_trainer_config
+
+
+def short_dirname(name: str, limit: int = 80) -> str:
+    """Job dir names from overrides, cut with a hash suffix so long override lists stay valid paths."""
+    name = name.replace("/", "-")
+    if len(name) <= limit:
+        return name
+    return name[: limit - 9] + "~" + hashlib.sha1(name.encode()).hexdigest()[:8]
+
+
+OmegaConf.register_new_resolver("short_dirname", short_dirname, replace=True)
+
+
+# Step budgets shared by stages: ${frac:${trainer.total_steps},0.3333}, ${minus:a,b}.
+OmegaConf.register_new_resolver("frac", lambda total, f: int(round(int(total) * float(f))), replace=True)
+OmegaConf.register_new_resolver("minus", lambda a, b: int(a) - int(b), replace=True)
 
 
 class ConfigError(ValueError):

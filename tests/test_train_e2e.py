@@ -17,7 +17,8 @@ TINY = [
     "model.toy.d_model=64", "model.toy.encoder_layers=1", "model.toy.decoder_layers=1",
     "model.toy.ffn_dim=128", "model.pretrain.steps=30", "model.pretrain.vocab_size=600",
     "model.pretrain.lr=3e-3", "model.pretrain.warmup_steps=5",
-    "trainer.stages.0.steps=40", "trainer.stages.0.warmup_steps=5", "trainer.stages.0.lr=3e-3",
+    "trainer.total_steps=40", "trainer.stages.0.warmup_steps=5", "trainer.stages.0.lr=3e-3",
+    "eval.beam=2", "eval.max_new_tokens=12", "eval.comet.model=null",
     "trainer.log_every=5", "progress=false",
 ]
 
@@ -69,7 +70,7 @@ def test_toy_model_is_cached_and_reused(trained):
     assert last < first
     mtime = models[0].stat().st_mtime
     run("src.train", ["upcycle=dense", f"paths.cache_dir={tmp / 'cache'}", f"hydra.run.dir={tmp / 'run2'}",
-                      *[o for o in TINY if not o.startswith("trainer.stages.0.steps")], "trainer.stages.0.steps=2"])
+                      *[o for o in TINY if not o.startswith("trainer.total_steps")], "trainer.total_steps=2"])
     assert models[0].stat().st_mtime == mtime  # reused, not retrained
 
 
@@ -86,9 +87,9 @@ def test_data_summary_last_line_is_json(trained):
 def test_multirun_over_strategies_writes_one_dir_per_job(trained):
     tmp, _ = trained
     sweep = tmp / "sweep"
-    keep = [o for o in TINY if not o.startswith("trainer.")]
+    keep = [o for o in TINY if not o.startswith("trainer.")] + ["eval.splits=[]"]
     run("src.train", ["-m", "upcycle=dense,vanilla,random,drop,spri", f"paths.cache_dir={tmp / 'cache'}",
-                      f"hydra.sweep.dir={sweep}", *keep, "moe.num_experts=4", "trainer.stages.0.steps=2",
+                      f"hydra.sweep.dir={sweep}", *keep, "moe.num_experts=4", "trainer.total_steps=2",
                       "trainer.log_every=1"])
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
     assert [j.name.split("_", 1)[0] for j in jobs] == ["0", "1", "2", "3", "4"]
@@ -108,8 +109,8 @@ def test_spri_two_stage_run_logs_what_each_stage_trains(trained):
     tmp, _ = trained
     run_dir = tmp / "spri"
     proc = run("src.train", ["upcycle=spri", f"paths.cache_dir={tmp / 'cache'}", f"hydra.run.dir={run_dir}",
-                             *[o for o in TINY if not o.startswith("trainer.")], "trainer.stages.0.steps=3",
-                             "trainer.stages.1.steps=3", "trainer.log_every=1"])
+                             *[o for o in TINY if not o.startswith("trainer.")], "trainer.total_steps=6",
+                             "trainer.log_every=1"])
     log = (run_dir / "train.log").read_text()
     assert "stage 1 'stage1': training" in log and "residual=" in log and "router=" in log
     assert "stage 2 'stage2': training" in log
@@ -120,7 +121,7 @@ def test_spri_two_stage_run_logs_what_each_stage_trains(trained):
     assert len(train) == 6 and all("loss/router_balance" in r and "loss/router_z" in r for r in train)
     assert any(k.startswith("moe/encoder.layers.0/entropy") for k in train[0])
     state1 = json.loads((run_dir / "checkpoints" / "stage1" / "trainer_state.json").read_text())
-    assert state1["global_step"] == 3 and proc.returncode == 0
+    assert state1["global_step"] == 2 and proc.returncode == 0
 
 
 def test_upcycle_entry_converts_a_dense_checkpoint(trained):
@@ -132,3 +133,27 @@ def test_upcycle_entry_converts_a_dense_checkpoint(trained):
     report = json.loads((out / "upcycling_report.json").read_text())
     assert report["strategy"] == "vanilla" and all(r["output_deviation"] < 1e-5 for r in report["layers"])
     assert (out / "model.safetensors").exists() and json.loads((out / "config.json").read_text())["moe"]["top_k"] == 2
+
+
+def test_training_ends_with_evaluation_and_evaluate_entry_rescores(trained):
+    from src.evaluation.results import read_results
+
+    tmp, run_dir = trained
+    for split in ("dev", "test"):
+        table = read_results(run_dir / "eval" / split / "results.csv")
+        assert [r["direction"] for r in table][-1] == "average" and len(table) == 16
+        assert table[-1]["segments"] == 15 * 4 and all(r["comet"] is None for r in table)
+        assert (run_dir / "eval" / split / "zh-CN.tsv").exists()
+    before = (run_dir / "eval" / "test" / "results.csv").read_text()
+    (run_dir / "eval" / "test" / "results.csv").unlink()
+    proc = run("src.evaluate", [f"run_dir={run_dir}", "rescore=true", "eval.comet.model=null",
+                                f"hydra.run.dir={tmp / 'ev'}", f"paths.cache_dir={tmp / 'cache'}"])
+    assert (run_dir / "eval" / "test" / "results.csv").read_text() == before
+    assert "test: BLEU" in proc.stdout
+    # Standalone decoding of a checkpoint with data overrides, greedy.
+    out = tmp / "ev2"
+    run("src.evaluate", [f"checkpoint={run_dir / 'checkpoints' / 'finetune'}", f"hydra.run.dir={out}",
+                         f"paths.cache_dir={tmp / 'cache'}", "eval.splits=[test]", "eval.greedy=true",
+                         "eval.max_new_tokens=12", "eval.comet.model=null", "eval.max_examples_per_direction=2",
+                         *[o for o in TINY if o.startswith(("data.", "progress"))]])
+    assert read_results(out / "eval" / "test" / "results.csv")[-1]["segments"] == 30

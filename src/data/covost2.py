@@ -109,12 +109,13 @@ class CoVoST2Tables:
             f"Or drop '{tgt}' from data.directions."
         )
 
-    def asr(self, split: str) -> pd.DataFrame:
+    def asr(self, split: str, with_translation: bool = False) -> pd.DataFrame:
+        """The toy corpus's pretraining split (English ASR; with_translation: one translation per clip)."""
         path = self.tsv_dir / f"toy_asr.{split}.tsv"
         if not path.exists():
-            raise FileNotFoundError(f"{path} not found: the English ASR split exists only in the toy corpus")
+            raise FileNotFoundError(f"{path} not found: the pretraining split exists only in the toy corpus")
         df = read_tsv(path)
-        require_columns(df, path, ASR_COLUMNS)
+        require_columns(df, path, ASR_COLUMNS + (("tgt_lang", "translation") if with_translation else ()))
         return df
 
 
@@ -197,8 +198,13 @@ class CoVoST2Source(ExampleSource):
             df = self.tables.asr(split[4:])
             df = df.assign(translation=df["sentence"])
             return self._make_examples(df, "en", f"asr {split[4:]}")
+        if split.startswith("pretrain_st_"):
+            df = self.tables.asr(split[len("pretrain_st_"):], with_translation=True)
+            return [ex for tgt in self.directions
+                    for ex in self._make_examples(df[df["tgt_lang"] == tgt], tgt, f"pretrain {split}")]
         if split not in SPLITS:
-            raise ValueError(f"unknown split '{split}'; use one of {SPLITS} or asr_train/asr_dev")
+            raise ValueError(f"unknown split '{split}'; use one of {SPLITS}, asr_train/asr_dev or "
+                             "pretrain_st_train/pretrain_st_dev")
         out: list[Example] = []
         for tgt in self.directions:
             df = self.tables.direction(tgt, split)

@@ -90,9 +90,10 @@ def pretrain_toy(cfg: DictConfig, out: Path) -> dict:
     recipe, arch = mcfg.pretrain, mcfg.toy
     torch.manual_seed(recipe.seed)
     source = build_source(cfg.data)
-    train = source.examples("asr_train")
-    dev = source.examples("asr_dev")
-    texts = [ex.sentence for ex in train] + [ex.translation for ex in source.examples("train")]
+    # English ASR plus one translation per clip: the toy stand-in for a multilingual pretrained model.
+    train = source.examples("asr_train") + source.examples("pretrain_st_train")
+    dev = source.examples("asr_dev") + source.examples("pretrain_st_dev")
+    texts = [ex.translation for ex in train] + [ex.translation for ex in source.examples("train")]
     work = out.with_name(out.name + ".work")
     shutil.rmtree(work, ignore_errors=True)
     tokenizer = train_toy_tokenizer(texts, work / "tokenizer", recipe.vocab_size)

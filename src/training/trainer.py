@@ -42,6 +42,7 @@ class StageConfig:
 @dataclass
 class TrainerConfig:
     stages: list[StageConfig] = field(default_factory=lambda: [StageConfig()])
+    total_steps: int | None = None  # the optimizer-step budget the stage configs divide (equal across strategies)
     grad_accum: int = 1
     clip_norm: float | None = 1.0
     weight_decay: float = 0.01

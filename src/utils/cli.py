@@ -20,17 +20,6 @@ from src.data.schema import BadExampleError
 log = logging.getLogger("upcycle_st")
 
 
-def short_dirname(name: str, limit: int = 80) -> str:
-    """Job dir names from overrides, cut with a hash suffix so long override lists stay valid paths."""
-    name = name.replace("/", "-")
-    if len(name) <= limit:
-        return name
-    import hashlib
-
-    return name[: limit - 9] + "~" + hashlib.sha1(name.encode()).hexdigest()[:8]
-
-
-OmegaConf.register_new_resolver("short_dirname", short_dirname, replace=True)
 
 # Errors that are the user's to fix: shown as one line (full traceback with debug=true).
 USER_ERRORS = (ConfigError, FileNotFoundError, BadExampleError, OSError, ValueError)

@@ -8,7 +8,8 @@ data is laid out, so the generic CoVoST2 loader (and the official splitting tool
     root/en/validated.tsv                          client_id path sentence up_votes down_votes age gender
                                                    accent
     root/covost_v2.en_XX.tsv                       path sentence translation split  (one per direction)
-    root/toy_asr.{train,dev}.tsv                   path sentence  (English ASR split, disjoint from ST clips)
+    root/toy_asr.{train,dev}.tsv                   path sentence tgt_lang translation  (pretraining split,
+                                                   disjoint from ST clips: English ASR + one translation per clip)
     root/DATA_CARD.md
     root/.complete                                 JSON of the build parameters (the reuse key)
 
@@ -38,12 +39,12 @@ from src.data.toy.grammar import TYPOLOGY, Sentence, language, sample_sentence, 
 log = logging.getLogger(__name__)
 
 # Bump when the generator changes in a way that changes the output: old caches then rebuild.
-TOY_CORPUS_VERSION = 1
+TOY_CORPUS_VERSION = 2
 MARKER = ".complete"
 CLIP_PREFIX = "common_voice_en_toy_"
 VALIDATED_HEADER = ("client_id", "path", "sentence", "up_votes", "down_votes", "age", "gender", "accent")
 COVOST_HEADER = ("path", "sentence", "translation", "split")
-ASR_HEADER = ("path", "sentence")
+ASR_HEADER = ("path", "sentence", "tgt_lang", "translation")
 
 DEFAULT_SIZES: dict[str, int] = {
     "n_asr_train": 3000, "n_asr_dev": 200, "n_st_train": 400, "n_st_dev": 50, "n_st_test": 50,
@@ -398,9 +399,14 @@ def _write_corpus(out: Path, params: dict, progress: bool, workers: int | None) 
             split = "train_covost" if c.split == "train" and i % 8 == 1 else c.split
             rows.append((c.name, c.text, translate(c.sentence, code), split))
         write_tsv(out / f"covost_v2.en_{code}.tsv", COVOST_HEADER, rows)
+    dirs = params["directions"]
     for split in ("train", "dev"):
+        # Each pretraining clip also carries one translation (directions in turn), so the toy "pretrained"
+        # model has seen every target language, as a multilingual pretrained model would have.
+        asr = [c for c in clips if c.group == "asr" and c.split == split]
         write_tsv(out / f"toy_asr.{split}.tsv", ASR_HEADER,
-                  ((c.name, c.text) for c in clips if c.group == "asr" and c.split == split))
+                  ((c.name, c.text, dirs[i % len(dirs)], translate(c.sentence, dirs[i % len(dirs)]))
+                   for i, c in enumerate(asr)))
     (out / "DATA_CARD.md").write_text(_data_card(params, clips, n_samples, speakers), encoding="utf-8")
     (out / MARKER).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return n_samples
@@ -455,7 +461,8 @@ def _data_card(params: dict, clips: list[_Clip], n_samples: list[int], speakers:
         "- `en/clips/*.mp3`, `en/validated.tsv` (Common Voice v4 layout; all clips)",
         "- `covost_v2.en_XX.tsv` with columns path, sentence, translation, split (train, train_covost,",
         "  dev, test; `train_covost` counts as train, as in the real files)",
-        "- `toy_asr.train.tsv`, `toy_asr.dev.tsv` with columns path, sentence",
+        "- `toy_asr.train.tsv`, `toy_asr.dev.tsv` with columns path, sentence, tgt_lang, translation (one",
+        "  direction per clip, in turn): dense pretraining on English ASR plus a little speech translation",
         "- `.complete`: the build parameters; the builder reuses the corpus when they match",
         "",
         "## Languages",
