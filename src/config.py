@@ -25,7 +25,8 @@ from src.training.trainer import TrainerConfig, check_trainer_config
 
 def short_dirname(name: str, limit: int = 80) -> str:
     """Job dir names from overrides, cut with a hash suffix so long override lists stay valid paths."""
-    name = name.replace("/", "-")
+    # "-" and "__" instead of "=" and ",", so a job dir can be passed back as an override value.
+    name = name.replace("/", "-").replace("=", "-").replace(",", "__")
     if len(name) <= limit:
         return name
     return name[: limit - 9] + "~" + hashlib.sha1(name.encode()).hexdigest()[:8]

@@ -18,7 +18,7 @@ TINY = [
     "model.toy.ffn_dim=128", "model.pretrain.steps=30", "model.pretrain.vocab_size=600",
     "model.pretrain.lr=3e-3", "model.pretrain.warmup_steps=5",
     "trainer.total_steps=40", "trainer.stages.0.warmup_steps=5", "trainer.stages.0.lr=3e-3",
-    "eval.beam=2", "eval.max_new_tokens=12", "eval.comet.model=null",
+    "eval.beam=2", "eval.max_new_tokens=200", "eval.comet.model=null",
     "trainer.log_every=5", "progress=false",
 ]
 

@@ -78,9 +78,11 @@ def decode(model, tokenizer, loader, cfg: DecodeConfig, desc: str = "decoding", 
     model.eval()
     device = next(model.parameters()).device
     eot = token_id(tokenizer, EOT)
+    # The decoder has max_target_positions positions; the 4 prompt tokens take the first ones.
+    max_new = min(cfg.max_new_tokens, model.config.max_target_positions - 4)
     gen = GenerationConfig(
         num_beams=1 if cfg.greedy else cfg.beam, do_sample=False, length_penalty=cfg.length_penalty,
-        max_new_tokens=cfg.max_new_tokens, eos_token_id=eot, pad_token_id=eot,
+        max_new_tokens=max_new, eos_token_id=eot, pad_token_id=eot,
         decoder_start_token_id=model.config.decoder_start_token_id,
     )
     hyps: dict[str, str] = {}
