@@ -313,18 +313,7 @@ def _auto_workers() -> int:
 
 
 def build_toy_corpus(
-    root: str | os.PathLike,
-    *,
-    seed: int = 0,
-    n_asr_train: int = DEFAULT_SIZES["n_asr_train"],
-    n_asr_dev: int = DEFAULT_SIZES["n_asr_dev"],
-    n_st_train: int = DEFAULT_SIZES["n_st_train"],
-    n_st_dev: int = DEFAULT_SIZES["n_st_dev"],
-    n_st_test: int = DEFAULT_SIZES["n_st_test"],
-    directions: Sequence[str] = COVOST2_EN_XX,
-    sample_rate: int = 48000,
-    progress: bool = True,
-    workers: int | None = None,
+    root: str | os.PathLike, *, progress: bool = True, workers: int | None = None, **params
 ) -> Path:
     """Write the toy corpus into ``root`` (or reuse it when its marker matches); returns ``root``.
 
@@ -333,10 +322,7 @@ def build_toy_corpus(
     only changes speed, never the output.
     """
     root = Path(root)
-    params = corpus_params(
-        seed=seed, n_asr_train=n_asr_train, n_asr_dev=n_asr_dev, n_st_train=n_st_train, n_st_dev=n_st_dev,
-        n_st_test=n_st_test, directions=directions, sample_rate=sample_rate,
-    )
+    params = corpus_params(**params)  # the knobs and their defaults: see corpus_params
     if read_marker(root) == params:
         return root
     if root.exists() and read_marker(root) is None and (not root.is_dir() or any(root.iterdir())):
