@@ -8,17 +8,13 @@ from collections.abc import Callable
 import torch
 
 from src.models.moe import moe_layers, moe_token_masks
+from src.utils.registry import make_register
 
 RouterLossFn = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 ROUTER_LOSSES: dict[str, RouterLossFn] = {}
 
 
-def register_router_loss(name: str) -> Callable[[RouterLossFn], RouterLossFn]:
-    def deco(fn: RouterLossFn) -> RouterLossFn:
-        ROUTER_LOSSES[name] = fn
-        return fn
-
-    return deco
+register_router_loss = make_register(ROUTER_LOSSES)
 
 
 @register_router_loss("balance")

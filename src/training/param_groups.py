@@ -11,16 +11,13 @@ from collections.abc import Callable, Iterable
 
 from torch import nn
 
+from src.utils.registry import make_register
+
 GroupFn = Callable[[str], bool]
 PARAM_GROUPS: dict[str, GroupFn] = {}
 
 
-def register_group(name: str) -> Callable[[GroupFn], GroupFn]:
-    def deco(fn: GroupFn) -> GroupFn:
-        PARAM_GROUPS[name] = fn
-        return fn
-
-    return deco
+register_group = make_register(PARAM_GROUPS)
 
 
 register_group("all")(lambda n: True)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from src.models.moe import MoEFFN
+from src.utils.registry import make_register
 
 
 @dataclass
@@ -44,9 +45,11 @@ STRATEGIES: dict[str, Strategy] = {}
 
 
 def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
+    """Registers one instance of the class (strategies are stateless)."""
+
     def deco(cls: type[Strategy]) -> type[Strategy]:
         cls.name = name
-        STRATEGIES[name] = cls()
+        make_register(STRATEGIES)(name)(cls())
         return cls
 
     return deco
