@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections import defaultdict
 from dataclasses import dataclass
 
 import torch
@@ -12,6 +11,7 @@ from tqdm.auto import tqdm
 from transformers import GenerationConfig
 from transformers.generation.utils import GenerationMixin
 
+from src.data.languages import COVOST2_EN_XX
 from src.data.text import EOT, prompt_ids, token_id
 from src.models.moe import moe_layers
 
@@ -25,36 +25,39 @@ class DecodeConfig:
 
 
 class RoutingRecorder:
-    """Counts top-k assignments per (MoE layer, direction, expert); encoder padding excluded."""
+    """Counts top-k assignments per (MoE layer, direction, expert); encoder padding excluded.
+
+    One bincount per layer call (keys lang * E + expert), so decoding pays no per-row Python loop.
+    """
+
+    LANGS = ("en", *COVOST2_EN_XX)
 
     def __init__(self, model) -> None:
         self.layers = moe_layers(model)
-        self.counts: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
-        self.langs: list[str] = []
+        self.counts: dict[str, torch.Tensor] = {}  # layer -> (len(LANGS), E)
+        self.lang_ids = torch.zeros(0, dtype=torch.long)
         self.enc_lengths: torch.Tensor | None = None
         self._hooks = []
 
     def _hook(self, name: str):
         def fn(module, inputs, output):
-            idx = module.last["idx"]
-            hidden = inputs[0]
-            rows = hidden.shape[0]  # batch (encoder) or batch * beams (decoder)
+            idx = module.last["idx"].cpu()
+            rows = inputs[0].shape[0]  # batch (encoder) or batch * beams (decoder)
             per_row = idx.reshape(rows, -1, idx.shape[-1])
-            group = max(1, rows // len(self.langs))
-            for r in range(rows):
-                lang = self.langs[r // group]
-                sel = per_row[r]
-                if name.startswith("encoder") and self.enc_lengths is not None:
-                    sel = sel[: int(self.enc_lengths[r // group])]
-                c = torch.bincount(sel.reshape(-1).cpu(), minlength=module.cfg.num_experts)
-                prev = self.counts[name].get(lang)
-                self.counts[name][lang] = c if prev is None else prev + c
+            example = torch.arange(rows) // max(1, rows // len(self.lang_ids))
+            valid = torch.ones(per_row.shape[:2], dtype=torch.bool)
+            if name.startswith("encoder") and self.enc_lengths is not None:
+                valid = torch.arange(per_row.shape[1])[None] < self.enc_lengths[example][:, None]
+            E = module.cfg.num_experts
+            keys = self.lang_ids[example][:, None, None] * E + per_row
+            counts = torch.bincount(keys[valid].reshape(-1), minlength=len(self.LANGS) * E).view(-1, E)
+            self.counts[name] = counts if name not in self.counts else self.counts[name] + counts
         return fn
 
     @contextlib.contextmanager
     def batch(self, langs: list[str], feature_lengths: torch.Tensor | None):
-        self.langs = langs
-        self.enc_lengths = None if feature_lengths is None else (feature_lengths + 1) // 2
+        self.lang_ids = torch.tensor([self.LANGS.index(lang) for lang in langs])
+        self.enc_lengths = None if feature_lengths is None else ((feature_lengths + 1) // 2).cpu()
         yield
 
     def __enter__(self):
@@ -66,9 +69,9 @@ class RoutingRecorder:
             h.remove()
 
     def as_dict(self) -> dict:
-        """{layer: {direction: [fraction of assignments per expert]}}."""
-        return {layer: {lang: (c.float() / c.sum().clamp_min(1)).tolist() for lang, c in sorted(per.items())}
-                for layer, per in self.counts.items()}
+        """{layer: {direction: [fraction of assignments per expert]}} for the directions seen."""
+        return {layer: {self.LANGS[i]: (c.float() / c.sum()).tolist() for i, c in enumerate(counts) if c.sum()}
+                for layer, counts in self.counts.items()}
 
 
 @torch.no_grad()
@@ -78,8 +81,9 @@ def decode(model, tokenizer, loader, cfg: DecodeConfig, desc: str = "decoding", 
     model.eval()
     device = next(model.parameters()).device
     eot = token_id(tokenizer, EOT)
-    # The decoder has max_target_positions positions; the 4 prompt tokens take the first ones.
-    max_new = min(cfg.max_new_tokens, model.config.max_target_positions - 4)
+    # The decoder has max_target_positions positions; the prompt takes the first ones.
+    n_prompt = len(prompt_ids(tokenizer, "en", "transcribe"))
+    max_new = min(cfg.max_new_tokens, model.config.max_target_positions - n_prompt)
     gen = GenerationConfig(
         num_beams=1 if cfg.greedy else cfg.beam, do_sample=False, length_penalty=cfg.length_penalty,
         max_new_tokens=max_new, eos_token_id=eot, pad_token_id=eot,

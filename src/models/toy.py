@@ -96,7 +96,7 @@ def pretrain_toy(cfg: DictConfig, out: Path) -> dict:
     texts = [ex.translation for ex in train] + [ex.translation for ex in source.examples("train")]
     work = out.with_name(out.name + ".work")
     shutil.rmtree(work, ignore_errors=True)
-    tokenizer = train_toy_tokenizer(texts, work / "tokenizer", recipe.vocab_size)
+    tokenizer = train_toy_tokenizer(texts, work / "tokenizer", recipe.vocab_size)  # also creates `work`
     model = WhisperForConditionalGeneration(toy_config(tokenizer, arch))
     set_pad_to_30s(model, False)
     lcfg = loader_config(cfg.data)
@@ -110,7 +110,7 @@ def pretrain_toy(cfg: DictConfig, out: Path) -> dict:
         log_every=max(1, recipe.steps // 20), progress=cfg.get("progress", True), device=recipe.device,
     )
     logger = ConsoleLogger()
-    logger.start(work.mkdir(parents=True, exist_ok=True) or work, {})
+    logger.start(work, {})
     aux = []
     if recipe.ctc_weight > 0:
         aux.append(CTCAuxLoss(arch.d_model, len(tokenizer), token_id(tokenizer, EOT), recipe.ctc_weight))
