@@ -85,9 +85,11 @@ def test_layout_and_tsv_format(corpus: Path):
     asr = {s: read_tsv(corpus / f"toy_asr.{s}.tsv") for s in ("train", "dev")}
     for s, df in asr.items():
         assert list(df.columns) == ["path", "sentence", "tgt_lang", "translation"]
-        assert len(df) == TINY[f"n_asr_{s}"]
-        # one non-empty translation per pretraining clip, directions in turn
+        k = corpus_params()["pretrain_translations"]
+        assert k >= 1 and len(df) == k * TINY[f"n_asr_{s}"]
+        # k non-empty translations per pretraining clip (one row each), directions in turn
         assert list(df["tgt_lang"]) == [COVOST2_EN_XX[i % 15] for i in range(len(df))]
+        assert (df.groupby("path")["tgt_lang"].nunique() == k).all()
         assert all(t.strip() for t in df["translation"])
     asr_paths = set(asr["train"]["path"]) | set(asr["dev"]["path"])
     assert not asr_paths & set(st_paths), "ASR clips must be disjoint from the ST clips"

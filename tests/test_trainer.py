@@ -134,15 +134,29 @@ def test_ctc_pretraining_loss_trains_head_and_encoder(tmp_path):
 
     m = model()
     data = batches(2)
+    transcribe, translate = 61, 62
     for b in data:
         b["feature_lengths"] = torch.tensor([64, 50])
-    ctc = CTCAuxLoss(d_model=32, vocab_size=64, eot_id=0, weight=0.5)
+        b["decoder_input_ids"][:, 2] = torch.tensor([transcribe, translate])  # row 0 ASR, row 1 translation
+    ctc = CTCAuxLoss(d_model=32, vocab_size=64, eot_id=0, transcribe_id=transcribe, weight=0.5)
     head_before = ctc.head.weight.detach().clone()
     conv_before = m.model.encoder.conv1.weight.detach().clone()
     t = Trainer(m, None, TrainerConfig(stages=[StageConfig(name="p", steps=2, lr=1e-2)], progress=False, log_every=1),
                 tmp_path, data, aux_losses=[ctc])
     _, metrics = t._forward(data[0])
     assert torch.isfinite(metrics["loss/ctc"]) and metrics["loss/ctc"] > 0
+    # translation rows never enter CTC (not monotonic in the audio): changing their labels changes nothing
+    with torch.no_grad():
+        out = m(input_features=data[0]["input_features"], decoder_input_ids=data[0]["decoder_input_ids"])
+        base = ctc(m, data[0], out)["ctc"]
+        other = dict(data[0], labels=data[0]["labels"].clone())
+        other["labels"][1, :3] = torch.tensor([5, 6, 7])
+        assert torch.equal(ctc(m, other, out)["ctc"], base)
+        other["labels"][0, :3] = torch.tensor([5, 6, 7])
+        assert not torch.equal(ctc(m, other, out)["ctc"], base)
+        no_asr = dict(data[0], decoder_input_ids=data[0]["decoder_input_ids"].clone())
+        no_asr["decoder_input_ids"][:, 2] = translate
+        assert ctc(m, no_asr, out)["ctc"].item() == 0.0
     t.fit()
     assert not torch.equal(ctc.head.weight, head_before) and not torch.equal(m.model.encoder.conv1.weight, conv_before)
     assert not any(k.startswith("head") for k in m.state_dict())  # the head never enters the saved model

@@ -110,13 +110,13 @@ class CoVoST2Tables:
         )
 
     def asr(self, split: str, with_translation: bool = False) -> pd.DataFrame:
-        """The toy corpus's pretraining split (English ASR; with_translation: one translation per clip)."""
+        """The toy corpus's pretraining split (English ASR; with_translation: a row per translation of a clip)."""
         path = self.tsv_dir / f"toy_asr.{split}.tsv"
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: the pretraining split exists only in the toy corpus")
         df = read_tsv(path)
         require_columns(df, path, ASR_COLUMNS + (("tgt_lang", "translation") if with_translation else ()))
-        return df
+        return df if with_translation else df.drop_duplicates("path")  # a row per translation of a clip
 
 
 class CoVoST2Source(ExampleSource):

@@ -98,7 +98,7 @@ class ToyArch:
 class PretrainRecipe:
     """How the toy dense model is pretrained (English ASR on the toy corpus)."""
 
-    steps: int = 2000
+    steps: int = 1000
     lr: float = 3e-3
     warmup_steps: int = 100
     vocab_size: int = 2000

@@ -9,7 +9,8 @@ data is laid out, so the generic CoVoST2 loader (and the official splitting tool
                                                    accent
     root/covost_v2.en_XX.tsv                       path sentence translation split  (one per direction)
     root/toy_asr.{train,dev}.tsv                   path sentence tgt_lang translation  (pretraining split,
-                                                   disjoint from ST clips: English ASR + one translation per clip)
+                                                   disjoint from ST clips: English ASR + k translations per
+                                                   clip, one row each)
     root/DATA_CARD.md
     root/.complete                                 JSON of the build parameters (the reuse key)
 
@@ -39,7 +40,7 @@ from src.data.toy.grammar import TYPOLOGY, Sentence, language, sample_sentence, 
 log = logging.getLogger(__name__)
 
 # Bump when the generator changes in a way that changes the output: old caches then rebuild.
-TOY_CORPUS_VERSION = 2
+TOY_CORPUS_VERSION = 3
 MARKER = ".complete"
 CLIP_PREFIX = "common_voice_en_toy_"
 VALIDATED_HEADER = ("client_id", "path", "sentence", "up_votes", "down_votes", "age", "gender", "accent")
@@ -49,6 +50,7 @@ ASR_HEADER = ("path", "sentence", "tgt_lang", "translation")
 DEFAULT_SIZES: dict[str, int] = {
     "n_asr_train": 3000, "n_asr_dev": 200, "n_st_train": 400, "n_st_dev": 50, "n_st_test": 50,
 }
+DEFAULT_PRETRAIN_TRANSLATIONS = 2  # translations per pretraining clip (directions in turn)
 
 
 # --------------------------------------------------------------------------------------------
@@ -63,6 +65,7 @@ def corpus_params(
     n_st_train: int = DEFAULT_SIZES["n_st_train"],
     n_st_dev: int = DEFAULT_SIZES["n_st_dev"],
     n_st_test: int = DEFAULT_SIZES["n_st_test"],
+    pretrain_translations: int = DEFAULT_PRETRAIN_TRANSLATIONS,
     directions: Sequence[str] = COVOST2_EN_XX,
     sample_rate: int = 48000,
 ) -> dict:
@@ -75,9 +78,13 @@ def corpus_params(
     if int(sample_rate) <= 0:
         raise ValueError(f"toy corpus: sample_rate must be positive, got {sample_rate!r}")
     dirs = check_directions(list(directions), source="toy corpus directions")
+    if int(pretrain_translations) != pretrain_translations or pretrain_translations < 0:
+        raise ValueError(f"toy corpus: pretrain_translations must be a non-negative integer, "
+                         f"got {pretrain_translations!r}")
+    pretrain_translations = min(int(pretrain_translations), len(dirs))  # at most one per direction
     return {
         "version": TOY_CORPUS_VERSION, "seed": int(seed), **{k: int(v) for k, v in sizes.items()},
-        "directions": dirs, "sample_rate": int(sample_rate),
+        "pretrain_translations": int(pretrain_translations), "directions": dirs, "sample_rate": int(sample_rate),
     }
 
 
@@ -142,7 +149,7 @@ def toy_speakers(n: int = 16) -> list[ToySpeaker]:
         variant = voice.partition("+")[2]
         gender = "female" if variant.startswith("f") else "male"
         age = rng.choice(("twenties", "thirties", "fourties", "fifties", "sixties"))
-        out.append(ToySpeaker(voice, rng.randint(135, 205), rng.randint(25, 75), age, gender, _accent(voice)))
+        out.append(ToySpeaker(voice, rng.randint(160, 220), rng.randint(25, 75), age, gender, _accent(voice)))
     return out
 
 
@@ -261,8 +268,8 @@ def _clip_job(clip: _Clip, speaker: ToySpeaker, params: Mapping, clips_dir: Path
     rng = random.Random(f"upcycle-st toy clip seed={params['seed']} {clip.name}")
     return ClipJob(
         path=str(clips_dir / clip.name), text=clip.text, voice=speaker.voice, rate=speaker.rate,
-        pitch=speaker.pitch, tts_seed=rng.getrandbits(31), lead_s=round(rng.uniform(0.05, 0.3), 3),
-        tail_s=round(rng.uniform(0.05, 0.3), 3), gain=round(rng.uniform(0.55, 0.95), 3),
+        pitch=speaker.pitch, tts_seed=rng.getrandbits(31), lead_s=round(rng.uniform(0.05, 0.2), 3),
+        tail_s=round(rng.uniform(0.05, 0.2), 3), gain=round(rng.uniform(0.55, 0.95), 3),
         sample_rate=params["sample_rate"],
     )
 
@@ -385,14 +392,17 @@ def _write_corpus(out: Path, params: dict, progress: bool, workers: int | None) 
             split = "train_covost" if c.split == "train" and i % 8 == 1 else c.split
             rows.append((c.name, c.text, translate(c.sentence, code), split))
         write_tsv(out / f"covost_v2.en_{code}.tsv", COVOST_HEADER, rows)
-    dirs = params["directions"]
+    dirs, k = params["directions"], params["pretrain_translations"]
     for split in ("train", "dev"):
-        # Each pretraining clip also carries one translation (directions in turn), so the toy "pretrained"
-        # model has seen every target language, as a multilingual pretrained model would have.
+        # Each pretraining clip also carries k translations (directions in turn, one row each), so the toy
+        # "pretrained" model has seen every target language, as a multilingual pretrained model would have.
+        # With k = 0 each clip has one row with an empty translation (English ASR only).
         asr = [c for c in clips if c.group == "asr" and c.split == split]
-        write_tsv(out / f"toy_asr.{split}.tsv", ASR_HEADER,
-                  ((c.name, c.text, dirs[i % len(dirs)], translate(c.sentence, dirs[i % len(dirs)]))
-                   for i, c in enumerate(asr)))
+        rows = []
+        for i, c in enumerate(asr):
+            langs = [dirs[(i * k + j) % len(dirs)] for j in range(k)]
+            rows += [(c.name, c.text, x, translate(c.sentence, x)) for x in langs] or [(c.name, c.text, "", "")]
+        write_tsv(out / f"toy_asr.{split}.tsv", ASR_HEADER, rows)
     (out / "DATA_CARD.md").write_text(_data_card(params, clips, n_samples, speakers), encoding="utf-8")
     (out / MARKER).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return n_samples
@@ -423,9 +433,11 @@ def _data_card(params: dict, clips: list[_Clip], n_samples: list[int], speakers:
         f"{len(speakers)} synthetic",
         "  speakers (voice variant, rate, pitch) and a little silence at both ends, resampled to",
         f"  {sr} Hz and stored as mono mp3 (libsndfile/LAME).",
-        "- Each target language is an invented language, one per CoVoST2 code: its own pseudo-word",
-        "  lexicon in a script that fits the code, its own word order, adjective placement, number",
-        "  marking, articles, case and tense marking. A translation is a pure function of the",
+        "- Each target language is an invented language, one per CoVoST2 code, in a script that fits",
+        "  the code. Languages that share a script share their content stems (cognates: the nine",
+        "  Latin-script ones, and ar/fa); prepositions and every function morpheme (plural, articles,",
+        "  case, tense, agreement, particles) are each language's own, as are word order, adjective",
+        "  placement, number, case and tense marking. A translation is a pure function of the",
         "  sentence's structure, so it is exact and unambiguous (no noise, no paraphrase).",
         "- `client_id` identifies a synthetic speaker (a hash of voice, rate and pitch); age, gender and",
         "  accent are labels derived from the voice, not facts about a person.",
@@ -447,8 +459,9 @@ def _data_card(params: dict, clips: list[_Clip], n_samples: list[int], speakers:
         "- `en/clips/*.mp3`, `en/validated.tsv` (Common Voice v4 layout; all clips)",
         "- `covost_v2.en_XX.tsv` with columns path, sentence, translation, split (train, train_covost,",
         "  dev, test; `train_covost` counts as train, as in the real files)",
-        "- `toy_asr.train.tsv`, `toy_asr.dev.tsv` with columns path, sentence, tgt_lang, translation (one",
-        "  direction per clip, in turn): dense pretraining on English ASR plus a little speech translation",
+        "- `toy_asr.train.tsv`, `toy_asr.dev.tsv` with columns path, sentence, tgt_lang, translation (",
+        f"  {params['pretrain_translations']} directions per clip, in turn, one row each): dense pretraining on "
+        "English ASR plus some speech translation",
         "- `.complete`: the build parameters; the builder reuses the corpus when they match",
         "",
         "## Languages",
