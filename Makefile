@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow lint demo demo-quick pretrain summary clean
+.PHONY: setup test test-slow lint demo demo-quick demo-full bench pretrain summary clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,8 @@ summary: $(STAMP)
 	$(PY) -m src.data.summary
 
 STRATEGIES := dense,vanilla,random,drop,spri
+# demo-full adds cluster-aware upcycling (with self-distillation) and SPRI with DPSL and with SD-MoE.
+STRATEGIES_FULL := $(STRATEGIES),cluster,spri_dpsl,spri_sd
 DEMO_DIR := outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
 # The main job: build or reuse the toy corpus and dense toy model, train every strategy, evaluate,
@@ -42,6 +44,18 @@ demo: $(STAMP)
 demo-quick: $(STAMP)
 	$(PY) -m src.train -m experiment=toy_demo_quick upcycle=$(STRATEGIES) hydra.sweep.dir=$(DEMO_DIR) progress=false
 	$(PY) -m src.report $(DEMO_DIR) --out $(DEMO_DIR)/report
+
+demo-full: $(STAMP)
+	$(PY) -m src.train -m experiment=toy_demo upcycle=$(STRATEGIES_FULL) hydra.sweep.dir=$(DEMO_DIR) progress=false
+	$(PY) -m src.report $(DEMO_DIR) --out $(DEMO_DIR)/report
+
+# The CPU-sized benchmark set (each prints its table and ratios; GPU sizes: see docs/benchmarks.md).
+bench: $(STAMP)
+	$(PY) scripts/bench_moe.py --tokens 2048 --repeats 3
+	$(PY) scripts/bench_train.py --batch 2 --seconds 5 --steps 2
+	$(PY) scripts/bench_encoder.py --shape small --batch 4 --seconds 5
+	$(PY) scripts/bench_data.py --clips 32
+	$(PY) scripts/bench_upcycle.py --layers 2
 
 clean:
 	rm -rf outputs/* .cache

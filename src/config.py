@@ -40,6 +40,26 @@ OmegaConf.register_new_resolver("frac", lambda total, f: int(round(int(total) * 
 OmegaConf.register_new_resolver("minus", lambda a, b: int(a) - int(b), replace=True)
 
 
+def launch_stamp(fmt: str = "%Y-%m-%d_%H-%M-%S") -> str:
+    """`now`, except under torchrun/accelerate (WORLD_SIZE > 1): the launcher's start time, so every
+    rank on a node resolves the same run dir. (Across nodes, pass hydra.run.dir explicitly.)"""
+    import datetime
+    import os
+
+    t = None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        try:
+            ticks = int(open(f"/proc/{os.getppid()}/stat").read().rsplit(")", 1)[1].split()[19])
+            boot = next(int(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime"))
+            t = boot + ticks / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError, StopIteration):
+            t = None
+    return (datetime.datetime.fromtimestamp(t) if t is not None else datetime.datetime.now()).strftime(fmt)
+
+
+OmegaConf.register_new_resolver("launch_stamp", launch_stamp, replace=True)
+
+
 class ConfigError(ValueError):
     """A config problem the user fixes on the command line or in a yaml."""
 
@@ -134,6 +154,7 @@ def _check_upcycle(cfg: DictConfig) -> None:
     try:
         ucfg = strategy_config(OmegaConf.create(OmegaConf.to_container(cfg.upcycle, resolve=True)))
         check_groups(ucfg.stage1_trainable, "upcycle.stage1_trainable")
+        ucfg.check()
     except OmegaConfBaseException as e:
         raise ConfigError(f"upcycle.{getattr(e, 'full_key', '')}: {_first_line(e)}") from None
     except ValueError as e:

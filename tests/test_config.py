@@ -31,7 +31,7 @@ def test_groups_compose_and_validate(model, logger):
     cfg = make_cfg([f"model={model}", f"data={data}", f"logger={logger}", "data.root=/data/cv4"]
                    if data == "covost2" else [f"model={model}", f"logger={logger}"])
     validate(cfg)
-    assert typed("model", cfg).pad_to_30s is (model != "whisper_toy")
+    assert typed("model", cfg).pad_to_30s is False  # short-clip encoder by default (README: the trade-off)
 
 
 def test_hf_data_composes():
@@ -41,7 +41,7 @@ def test_hf_data_composes():
 @pytest.mark.parametrize("overrides, message", [
     (["model=whisper_small", "data=covost2"], r"data.root: missing required value"),
     (["+data.rooot=/x"], r"data.rooot: unknown option for src.data.toy.source.ToySource"),
-    (["+trainer.lr=1"], r"trainer.lr"),
+    (["+trainer.lrr=1"], r"trainer.lrr"),
     (["data.directions=[de,xx]"], r"unknown CoVoST2 direction 'xx'"),
     (["trainer.stages.0.schedule=weird"], r"trainer.stages\[0\].schedule"),
     (["trainer.stages.0.trainable=[router_typo]"], r"unknown parameter group\(s\) \['router_typo'\]"),
@@ -88,3 +88,41 @@ def test_dense_and_two_stage_have_the_same_step_budget():
 def test_moe_and_upcycle_validation(overrides, message):
     with pytest.raises(ConfigError, match=message):
         validate(make_cfg(overrides))
+
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_preset_composes_and_validates(experiment):
+    extra = ["data.root=/data/cv4"] if experiment.endswith("covost2") else []
+    cfg = make_cfg([f"experiment={experiment}", *extra])
+    validate(cfg)
+    moe = typed("moe", cfg)
+    if experiment.endswith("covost2"):
+        assert cfg.model.name_or_path == "openai/whisper-small" and cfg.task_name == experiment
+        assert cfg.upcycle.strategy == ("cluster" if experiment.startswith("cluster") else "spri")
+        assert (moe.dpsl.coef > 0) == experiment.startswith("dpsl")
+        assert (moe.sd.rank > 0) == experiment.startswith("sdmoe")
+        assert (moe.self_distill.coef > 0) == experiment.startswith("cluster")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["upcycle=cluster", "upcycle.svd_mode=full"], r"upcycle.svd_mode"),
+    (["upcycle=vanilla", "moe.self_distill.loss=l1"], r"moe.self_distill.loss: 'l1'"),
+    (["upcycle=vanilla", "moe.dpsl.coef=1", "moe.dpsl.alpha=[1,2]"], r"one per expert: 8"),
+    (["upcycle=vanilla", "moe.dpsl.coef=1", "moe.dpsl.language_prior=always"], r"moe.dpsl.language_prior"),
+    (["upcycle=vanilla", "moe.sd.period=0"], r"moe.sd"),
+    (["trainer.strategy=zero3"], r"trainer.strategy: 'zero3'"),
+])
+def test_method_options_are_validated(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(make_cfg(overrides))
+
+
+def test_speed_and_scale_options_compose():
+    cfg = make_cfg(["upcycle=spri", "trainer.strategy=fsdp", "trainer.gradient_checkpointing=true",
+                    "trainer.compile=true", "trainer.precision=bf16"])
+    validate(cfg)
+    t = typed("trainer", cfg)
+    assert (t.strategy, t.gradient_checkpointing, t.compile, t.precision) == ("fsdp", True, True, "bf16")

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from src.models.moe import MoEConfig, MoEFFN, capacity_mask
-from src.models.router_losses import ROUTER_LOSSES, RouterLoss
+from src.models.router_losses import ROUTER_LOSSES, MoELoss, Routing
 from src.training.param_groups import PARAM_GROUPS
 
 
@@ -39,9 +39,20 @@ def reference(moe: MoEFFN, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+@pytest.fixture(params=["grouped", "loop"])
+def dispatch_path(request, monkeypatch):
+    """Both dispatch paths: torch's grouped matmul and the per-expert loop fallback."""
+    from src.models import dispatch
+
+    if request.param == "grouped" and not dispatch._GROUPED:
+        pytest.skip("this torch has no _grouped_mm")
+    monkeypatch.setattr(dispatch, "_GROUPED", request.param == "grouped")
+    return request.param
+
+
 @pytest.mark.parametrize("layout", ["plain", "principal_shared", "principal_per_expert"])
 @pytest.mark.parametrize("renormalize", [True, False])
-def test_dispatch_matches_the_definition_forward_and_backward(layout, renormalize):
+def test_dispatch_matches_the_definition_forward_and_backward(layout, renormalize, dispatch_path):
     moe = random_moe(layout, renormalize=renormalize)
     x = torch.randn(2, 7, 16, requires_grad=True)
     out = moe(x)
@@ -60,19 +71,19 @@ def test_router_losses_match_formulas_and_mask_padding():
     p = logits.softmax(-1)
     f = torch.tensor([3, 2, 1, 0]) / 6
     expected = 4 * float((f * p.mean(0)).sum())
-    assert float(ROUTER_LOSSES["balance"](logits, idx, 4)) == pytest.approx(expected, rel=1e-6)
+    assert float(ROUTER_LOSSES["balance"](Routing(logits, idx, 4))) == pytest.approx(expected, rel=1e-6)
     z = sum(math.log(sum(math.exp(v) for v in row)) ** 2 for row in logits.tolist()) / 3
-    assert float(ROUTER_LOSSES["z"](logits, idx, 4)) == pytest.approx(z, rel=1e-6)
+    assert float(ROUTER_LOSSES["z"](Routing(logits, idx, 4))) == pytest.approx(z, rel=1e-6)
     # Perfect balance gives 1: uniform probabilities, uniform assignment.
-    assert float(ROUTER_LOSSES["balance"](torch.zeros(4, 4), torch.tensor([[0, 1], [2, 3], [0, 1], [2, 3]]), 4)) \
-        == pytest.approx(1.0)
+    balanced = Routing(torch.zeros(4, 4), torch.tensor([[0, 1], [2, 3], [0, 1], [2, 3]]), 4)
+    assert float(ROUTER_LOSSES["balance"](balanced)) == pytest.approx(1.0)
 
     moe = random_moe(balance_coef=1.0, z_coef=1.0)
     x = torch.randn(1, 5, 16)
     mask = torch.tensor([[True, True, True, False, False]])
     moe.token_mask = mask
     moe(x)
-    loss = RouterLoss({"balance": 1.0, "z": 1.0})
+    loss = MoELoss({"balance": 1.0, "z": 1.0})
     model = torch.nn.Module()
     model.layer = moe
     out = loss(model, {}, None)
@@ -109,3 +120,44 @@ def test_bad_moe_settings_are_clear():
         MoEFFN(8, 16, MoEConfig(num_experts=2, top_k=3))
     with pytest.raises(ValueError, match="moe.where"):
         MoEConfig(where="middle").check()
+
+
+def test_grouped_and_loop_dispatch_agree_with_idle_experts(monkeypatch):
+    """Grouped matmul vs per-expert loop on the same routing, incl. experts no token chose; with an
+    expanded upstream gradient (`.sum()`), which the CPU grouped kernel's backward cannot take raw."""
+    from src.models import dispatch
+
+    if not dispatch._GROUPED:
+        pytest.skip("this torch has no _grouped_mm")
+    moe = random_moe()
+    x = torch.randn(9, 16, requires_grad=True)
+    idx = torch.tensor([[0, 2]] * 9)  # experts 1 and 3 idle
+    w = torch.rand(9, 2)
+    results = []
+    for grouped in (True, False):
+        monkeypatch.setattr(dispatch, "_GROUPED", grouped)
+        out = dispatch.expert_forward(x, w, idx, moe.experts)
+        grads = torch.autograd.grad(out.sum(), [x, moe.experts.w1, moe.experts.w2, moe.experts.b1])
+        results.append((out, grads))
+    (a, ga), (b, gb) = results
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    for p, q in zip(ga, gb):
+        torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4)
+    assert float(ga[1][1].abs().sum()) == 0.0 and float(ga[1][0].abs().sum()) > 0  # idle expert: zero grad
+
+
+def test_grouped_dispatch_needs_no_group_sizes_on_the_host(monkeypatch):
+    """The grouped path never asks for the group sizes (a device->host sync on GPU)."""
+    from src.models import dispatch
+
+    if not dispatch._GROUPED:
+        pytest.skip("this torch has no _grouped_mm")
+    calls = []
+    real = torch.Tensor.tolist
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda self: calls.append(1) or real(self))
+    moe = random_moe()
+    moe(torch.randn(3, 5, 16))
+    assert calls == []
+    monkeypatch.setattr(dispatch, "_GROUPED", False)
+    moe(torch.randn(3, 5, 16))
+    assert len(calls) == 1  # the fallback: one sync per layer call, not one per expert

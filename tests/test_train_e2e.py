@@ -157,3 +157,23 @@ def test_training_ends_with_evaluation_and_evaluate_entry_rescores(trained):
                          "eval.max_new_tokens=12", "eval.comet.model=null", "eval.max_examples_per_direction=2",
                          *[o for o in TINY if o.startswith(("data.", "progress"))]])
     assert read_results(out / "eval" / "test" / "results.csv")[-1]["segments"] == 30
+
+
+def test_cluster_run_with_dpsl_and_sd_moe_logs_every_method(trained):
+    tmp, _ = trained
+    run_dir = tmp / "cluster"
+    run("src.train", ["upcycle=cluster", f"paths.cache_dir={tmp / 'cache'}", f"hydra.run.dir={run_dir}",
+                      *[o for o in TINY if not o.startswith("trainer.")], "trainer.total_steps=4",
+                      "trainer.log_every=1", "moe.num_experts=4", "upcycle.calibration_examples=40",
+                      "moe.self_distill.threshold=1.0", "moe.dpsl.coef=0.01", "moe.dpsl.language_prior=auto",
+                      "moe.sd.rank=2", "moe.sd.period=2", "eval.splits=[]"])
+    report = json.loads((run_dir / "upcycling_report.json").read_text())
+    assert report["strategy"] == "cluster"
+    for row in report["layers"]:
+        assert len(row["cluster_sizes"]) == 4 and sum(row["cluster_sizes"]) > 0
+    assert set(report["after_training"]) == {r["name"] for r in report["layers"]}
+    assert all(0 <= v["subspace_overlap"] <= 1 for v in report["after_training"].values())
+    train = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in train if "loss" in r]
+    assert len(train) == 4
+    assert all(r["loss/self_distill"] > 0 and r["loss/router_dpsl"] > 0 and r["sd/overhead_ms"] > 0 for r in train)

@@ -191,3 +191,16 @@ def test_batches_survive_epochs_of_different_length(tmp_path):
     seen = [next(gen)["idx"] for _ in range(4 * epoch0)]
     assert t.epoch >= 3
     assert sorted(i for b in seen[:epoch0] for i in b) == list(range(97))  # epoch 0 covered exactly once
+
+
+def test_gradient_checkpointing_trains_the_same(tmp_path):
+    weights = []
+    for gc in (False, True):
+        torch.manual_seed(0)
+        m = model()
+        cfg = TrainerConfig(stages=[StageConfig(steps=2, lr=1e-2)], progress=False, gradient_checkpointing=gc)
+        Trainer(m, None, cfg, tmp_path / str(gc), batches(2)).fit()
+        assert m.model.encoder.gradient_checkpointing is gc
+        weights.append({n: p.detach().clone() for n, p in m.named_parameters()})
+    for n, p in weights[0].items():
+        torch.testing.assert_close(p, weights[1][n], atol=1e-5, rtol=1e-4)

@@ -11,6 +11,7 @@ from test_backbone import tiny_whisper
 
 from src.models.backbone import load_whisper, set_pad_to_30s
 from src.models.moe import MoEConfig, moe_layers
+from src.models.upcycling import STRATEGIES
 from src.models.upcycling.convert import strategy_config, upcycle_model
 from src.models.upcycling.spri import SPRIConfig, partition_components, principal_rank, spri_split
 from src.training.checkpoint import save_checkpoint
@@ -39,7 +40,7 @@ def upcycled(strategy: str, moe: MoEConfig = MOE, **kw):
             if n.endswith(".bias"):
                 p.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(len(n)))
     dense = {n: p.detach().clone() for n, p in model.named_parameters()}
-    report = upcycle_model(model, moe, ucfg(strategy, **kw), seed=0, calib_batch=calib_batch(), progress=False)
+    report = upcycle_model(model, moe, ucfg(strategy, **kw), seed=0, calib=[calib_batch()], progress=False)
     return model, dense, report
 
 
@@ -49,7 +50,7 @@ def test_vanilla_equals_dense_ffn_at_init_in_encoder_and_decoder():
     batch = calib_batch()
     with torch.no_grad():
         ref = model(input_features=batch["input_features"], decoder_input_ids=batch["decoder_input_ids"]).logits
-    report = upcycle_model(model, MOE, ucfg("vanilla"), seed=0, calib_batch=batch, progress=False)
+    report = upcycle_model(model, MOE, ucfg("vanilla"), seed=0, calib=[batch], progress=False)
     names = [r["name"] for r in report["layers"]]
     assert names == ["encoder.layers.0", "encoder.layers.1", "decoder.layers.0", "decoder.layers.1"]
     assert all(r["output_deviation"] < 1e-6 for r in report["layers"])
@@ -165,7 +166,7 @@ def test_drop_per_matrix_indices_option():
     assert int(rows.sum()) == int(cols.sum()) == 16 and not torch.equal(rows, cols)
 
 
-@pytest.mark.parametrize("strategy", ["dense", "vanilla", "random", "drop", "spri"])
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
 def test_checkpoint_round_trip_gives_same_logits(strategy, tmp_path):
     from src.data.text import train_toy_tokenizer
 
@@ -188,7 +189,7 @@ def test_checkpoint_round_trip_gives_same_logits(strategy, tmp_path):
 def test_spri_stage1_trains_only_residuals_and_routers(tmp_path):
     from test_trainer import batches
 
-    from src.models.router_losses import RouterLoss
+    from src.models.router_losses import MoELoss
     from src.training.trainer import StageConfig, Trainer, TrainerConfig
 
     model, _, _ = upcycled("spri", energy=0.5)
@@ -198,7 +199,7 @@ def test_spri_stage1_trains_only_residuals_and_routers(tmp_path):
     data = batches(2)
     for b in data:
         b["feature_lengths"] = torch.tensor([64, 64])
-    Trainer(model, None, cfg, tmp_path, data, aux_losses=[RouterLoss({"balance": 0.01, "z": 0.001})]).fit()
+    Trainer(model, None, cfg, tmp_path, data, aux_losses=[MoELoss({"balance": 0.01, "z": 0.001})]).fit()
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and all(n.endswith("_residual") or ".router." in n for n in changed)
     assert any(".router." in n for n in changed) and any("_residual" in n for n in changed)

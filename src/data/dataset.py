@@ -106,7 +106,9 @@ class LengthBucketSampler(Sampler[list[int]]):
 
     Shuffled: indices are shuffled, sorted by length within windows of `window` batches, cut into
     batches, and the batch order is shuffled (deterministic by seed and epoch). Not shuffled: sorted
-    by length, for evaluation.
+    by length, for evaluation. Distributed (`num_replicas` > 1): every rank builds the same batches
+    and takes every num_replicas-th one from `rank` on, all ranks the same number (the remainder is
+    dropped), so bucketing survives sharding and no rank waits on a missing batch.
     """
 
     def __init__(
@@ -117,7 +119,12 @@ class LengthBucketSampler(Sampler[list[int]]):
         shuffle: bool = True,
         seed: int = 0,
         window: int = 50,
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"sampler rank {rank} is outside [0, {num_replicas})")
+        self.num_replicas, self.rank = num_replicas, rank
         if max_frames < max(lengths, default=0):
             raise ValueError(
                 f"data.max_batch_frames={max_frames} is smaller than the longest example ({max(lengths)} "
@@ -156,7 +163,7 @@ class LengthBucketSampler(Sampler[list[int]]):
     def _make(self) -> list[list[int]]:
         idx = list(range(len(self.lengths)))
         if not self.shuffle:
-            return self._cut(sorted(idx, key=lambda i: self.lengths[i]))
+            return self._shard(self._cut(sorted(idx, key=lambda i: self.lengths[i])))
         rng = random.Random(self.seed * 1_000_003 + self.epoch)
         rng.shuffle(idx)
         span = self.window * self.max_batch_size
@@ -164,7 +171,16 @@ class LengthBucketSampler(Sampler[list[int]]):
         for s in range(0, len(idx), span):
             batches.extend(self._cut(sorted(idx[s : s + span], key=lambda i: self.lengths[i])))
         rng.shuffle(batches)
-        return batches
+        return self._shard(batches)
+
+    def _shard(self, batches: list[list[int]]) -> list[list[int]]:
+        if self.num_replicas == 1:
+            return batches
+        per_rank = len(batches) // self.num_replicas
+        if per_rank == 0:
+            raise ValueError(f"{len(batches)} batches cannot be shared by {self.num_replicas} processes; "
+                             "use more data or fewer processes")
+        return batches[self.rank :: self.num_replicas][:per_rank]
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self._batches[self.start :])

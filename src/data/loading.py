@@ -50,13 +50,16 @@ def make_loader(
     pad_to_30s: bool,
     shuffle: bool,
     seed: int = 0,
+    num_replicas: int = 1,
+    rank: int = 0,
 ) -> DataLoader:
     dataset = SpeechTranslationDataset(
         examples, source.clips, tokenizer, n_mels=n_mels, max_target_tokens=cfg.max_target_tokens,
         cache_features=cfg.cache_features,
     )
     lengths = [N_FRAMES_30S if pad_to_30s else dataset.frames(i) for i in range(len(dataset))]
-    sampler = LengthBucketSampler(lengths, cfg.max_batch_frames, cfg.max_batch_size, shuffle=shuffle, seed=seed)
+    sampler = LengthBucketSampler(lengths, cfg.max_batch_frames, cfg.max_batch_size, shuffle=shuffle, seed=seed,
+                                  num_replicas=num_replicas, rank=rank)
     collate = Collator(token_id(tokenizer, EOT), pad_to_30s=pad_to_30s, pad_multiple=cfg.pad_multiple)
     return DataLoader(
         dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers,

@@ -28,6 +28,19 @@ class Run:
     results: dict[str, dict]  # direction (and "average") -> row
 
 
+def method_label(cfg) -> str:
+    """The comparison row a run belongs to: its strategy plus the training-time methods it adds
+    (`spri+dpsl`, `spri+sd`; self-distillation is part of `cluster`, `+distill` elsewhere)."""
+    def on(key: str) -> bool:
+        return bool(OmegaConf.select(cfg, key, default=0) or 0)
+
+    strategy = str(OmegaConf.select(cfg, "upcycle.strategy", default="dense"))
+    extras = [name for name, key in (("distill", "moe.self_distill.coef"), ("dpsl", "moe.dpsl.coef"),
+                                     ("sd", "moe.sd.rank"))
+              if strategy != "dense" and on(key) and not (name == "distill" and strategy == "cluster")]
+    return "+".join([strategy, *extras])
+
+
 def find_runs(paths: list[str | Path], split: str) -> list[Run]:
     """Run dirs (or sweep dirs holding them) that have eval/<split>/results.csv."""
     runs = []
@@ -41,8 +54,7 @@ def find_runs(paths: list[str | Path], split: str) -> list[Run]:
                 log.warning("%s: no %s results; skipped (run `python -m src.evaluate run_dir=%s`)", d, split, d)
                 continue
             cfg = OmegaConf.load(d / "config.yaml")
-            strategy = str(OmegaConf.select(cfg, "upcycle.strategy", default="dense"))
-            runs.append(Run(d, strategy, int(cfg.get("seed", 0)),
+            runs.append(Run(d, method_label(cfg), int(cfg.get("seed", 0)),
                             {r["direction"]: r for r in read_results(res)}))
     if not runs:
         raise FileNotFoundError(f"no run with eval/{split}/results.csv under {', '.join(map(str, paths))}")

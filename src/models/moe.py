@@ -9,13 +9,52 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from src.models.dispatch import expert_forward
+
+DISTILL_LOSSES = ("mse", "kl")
+
+
+@dataclass
+class SelfDistillConfig:
+    """Expert-ensemble self-distillation (`moe.self_distill`, Chu et al. 2026); off while coef is 0.
+
+    Teacher: all experts weighted by the full router softmax (no gradient); student: the routed top-k
+    output; only tokens whose top router probability is below `threshold` (the uncertain ones).
+    `kl` treats each output vector as logits over its features (our reading; the paper's form is not public).
+    """
+
+    coef: float = 0.0
+    loss: str = "mse"  # mse | kl
+    threshold: float = 0.5
+    temperature: float = 1.0  # kl only
+
+
+@dataclass
+class DPSLConfig:
+    """Dirichlet-prior shaping of router probabilities (`moe.dpsl`, Mirvakhabova et al. 2025); off at coef 0."""
+
+    coef: float = 0.0
+    alpha: Any = 1.0  # a float (symmetric) or one value per expert
+    language_prior: Any = None  # null | auto | {xx: [expert, ...]}: experts whose alpha rises for direction xx
+    prior_boost: float = 2.0  # added to alpha for a direction's preferred experts
+    warmup_steps: int | None = None  # apply only during the first n optimizer steps (null: always)
+    num_quantiles: int = 512  # quantile levels compared (all tokens when fewer)
+
+
+@dataclass
+class SDConfig:
+    """Spectral-decoupled experts (`moe.sd`, Huang et al. 2026); off at rank 0."""
+
+    rank: int = 0  # common spectral rank r_c of the shared subspace
+    period: int = 50  # recompute the subspace every n optimizer steps
+    exact_update: bool = True  # also decouple the optimizer's update (AdamW rescales per coordinate)
 
 
 @dataclass
@@ -30,6 +69,19 @@ class MoEConfig:
     capacity_factor: float | None = None
     balance_coef: float = 1e-2
     z_coef: float = 1e-3
+    self_distill: SelfDistillConfig = field(default_factory=SelfDistillConfig)
+    dpsl: DPSLConfig = field(default_factory=DPSLConfig)
+    sd: SDConfig = field(default_factory=SDConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MoEConfig:
+        """Rebuild from `asdict` output (e.g. a saved model's config.moe); unknown keys are ignored."""
+        kinds = {"self_distill": SelfDistillConfig, "dpsl": DPSLConfig, "sd": SDConfig}
+        kw = {k: v for k, v in d.items() if k in {f.name for f in fields(cls)}}
+        for name, kind in kinds.items():
+            if isinstance(kw.get(name), dict):
+                kw[name] = kind(**kw[name])
+        return cls(**kw)
 
     def check(self) -> None:
         if self.where not in ("encoder", "decoder", "both"):
@@ -40,6 +92,21 @@ class MoEConfig:
             raise ValueError("moe.every must be >= 1")
         if self.capacity_factor is not None and self.capacity_factor <= 0:
             raise ValueError("moe.capacity_factor must be positive (or null for dropless)")
+        sd, dp, sdm = self.self_distill, self.dpsl, self.sd
+        if sd.loss not in DISTILL_LOSSES:
+            raise ValueError(f"moe.self_distill.loss: '{sd.loss}' is not one of {DISTILL_LOSSES}")
+        if sd.coef < 0 or not 0 < sd.threshold <= 1 or sd.temperature <= 0:
+            raise ValueError("moe.self_distill: coef >= 0, 0 < threshold <= 1 and temperature > 0 are required")
+        alpha = [dp.alpha] if isinstance(dp.alpha, (int, float)) else list(dp.alpha)
+        if dp.coef < 0 or any(a <= 0 for a in alpha) or len(alpha) not in (1, self.num_experts):
+            raise ValueError(f"moe.dpsl: coef >= 0 and alpha > 0 (one value, or one per expert: "
+                             f"{self.num_experts}) are required, got coef={dp.coef}, alpha={dp.alpha}")
+        if dp.language_prior is not None and dp.language_prior != "auto" and not hasattr(dp.language_prior, "items"):
+            raise ValueError("moe.dpsl.language_prior must be null, auto, or a mapping {xx: [expert ids]}")
+        if dp.warmup_steps is not None and dp.warmup_steps < 0:
+            raise ValueError("moe.dpsl.warmup_steps must be >= 0 (or null)")
+        if sdm.rank < 0 or sdm.period < 1:
+            raise ValueError("moe.sd: rank >= 0 and period >= 1 are required")
 
 
 # How each expert matrix is stored: "plain" (one stacked tensor) or SPRI's principal + residual.
@@ -97,6 +164,7 @@ class MoEFFN(nn.Module):
         self.shared_expert = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model)) \
             if cfg.shared_expert else None
         self.token_mask: torch.Tensor | None = None  # (B, T) bool, set by moe_token_masks()
+        self.token_lang: torch.Tensor | None = None  # (B,) target-language index per example, same source
         self.last: dict[str, torch.Tensor] = {}
 
     def route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -119,12 +187,37 @@ class MoEFFN(nn.Module):
             keep = capacity_mask(idx, self.cfg.num_experts, self.cfg.capacity_factor)
             weights = weights * keep
         out = expert_forward(x, weights.to(x.dtype), idx, self.experts)
-        if self.shared_expert is not None:
-            out = out + self.shared_expert(x)
         mask = self.token_mask.reshape(-1) if self.token_mask is not None and self.token_mask.numel() == x.shape[0] \
             else None
-        self.last = {"logits": logits, "idx": idx, "mask": mask}
+        lang = self.token_lang[:, None].expand(shape[:-1]).reshape(-1) \
+            if self.token_lang is not None and hidden.dim() == 3 and shape[0] == self.token_lang.shape[0] else None
+        self.last = {"logits": logits, "idx": idx, "mask": mask, "lang": lang}
+        if self.training and self.cfg.self_distill.coef > 0:
+            self.last["self_distill"] = self.self_distill_loss(x, logits, out, mask)
+        if self.shared_expert is not None:
+            out = out + self.shared_expert(x)
         return out.reshape(shape)
+
+    def self_distill_loss(self, x: torch.Tensor, logits: torch.Tensor, student: torch.Tensor,
+                          mask: torch.Tensor | None) -> torch.Tensor:
+        """Distance of the routed output to the all-expert ensemble, on the router's uncertain tokens."""
+        cfg = self.cfg.self_distill
+        probs = logits.softmax(-1)
+        sel = probs.max(-1).values < cfg.threshold
+        if mask is not None:
+            sel = sel & mask
+        if not bool(sel.any()):
+            return student.sum() * 0.0
+        with torch.no_grad():
+            n, E = int(sel.sum()), self.cfg.num_experts
+            every = torch.arange(E, device=x.device).expand(n, E)
+            teacher = expert_forward(x[sel], probs[sel].to(x.dtype), every, self.experts)
+        s = student[sel].float()
+        if cfg.loss == "mse":
+            return cfg.coef * F.mse_loss(s, teacher.float())
+        t = cfg.temperature
+        return cfg.coef * t * t * F.kl_div((s / t).log_softmax(-1), (teacher.float() / t).log_softmax(-1),
+                                           log_target=True, reduction="batchmean")
 
     def routing_stats(self) -> dict[str, torch.Tensor]:
         """Per-expert load (fraction of top-k assignments) and mean routing entropy, padding excluded."""
@@ -173,16 +266,19 @@ def moe_layers(model: nn.Module) -> list[tuple[str, MoEFFN]]:
 
 
 @contextlib.contextmanager
-def moe_token_masks(model: nn.Module, encoder_mask: torch.Tensor | None, decoder_mask: torch.Tensor | None):
-    """Tell encoder/decoder MoE layers which tokens are padding while a forward pass runs."""
+def moe_token_masks(model: nn.Module, encoder_mask: torch.Tensor | None, decoder_mask: torch.Tensor | None,
+                    lang: torch.Tensor | None = None):
+    """Tell encoder/decoder MoE layers which tokens are padding (and each example's target-language
+    index, for language-aware router losses) while a forward pass runs."""
     layers = moe_layers(model)
     for name, m in layers:
         m.token_mask = encoder_mask if name.startswith("encoder") else decoder_mask
+        m.token_lang = lang
     try:
         yield
     finally:
         for _, m in layers:
-            m.token_mask = None
+            m.token_mask = m.token_lang = None
 
 
 def moe_settings(model: nn.Module) -> dict | None:
@@ -198,7 +294,7 @@ def build_moe_structure(model: nn.Module) -> None:
     """Recreate (uninitialised) MoE layers from `config.moe` so a saved state dict loads strictly."""
     settings = dict(moe_settings(model))
     layout, scale = settings.pop("layout"), settings.pop("residual_scale")
-    cfg = MoEConfig(**settings)
+    cfg = MoEConfig.from_dict(settings)
     for _, layer in whisper_ffn_layers(model, cfg.where, cfg.every):
         d_ff, d_model = layer.fc1.weight.shape
         install_moe(layer, MoEFFN(d_model, d_ff, cfg, layout, scale))

@@ -1,49 +1,168 @@
-"""Router regularisers, one registry. Each maps one MoE layer's routing (fp32 logits, top-k ids,
-padding mask) to a scalar; `RouterLoss` sums them over layers with their coefficients."""
+"""Router regularisers, one registry, plus the MoE training loss that sums them over layers.
+
+Each registered loss maps one MoE layer's routing (fp32 logits, top-k ids, per-token target
+language; padding already removed) and its options to a scalar. `MoELoss` adds, per layer,
+coef * loss for every configured regulariser, and the terms the layers computed themselves during
+the forward pass (expert-ensemble self-distillation).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from src.models.moe import moe_layers, moe_token_masks
+from src.models.moe import DPSLConfig, MoEConfig, moe_layers, moe_token_masks
 from src.utils.registry import make_register
 
-RouterLossFn = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+
+@dataclass
+class Routing:
+    """One MoE layer's routing decisions on the real (non-padding) tokens of a batch."""
+
+    logits: torch.Tensor  # (N, E) fp32
+    idx: torch.Tensor  # (N, k)
+    num_experts: int
+    lang: torch.Tensor | None = None  # (N,) target-language index (-1: none), decoder layers only
+    decoder: bool = False
+
+
+RouterLossFn = Callable[..., torch.Tensor]  # (routing, **options) -> scalar
 ROUTER_LOSSES: dict[str, RouterLossFn] = {}
-
-
 register_router_loss = make_register(ROUTER_LOSSES)
 
 
 @register_router_loss("balance")
-def load_balance(logits: torch.Tensor, idx: torch.Tensor, num_experts: int) -> torch.Tensor:
+def load_balance(r: Routing) -> torch.Tensor:
     """E * sum_i f_i P_i; f_i = fraction of top-k assignments to expert i, P_i = mean probability."""
-    probs = logits.softmax(-1)
-    f = torch.bincount(idx.reshape(-1), minlength=num_experts).to(probs.dtype) / max(1, idx.numel())
-    return num_experts * (f * probs.mean(0)).sum()
+    probs = r.logits.softmax(-1)
+    f = torch.bincount(r.idx.reshape(-1), minlength=r.num_experts).to(probs.dtype) / max(1, r.idx.numel())
+    return r.num_experts * (f * probs.mean(0)).sum()
 
 
 @register_router_loss("z")
-def z_loss(logits: torch.Tensor, idx: torch.Tensor, num_experts: int) -> torch.Tensor:
+def z_loss(r: Routing) -> torch.Tensor:
     """mean(logsumexp(logits)^2): keeps router logits small (ST-MoE)."""
-    return torch.logsumexp(logits, dim=-1).pow(2).mean()
+    return torch.logsumexp(r.logits, dim=-1).pow(2).mean()
 
 
-class RouterLoss:
-    """Aux loss for the trainer: sum over MoE layers of coef * loss, padding masked.
+@functools.lru_cache(maxsize=4096)
+def beta_quantiles(n: int, a: float, b: float) -> np.ndarray:
+    """Beta(a, b) quantiles at the plotting positions (i - 1/2)/n, i = 1..n (scipy's Beta.ppf)."""
+    from scipy.stats import beta
 
-    `prepare` tells the layers which tokens are padding (from the batch) before the forward pass.
+    return beta.ppf((np.arange(n) + 0.5) / n, a, b)
+
+
+def empirical_quantiles(p: torch.Tensor, m: int) -> torch.Tensor:
+    """(m, E) quantiles of each column of p (N, E) at (j - 1/2)/m; the sorted values when m == N.
+
+    Linear interpolation between order statistics, so it stays differentiable.
+    """
+    s = p.sort(0).values
+    n = s.shape[0]
+    if m == n:
+        return s
+    pos = ((torch.arange(m, device=p.device, dtype=torch.float64) + 0.5) / m * n - 0.5).clamp(0, n - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=n - 1)
+    w = (pos - lo).to(s.dtype)[:, None]
+    return s[lo] * (1 - w) + s[hi] * w
+
+
+@register_router_loss("dpsl")
+def dpsl(r: Routing, alpha: torch.Tensor, alpha_by_lang: torch.Tensor | None = None,
+         num_quantiles: int = 512) -> torch.Tensor:
+    """Dirichlet-prior shaping: per expert k, quantile-match the tokens' router probabilities to the
+    Beta(alpha_k, A - alpha_k) marginal of Dirichlet(alpha), mean squared difference.
+
+    With ``alpha_by_lang`` (L, E), decoder tokens of direction l are matched to their direction's
+    prior (tokens of no known direction, and encoder layers, to ``alpha``).
+    """
+    probs = r.logits.softmax(-1)
+    groups: list[tuple[torch.Tensor, torch.Tensor]] = []
+    if alpha_by_lang is not None and r.decoder and r.lang is not None:
+        for lang in r.lang.unique().tolist():
+            rows = r.lang == lang
+            groups.append((probs[rows], alpha_by_lang[lang] if lang >= 0 else alpha))
+    else:
+        groups.append((probs, alpha))
+    total, count = probs.new_zeros(()), 0
+    for p, a in groups:
+        n = p.shape[0]
+        if n == 0:
+            continue
+        m = min(n, num_quantiles)
+        a_sum = float(a.sum())
+        target = torch.from_numpy(np.stack([beta_quantiles(m, float(ak), a_sum - float(ak)) for ak in a], 1))
+        q = empirical_quantiles(p, m)
+        total = total + (q - target.to(q)).pow(2).mean() * n
+        count += n
+    return total / max(1, count)
+
+
+def dpsl_alphas(cfg: DPSLConfig, num_experts: int, top_k: int,
+                languages: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(base alpha (E,), per-direction alpha (L, E) or None) from `moe.dpsl`.
+
+    language_prior `auto` gives direction i the experts (i*k .. i*k+k-1) mod E; a mapping names them.
+    """
+    a = cfg.alpha
+    base = torch.full((num_experts,), float(a)) if isinstance(a, (int, float)) else \
+        torch.tensor(list(a), dtype=torch.float)
+    prior = cfg.language_prior
+    if prior is None:
+        return base, None
+    if prior == "auto":
+        groups = {code: [(i * top_k + j) % num_experts for j in range(top_k)] for i, code in enumerate(languages)}
+    else:
+        groups = {str(k): list(v) for k, v in prior.items()}
+        unknown = sorted(set(groups) - set(languages))
+        if unknown:
+            raise ValueError(f"moe.dpsl.language_prior names directions {unknown} that the data does not have "
+                             f"({', '.join(languages)})")
+    by_lang = base.repeat(len(languages), 1)
+    for code, experts in groups.items():
+        bad = [e for e in experts if not 0 <= int(e) < num_experts]
+        if bad:
+            raise ValueError(f"moe.dpsl.language_prior[{code}]: expert ids {bad} outside 0..{num_experts - 1}")
+        by_lang[languages.index(code), [int(e) for e in experts]] += cfg.prior_boost
+    return base, by_lang
+
+
+class MoELoss:
+    """Aux loss for the trainer: per MoE layer, coef * each configured router regulariser, plus the
+    layers' own terms (self-distillation), padding masked.
+
+    `prepare` tells the layers which tokens are padding, and which direction each example is (from
+    the language token of its decoder prompt), before the forward pass.
     """
 
-    def __init__(self, coefs: dict[str, float]) -> None:
+    def __init__(self, coefs: dict[str, float], options: dict[str, dict] | None = None,
+                 lang_token_ids: Sequence[int] = (), warmup: dict[str, int | None] | None = None) -> None:
         unknown = [n for n in coefs if n not in ROUTER_LOSSES]
         if unknown:
             raise ValueError(f"unknown router loss(es) {unknown}; known: {sorted(ROUTER_LOSSES)}")
         self.coefs = {n: c for n, c in coefs.items() if c}
+        self.options = options or {}
+        self.warmup = warmup or {}
+        self.lang_token_ids = torch.tensor(list(lang_token_ids), dtype=torch.long)
+        self.step = 0
 
-    def prepare(self, model, batch: dict):
+    @classmethod
+    def from_config(cls, cfg: MoEConfig, languages: Sequence[str] = (), lang_token_ids: Sequence[int] = ()) -> MoELoss:
+        coefs = {"balance": cfg.balance_coef, "z": cfg.z_coef, "dpsl": cfg.dpsl.coef}
+        options = {}
+        if cfg.dpsl.coef:
+            base, by_lang = dpsl_alphas(cfg.dpsl, cfg.num_experts, cfg.top_k, list(languages))
+            options["dpsl"] = {"alpha": base, "alpha_by_lang": by_lang, "num_quantiles": cfg.dpsl.num_quantiles}
+        return cls(coefs, options, lang_token_ids, {"dpsl": cfg.dpsl.warmup_steps})
+
+    def prepare(self, model, batch: dict, step: int = 0):
+        self.step = step
         enc = None
         if "feature_lengths" in batch:
             n_frames = batch["input_features"].shape[-1]
@@ -51,20 +170,39 @@ class RouterLoss:
             enc_len = (batch["feature_lengths"] + 1) // 2
             enc = torch.arange(t_enc)[None, :] < enc_len[:, None]
         dec = batch["decoder_attention_mask"].bool() if "decoder_attention_mask" in batch else None
+        lang = None
+        if self.lang_token_ids.numel() and "decoder_input_ids" in batch:
+            match = batch["decoder_input_ids"][:, 1:2].cpu() == self.lang_token_ids[None, :]  # prompt: SOT, lang, ...
+            lang = torch.where(match.any(1), match.long().argmax(1), torch.full_like(match[:, 0], -1, dtype=torch.long))
         device = next(model.parameters()).device
         return moe_token_masks(model, enc.to(device) if enc is not None else None,
-                               dec.to(device) if dec is not None else None)
+                               dec.to(device) if dec is not None else None,
+                               lang.to(device) if lang is not None else None)
+
+    def active(self, name: str) -> bool:
+        limit = self.warmup.get(name)
+        return limit is None or self.step < limit
 
     def __call__(self, model, batch: dict, out) -> dict[str, torch.Tensor]:
         totals: dict[str, torch.Tensor] = {}
-        for _, layer in moe_layers(model):
-            logits, idx, mask = layer.last["logits"], layer.last["idx"], layer.last["mask"]
+
+        def add(name: str, value: torch.Tensor) -> None:
+            totals[name] = totals[name] + value if name in totals else value
+
+        for name, layer in moe_layers(model):
+            last = layer.last
+            logits, idx, mask, lang = last["logits"], last["idx"], last["mask"], last.get("lang")
             if mask is not None:
                 logits, idx = logits[mask], idx[mask]
-            for name, coef in self.coefs.items():
-                value = coef * ROUTER_LOSSES[name](logits, idx, layer.cfg.num_experts)
-                totals[name] = totals[name] + value if name in totals else value
-        return {f"router_{k}": v for k, v in totals.items()}
+                lang = lang[mask] if lang is not None else None
+            routing = Routing(logits, idx, layer.cfg.num_experts, lang, name.startswith("decoder"))
+            for loss_name, coef in self.coefs.items():
+                if self.active(loss_name):
+                    value = ROUTER_LOSSES[loss_name](routing, **self.options.get(loss_name, {}))
+                    add(f"router_{loss_name}", coef * value)
+            if "self_distill" in last:
+                add("self_distill", last["self_distill"])
+        return totals
 
     @staticmethod
     def metrics(model) -> dict[str, float]:

@@ -122,7 +122,7 @@ def pretrain_toy(cfg: DictConfig, out: Path) -> dict:
         aux.append(CTCAuxLoss(arch.d_model, len(tokenizer), token_id(tokenizer, EOT),
                               token_id(tokenizer, TASK_TOKENS["transcribe"]), recipe.ctc_weight))
     trainer = Trainer(model, tokenizer, tcfg, work, train_loader, dev_loader, logger=logger, skips=source.skips,
-                      aux_losses=aux)
+                      aux_losses=aux, distributed=False)  # one process builds it; other ranks wait on the lock
     history = trainer.fit()
     logger.finish()
     model.save_pretrained(str(work / "model"), safe_serialization=True)

@@ -7,17 +7,23 @@ import logging
 from pathlib import Path
 
 import hydra
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import typed
+from src.data.languages import language_token
 from src.data.loading import build_source, loader_config, make_loader
+from src.data.text import token_id
 from src.evaluation.run import evaluate_model, rescore_split
 from src.models.backbone import load_whisper
 from src.models.moe import moe_layers
-from src.models.router_losses import RouterLoss
+from src.models.router_losses import MoELoss
+from src.models.sd_moe import SpectralDecoupler
 from src.models.toy import ensure_toy_model
-from src.models.upcycling.convert import strategy_config, upcycle_model
+from src.models.upcycling import STRATEGIES
+from src.models.upcycling.convert import expert_similarity, strategy_config, upcycle_model
 from src.training.checkpoint import save_checkpoint
+from src.training.distributed import barrier, init_distributed
 from src.training.trainer import Trainer
 from src.utils.cli import run_dir_of
 
@@ -31,10 +37,21 @@ def load_model(cfg: DictConfig):
     return load_whisper(path, pad_to_30s=mcfg.pad_to_30s, dtype=mcfg.dtype)
 
 
-def upcycle(model, cfg: DictConfig, calib_loader, run_dir: Path | None = None) -> dict:
+def calibration_batches(cfg: DictConfig, model, tokenizer, source, examples: list) -> list[dict]:
+    """Batches of `upcycle.calibration_examples` examples drawn (by seed) from ``examples``."""
+    ucfg = strategy_config(cfg.upcycle)
+    n = int(ucfg.calibration_examples)
+    if not examples or n <= 0 or not STRATEGIES[ucfg.strategy].is_moe:
+        return []
+    pick = torch.randperm(len(examples), generator=torch.Generator().manual_seed(int(cfg.seed)))[:n].tolist()
+    loader = make_loader([examples[i] for i in sorted(pick)], source, tokenizer, loader_config(cfg.data),
+                         n_mels=model.config.num_mel_bins, pad_to_30s=typed("model", cfg).pad_to_30s, shuffle=False)
+    return [b for b in loader if "input_features" in b]
+
+
+def upcycle(model, cfg: DictConfig, calib: list[dict], run_dir: Path | None = None) -> dict:
     """Apply `cfg.upcycle` to a dense model (no-op for dense); writes upcycling_report.json."""
     ucfg = strategy_config(cfg.upcycle)
-    calib = next((b for b in calib_loader if "input_features" in b), None) if calib_loader is not None else None
     report = upcycle_model(model, typed("moe", cfg), ucfg, int(cfg.seed), calib, progress=bool(cfg.progress))
     if run_dir is not None:
         (Path(run_dir) / "upcycling_report.json").write_text(json.dumps(report, indent=2))
@@ -45,25 +62,40 @@ def convert(cfg: DictConfig) -> dict:
     """Dense checkpoint -> upcycled MoE checkpoint in cfg.out (with its upcycling report)."""
     model, tokenizer = load_model(cfg)
     source = build_source(cfg.data)
-    calib = source.examples("dev")[:256] or source.examples("train")[:256]
-    loader = make_loader(calib, source, tokenizer, loader_config(cfg.data), n_mels=model.config.num_mel_bins,
-                         pad_to_30s=typed("model", cfg).pad_to_30s, shuffle=False)
     out = Path(cfg.out)
-    report = upcycle(model, cfg, loader)
+    report = upcycle(model, cfg, calibration_batches(cfg, model, tokenizer, source, source.examples("train")))
     save_checkpoint(model, tokenizer, out)
     (out / "upcycling_report.json").write_text(json.dumps(report, indent=2))
     return report
 
 
-def router_losses(cfg: DictConfig, model) -> list:
+def moe_extensions(cfg: DictConfig, model, tokenizer, languages: list[str]) -> list:
+    """The trainer extensions an MoE model needs: router regularisers + self-distillation, SD-MoE."""
     if not moe_layers(model):
         return []
     moe = typed("moe", cfg)
-    return [RouterLoss({"balance": moe.balance_coef, "z": moe.z_coef})]
+    ids = [token_id(tokenizer, language_token(c)) for c in languages] if tokenizer is not None else []
+    out = [MoELoss.from_config(moe, languages, ids)]
+    if moe.sd.rank > 0:
+        out.append(SpectralDecoupler(moe.sd))
+    return out
+
+
+def record_spectra_after_training(model, report: dict, run_dir: Path) -> None:
+    """Adds each MoE layer's inter-expert similarity after training to the upcycling report."""
+    after = {}
+    for name, moe in moe_layers(model):
+        cos, overlap = expert_similarity(moe)
+        after[name] = {"expert_cosine_mean": cos, "subspace_overlap": overlap}
+    if after:
+        report["after_training"] = after
+        (Path(run_dir) / "upcycling_report.json").write_text(json.dumps(report, indent=2))
 
 
 def train(cfg: DictConfig) -> dict:
     run_dir = run_dir_of(cfg)
+    tcfg = typed("trainer", cfg)
+    info = init_distributed(tcfg.device)  # torchrun / accelerate: one process per GPU, one run dir for all
     model, tokenizer = load_model(cfg)
     source = build_source(cfg.data)
     train_ex, dev_ex = source.examples("train"), source.examples("dev")
@@ -72,29 +104,40 @@ def train(cfg: DictConfig) -> dict:
     log.info("data: %d train / %d dev examples over %d directions", len(train_ex), len(dev_ex), len(source.directions))
     lcfg = loader_config(cfg.data)
     kw = {"n_mels": model.config.num_mel_bins, "pad_to_30s": typed("model", cfg).pad_to_30s}
-    train_loader = make_loader(train_ex, source, tokenizer, lcfg, shuffle=True, seed=int(cfg.seed), **kw)
+    train_loader = make_loader(train_ex, source, tokenizer, lcfg, shuffle=True, seed=int(cfg.seed),
+                               num_replicas=info.world_size, rank=info.rank, **kw)
     dev_loader = make_loader(dev_ex, source, tokenizer, lcfg, shuffle=False, **kw) if dev_ex else None
-    report = upcycle(model, cfg, dev_loader or train_loader, run_dir)
+    # Every rank upcycles identically (seeded); only rank 0 writes files and logs.
+    report = upcycle(model, cfg, calibration_batches(cfg, model, tokenizer, source, train_ex),
+                     run_dir if info.is_main else None)
     log.info("model: %s, %s total / %s active parameters", report["strategy"], f"{report['total_parameters']:,}",
              f"{report['active_parameters']:,}")
-    logger = hydra.utils.instantiate(cfg.logger)
-    logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
-    trainer = Trainer(model, tokenizer, typed("trainer", cfg), run_dir, train_loader, dev_loader,
-                      logger=logger, skips=source.skips, aux_losses=router_losses(cfg, model))
+    logger = hydra.utils.instantiate(cfg.logger) if info.is_main else None
+    if logger is not None:
+        logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
+    trainer = Trainer(model, tokenizer, tcfg, run_dir, train_loader, dev_loader,
+                      logger=logger, skips=source.skips,
+                      aux_losses=moe_extensions(cfg, model, tokenizer, list(source.directions)))
+    tables: dict = {}
     try:
         history = trainer.fit()
-        tables = evaluate_model(model, tokenizer, source, typed("eval", cfg), run_dir, lcfg, kw["pad_to_30s"],
-                                progress=bool(cfg.progress), logger=logger)
+        if info.is_main:
+            record_spectra_after_training(model, report, run_dir)
+            tables = evaluate_model(model, tokenizer, source, typed("eval", cfg), run_dir, lcfg, kw["pad_to_30s"],
+                                    progress=bool(cfg.progress), logger=logger)
     finally:
-        logger.finish()
-    source.skips.log_summary(log)
-    source.skips.save(run_dir / "skipped.json")
+        if logger is not None:
+            logger.finish()
     last = run_dir / "checkpoints" / trainer.cfg.stages[-1].name
     summary = {"run_dir": str(run_dir), "checkpoint": str(last), "stages": history,
                "train_examples": len(train_ex), "dev_examples": len(dev_ex), "skipped": source.skips.as_dict(),
-               "results": {split: table[-1] for split, table in tables.items()}}
-    (Path(run_dir) / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    log.info("checkpoint: %s", last)
+               "results": {split: table[-1] for split, table in tables.items()}, "processes": info.world_size}
+    if info.is_main:
+        source.skips.log_summary(log)
+        source.skips.save(run_dir / "skipped.json")
+        (Path(run_dir) / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        log.info("checkpoint: %s", last)
+    barrier()
     return summary
 
 

@@ -21,6 +21,16 @@ from tqdm.auto import tqdm
 from src.data.schema import SkipLog
 from src.data.text import IGNORE_INDEX
 from src.training.checkpoint import load_optimizer_state, load_weights, read_state, save_checkpoint
+from src.training.distributed import (
+    STRATEGIES,
+    DistInfo,
+    all_reduce_mean,
+    barrier,
+    dist_info,
+    init_distributed,
+    process_device,
+    wrap_model,
+)
 from src.training.param_groups import check_groups, set_trainable
 
 log = logging.getLogger(__name__)
@@ -43,6 +53,7 @@ class StageConfig:
 class TrainerConfig:
     stages: list[StageConfig] = field(default_factory=lambda: [StageConfig()])
     total_steps: int | None = None  # the optimizer-step budget the stage configs divide (equal across strategies)
+    lr: float = 1e-3  # the peak learning rate the stage configs refer to (${trainer.lr})
     grad_accum: int = 1
     clip_norm: float | None = 1.0
     weight_decay: float = 0.01
@@ -55,6 +66,9 @@ class TrainerConfig:
     save_every: int | None = None
     resume: bool = False
     progress: bool = True
+    strategy: str = "ddp"  # with several processes (torchrun): ddp | fsdp (models too big for one GPU)
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (memory for time)
+    compile: bool = False  # torch.compile the forward (GPU runs; the first steps pay for compilation)
 
 
 def check_trainer_config(cfg: TrainerConfig) -> None:
@@ -74,12 +88,13 @@ def check_trainer_config(cfg: TrainerConfig) -> None:
         raise ValueError(f"trainer.precision: '{cfg.precision}' is not one of auto, fp32, bf16, fp16")
     if cfg.grad_accum < 1:
         raise ValueError("trainer.grad_accum must be >= 1")
+    if cfg.strategy not in STRATEGIES:
+        raise ValueError(f"trainer.strategy: '{cfg.strategy}' is not one of {STRATEGIES}")
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """`auto`: this process's GPU when there is one (cuda:LOCAL_RANK under torchrun), else the CPU."""
+    return process_device(name, dist_info())
 
 
 def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
@@ -105,8 +120,11 @@ def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor
     return loss, n
 
 
-# Extra losses (router regularisers, distillation, CTC) add named terms to the translation loss. They
-# get (model, batch, model outputs); one that is an nn.Module has its parameters trained too.
+# Training extensions (router regularisers, distillation, CTC, SD-MoE): called with (model, batch,
+# model outputs) they add named terms to the translation loss; one that is an nn.Module has its
+# parameters trained too. Optional methods: prepare(model, batch, step) -> context manager around the
+# forward pass; metrics(model) -> dict at log steps; before_optimizer_step(model, step) after backward;
+# after_optimizer_step(model, step).
 AuxLossFn = Callable[[torch.nn.Module, dict, object], dict[str, torch.Tensor]]
 
 
@@ -122,6 +140,7 @@ class Trainer:
         logger=None,
         skips: SkipLog | None = None,
         aux_losses: list[AuxLossFn] | None = None,
+        distributed: bool = True,
     ) -> None:
         check_trainer_config(cfg)
         self.cfg = cfg
@@ -133,7 +152,10 @@ class Trainer:
         self.logger = logger
         self.skips = skips if skips is not None else SkipLog()
         self.aux_losses = aux_losses or []
+        # distributed=False: a single-process job even under torchrun (e.g. rank 0 pretraining the toy model)
+        self.dist = init_distributed(cfg.device) if distributed else DistInfo(local_rank=dist_info().local_rank)
         self.device = resolve_device(cfg.device)
+        self.engine: torch.nn.Module = model  # what a step calls: the model, compiled and/or DDP/FSDP-wrapped
         self.dtype = self._autocast_dtype()
         self.global_step = 0
         self.epoch = 0
@@ -162,8 +184,8 @@ class Trainer:
         with contextlib.ExitStack() as stack, self._autocast():
             for fn in self.aux_losses:  # e.g. router losses tell MoE layers where the padding is
                 if hasattr(fn, "prepare"):
-                    stack.enter_context(fn.prepare(self.model, batch))
-            out = self.model(
+                    stack.enter_context(fn.prepare(self.model, batch, self.global_step))
+            out = self.engine(
                 input_features=batch["input_features"].to(self.device, non_blocking=True),
                 decoder_input_ids=batch["decoder_input_ids"].to(self.device),
                 decoder_attention_mask=batch["decoder_attention_mask"].to(self.device),
@@ -218,7 +240,7 @@ class Trainer:
             if not self._account(batch):
                 continue
             with self._autocast():
-                out = self.model(
+                out = self.engine(
                     input_features=batch["input_features"].to(self.device),
                     decoder_input_ids=batch["decoder_input_ids"].to(self.device),
                     decoder_attention_mask=batch["decoder_attention_mask"].to(self.device),
@@ -236,6 +258,9 @@ class Trainer:
         for fn in self.aux_losses:
             if isinstance(fn, torch.nn.Module):
                 fn.to(self.device)
+        if self.cfg.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            self.model.config.use_cache = False
         resume = self._resume_point() if self.cfg.resume else None
         batches = self._batches()
         for idx, stage in enumerate(self.cfg.stages):
@@ -245,14 +270,52 @@ class Trainer:
                 continue
             start = resume["stage_step"] if resume is not None and idx == resume["stage_index"] else 0
             self.history.append(self._run_stage(idx, stage, batches, start, resume if start else None))
-            save_checkpoint(self.model, self.tokenizer, done_dir,
-                            {"stage": stage.name, "stage_index": idx, "stage_step": None, "complete": True,
-                             "global_step": self.global_step, **self._data_position()})
+            self._save(done_dir, {"stage": stage.name, "stage_index": idx, "stage_step": None, "complete": True,
+                                  "global_step": self.global_step, **self._data_position()})
             resume = None
+        self.engine = self.model
+        if self.dist.enabled:
+            self.check_ranks_agree()
         return self.history
+
+    @torch.no_grad()
+    def check_ranks_agree(self) -> None:
+        """Every process must end with the same weights (DDP keeps them in step); a mismatch is an error."""
+        import torch.distributed as dist
+
+        digest = torch.stack([torch.stack([p.double().sum(), (p.double() * p.double()).sum()])
+                              for p in self.model.parameters()]).reshape(-1).to(self.device)
+        gathered = [torch.empty_like(digest) for _ in range(self.dist.world_size)]
+        dist.all_gather(gathered, digest)
+        if not all(torch.equal(gathered[0], g) for g in gathered[1:]):
+            raise RuntimeError("the processes ended training with different weights")
+        log.info("all %d processes ended with identical weights", self.dist.world_size)
+
+    def _save(self, path: Path, state: dict, optimizer=None, scheduler=None) -> None:
+        """Rank 0 writes (FSDP gathers the full weights first); the others wait."""
+        with self._full_params():
+            if self.dist.is_main:
+                save_checkpoint(self.model, self.tokenizer, path, state, optimizer, scheduler)
+        if self.dist.enabled:
+            barrier()
+
+    def _full_params(self):
+        if self.cfg.strategy == "fsdp" and self.engine is not self.model:
+            from torch.distributed.fsdp import FullyShardedDataParallel
+
+            return FullyShardedDataParallel.summon_full_params(self.engine, writeback=False)
+        return contextlib.nullcontext()
+
+    def _wrap(self) -> None:
+        """Compile and/or wrap for several processes; DDP is rebuilt per stage (its parameter set changes)."""
+        if self.cfg.strategy == "fsdp" and self.engine is not self.model:
+            return
+        engine = torch.compile(self.model) if self.cfg.compile else self.model
+        self.engine = wrap_model(engine, self.cfg.strategy, self.device) if self.dist.enabled else engine
 
     def _run_stage(self, idx: int, stage: StageConfig, batches, start: int, resume: dict | None) -> dict:
         counts = set_trainable(self.model, stage.trainable)
+        self._wrap()
         log.info("stage %d '%s': training %s of %s parameters (%s)", idx + 1, stage.name,
                  f"{counts['trainable']:,}", f"{counts['total']:,}",
                  ", ".join(f"{g}={counts[g]:,}" for g in stage.trainable))
@@ -273,7 +336,8 @@ class Trainer:
         self.model.train()
         summary = {"stage": stage.name, "steps": total, "trainable": counts["trainable"], "losses": []}
         window_loss, window_tokens, t0 = 0.0, 0, time.perf_counter()
-        bar = tqdm(range(start, total), desc=f"stage {stage.name}", disable=not self.cfg.progress,
+        show = self.cfg.progress and self.dist.is_main
+        bar = tqdm(range(start, total), desc=f"stage {stage.name}", disable=not show,
                    initial=start, total=total, dynamic_ncols=True)
         for step in bar:
             optimizer.zero_grad(set_to_none=True)
@@ -283,11 +347,16 @@ class Trainer:
                 (loss / self.cfg.grad_accum).backward()
                 window_loss += float(metrics["loss/translation"]) * metrics["tokens"]
                 window_tokens += metrics["tokens"]
+            if self.dist.enabled:  # the wrapper syncs the model's gradients; auxiliary heads are ours
+                all_reduce_mean([p.grad for fn in self.aux_losses if isinstance(fn, torch.nn.Module)
+                                 for p in fn.parameters() if p.grad is not None])
+            self._hook("before_optimizer_step")
             if self.cfg.clip_norm:
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_norm)
             else:
                 grad_norm = torch.tensor(0.0)
             optimizer.step()
+            self._hook("after_optimizer_step")
             scheduler.step()
             self.global_step += 1
             last = step + 1 == total
@@ -303,20 +372,24 @@ class Trainer:
                     if hasattr(fn, "metrics"):
                         record.update(fn.metrics(self.model))
                 summary["losses"].append((self.global_step, avg))
-                if self.logger is not None:
+                if self.logger is not None and self.dist.is_main:
                     self.logger.log_metrics(record, self.global_step)
                 bar.set_postfix(loss=f"{avg:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
                 window_loss, window_tokens, t0 = 0.0, 0, time.perf_counter()
             if self.cfg.eval_every and (step + 1) % self.cfg.eval_every == 0 and not last:
                 self._log_dev(stage)
             if self.cfg.save_every and (step + 1) % self.cfg.save_every == 0 and not last:
-                save_checkpoint(self.model, self.tokenizer, self.run_dir / "checkpoints" / "latest",
-                                {"stage": stage.name, "stage_index": idx, "stage_step": step + 1,
-                                 "global_step": self.global_step, **self._data_position()},
-                                optimizer, scheduler)
+                self._save(self.run_dir / "checkpoints" / "latest",
+                           {"stage": stage.name, "stage_index": idx, "stage_step": step + 1,
+                            "global_step": self.global_step, **self._data_position()}, optimizer, scheduler)
         bar.close()
         summary["dev_loss"] = self._log_dev(stage)
         return summary
+
+    def _hook(self, name: str) -> None:
+        for fn in self.aux_losses:
+            if hasattr(fn, name):
+                getattr(fn, name)(self.model, self.global_step)
 
     def _data_position(self) -> dict:
         return {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch}
@@ -325,7 +398,7 @@ class Trainer:
         dev = self.dev_loss()
         if dev is not None:
             log.info("stage %s step %d: dev loss %.4f", stage.name, self.global_step, dev)
-            if self.logger is not None:
+            if self.logger is not None and self.dist.is_main:
                 self.logger.log_metrics({"stage": stage.name, "dev_loss": dev}, self.global_step)
         return dev
 

@@ -52,6 +52,8 @@ def entry(fn: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
             seed_everything(int(cfg.seed))
+            if int(os.environ.get("RANK", "0")) > 0:  # torchrun: rank 0 logs for everyone
+                logging.getLogger().setLevel(logging.WARNING)
             return fn(cfg)
         except USER_ERRORS as e:
             if cfg.get("debug") or os.environ.get("HYDRA_FULL_ERROR") == "1":

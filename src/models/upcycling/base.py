@@ -19,7 +19,13 @@ class UpcycleConfig:
     strategy: str = "dense"
     stage1_trainable: list[str] = field(default_factory=lambda: ["router", "experts"])
     router_std: float = 0.02
-    calibration_batches: int = 1  # batches for the upcycling report (and data-aware strategies)
+    calibration_examples: int = 64  # training examples for the upcycling report (and data-aware strategies)
+    calibration_tokens: int = 16384  # FFN inputs kept per layer (a seeded subsample; bounds memory)
+
+    def check(self) -> None:
+        """Raise ValueError naming the bad knob (called when the config is validated)."""
+        if self.calibration_examples < 0 or self.calibration_tokens < 1:
+            raise ValueError("upcycle.calibration_examples must be >= 0 and upcycle.calibration_tokens >= 1")
 
 
 class Strategy:
@@ -28,6 +34,7 @@ class Strategy:
     name: str = ""
     config: type[UpcycleConfig] = UpcycleConfig
     is_moe: bool = True
+    needs_calibration: bool = False  # init_experts uses the layer's calibration inputs
 
     def layout(self, cfg: UpcycleConfig) -> str:
         return "plain"

@@ -30,35 +30,42 @@ def strategy_config(node) -> UpcycleConfig:
 
 
 @torch.no_grad()
-def capture_ffn_inputs(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: dict,
-                       max_tokens: int = 4096) -> dict[str, torch.Tensor]:
-    """The inputs of each chosen FFN (final_layer_norm outputs) on a batch, padding excluded."""
-    captured: dict[str, torch.Tensor] = {}
-    feats = batch["input_features"]
-    enc_len = (batch["feature_lengths"] + 1) // 2 if "feature_lengths" in batch else None
-    dec_mask = batch["decoder_attention_mask"].bool()
+def capture_ffn_inputs(model: nn.Module, layers: list[tuple[str, nn.Module]], batches: list[dict],
+                       max_tokens: int = 16384, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The inputs of each chosen FFN (final_layer_norm outputs) over ``batches``, padding excluded.
+
+    Decoder inputs are teacher-forced states. At most ``max_tokens`` per layer are kept: a seeded
+    share of each batch, so memory stays bounded for large models and many calibration examples.
+    """
+    captured: dict[str, list[torch.Tensor]] = {name: [] for name, _ in layers}
+    per_batch = -(-max_tokens // max(1, len(batches)))
+    gen = torch.Generator().manual_seed(seed)
+    state: dict = {}
     hooks = []
     for name, layer in layers:
         def hook(_m, _inp, out, name=name):
-            if name.startswith("encoder"):
-                mask = torch.ones(out.shape[:2], dtype=torch.bool) if enc_len is None else \
-                    torch.arange(out.shape[1])[None] < enc_len[:, None]
-            else:
-                mask = dec_mask
-            x = out[mask.to(out.device)].float().cpu()
-            captured[name] = x[torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))[:max_tokens]]
+            mask = state["enc"] if name.startswith("encoder") else state["dec"]
+            x = out[mask[:, : out.shape[1]].to(out.device)].float().cpu()
+            captured[name].append(x[torch.randperm(x.shape[0], generator=gen)[:per_batch]])
         hooks.append(layer.final_layer_norm.register_forward_hook(hook))
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     try:
-        model(input_features=feats.to(device), decoder_input_ids=batch["decoder_input_ids"].to(device),
-              decoder_attention_mask=batch["decoder_attention_mask"].to(device))
+        for batch in batches:
+            feats = batch["input_features"]
+            t_enc = (feats.shape[-1] + 1) // 2
+            enc_len = (batch["feature_lengths"] + 1) // 2 if "feature_lengths" in batch else \
+                torch.full((feats.shape[0],), t_enc)
+            state["enc"] = torch.arange(max(t_enc, 1500))[None] < enc_len[:, None]
+            state["dec"] = batch["decoder_attention_mask"].bool()
+            model(input_features=feats.to(device), decoder_input_ids=batch["decoder_input_ids"].to(device),
+                  decoder_attention_mask=batch["decoder_attention_mask"].to(device))
     finally:
         for h in hooks:
             h.remove()
         model.train(was_training)
-    return captured
+    return {name: torch.cat(xs)[:max_tokens] for name, xs in captured.items() if xs}
 
 
 def _pairs(n: int) -> list[tuple[int, int]]:
@@ -83,9 +90,17 @@ def expert_similarity(moe: MoEFFN, rank: int = REPORT_RANK) -> tuple[float, floa
     overlaps = []
     for w in (w1, w2):
         r = min(rank, min(w.shape[1:]))
-        vs = [torch.linalg.svd(w[e], full_matrices=False)[2][:r].t() for e in range(E)]
+        vs = [top_right_singular(w[e], r) for e in range(E)]
         overlaps += [float((vs[a].t() @ vs[b]).pow(2).sum() / r) for a, b in _pairs(E)]
     return cos_mean, sum(overlaps) / len(overlaps)
+
+
+def top_right_singular(w: torch.Tensor, r: int) -> torch.Tensor:
+    """(in, r) top right singular vectors: exact SVD for small matrices, randomized (svd_lowrank with
+    power iterations) for large ones, where a full SVD per expert per layer dominated the report."""
+    if min(w.shape) <= 512:
+        return torch.linalg.svd(w, full_matrices=False)[2][:r].t()
+    return torch.svd_lowrank(w, q=min(r + 10, *w.shape), niter=4)[2][:, :r]
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:
@@ -105,7 +120,7 @@ def _layer_seed(seed: int, name: str) -> int:
 
 
 def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, seed: int,
-                  calib_batch: dict | None = None, progress: bool = True) -> dict:
+                  calib: list[dict] | None = None, progress: bool = True) -> dict:
     """Replace the chosen FFNs by MoE layers initialised by `ucfg.strategy`; returns the report."""
     strategy = STRATEGIES[ucfg.strategy]
     dense_params = sum(p.numel() for p in model.parameters())
@@ -116,7 +131,10 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
         return report
     moe_cfg.check()
     layers = whisper_ffn_layers(model, moe_cfg.where, moe_cfg.every)
-    inputs = capture_ffn_inputs(model, layers, calib_batch) if calib_batch is not None else {}
+    if strategy.needs_calibration and not calib:
+        raise ValueError(f"upcycle={ucfg.strategy} needs calibration data (upcycle.calibration_examples "
+                         "training examples); none were given")
+    inputs = capture_ffn_inputs(model, layers, calib, ucfg.calibration_tokens, seed) if calib else {}
     layout, scale = strategy.layout(ucfg), strategy.residual_scale(ucfg)
     for name, layer in tqdm(layers, desc=f"upcycling ({ucfg.strategy})", disable=not progress):
         fc1, fc2 = layer.fc1, layer.fc2

@@ -1,0 +1,114 @@
+"""MoE layer forward+backward throughput at Whisper FFN shapes, measured side by side in one run.
+
+    python scripts/bench_moe.py [--shapes small large_v3] [--tokens 4096] [--device cuda] [--dtype bf16]
+
+Rows, on the same tokens (E=8, k=2 by default):
+- dense FFN (fc1 -> GELU -> fc2, d -> 4d -> d): the reference; an MoE does k FFN evaluations per
+  token, so the ideal MoE time is k x dense;
+- ours: MoEFFN (router + sort + grouped matmul + scatter), the project's one dispatch path;
+- ours, per-expert loop: the same layer with the grouped kernel switched off (the fallback);
+- transformers' MixtralSparseMoeBlock: gated SwiGLU experts at matched FLOPs (intermediate 2/3 x 4d,
+  so three matrices cost what our two do), its own per-expert loop.
+Prints tokens/s and the ratios: ours / (k x dense) (target on GPU: <= 1.3) and Mixtral / ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from src.models import dispatch  # noqa: E402
+from src.models.moe import MoEConfig, MoEFFN  # noqa: E402
+from src.utils.bench import device_name  # noqa: E402
+
+SHAPES = {"small": 768, "large_v3": 1280}  # d_model; FFN 4d
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def timed(fn, x: torch.Tensor, repeats: int, autocast: torch.dtype | None) -> float:
+    """Seconds per forward+backward (after one warm-up)."""
+    def step():
+        x.grad = None
+        with torch.autocast(x.device.type, dtype=autocast, enabled=autocast is not None):
+            out = fn(x)
+        out = out[0] if isinstance(out, tuple) else out
+        out.float().square().mean().backward()
+
+    step()
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t) / repeats
+
+
+def mixtral_block(d: int, ff: int, experts: int, k: int) -> nn.Module:
+    from transformers import MixtralConfig
+    from transformers.models.mixtral.modeling_mixtral import MixtralSparseMoeBlock
+
+    cfg = MixtralConfig(hidden_size=d, intermediate_size=ff, num_local_experts=experts, num_experts_per_tok=k)
+    return MixtralSparseMoeBlock(cfg)
+
+
+def bench_shape(name: str, d: int, args) -> list[tuple[str, float]]:
+    dev, E, k = torch.device(args.device), args.experts, args.top_k
+    ff = 4 * d
+    autocast = DTYPES[args.dtype] if args.dtype != "fp32" else None
+    x = torch.randn(1, args.tokens, d, device=dev, requires_grad=True)
+    dense = nn.Sequential(nn.Linear(d, ff), nn.GELU(), nn.Linear(ff, d)).to(dev)
+    moe = MoEFFN(d, ff, MoEConfig(num_experts=E, top_k=k)).to(dev)
+    with torch.no_grad():
+        for p in moe.experts.parameters():
+            p.normal_(0, 0.02)
+        moe.router.weight.normal_(0, 1.0)  # spread tokens over experts
+    mixtral = mixtral_block(d, int(round(ff * 2 / 3)), E, k).to(dev)
+    rows = [("dense FFN", timed(dense, x, args.repeats, autocast)),
+            ("ours (grouped dispatch)", timed(moe, x, args.repeats, autocast))]
+    grouped, dispatch._GROUPED = dispatch._GROUPED, False
+    try:
+        rows.append(("ours, per-expert loop", timed(moe, x, args.repeats, autocast)))
+    finally:
+        dispatch._GROUPED = grouped
+    rows.append(("transformers Mixtral block (gated, matched FLOPs)", timed(mixtral, x, args.repeats, autocast)))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    ap.add_argument("--tokens", type=int, default=4096)
+    ap.add_argument("--experts", type=int, default=8)
+    ap.add_argument("--top-k", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--dtype", default="bf16" if torch.cuda.is_available() else "fp32", choices=list(DTYPES))
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    name = device_name(args.device)
+    print(f"MoE layer fwd+bwd, E={args.experts} k={args.top_k}, {args.tokens} tokens, {args.dtype}, {name}")
+    for shape in args.shapes:
+        d = SHAPES[shape]
+        rows = bench_shape(shape, d, args)
+        times = dict(rows)
+        print(f"\nwhisper-{shape} FFN shape (d={d}, ffn={4 * d})")
+        print(f"| {'layer':<50} | {'ms':>9} | {'tokens/s':>11} |")
+        print(f"|{'-' * 52}|{'-' * 11}|{'-' * 13}|")
+        for label, t in rows:
+            print(f"| {label:<50} | {1000 * t:>9.2f} | {args.tokens / t:>11.0f} |")
+        ours = times["ours (grouped dispatch)"]
+        print(f"ours / ({args.top_k} x dense) = {ours / (args.top_k * times['dense FFN']):.2f}   "
+              f"loop / ours = {times['ours, per-expert loop'] / ours:.2f}   "
+              f"Mixtral block / ours = {times['transformers Mixtral block (gated, matched FLOPs)'] / ours:.2f}")
+
+
+if __name__ == "__main__":
+    main()

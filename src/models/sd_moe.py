@@ -1,0 +1,108 @@
+"""Spectral-decoupled experts (SD-MoE, Huang et al. 2026) as a trainer extension (`moe.sd`).
+
+Each MoE layer's expert matrices W_e (out, in) share a common top-r input subspace V (in, r): the
+top right singular vectors of all experts stacked, recomputed every `period` optimizer steps from
+the effective weights. A weight splits into its shared component W_e V V^T and its tail
+W_e (I - V V^T); gradients split the same way, and the shared part gets one update for all experts
+(the mean of the experts' projected gradients) while each tail keeps its own:
+
+    G_e' = mean_j(G_j) V V^T + G_e (I - V V^T)
+
+AdamW rescales every coordinate, which would mix the parts again, so with `exact_update` the
+optimizer's actual change of the weights is decoupled the same way after the step. Choices the
+paper leaves open (ours, as knobs): the subspace is on the input side of each matrix; the existing
+in-subspace differences between experts are kept, not averaged, when the subspace is recomputed
+(averaging would change the function). Rank 0 is ordinary training.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from src.models.moe import SDConfig, moe_layers
+from src.models.upcycling.convert import top_right_singular
+
+
+def top_input_subspace(weights: torch.Tensor, rank: int) -> torch.Tensor:
+    """(in, r) orthonormal top right singular vectors of the experts stacked along their outputs."""
+    m = weights.detach().float().reshape(-1, weights.shape[-1])
+    return top_right_singular(m, min(rank, *m.shape)).contiguous()
+
+
+def decouple(delta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """(E, out, in) -> the same with its in-subspace part replaced by the experts' mean."""
+    proj = (delta @ v) @ v.t()
+    return delta - proj + proj.mean(0, keepdim=True)
+
+
+class SpectralDecoupler:
+    """Trainer extension: decouples expert gradients (before the step) and updates (after it)."""
+
+    def __init__(self, cfg: SDConfig) -> None:
+        self.cfg = cfg
+        self.bases: dict[str, torch.Tensor] = {}
+        self.before: dict[str, torch.Tensor] = {}
+        self.window_s, self.window_steps, self.total_s = 0.0, 0, 0.0
+
+    @staticmethod
+    def targets(model) -> list[tuple[str, torch.Tensor, list[tuple[str, torch.nn.Parameter]]]]:
+        """(key, effective (E, out, in) weight, the per-expert stacked parameters behind it) per matrix."""
+        out = []
+        for layer_name, moe in moe_layers(model):
+            bank = moe.experts
+            for w in ("w1", "w2"):
+                names = [w] if bank.layout == "plain" else [f"{w}_residual", f"{w}_principal"]
+                params = [(f"{layer_name}.{n}", getattr(bank, n)) for n in names]
+                params = [(k, p) for k, p in params if p.dim() == 3 and p.requires_grad]
+                if params:
+                    out.append((f"{layer_name}.{w}", bank.weight(w), params))
+        return out
+
+    def __call__(self, model, batch: dict, out) -> dict[str, torch.Tensor]:
+        return {}
+
+    @torch.no_grad()
+    def before_optimizer_step(self, model, step: int) -> None:
+        if self.cfg.rank <= 0:
+            return
+        t0 = time.perf_counter()
+        for key, weight, params in self.targets(model):
+            if key not in self.bases or step % self.cfg.period == 0:
+                self.bases[key] = top_input_subspace(weight, self.cfg.rank)
+            v = self.bases[key].to(weight.dtype)
+            for name, p in params:
+                if p.grad is not None:
+                    p.grad.copy_(decouple(p.grad, v.to(p.grad.dtype)))
+                if self.cfg.exact_update:
+                    self.before[name] = p.detach().clone()
+        self._time(t0, count=False)
+
+    @torch.no_grad()
+    def after_optimizer_step(self, model, step: int) -> None:
+        if self.cfg.rank <= 0:
+            return
+        t0 = time.perf_counter()
+        if self.cfg.exact_update:
+            for key, _, params in self.targets(model):
+                v = self.bases[key]
+                for name, p in params:
+                    old = self.before.pop(name, None)
+                    if old is not None:
+                        p.copy_(old + decouple(p - old, v.to(p.dtype)))
+        self._time(t0, count=True)
+
+    def _time(self, t0: float, count: bool) -> None:
+        dt = time.perf_counter() - t0
+        self.window_s += dt
+        self.total_s += dt
+        self.window_steps += int(count)
+
+    def metrics(self, model) -> dict[str, float]:
+        """Milliseconds per optimizer step spent decoupling, since the last call."""
+        if self.cfg.rank <= 0 or not self.window_steps:
+            return {}
+        ms = 1000 * self.window_s / self.window_steps
+        self.window_s, self.window_steps = 0.0, 0
+        return {"sd/overhead_ms": ms}

@@ -1,0 +1,12 @@
+"""Shared by scripts/bench_*.py: how a benchmark names the machine it measured on."""
+
+from __future__ import annotations
+
+import torch
+
+
+def device_name(device: str | torch.device) -> str:
+    """`NVIDIA H100 80GB HBM3` or `cpu (2 threads)`, plus the torch version: every table says where it ran."""
+    dev = torch.device(device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    return f"{name}, torch {torch.__version__}"
