@@ -8,7 +8,9 @@ Rows, on the same tokens (E=8, k=2 by default):
 - ours: MoEFFN (router + sort + grouped matmul + scatter), the project's one dispatch path;
 - ours, per-expert loop: the same layer with the grouped kernel switched off (the fallback);
 - transformers' MixtralSparseMoeBlock: gated SwiGLU experts at matched FLOPs (intermediate 2/3 x 4d,
-  so three matrices cost what our two do), its own per-expert loop.
+  so three matrices cost what our two do), its own per-expert loop;
+- the same Mixtral block with Whisper's experts (fc1 -> GELU -> fc2 with biases; the non-gated
+  adaptation): identical expert math to ours, so only the dispatch differs.
 Prints tokens/s and the ratios: ours / (k x dense) (target on GPU: <= 1.3) and Mixtral / ours.
 """
 
@@ -28,6 +30,8 @@ from src.models.moe import MoEConfig, MoEFFN  # noqa: E402
 from src.utils.bench import device_name  # noqa: E402
 
 SHAPES = {"small": 768, "large_v3": 1280}  # d_model; FFN 4d
+MIXTRAL_GATED = "transformers Mixtral block (gated, matched FLOPs)"
+MIXTRAL_WHISPER = "transformers Mixtral block, Whisper FFN experts"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -51,12 +55,18 @@ def timed(fn, x: torch.Tensor, repeats: int, autocast: torch.dtype | None) -> fl
     return (time.perf_counter() - t) / repeats
 
 
-def mixtral_block(d: int, ff: int, experts: int, k: int) -> nn.Module:
+def mixtral_block(d: int, ff: int, experts: int, k: int, whisper_experts: bool = False) -> nn.Module:
+    """transformers' Mixtral sparse block: its own gated experts, or (non-gated adaptation) Whisper's
+    fc1 -> GELU -> fc2 experts with biases in its routing loop, the same expert math as ours."""
     from transformers import MixtralConfig
     from transformers.models.mixtral.modeling_mixtral import MixtralSparseMoeBlock
 
     cfg = MixtralConfig(hidden_size=d, intermediate_size=ff, num_local_experts=experts, num_experts_per_tok=k)
-    return MixtralSparseMoeBlock(cfg)
+    block = MixtralSparseMoeBlock(cfg)
+    if whisper_experts:
+        block.experts = nn.ModuleList(nn.Sequential(nn.Linear(d, ff), nn.GELU(), nn.Linear(ff, d))
+                                      for _ in range(experts))
+    return block
 
 
 def bench_shape(name: str, d: int, args) -> list[tuple[str, float]]:
@@ -78,7 +88,9 @@ def bench_shape(name: str, d: int, args) -> list[tuple[str, float]]:
         rows.append(("ours, per-expert loop", timed(moe, x, args.repeats, autocast)))
     finally:
         dispatch._GROUPED = grouped
-    rows.append(("transformers Mixtral block (gated, matched FLOPs)", timed(mixtral, x, args.repeats, autocast)))
+    rows.append((MIXTRAL_GATED, timed(mixtral, x, args.repeats, autocast)))
+    adapted = mixtral_block(d, ff, E, k, whisper_experts=True).to(dev)
+    rows.append((MIXTRAL_WHISPER, timed(adapted, x, args.repeats, autocast)))
     return rows
 
 
@@ -107,7 +119,8 @@ def main() -> None:
         ours = times["ours (grouped dispatch)"]
         print(f"ours / ({args.top_k} x dense) = {ours / (args.top_k * times['dense FFN']):.2f}   "
               f"loop / ours = {times['ours, per-expert loop'] / ours:.2f}   "
-              f"Mixtral block / ours = {times['transformers Mixtral block (gated, matched FLOPs)'] / ours:.2f}")
+              f"Mixtral gated / ours = {times[MIXTRAL_GATED] / ours:.2f}   "
+              f"Mixtral with Whisper experts / ours = {times[MIXTRAL_WHISPER] / ours:.2f}")
 
 
 if __name__ == "__main__":

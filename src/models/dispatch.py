@@ -59,10 +59,12 @@ def grouped_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, offsets: t
         y = torch._grouped_mm(x.to(dtype), w.to(dtype).transpose(-2, -1), offs=offsets)
         return _ContiguousGrad.apply(y) + b.to(y.dtype).index_select(0, expert)
     sizes = sizes if sizes is not None else torch.diff(offsets, prepend=offsets.new_zeros(1)).tolist()
+    # unbind, not w[e]: indexing would give every expert's backward a zero-filled copy of the whole stack
+    ws, bs = w.unbind(0), b.unbind(0)
     outs, start = [], 0
     for e, n in enumerate(sizes):
         if n:
-            outs.append(F.linear(x[start : start + n], w[e], b[e]))
+            outs.append(F.linear(x[start : start + n], ws[e], bs[e]))
         start += n
     return torch.cat(outs) if outs else x.new_zeros(0, w.shape[1])
 
