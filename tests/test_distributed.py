@@ -49,3 +49,16 @@ def test_torchrun_two_cpu_processes_train_in_step(tmp_path):
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4]  # rank 0 alone logs
     assert (run_dir / "checkpoints" / "stage2" / "model.safetensors").exists()
+
+
+def test_fsdp_on_cpu_is_a_clear_error(monkeypatch):
+    import torch
+
+    from src.training import distributed
+
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "get_world_size", lambda: 2)
+    with pytest.raises(ValueError, match="fsdp needs GPUs"):
+        distributed.wrap_model(torch.nn.Linear(2, 2), "fsdp", torch.device("cpu"))
+    with pytest.raises(ValueError, match="zero3"):
+        distributed.wrap_model(torch.nn.Linear(2, 2), "zero3", torch.device("cpu"))

@@ -71,6 +71,9 @@ def wrap_model(model: torch.nn.Module, strategy: str, device: torch.device) -> t
         from torch.nn.parallel import DistributedDataParallel
 
         return DistributedDataParallel(model, device_ids=ids)
+    if device.type != "cuda":
+        raise ValueError("trainer.strategy=fsdp needs GPUs (torch's FSDP has no CPU mode); use trainer.strategy=ddp "
+                         "on CPUs")
     from torch.distributed.fsdp import FullyShardedDataParallel, ShardingStrategy
 
     # use_orig_params: parameter groups (stages) keep selecting the model's own parameters
