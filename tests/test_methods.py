@@ -295,3 +295,28 @@ def test_sd_logs_overhead():
     m = sd.metrics(None)
     assert m["sd/overhead_ms"] > 0 and sd.total_s > 0
     assert sd.metrics(None) == {}  # the window resets
+
+
+def test_router_logits_stay_fp32_under_bf16_autocast():
+    moe = distill_moe()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        moe(torch.randn(1, 4, 16))
+    assert moe.last["logits"].dtype == torch.float32
+
+
+def test_gradient_checkpointing_with_self_distillation_on_padded_batches(tmp_path):
+    """Checkpointing re-runs the forward in backward: the padding masks must still be set then."""
+    from test_trainer import batches
+
+    from src.training.trainer import StageConfig, Trainer, TrainerConfig
+
+    cfg = MoEConfig(num_experts=4, top_k=2, self_distill=SelfDistillConfig(coef=1.0, threshold=1.0))
+    model, _, _ = upcycled("vanilla", moe=cfg)
+    data = batches(2)
+    for b in data:
+        b["feature_lengths"] = torch.tensor([64, 30])  # the second clip is padding after 30 frames
+        b["decoder_attention_mask"][1, 3:] = 0
+    tcfg = TrainerConfig(stages=[StageConfig(steps=2, lr=1e-3)], progress=False, gradient_checkpointing=True,
+                         log_every=1)
+    history = Trainer(model, None, tcfg, tmp_path, data, aux_losses=[MoELoss.from_config(cfg)]).fit()
+    assert len(history[0]["losses"]) == 2

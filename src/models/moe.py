@@ -169,7 +169,8 @@ class MoEFFN(nn.Module):
 
     def route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(logits fp32 (N, E), top-k weights (N, k), top-k expert ids (N, k))."""
-        logits = F.linear(x.float(), self.router.weight.float())
+        with torch.autocast(x.device.type, enabled=False):  # autocast would make this matmul bf16
+            logits = F.linear(x.float(), self.router.weight.float())
         if self.training and self.cfg.jitter > 0:
             logits = logits + torch.randn_like(logits) * self.cfg.jitter
         probs = logits.softmax(-1)

@@ -20,15 +20,25 @@ from __future__ import annotations
 import time
 
 import torch
+import torch.distributed as dist
 
 from src.models.moe import SDConfig, moe_layers
-from src.models.upcycling.convert import top_right_singular
 
 
 def top_input_subspace(weights: torch.Tensor, rank: int) -> torch.Tensor:
-    """(in, r) orthonormal top right singular vectors of the experts stacked along their outputs."""
-    m = weights.detach().float().reshape(-1, weights.shape[-1])
-    return top_right_singular(m, min(rank, *m.shape)).contiguous()
+    """(in, r) orthonormal top right singular vectors of the experts stacked along their outputs.
+
+    Exact and deterministic (eigenvectors of the in x in Gram matrix in float64), not randomized: every
+    process must get the same basis, and a randomized SVD misses flat-spectrum subspaces. Under DDP
+    rank 0's basis is broadcast, so the processes cannot drift apart.
+    """
+    m = weights.detach().double().reshape(-1, weights.shape[-1])
+    r = min(rank, *m.shape)
+    _, vecs = torch.linalg.eigh(m.t() @ m)  # ascending eigenvalues
+    v = vecs[:, -r:].flip(1).to(weights.dtype).contiguous() if r else vecs[:, :0].to(weights.dtype)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.broadcast(v, src=0)
+    return v
 
 
 def decouple(delta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ from src.models.toy import ensure_toy_model
 from src.models.upcycling import STRATEGIES
 from src.models.upcycling.convert import expert_similarity, strategy_config, upcycle_model
 from src.training.checkpoint import save_checkpoint
-from src.training.distributed import barrier, init_distributed
+from src.training.distributed import init_distributed, shutdown
 from src.training.trainer import Trainer
 from src.utils.cli import run_dir_of
 
@@ -121,6 +121,7 @@ def train(cfg: DictConfig) -> dict:
     tables: dict = {}
     try:
         history = trainer.fit()
+        shutdown()  # the ranks are done together (fit checked their weights agree); rank 0 evaluates alone
         if info.is_main:
             record_spectra_after_training(model, report, run_dir)
             tables = evaluate_model(model, tokenizer, source, typed("eval", cfg), run_dir, lcfg, kw["pad_to_30s"],
@@ -137,7 +138,6 @@ def train(cfg: DictConfig) -> dict:
         source.skips.save(run_dir / "skipped.json")
         (Path(run_dir) / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str))
         log.info("checkpoint: %s", last)
-    barrier()
     return summary
 
 

@@ -66,7 +66,7 @@ class TrainerConfig:
     save_every: int | None = None
     resume: bool = False
     progress: bool = True
-    strategy: str = "ddp"  # with several processes (torchrun): ddp | fsdp (models too big for one GPU)
+    strategy: str = "ddp"  # with several processes (torchrun): ddp (fsdp: not implemented yet, an error)
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (memory for time)
     compile: bool = False  # torch.compile the forward (GPU runs; the first steps pay for compilation)
 
@@ -85,11 +85,13 @@ def check_trainer_config(cfg: TrainerConfig) -> None:
             raise ValueError(f"{where}.schedule: '{s.schedule}' is not one of {SCHEDULES}")
         check_groups(s.trainable, f"{where}.trainable")
     if cfg.precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise ValueError(f"trainer.precision: '{cfg.precision}' is not one of auto, fp32, bf16, fp16")
+        raise ValueError(f"trainer.precision: '{cfg.precision}' is not one of auto, fp32, bf16")
     if cfg.grad_accum < 1:
         raise ValueError("trainer.grad_accum must be >= 1")
     if cfg.strategy not in STRATEGIES:
         raise ValueError(f"trainer.strategy: '{cfg.strategy}' is not one of {STRATEGIES}")
+    if cfg.precision == "fp16":
+        raise ValueError("trainer.precision=fp16 is not supported (no loss scaling); use bf16")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -180,11 +182,17 @@ class Trainer:
             self.skips.skip(reason, ex_id, detail)
         return "input_features" in batch
 
+    def _prepared(self, batch: dict) -> contextlib.ExitStack:
+        """Extensions' per-batch state (e.g. which tokens are padding), kept through the backward pass:
+        gradient checkpointing re-runs the forward there and must see the same state."""
+        stack = contextlib.ExitStack()
+        for fn in self.aux_losses:
+            if hasattr(fn, "prepare"):
+                stack.enter_context(fn.prepare(self.model, batch, self.global_step))
+        return stack
+
     def _forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        with contextlib.ExitStack() as stack, self._autocast():
-            for fn in self.aux_losses:  # e.g. router losses tell MoE layers where the padding is
-                if hasattr(fn, "prepare"):
-                    stack.enter_context(fn.prepare(self.model, batch, self.global_step))
+        with self._autocast():
             out = self.engine(
                 input_features=batch["input_features"].to(self.device, non_blocking=True),
                 decoder_input_ids=batch["decoder_input_ids"].to(self.device),
@@ -292,24 +300,14 @@ class Trainer:
         log.info("all %d processes ended with identical weights", self.dist.world_size)
 
     def _save(self, path: Path, state: dict, optimizer=None, scheduler=None) -> None:
-        """Rank 0 writes (FSDP gathers the full weights first); the others wait."""
-        with self._full_params():
-            if self.dist.is_main:
-                save_checkpoint(self.model, self.tokenizer, path, state, optimizer, scheduler)
+        """Rank 0 writes; the others wait."""
+        if self.dist.is_main:
+            save_checkpoint(self.model, self.tokenizer, path, state, optimizer, scheduler)
         if self.dist.enabled:
             barrier()
 
-    def _full_params(self):
-        if self.cfg.strategy == "fsdp" and self.engine is not self.model:
-            from torch.distributed.fsdp import FullyShardedDataParallel
-
-            return FullyShardedDataParallel.summon_full_params(self.engine, writeback=False)
-        return contextlib.nullcontext()
-
     def _wrap(self) -> None:
         """Compile and/or wrap for several processes; DDP is rebuilt per stage (its parameter set changes)."""
-        if self.cfg.strategy == "fsdp" and self.engine is not self.model:
-            return
         engine = torch.compile(self.model) if self.cfg.compile else self.model
         self.engine = wrap_model(engine, self.cfg.strategy, self.device) if self.dist.enabled else engine
 
@@ -343,18 +341,19 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             for _ in range(self.cfg.grad_accum):
                 batch = next(batches)
-                loss, metrics = self._forward(batch)
-                (loss / self.cfg.grad_accum).backward()
+                with self._prepared(batch):
+                    loss, metrics = self._forward(batch)
+                    (loss / self.cfg.grad_accum).backward()
                 window_loss += float(metrics["loss/translation"]) * metrics["tokens"]
                 window_tokens += metrics["tokens"]
             if self.dist.enabled:  # the wrapper syncs the model's gradients; auxiliary heads are ours
-                all_reduce_mean([p.grad for fn in self.aux_losses if isinstance(fn, torch.nn.Module)
-                                 for p in fn.parameters() if p.grad is not None])
+                aux_params = [p for fn in self.aux_losses if isinstance(fn, torch.nn.Module) for p in fn.parameters()]
+                for p in aux_params:  # every rank reduces the same list, used this step or not
+                    if p.grad is None:
+                        p.grad = torch.zeros_like(p)
+                all_reduce_mean([p.grad for p in aux_params])
             self._hook("before_optimizer_step")
-            if self.cfg.clip_norm:
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_norm)
-            else:
-                grad_norm = torch.tensor(0.0)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_norm or float("inf"))
             optimizer.step()
             self._hook("after_optimizer_step")
             scheduler.step()

@@ -50,6 +50,7 @@ class ClusterConfig(UpcycleConfig):
 
 def spherical_kmeans(x: torch.Tensor, k: int, iters: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """(unit centroids (k, D), labels (N,)) by cosine similarity, k-means++ init; deterministic by ``gen``."""
+    device, x = x.device, x.cpu()  # on the CPU: the generator is a CPU one, and this is cheap
     n = x.shape[0]
     if n < k:
         raise ValueError(f"spherical k-means: {n} calibration tokens for {k} clusters; raise "
@@ -77,7 +78,7 @@ def spherical_kmeans(x: torch.Tensor, k: int, iters: int, gen: torch.Generator) 
             far = int(sims.max(1).values.argmin())
             sums[j], labels[far] = xn[far], j
         c = F.normalize(sums, dim=1)
-    return c.to(x.dtype), labels
+    return c.to(device, x.dtype), labels.to(device)
 
 
 def data_aware_weight(w: torch.Tensor, x: torch.Tensor, mode: str, rank: int | None, energy: float | None,

@@ -59,7 +59,8 @@ def capture_ffn_inputs(model: nn.Module, layers: list[tuple[str, nn.Module]], ba
                 torch.full((feats.shape[0],), t_enc)
             state["enc"] = torch.arange(max(t_enc, 1500))[None] < enc_len[:, None]
             state["dec"] = batch["decoder_attention_mask"].bool()
-            model(input_features=feats.to(device), decoder_input_ids=batch["decoder_input_ids"].to(device),
+            dtype = next(model.parameters()).dtype
+            model(input_features=feats.to(device, dtype), decoder_input_ids=batch["decoder_input_ids"].to(device),
                   decoder_attention_mask=batch["decoder_attention_mask"].to(device))
     finally:
         for h in hooks:
@@ -139,7 +140,7 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
     for name, layer in tqdm(layers, desc=f"upcycling ({ucfg.strategy})", disable=not progress):
         fc1, fc2 = layer.fc1, layer.fc2
         d_ff, d_model = fc1.weight.shape
-        moe = MoEFFN(d_model, d_ff, moe_cfg, layout, scale).to(fc1.weight.device)
+        moe = MoEFFN(d_model, d_ff, moe_cfg, layout, scale).to(fc1.weight.device, fc1.weight.dtype)
         gen = torch.Generator().manual_seed(_layer_seed(seed, name))
         extra = strategy.init_experts(moe, fc1, fc2, ucfg, gen, inputs.get(name))
         row = {"name": name, "output_deviation": None, "expert_cosine_mean": None, "subspace_overlap": None,
