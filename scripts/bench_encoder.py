@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ from transformers import WhisperConfig, WhisperForConditionalGeneration
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from src.data.features import N_FRAMES_30S, batch_frames  # noqa: E402
 from src.models.backbone import set_pad_to_30s  # noqa: E402
+from src.utils.bench import seconds_per_call  # noqa: E402
 
 SHAPES = {"tiny": (384, 4, 6), "base": (512, 6, 8), "small": (768, 12, 12)}  # d_model, layers, heads
 
@@ -25,15 +25,7 @@ SHAPES = {"tiny": (384, 4, 6), "base": (512, 6, 8), "small": (768, 12, 12)}  # d
 def time_encoder(model, feats: torch.Tensor, repeats: int) -> float:
     enc = model.get_encoder()
     with torch.inference_mode():
-        enc(feats)  # warm-up
-        if feats.is_cuda:
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        for _ in range(repeats):
-            enc(feats)
-        if feats.is_cuda:
-            torch.cuda.synchronize()
-    return (time.perf_counter() - t) / repeats
+        return seconds_per_call(lambda: enc(feats), repeats, feats.device)
 
 
 def main() -> None:

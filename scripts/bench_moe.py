@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,7 +26,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from src.models import dispatch  # noqa: E402
 from src.models.moe import MoEConfig, MoEFFN  # noqa: E402
-from src.utils.bench import device_name  # noqa: E402
+from src.utils.bench import device_name, seconds_per_call  # noqa: E402
 
 SHAPES = {"small": 768, "large_v3": 1280}  # d_model; FFN 4d
 MIXTRAL_GATED = "transformers Mixtral block (gated, matched FLOPs)"
@@ -44,15 +43,7 @@ def timed(fn, x: torch.Tensor, repeats: int, autocast: torch.dtype | None) -> fl
         out = out[0] if isinstance(out, tuple) else out
         out.float().square().mean().backward()
 
-    step()
-    if x.is_cuda:
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    if x.is_cuda:
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t) / repeats
+    return seconds_per_call(step, repeats, x.device)
 
 
 def mixtral_block(d: int, ff: int, experts: int, k: int, whisper_experts: bool = False) -> nn.Module:

@@ -16,14 +16,13 @@ import json
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from src.utils.bench import device_name  # noqa: E402
+from src.utils.bench import device_name, seconds_per_call  # noqa: E402
 
 
 def run_variant(variant: str, args) -> dict:
@@ -75,16 +74,11 @@ def run_variant(variant: str, args) -> dict:
         loss.backward()
         opt.step()
 
-    step()
+    step()  # warm-up, outside the peak-memory window
     if dev.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    t = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = (time.perf_counter() - t) / args.steps
+    seconds = seconds_per_call(step, args.steps, dev)
     if dev.type == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:

@@ -21,6 +21,7 @@ from src.evaluation.run import EvalConfig
 from src.models.backbone import ModelConfig
 from src.models.moe import MoEConfig
 from src.training.trainer import TrainerConfig, check_trainer_config
+from src.utils.structured import to_dataclass
 
 
 def short_dirname(name: str, limit: int = 80) -> str:
@@ -85,7 +86,7 @@ def typed(group: str, cfg: DictConfig):
     schema = SCHEMAS[group]
     try:
         node = OmegaConf.to_container(cfg[group], resolve=True)
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))
+        return to_dataclass(schema, node)
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", "") or ""
         raise ConfigError(f"{group}.{key}: {_first_line(e)}" if key else f"{group}: {_first_line(e)}") from None

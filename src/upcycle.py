@@ -2,7 +2,7 @@
 `python -m src.upcycle upcycle=spri model.name_or_path=DIR_OR_HUB_NAME out=DIR`.
 
 Writes the HF-style checkpoint (safetensors + config recording the MoE and upcycling settings) and
-DIR/upcycling_report.json, using a calibration batch from the configured data (dev split).
+DIR/upcycling_report.json, calibrating on `upcycle.calibration_examples` training examples of the configured data.
 """
 
 import hydra

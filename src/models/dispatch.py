@@ -49,16 +49,16 @@ def use_grouped_mm(x: torch.Tensor, w: torch.Tensor) -> bool:
 
 
 def grouped_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, offsets: torch.Tensor,
-                   expert: torch.Tensor, sizes: list[int] | None = None) -> torch.Tensor:
+                   expert: torch.Tensor, sizes: list[int] | None) -> torch.Tensor:
     """Rows of ``x`` (T, in), sorted by expert, times their expert's w (E, out, in) plus b (E, out).
 
-    ``offsets`` (E,) int32 are the cumulative group ends, ``expert`` (T,) the expert of each row.
+    ``offsets`` (E,) int32 are the cumulative group ends and ``expert`` (T,) the expert of each row
+    (the grouped kernel); ``sizes``, the group sizes on the host, selects the per-expert loop.
     """
-    if use_grouped_mm(x, w):
+    if sizes is None:
         dtype = compute_dtype(x)
         y = torch._grouped_mm(x.to(dtype), w.to(dtype).transpose(-2, -1), offs=offsets)
         return _ContiguousGrad.apply(y) + b.to(y.dtype).index_select(0, expert)
-    sizes = sizes if sizes is not None else torch.diff(offsets, prepend=offsets.new_zeros(1)).tolist()
     # unbind, not w[e]: indexing would give every expert's backward a zero-filled copy of the whole stack
     ws, bs = w.unbind(0), b.unbind(0)
     outs, start = [], 0
@@ -76,9 +76,11 @@ def expert_forward(x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor, ba
     order = flat.argsort(stable=True)
     token = order // k
     expert = flat.index_select(0, order)
-    offsets = torch.bincount(flat, minlength=bank.num_experts).cumsum(0).to(torch.int32)
+    counts = torch.bincount(flat, minlength=bank.num_experts)
+    offsets = counts.cumsum(0).to(torch.int32)
     w1, w2 = bank.weight("w1"), bank.weight("w2")
-    sizes = None if use_grouped_mm(x, w1) else torch.diff(offsets, prepend=offsets.new_zeros(1)).tolist()
+    # one decision per call (w1's shape covers both matmuls' dims); the loop syncs once for the sizes
+    sizes = None if use_grouped_mm(x, w1) else counts.tolist()
     xs = x.index_select(0, token)
     h = F.gelu(grouped_linear(xs, w1, bank.b1, offsets, expert, sizes))
     ys = grouped_linear(h, w2, bank.b2, offsets, expert, sizes)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.models.dispatch import expert_forward
+from src.utils.structured import to_dataclass
 
 DISTILL_LOSSES = ("mse", "kl")
 
@@ -72,16 +73,6 @@ class MoEConfig:
     self_distill: SelfDistillConfig = field(default_factory=SelfDistillConfig)
     dpsl: DPSLConfig = field(default_factory=DPSLConfig)
     sd: SDConfig = field(default_factory=SDConfig)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> MoEConfig:
-        """Rebuild from `asdict` output (e.g. a saved model's config.moe); unknown keys are ignored."""
-        kinds = {"self_distill": SelfDistillConfig, "dpsl": DPSLConfig, "sd": SDConfig}
-        kw = {k: v for k, v in d.items() if k in {f.name for f in fields(cls)}}
-        for name, kind in kinds.items():
-            if isinstance(kw.get(name), dict):
-                kw[name] = kind(**kw[name])
-        return cls(**kw)
 
     def check(self) -> None:
         if self.where not in ("encoder", "decoder", "both"):
@@ -295,7 +286,7 @@ def build_moe_structure(model: nn.Module) -> None:
     """Recreate (uninitialised) MoE layers from `config.moe` so a saved state dict loads strictly."""
     settings = dict(moe_settings(model))
     layout, scale = settings.pop("layout"), settings.pop("residual_scale")
-    cfg = MoEConfig.from_dict(settings)
+    cfg = to_dataclass(MoEConfig, settings)
     for _, layer in whisper_ffn_layers(model, cfg.where, cfg.every):
         d_ff, d_model = layer.fc1.weight.shape
         install_moe(layer, MoEFFN(d_model, d_ff, cfg, layout, scale))

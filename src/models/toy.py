@@ -20,6 +20,7 @@ from src.data.text import EOT, TASK_TOKENS, token_id, train_toy_tokenizer
 from src.models.backbone import ModelConfig, set_pad_to_30s, toy_config
 from src.training.loggers import ConsoleLogger
 from src.training.trainer import StageConfig, Trainer, TrainerConfig
+from src.utils.structured import to_dataclass
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def ensure_toy_model(cfg: DictConfig, force: bool = False) -> Path:
 
 
 def pretrain_toy(cfg: DictConfig, out: Path) -> dict:
-    mcfg: ModelConfig = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelConfig), cfg.model))
+    mcfg: ModelConfig = to_dataclass(ModelConfig, OmegaConf.to_container(cfg.model, resolve=True))
     recipe, arch = mcfg.pretrain, mcfg.toy
     torch.manual_seed(recipe.seed)
     source = build_source(cfg.data)

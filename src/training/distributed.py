@@ -7,6 +7,7 @@ fit one GPU). A single process (no WORLD_SIZE) is the plain case and nothing her
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 from dataclasses import dataclass
 
@@ -86,6 +87,18 @@ def all_reduce_mean(tensors: list[torch.Tensor]) -> None:
     for t in tensors:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         t.div_(world)
+
+
+@torch.no_grad()
+def check_ranks_agree(model: torch.nn.Module, device: torch.device) -> None:
+    """Every process must end with the same weights (DDP keeps them in step); a mismatch is an error."""
+    digest = torch.stack([torch.stack([p.double().sum(), (p.double() * p.double()).sum()])
+                          for p in model.parameters()]).reshape(-1).to(device)
+    gathered = [torch.empty_like(digest) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, digest)
+    if not all(torch.equal(gathered[0], g) for g in gathered[1:]):
+        raise RuntimeError("the processes ended training with different weights")
+    logging.getLogger(__name__).info("all %d processes ended with identical weights", dist.get_world_size())
 
 
 def shutdown() -> None:

@@ -37,9 +37,11 @@ def load_model(cfg: DictConfig):
     return load_whisper(path, pad_to_30s=mcfg.pad_to_30s, dtype=mcfg.dtype)
 
 
-def calibration_batches(cfg: DictConfig, model, tokenizer, source, examples: list) -> list[dict]:
+REPORT = "upcycling_report.json"
+
+
+def calibration_batches(cfg: DictConfig, ucfg, model, tokenizer, source, examples: list) -> list[dict]:
     """Batches of `upcycle.calibration_examples` examples drawn (by seed) from ``examples``."""
-    ucfg = strategy_config(cfg.upcycle)
     n = int(ucfg.calibration_examples)
     if not examples or n <= 0 or not STRATEGIES[ucfg.strategy].is_moe:
         return []
@@ -49,12 +51,14 @@ def calibration_batches(cfg: DictConfig, model, tokenizer, source, examples: lis
     return [b for b in loader if "input_features" in b]
 
 
-def upcycle(model, cfg: DictConfig, calib: list[dict], run_dir: Path | None = None) -> dict:
-    """Apply `cfg.upcycle` to a dense model (no-op for dense); writes upcycling_report.json."""
+def upcycle(model, cfg: DictConfig, tokenizer, source, examples: list, report_dir: Path | None = None) -> dict:
+    """Apply `cfg.upcycle` to a dense model (no-op for dense), calibrating on ``examples`` (training
+    examples); writes upcycling_report.json into ``report_dir``."""
     ucfg = strategy_config(cfg.upcycle)
+    calib = calibration_batches(cfg, ucfg, model, tokenizer, source, examples)
     report = upcycle_model(model, typed("moe", cfg), ucfg, int(cfg.seed), calib, progress=bool(cfg.progress))
-    if run_dir is not None:
-        (Path(run_dir) / "upcycling_report.json").write_text(json.dumps(report, indent=2))
+    if report_dir is not None:
+        (Path(report_dir) / REPORT).write_text(json.dumps(report, indent=2))
     return report
 
 
@@ -63,9 +67,9 @@ def convert(cfg: DictConfig) -> dict:
     model, tokenizer = load_model(cfg)
     source = build_source(cfg.data)
     out = Path(cfg.out)
-    report = upcycle(model, cfg, calibration_batches(cfg, model, tokenizer, source, source.examples("train")))
+    report = upcycle(model, cfg, tokenizer, source, source.examples("train"))
     save_checkpoint(model, tokenizer, out)
-    (out / "upcycling_report.json").write_text(json.dumps(report, indent=2))
+    (out / REPORT).write_text(json.dumps(report, indent=2))
     return report
 
 
@@ -89,7 +93,7 @@ def record_spectra_after_training(model, report: dict, run_dir: Path) -> None:
         after[name] = {"expert_cosine_mean": cos, "subspace_overlap": overlap}
     if after:
         report["after_training"] = after
-        (Path(run_dir) / "upcycling_report.json").write_text(json.dumps(report, indent=2))
+        (Path(run_dir) / REPORT).write_text(json.dumps(report, indent=2))
 
 
 def train(cfg: DictConfig) -> dict:
@@ -108,8 +112,7 @@ def train(cfg: DictConfig) -> dict:
                                num_replicas=info.world_size, rank=info.rank, **kw)
     dev_loader = make_loader(dev_ex, source, tokenizer, lcfg, shuffle=False, **kw) if dev_ex else None
     # Every rank upcycles identically (seeded); only rank 0 writes files and logs.
-    report = upcycle(model, cfg, calibration_batches(cfg, model, tokenizer, source, train_ex),
-                     run_dir if info.is_main else None)
+    report = upcycle(model, cfg, tokenizer, source, train_ex, run_dir if info.is_main else None)
     log.info("model: %s, %s total / %s active parameters", report["strategy"], f"{report['total_parameters']:,}",
              f"{report['active_parameters']:,}")
     logger = hydra.utils.instantiate(cfg.logger) if info.is_main else None

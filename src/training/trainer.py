@@ -26,6 +26,7 @@ from src.training.distributed import (
     DistInfo,
     all_reduce_mean,
     barrier,
+    check_ranks_agree,
     dist_info,
     init_distributed,
     process_device,
@@ -283,21 +284,8 @@ class Trainer:
             resume = None
         self.engine = self.model
         if self.dist.enabled:
-            self.check_ranks_agree()
+            check_ranks_agree(self.model, self.device)
         return self.history
-
-    @torch.no_grad()
-    def check_ranks_agree(self) -> None:
-        """Every process must end with the same weights (DDP keeps them in step); a mismatch is an error."""
-        import torch.distributed as dist
-
-        digest = torch.stack([torch.stack([p.double().sum(), (p.double() * p.double()).sum()])
-                              for p in self.model.parameters()]).reshape(-1).to(self.device)
-        gathered = [torch.empty_like(digest) for _ in range(self.dist.world_size)]
-        dist.all_gather(gathered, digest)
-        if not all(torch.equal(gathered[0], g) for g in gathered[1:]):
-            raise RuntimeError("the processes ended training with different weights")
-        log.info("all %d processes ended with identical weights", self.dist.world_size)
 
     def _save(self, path: Path, state: dict, optimizer=None, scheduler=None) -> None:
         """Rank 0 writes; the others wait."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 
@@ -10,3 +12,17 @@ def device_name(device: str | torch.device) -> str:
     dev = torch.device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     return f"{name}, torch {torch.__version__}"
+
+
+def seconds_per_call(fn, repeats: int, device: str | torch.device) -> float:
+    """Mean wall time of ``fn()`` over ``repeats`` calls after one warm-up, GPU work included."""
+    cuda = torch.device(device).type == "cuda"
+    fn()
+    if cuda:
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    if cuda:
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t) / repeats

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.config import ConfigError, validate
 from src.data.schema import BadExampleError
+from src.training.distributed import dist_info
 
 log = logging.getLogger("upcycle_st")
 
@@ -52,7 +53,7 @@ def entry(fn: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
             seed_everything(int(cfg.seed))
-            if int(os.environ.get("RANK", "0")) > 0:  # torchrun: rank 0 logs for everyone
+            if not dist_info().is_main:  # torchrun: rank 0 logs for everyone
                 logging.getLogger().setLevel(logging.WARNING)
             return fn(cfg)
         except USER_ERRORS as e:

@@ -8,12 +8,12 @@ from dataclasses import asdict
 
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from torch import nn
 from tqdm.auto import tqdm
 
 from src.models.moe import MoEConfig, MoEFFN, install_moe, moe_layers, record_moe_settings, whisper_ffn_layers
 from src.models.upcycling.base import STRATEGIES, UpcycleConfig
+from src.utils.structured import to_dataclass
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def strategy_config(node) -> UpcycleConfig:
     if name not in STRATEGIES:
         raise ValueError(f"upcycle.strategy: unknown strategy '{name}'; known: {sorted(STRATEGIES)}")
     schema = STRATEGIES[name].config
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))
+    return to_dataclass(schema, node)
 
 
 @torch.no_grad()
