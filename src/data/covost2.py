@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -175,8 +176,8 @@ class CoVoST2Source(ExampleSource):
         path.parent.mkdir(parents=True, exist_ok=True)
         good = {k: v for k, v in self._durations.items() if isinstance(v, float)}
         known = self._load_duration_cache() | good
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(f"{k}\t{v:.4f}\n" for k, v in sorted(known.items())))
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # one per process: torchrun ranks write it together
+        tmp.write_text("".join(f"{k}\t{v!r}\n" for k, v in sorted(known.items())))  # exact: warm == cold
         tmp.replace(path)
 
     def _make_examples(self, df: pd.DataFrame, tgt: str, what: str) -> list[Example]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -128,12 +129,13 @@ class ExpertBank(nn.Module):
     def num_experts(self) -> int:
         return self.b1.shape[0]
 
-    def weight(self, name: str) -> torch.Tensor:
-        """The effective (E, out, in) weight: plain, or principal + residual_scale * residual."""
+    def weight(self, name: str, fetch: Callable[[torch.Tensor], torch.Tensor] = lambda t: t) -> torch.Tensor:
+        """The effective (E, out, in) weight: plain, or principal + residual_scale * residual. `fetch` maps
+        each stored tensor first (e.g. to the whole tensor behind an FSDP shard)."""
         if self.layout == "plain":
-            return getattr(self, name)
-        principal = getattr(self, f"{name}_principal")
-        residual = getattr(self, f"{name}_residual")
+            return fetch(getattr(self, name))
+        principal = fetch(getattr(self, f"{name}_principal"))
+        residual = fetch(getattr(self, f"{name}_residual"))
         if principal.dim() == 2:
             principal = principal.unsqueeze(0)
         return principal + self.residual_scale * residual

@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 
 from src.models.moe import SDConfig, moe_layers
+from src.training.distributed import assign_full, full
 
 
 def top_input_subspace(weights: torch.Tensor, rank: int) -> torch.Tensor:
@@ -67,7 +68,7 @@ class SpectralDecoupler:
                 params = [(f"{layer_name}.{n}", getattr(bank, n)) for n in names]
                 params = [(k, p) for k, p in params if p.dim() == 3 and p.requires_grad]
                 if params:
-                    out.append((f"{layer_name}.{w}", bank.weight(w), params))
+                    out.append((f"{layer_name}.{w}", bank.weight(w, fetch=full), params))
         return out
 
     def __call__(self, model, batch: dict, out) -> dict[str, torch.Tensor]:
@@ -83,10 +84,10 @@ class SpectralDecoupler:
                 self.bases[key] = top_input_subspace(weight, self.cfg.rank)
             v = self.bases[key].to(weight.dtype)
             for name, p in params:
-                if p.grad is not None:
-                    p.grad.copy_(decouple(p.grad, v.to(p.grad.dtype)))
+                if p.grad is not None:  # under FSDP on whole tensors: the mean runs over all experts
+                    assign_full(p.grad, decouple(full(p.grad), v.to(p.grad.dtype)))
                 if self.cfg.exact_update:
-                    self.before[name] = p.detach().clone()
+                    self.before[name] = p.detach().clone()  # this process's shard only
         self._time(t0, count=False)
 
     @torch.no_grad()
@@ -100,7 +101,8 @@ class SpectralDecoupler:
                 for name, p in params:
                     old = self.before.pop(name, None)
                     if old is not None:
-                        p.copy_(old + decouple(p - old, v.to(p.dtype)))
+                        old = full(old)
+                        assign_full(p, old + decouple(full(p) - old, v.to(p.dtype)))
         self._time(t0, count=True)
 
     def _time(self, t0: float, count: bool) -> None:

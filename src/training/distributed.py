@@ -61,22 +61,98 @@ def process_device(name: str, info: DistInfo) -> torch.device:
     return torch.device(name)
 
 
-def wrap_model(model: torch.nn.Module, strategy: str, device: torch.device) -> torch.nn.Module:
-    """The module the training step calls: the model itself (one process), DDP or FSDP around it."""
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        return model
+def wrap_model(model: torch.nn.Module, strategy: str, device: torch.device, *, distributed: bool,
+               compile: bool = False) -> torch.nn.Module:
+    """The module a training step calls. One process: the model (compiled if asked). Several: DDP around
+    it, or the model sharded in place by FSDP (each process keeps 1/N of every parameter, gradient and
+    optimizer state) and then compiled, the order both wrappers expect."""
     if strategy not in STRATEGIES:
         raise ValueError(f"trainer.strategy: '{strategy}' is not one of {STRATEGIES}")
-    ids = [device.index] if device.type == "cuda" else None
-    if strategy == "ddp":
+    if distributed and strategy == "fsdp":
+        shard_model(model)
+    engine = torch.compile(model) if compile else model
+    if distributed and strategy == "ddp":
         from torch.nn.parallel import DistributedDataParallel
 
-        return DistributedDataParallel(model, device_ids=ids)
-    # Not yet: FSDP needs per-layer wrapping, sharded gradient clipping, shard-aware SD-MoE and rank
-    # checks and a stage-aware rewrap, none of which can be tested without GPUs. A clear error beats a
-    # run that silently saves no memory or clips each shard differently.
-    raise ValueError("trainer.strategy=fsdp is not implemented yet (needs GPU testing); use trainer.strategy=ddp, "
-                     "with trainer.gradient_checkpointing=true to save memory")
+        engine = DistributedDataParallel(engine, device_ids=[device.index] if device.type == "cuda" else None)
+    return engine
+
+
+def shard_model(model: torch.nn.Module) -> torch.nn.Module:
+    """FSDP2 (`fully_shard`): one unit per transformer layer (the model's `_no_split_modules`, as accelerate
+    does), the rest (embeddings, tied output projection, norms) in the root unit. Idempotent, because the
+    sharding is in place and survives stage changes: a parameter frozen by the next stage simply stops
+    getting gradients, so unlike DDP nothing is rebuilt."""
+    from torch.distributed.fsdp import FSDPModule, fully_shard
+
+    if isinstance(model, FSDPModule):
+        return model
+    layer_types = set(getattr(model, "_no_split_modules", None) or [])
+    units = [m for m in model.modules() if type(m).__name__ in layer_types]
+    for module in units:
+        fully_shard(module)
+    fully_shard(model)
+    logging.getLogger(__name__).info("FSDP: %d layer units + the root sharded over %d processes",
+                                     len(units), dist.get_world_size())
+    return model
+
+
+def is_sharded(model: torch.nn.Module) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+def full(t: torch.Tensor) -> torch.Tensor:
+    """The whole tensor behind an FSDP shard (a collective: every process must call it); plain tensors as is."""
+    from torch.distributed.tensor import DTensor
+
+    return t.full_tensor() if isinstance(t, DTensor) else t
+
+
+@torch.no_grad()
+def assign_full(dst: torch.Tensor, value: torch.Tensor) -> None:
+    """Write a whole tensor into `dst`, or into this process's shard of it when `dst` is sharded."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    if isinstance(dst, DTensor):
+        dst.to_local().copy_(distribute_tensor(value, dst.device_mesh, dst.placements).to_local())
+    else:
+        dst.copy_(value)
+
+
+def clip_grad_norm(params: list[torch.Tensor], max_norm: float | None) -> torch.Tensor:
+    """Global gradient norm over sharded and plain parameters together (an auxiliary head is never
+    sharded), then clipping of all of them by the same factor; returns the norm before clipping."""
+    from torch.distributed.tensor import DTensor
+
+    with_grad = [p for p in params if p.grad is not None]
+    if not with_grad:
+        return torch.zeros(())
+    sharded = [p for p in with_grad if isinstance(p.grad, DTensor)]
+    groups = [sharded, [p for p in with_grad if not isinstance(p.grad, DTensor)]]
+    norms = [full(torch.nn.utils.get_total_norm([p.grad for p in g])).float() for g in groups if g]
+    total = torch.linalg.vector_norm(torch.stack(norms))
+    if max_norm is not None:
+        for g in groups:
+            if g:
+                torch.nn.utils.clip_grads_with_norm_(g, max_norm, total)
+    return total
+
+
+def gathered_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
+    """The whole model's weights on the CPU of rank 0 (a collective under FSDP; None on the other ranks);
+    a plain model's own state dict otherwise. Tied aliases (e.g. Whisper's output projection) are left out,
+    as save_pretrained expects."""
+    if not is_sharded(model):
+        return model.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if not dist_info().is_main:
+        return None
+    own = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_buffers()}
+    return {k: v for k, v in state.items() if k in own}
 
 
 def all_reduce_mean(tensors: list[torch.Tensor]) -> None:

@@ -23,9 +23,9 @@ from src.models.toy import ensure_toy_model
 from src.models.upcycling import STRATEGIES
 from src.models.upcycling.convert import expert_similarity, strategy_config, upcycle_model
 from src.training.checkpoint import save_checkpoint
-from src.training.distributed import init_distributed, shutdown
+from src.training.distributed import init_distributed, is_sharded, shutdown
 from src.training.trainer import Trainer
-from src.utils.cli import run_dir_of
+from src.utils.cli import run_dir_of, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +96,16 @@ def record_spectra_after_training(model, report: dict, run_dir: Path) -> None:
         (Path(run_dir) / REPORT).write_text(json.dumps(report, indent=2))
 
 
+def last_checkpoint(run_dir: Path, tcfg) -> Path:
+    return Path(run_dir) / "checkpoints" / tcfg.stages[-1].name
+
+
 def train(cfg: DictConfig) -> dict:
     run_dir = run_dir_of(cfg)
     tcfg = typed("trainer", cfg)
     info = init_distributed(tcfg.device)  # torchrun / accelerate: one process per GPU, one run dir for all
     model, tokenizer = load_model(cfg)
+    seed_everything(int(cfg.seed))  # the same random stream whether or not the toy model was just pretrained
     source = build_source(cfg.data)
     train_ex, dev_ex = source.examples("train"), source.examples("dev")
     if not train_ex:
@@ -125,6 +130,9 @@ def train(cfg: DictConfig) -> dict:
     try:
         history = trainer.fit()
         shutdown()  # the ranks are done together (fit checked their weights agree); rank 0 evaluates alone
+        if info.is_main and is_sharded(model):  # FSDP left rank 0 a shard: evaluate the saved whole model
+            model, _ = load_whisper(last_checkpoint(run_dir, tcfg), pad_to_30s=kw["pad_to_30s"],
+                                    dtype=typed("model", cfg).dtype)
         if info.is_main:
             record_spectra_after_training(model, report, run_dir)
             tables = evaluate_model(model, tokenizer, source, typed("eval", cfg), run_dir, lcfg, kw["pad_to_30s"],
@@ -132,7 +140,7 @@ def train(cfg: DictConfig) -> dict:
     finally:
         if logger is not None:
             logger.finish()
-    last = run_dir / "checkpoints" / trainer.cfg.stages[-1].name
+    last = last_checkpoint(run_dir, tcfg)
     summary = {"run_dir": str(run_dir), "checkpoint": str(last), "stages": history,
                "train_examples": len(train_ex), "dev_examples": len(dev_ex), "skipped": source.skips.as_dict(),
                "results": {split: table[-1] for split, table in tables.items()}, "processes": info.world_size}

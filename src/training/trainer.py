@@ -20,15 +20,24 @@ from tqdm.auto import tqdm
 
 from src.data.schema import SkipLog
 from src.data.text import IGNORE_INDEX
-from src.training.checkpoint import load_optimizer_state, load_weights, read_state, save_checkpoint
+from src.training.checkpoint import (
+    load_optimizer_state,
+    load_weights,
+    optimizer_state,
+    read_state,
+    save_checkpoint,
+)
 from src.training.distributed import (
     STRATEGIES,
     DistInfo,
     all_reduce_mean,
     barrier,
     check_ranks_agree,
+    clip_grad_norm,
     dist_info,
+    gathered_state_dict,
     init_distributed,
+    is_sharded,
     process_device,
     wrap_model,
 )
@@ -67,7 +76,7 @@ class TrainerConfig:
     save_every: int | None = None
     resume: bool = False
     progress: bool = True
-    strategy: str = "ddp"  # with several processes (torchrun): ddp (fsdp: not implemented yet, an error)
+    strategy: str = "ddp"  # with several processes (torchrun): ddp (replicas) or fsdp (sharded, FSDP2)
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (memory for time)
     compile: bool = False  # torch.compile the forward (GPU runs; the first steps pay for compilation)
 
@@ -283,21 +292,29 @@ class Trainer:
                                   "global_step": self.global_step, **self._data_position()})
             resume = None
         self.engine = self.model
-        if self.dist.enabled:
+        if self.dist.enabled and not is_sharded(self.model):  # FSDP keeps one (sharded) copy: nothing to compare
             check_ranks_agree(self.model, self.device)
         return self.history
 
     def _save(self, path: Path, state: dict, optimizer=None, scheduler=None) -> None:
-        """Rank 0 writes; the others wait."""
+        """Every process helps gather what FSDP shards; rank 0 writes, the others wait."""
+        weights = gathered_state_dict(self.model) if is_sharded(self.model) else None
+        optim = optimizer_state(self._trained_modules(), optimizer) if optimizer is not None else None
         if self.dist.is_main:
-            save_checkpoint(self.model, self.tokenizer, path, state, optimizer, scheduler)
+            save_checkpoint(self.model, self.tokenizer, path, state, optim, scheduler, weights=weights)
         if self.dist.enabled:
             barrier()
 
+    def _trained_modules(self) -> torch.nn.Module:
+        """The model and the extensions with parameters, under one name space for the optimizer state."""
+        aux = [fn for fn in self.aux_losses if isinstance(fn, torch.nn.Module)]
+        return torch.nn.ModuleDict({"model": self.model, "aux": torch.nn.ModuleList(aux)})
+
     def _wrap(self) -> None:
-        """Compile and/or wrap for several processes; DDP is rebuilt per stage (its parameter set changes)."""
-        engine = torch.compile(self.model) if self.cfg.compile else self.model
-        self.engine = wrap_model(engine, self.cfg.strategy, self.device) if self.dist.enabled else engine
+        """Compile and/or wrap for several processes; DDP is rebuilt per stage (its parameter set changes),
+        FSDP shards once, in place."""
+        self.engine = wrap_model(self.model, self.cfg.strategy, self.device, distributed=self.dist.enabled,
+                                 compile=self.cfg.compile)
 
     def _run_stage(self, idx: int, stage: StageConfig, batches, start: int, resume: dict | None) -> dict:
         counts = set_trainable(self.model, stage.trainable)
@@ -318,7 +335,7 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(stage.schedule, stage.warmup_steps, total))
         if resume is not None:
             latest = self.run_dir / "checkpoints" / "latest"
-            load_optimizer_state(latest, optimizer, scheduler)
+            load_optimizer_state(latest, self._trained_modules(), optimizer, scheduler, is_sharded(self.model))
         self.model.train()
         summary = {"stage": stage.name, "steps": total, "trainable": counts["trainable"], "losses": []}
         window_loss, window_tokens, t0 = 0.0, 0, time.perf_counter()
@@ -341,7 +358,7 @@ class Trainer:
                         p.grad = torch.zeros_like(p)
                 all_reduce_mean([p.grad for p in aux_params])
             self._hook("before_optimizer_step")
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_norm or float("inf"))
+            grad_norm = clip_grad_norm(params, self.cfg.clip_norm or None)
             optimizer.step()
             self._hook("after_optimizer_step")
             scheduler.step()
