@@ -38,10 +38,12 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def use_grouped_mm(x: torch.Tensor, w: torch.Tensor) -> bool:
-    """Whether the grouped kernel runs these operands: on CPU always; on CUDA in bf16 on sm90+ with
-    16-byte aligned rows (fp32 CUDA training keeps exact fp32 matmuls through the loop)."""
+    """Whether the grouped kernel runs these operands: on CPU always (compiled: in bf16 only); on CUDA in
+    bf16 on sm90+ with 16-byte aligned rows (fp32 CUDA training keeps exact fp32 matmuls through the loop)."""
     if not _GROUPED:
         return False
+    if torch.compiler.is_compiling() and compute_dtype(x) != torch.bfloat16:
+        return False  # torch.compile's shape function for the grouped kernel accepts bf16 only
     if x.is_cuda:
         return (compute_dtype(x) == torch.bfloat16 and torch.cuda.get_device_capability(x.device) >= (9, 0)
                 and x.shape[-1] % 8 == 0 and w.shape[-2] % 8 == 0)
@@ -49,16 +51,16 @@ def use_grouped_mm(x: torch.Tensor, w: torch.Tensor) -> bool:
 
 
 def grouped_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, offsets: torch.Tensor,
-                   expert: torch.Tensor, sizes: list[int] | None) -> torch.Tensor:
-    """Rows of ``x`` (T, in), sorted by expert, times their expert's w (E, out, in) plus b (E, out).
+                   expert: torch.Tensor) -> torch.Tensor:
+    """Rows of ``x`` (T, in), sorted by expert, times their expert's w (E, out, in) plus b (E, out);
+    ``offsets`` (E,) int32 are the cumulative group ends and ``expert`` (T,) the expert of each row."""
+    dtype = compute_dtype(x)
+    y = torch._grouped_mm(x.to(dtype), w.to(dtype).transpose(-2, -1), offs=offsets)
+    return _ContiguousGrad.apply(y) + b.to(y.dtype).index_select(0, expert)
 
-    ``offsets`` (E,) int32 are the cumulative group ends and ``expert`` (T,) the expert of each row
-    (the grouped kernel); ``sizes``, the group sizes on the host, selects the per-expert loop.
-    """
-    if sizes is None:
-        dtype = compute_dtype(x)
-        y = torch._grouped_mm(x.to(dtype), w.to(dtype).transpose(-2, -1), offs=offsets)
-        return _ContiguousGrad.apply(y) + b.to(y.dtype).index_select(0, expert)
+
+def looped_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """The same as grouped_linear, one matmul per expert over its ``sizes`` rows (group sizes on the host)."""
     # unbind, not w[e]: indexing would give every expert's backward a zero-filled copy of the whole stack
     ws, bs = w.unbind(0), b.unbind(0)
     outs, start = [], 0
@@ -69,6 +71,14 @@ def grouped_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, offsets: t
     return torch.cat(outs) if outs else x.new_zeros(0, w.shape[1])
 
 
+@torch.compiler.disable  # traced, every new pattern of group sizes would be a recompilation
+def looped_ffn(xs: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor,
+               counts: torch.Tensor) -> torch.Tensor:
+    """Both expert matmuls by the per-expert loop, with one host synchronisation (the group sizes)."""
+    sizes = counts.tolist()
+    return looped_linear(F.gelu(looped_linear(xs, w1, b1, sizes)), w2, b2, sizes)
+
+
 def expert_forward(x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor, bank) -> torch.Tensor:
     """x (N, D), weights/idx (N, k) -> (N, D) = sum_k weights[:, k] * expert_{idx[:, k]}(x)."""
     n, k = idx.shape
@@ -77,12 +87,12 @@ def expert_forward(x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor, ba
     token = order // k
     expert = flat.index_select(0, order)
     counts = torch.bincount(flat, minlength=bank.num_experts)
-    offsets = counts.cumsum(0).to(torch.int32)
     w1, w2 = bank.weight("w1"), bank.weight("w2")
-    # one decision per call (w1's shape covers both matmuls' dims); the loop syncs once for the sizes
-    sizes = None if use_grouped_mm(x, w1) else counts.tolist()
     xs = x.index_select(0, token)
-    h = F.gelu(grouped_linear(xs, w1, bank.b1, offsets, expert, sizes))
-    ys = grouped_linear(h, w2, bank.b2, offsets, expert, sizes)
+    if use_grouped_mm(x, w1):  # one decision per call (w1's shape covers both matmuls' dims)
+        offsets = counts.cumsum(0).to(torch.int32)
+        ys = grouped_linear(F.gelu(grouped_linear(xs, w1, bank.b1, offsets, expert)), w2, bank.b2, offsets, expert)
+    else:
+        ys = looped_ffn(xs, w1, bank.b1, w2, bank.b2, counts)
     ys = ys * weights.reshape(-1)[order].unsqueeze(-1).to(ys.dtype)
     return torch.zeros(x.shape, dtype=ys.dtype, device=x.device).index_add_(0, token, ys).to(x.dtype)

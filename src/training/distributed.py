@@ -62,15 +62,16 @@ def process_device(name: str, info: DistInfo) -> torch.device:
 
 
 def wrap_model(model: torch.nn.Module, strategy: str, device: torch.device, *, distributed: bool,
-               compile: bool = False) -> torch.nn.Module:
-    """The module a training step calls. One process: the model (compiled if asked). Several: DDP around
+               compile_backend: str | None = None) -> torch.nn.Module:
+    """The module a training step calls. One process: the model (compiled with `compile_backend` if one is
+    given). Several: DDP around
     it, or the model sharded in place by FSDP (each process keeps 1/N of every parameter, gradient and
     optimizer state) and then compiled, the order both wrappers expect."""
     if strategy not in STRATEGIES:
         raise ValueError(f"trainer.strategy: '{strategy}' is not one of {STRATEGIES}")
     if distributed and strategy == "fsdp":
         shard_model(model)
-    engine = torch.compile(model) if compile else model
+    engine = torch.compile(model, backend=compile_backend) if compile_backend else model
     if distributed and strategy == "ddp":
         from torch.nn.parallel import DistributedDataParallel
 

@@ -79,6 +79,7 @@ class TrainerConfig:
     strategy: str = "ddp"  # with several processes (torchrun): ddp (replicas) or fsdp (sharded, FSDP2)
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (memory for time)
     compile: bool = False  # torch.compile the forward (GPU runs; the first steps pay for compilation)
+    compile_backend: str = "inductor"  # aot_eager: trace without code generation (to debug a compile problem)
 
 
 def check_trainer_config(cfg: TrainerConfig) -> None:
@@ -314,7 +315,7 @@ class Trainer:
         """Compile and/or wrap for several processes; DDP is rebuilt per stage (its parameter set changes),
         FSDP shards once, in place."""
         self.engine = wrap_model(self.model, self.cfg.strategy, self.device, distributed=self.dist.enabled,
-                                 compile=self.cfg.compile)
+                                 compile_backend=self.cfg.compile_backend if self.cfg.compile else None)
 
     def _run_stage(self, idx: int, stage: StageConfig, batches, start: int, resume: dict | None) -> dict:
         counts = set_trainable(self.model, stage.trainable)
