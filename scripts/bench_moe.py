@@ -5,8 +5,9 @@
 Rows, on the same tokens (E=8, k=2 by default):
 - dense FFN (fc1 -> GELU -> fc2, d -> 4d -> d): the reference; an MoE does k FFN evaluations per
   token, so the ideal MoE time is k x dense;
-- ours: MoEFFN (router + sort + grouped matmul + scatter), the project's one dispatch path;
-- ours, per-expert loop: the same layer with the grouped kernel switched off (the fallback);
+- ours: MoEFFN (router + sort + expert matmuls + scatter), the project's one dispatch path, with the
+  expert matmuls as torch's grouped kernel and as the per-expert loop (`moe.dispatch`); the ratios
+  use the one `moe.dispatch=auto` takes on this device and dtype;
 - transformers' MixtralSparseMoeBlock: gated SwiGLU experts at matched FLOPs (intermediate 2/3 x 4d,
   so three matrices cost what our two do), its own per-expert loop;
 - the same Mixtral block with Whisper's experts (fc1 -> GELU -> fc2 with biases; the non-gated
@@ -26,16 +27,18 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from src.models import dispatch  # noqa: E402
 from src.models.moe import MoEConfig, MoEFFN  # noqa: E402
-from src.utils.bench import device_name, seconds_per_call  # noqa: E402
+from src.utils.bench import device_name, interleaved_medians  # noqa: E402
 
 SHAPES = {"small": 768, "large_v3": 1280}  # d_model; FFN 4d
+GROUPED = "ours, grouped kernel (moe.dispatch=grouped)"
+LOOP = "ours, per-expert loop (moe.dispatch=loop)"
 MIXTRAL_GATED = "transformers Mixtral block (gated, matched FLOPs)"
 MIXTRAL_WHISPER = "transformers Mixtral block, Whisper FFN experts"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-def timed(fn, x: torch.Tensor, repeats: int, autocast: torch.dtype | None) -> float:
-    """Seconds per forward+backward (after one warm-up)."""
+def fwd_bwd(fn, x: torch.Tensor, autocast: torch.dtype | None):
+    """One forward+backward of ``fn`` on ``x``, as a callable to time."""
     def step():
         x.grad = None
         with torch.autocast(x.device.type, dtype=autocast, enabled=autocast is not None):
@@ -43,7 +46,7 @@ def timed(fn, x: torch.Tensor, repeats: int, autocast: torch.dtype | None) -> fl
         out = out[0] if isinstance(out, tuple) else out
         out.float().square().mean().backward()
 
-    return seconds_per_call(step, repeats, x.device)
+    return step
 
 
 def mixtral_block(d: int, ff: int, experts: int, k: int, whisper_experts: bool = False) -> nn.Module:
@@ -60,29 +63,30 @@ def mixtral_block(d: int, ff: int, experts: int, k: int, whisper_experts: bool =
     return block
 
 
-def bench_shape(name: str, d: int, args) -> list[tuple[str, float]]:
+def bench_shape(d: int, args) -> tuple[list[tuple[str, float]], str]:
+    """Rows (label, seconds per fwd+bwd), the variants timed in turns; and the path `auto` takes here."""
     dev, E, k = torch.device(args.device), args.experts, args.top_k
     ff = 4 * d
     autocast = DTYPES[args.dtype] if args.dtype != "fp32" else None
     x = torch.randn(1, args.tokens, d, device=dev, requires_grad=True)
     dense = nn.Sequential(nn.Linear(d, ff), nn.GELU(), nn.Linear(ff, d)).to(dev)
-    moe = MoEFFN(d, ff, MoEConfig(num_experts=E, top_k=k)).to(dev)
-    with torch.no_grad():
-        for p in moe.experts.parameters():
-            p.normal_(0, 0.02)
-        moe.router.weight.normal_(0, 1.0)  # spread tokens over experts
-    mixtral = mixtral_block(d, int(round(ff * 2 / 3)), E, k).to(dev)
-    rows = [("dense FFN", timed(dense, x, args.repeats, autocast)),
-            ("ours (grouped dispatch)", timed(moe, x, args.repeats, autocast))]
-    grouped, dispatch._GROUPED = dispatch._GROUPED, False
-    try:
-        rows.append(("ours, per-expert loop", timed(moe, x, args.repeats, autocast)))
-    finally:
-        dispatch._GROUPED = grouped
-    rows.append((MIXTRAL_GATED, timed(mixtral, x, args.repeats, autocast)))
-    adapted = mixtral_block(d, ff, E, k, whisper_experts=True).to(dev)
-    rows.append((MIXTRAL_WHISPER, timed(adapted, x, args.repeats, autocast)))
-    return rows
+    moes = {}
+    for mode in ("grouped", "loop"):
+        torch.manual_seed(1)
+        moes[mode] = MoEFFN(d, ff, MoEConfig(num_experts=E, top_k=k, dispatch=mode)).to(dev)
+        with torch.no_grad():
+            for p in moes[mode].experts.parameters():
+                p.normal_(0, 0.02)
+            moes[mode].router.weight.normal_(0, 1.0)  # spread tokens over experts
+    fns = {"dense FFN": dense, GROUPED: moes["grouped"], LOOP: moes["loop"],
+           MIXTRAL_GATED: mixtral_block(d, int(round(ff * 2 / 3)), E, k).to(dev),
+           MIXTRAL_WHISPER: mixtral_block(d, ff, E, k, whisper_experts=True).to(dev)}
+    if not dispatch._GROUPED:
+        del fns[GROUPED]
+    times = interleaved_medians({name: fwd_bwd(fn, x, autocast) for name, fn in fns.items()}, args.repeats, dev)
+    with torch.autocast(dev.type, dtype=autocast, enabled=autocast is not None):
+        auto = GROUPED if dispatch.use_grouped_mm(x, moes["loop"].experts.w1) else LOOP
+    return list(times.items()), auto
 
 
 def main() -> None:
@@ -100,18 +104,21 @@ def main() -> None:
     print(f"MoE layer fwd+bwd, E={args.experts} k={args.top_k}, {args.tokens} tokens, {args.dtype}, {name}")
     for shape in args.shapes:
         d = SHAPES[shape]
-        rows = bench_shape(shape, d, args)
+        rows, auto = bench_shape(d, args)
         times = dict(rows)
-        print(f"\nwhisper-{shape} FFN shape (d={d}, ffn={4 * d})")
+        print(f"\nwhisper-{shape} FFN shape (d={d}, ffn={4 * d}); median of {args.repeats} interleaved calls")
         print(f"| {'layer':<50} | {'ms':>9} | {'tokens/s':>11} |")
         print(f"|{'-' * 52}|{'-' * 11}|{'-' * 13}|")
         for label, t in rows:
             print(f"| {label:<50} | {1000 * t:>9.2f} | {args.tokens / t:>11.0f} |")
-        ours = times["ours (grouped dispatch)"]
-        print(f"ours / ({args.top_k} x dense) = {ours / (args.top_k * times['dense FFN']):.2f}   "
-              f"loop / ours = {times['ours, per-expert loop'] / ours:.2f}   "
-              f"Mixtral gated / ours = {times[MIXTRAL_GATED] / ours:.2f}   "
-              f"Mixtral with Whisper experts / ours = {times[MIXTRAL_WHISPER] / ours:.2f}")
+        ours = times[auto]
+        line = (f"ours = moe.dispatch=auto = {'grouped' if auto == GROUPED else 'loop'} here   "
+                f"ours / ({args.top_k} x dense) = {ours / (args.top_k * times['dense FFN']):.2f}   "
+                f"Mixtral gated / ours = {times[MIXTRAL_GATED] / ours:.2f}   "
+                f"Mixtral with Whisper experts / ours = {times[MIXTRAL_WHISPER] / ours:.2f}")
+        if GROUPED in times:
+            line += f"   loop / grouped = {times[LOOP] / times[GROUPED]:.2f}"
+        print(line)
 
 
 if __name__ == "__main__":

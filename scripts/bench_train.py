@@ -44,7 +44,7 @@ def run_variant(variant: str, args) -> dict:
     set_pad_to_30s(model, False)
     aux = None
     if variant == "moe":
-        moe_cfg = MoEConfig(num_experts=8, top_k=2)
+        moe_cfg = MoEConfig(num_experts=8, top_k=2, dispatch=args.dispatch)
         upcycle_model(model, moe_cfg, strategy_config({"strategy": "vanilla"}), seed=0, calib=None, progress=False)
         with torch.no_grad():  # spread the tokens over the experts, as a trained router does
             for m in model.modules():
@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--target-tokens", type=int, default=32)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--dispatch", default="auto", choices=["auto", "grouped", "loop"], help="moe.dispatch")
     ap.add_argument("--variant", choices=["dense", "moe"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.variant:
@@ -103,7 +104,7 @@ def main() -> None:
     for variant in ("dense", "moe"):
         cmd = [sys.executable, __file__, "--variant", variant, "--batch", str(args.batch), "--seconds",
                str(args.seconds), "--target-tokens", str(args.target_tokens), "--steps", str(args.steps),
-               "--device", args.device]
+               "--device", args.device, "--dispatch", args.dispatch]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
         rows[variant] = json.loads(out.stdout.strip().splitlines()[-1])
     name = device_name(args.device)

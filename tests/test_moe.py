@@ -40,20 +40,19 @@ def reference(moe: MoEFFN, x: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.fixture(params=["grouped", "loop"])
-def dispatch_path(request, monkeypatch):
-    """Both dispatch paths: torch's grouped matmul and the per-expert loop fallback."""
+def dispatch_path(request):
+    """Both dispatch paths (`moe.dispatch`): torch's grouped matmul and the per-expert loop."""
     from src.models import dispatch
 
     if request.param == "grouped" and not dispatch._GROUPED:
         pytest.skip("this torch has no _grouped_mm")
-    monkeypatch.setattr(dispatch, "_GROUPED", request.param == "grouped")
     return request.param
 
 
 @pytest.mark.parametrize("layout", ["plain", "principal_shared", "principal_per_expert"])
 @pytest.mark.parametrize("renormalize", [True, False])
 def test_dispatch_matches_the_definition_forward_and_backward(layout, renormalize, dispatch_path):
-    moe = random_moe(layout, renormalize=renormalize)
+    moe = random_moe(layout, renormalize=renormalize, dispatch=dispatch_path)
     x = torch.randn(2, 7, 16, requires_grad=True)
     out = moe(x)
     ref = reference(moe, x.reshape(-1, 16)).reshape(2, 7, 16)
@@ -122,7 +121,7 @@ def test_bad_moe_settings_are_clear():
         MoEConfig(where="middle").check()
 
 
-def test_grouped_and_loop_dispatch_agree_with_idle_experts(monkeypatch):
+def test_grouped_and_loop_dispatch_agree_with_idle_experts():
     """Grouped matmul vs per-expert loop on the same routing, incl. experts no token chose; with an
     expanded upstream gradient (`.sum()`), which the CPU grouped kernel's backward cannot take raw."""
     from src.models import dispatch
@@ -134,9 +133,8 @@ def test_grouped_and_loop_dispatch_agree_with_idle_experts(monkeypatch):
     idx = torch.tensor([[0, 2]] * 9)  # experts 1 and 3 idle
     w = torch.rand(9, 2)
     results = []
-    for grouped in (True, False):
-        monkeypatch.setattr(dispatch, "_GROUPED", grouped)
-        out = dispatch.expert_forward(x, w, idx, moe.experts)
+    for mode in ("grouped", "loop"):
+        out = dispatch.expert_forward(x, w, idx, moe.experts, mode)
         grads = torch.autograd.grad(out.sum(), [x, moe.experts.w1, moe.experts.w2, moe.experts.b1])
         results.append((out, grads))
     (a, ga), (b, gb) = results
@@ -155,9 +153,33 @@ def test_grouped_dispatch_needs_no_group_sizes_on_the_host(monkeypatch):
     calls = []
     real = torch.Tensor.tolist
     monkeypatch.setattr(torch.Tensor, "tolist", lambda self: calls.append(1) or real(self))
-    moe = random_moe()
-    moe(torch.randn(3, 5, 16))
+    random_moe(dispatch="grouped")(torch.randn(3, 5, 16))
     assert calls == []
-    monkeypatch.setattr(dispatch, "_GROUPED", False)
-    moe(torch.randn(3, 5, 16))
-    assert len(calls) == 1  # the fallback: one sync per layer call, not one per expert
+    random_moe(dispatch="loop")(torch.randn(3, 5, 16))
+    assert len(calls) == 1  # the loop: one sync per layer call, not one per expert
+
+
+def test_auto_dispatch_takes_the_loop_on_cpu_and_checks_its_name():
+    from src.models import dispatch
+
+    x, w = torch.randn(4, 16), torch.randn(2, 32, 16)
+    assert dispatch.use_grouped_mm(x, w, "auto") is False
+    assert dispatch.use_grouped_mm(x, w, "loop") is False
+    assert dispatch.use_grouped_mm(x, w, "grouped") is dispatch._GROUPED
+    with pytest.raises(ValueError, match="moe.dispatch"):
+        MoEConfig(dispatch="einsum").check()
+
+
+def test_loop_backward_skips_frozen_experts_and_keeps_the_input_gradient():
+    """Stage-1 style: frozen expert weights get no gradient, the tokens' gradient is unchanged."""
+    grads = {}
+    for frozen in (False, True):
+        moe = random_moe(dispatch="loop")
+        moe.experts.w1.requires_grad_(not frozen)
+        moe.experts.b2.requires_grad_(not frozen)
+        x = torch.randn(2, 7, 16, requires_grad=True)
+        moe(x).square().sum().backward()
+        grads[frozen] = x.grad
+        assert (moe.experts.w1.grad is None) is frozen and (moe.experts.b2.grad is None) is frozen
+        assert moe.experts.w2.grad is not None and moe.experts.w2.grad.abs().sum() > 0
+    torch.testing.assert_close(grads[True], grads[False])

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.models.dispatch import expert_forward
+from src.models.dispatch import DISPATCH, expert_forward
 from src.utils.structured import to_dataclass
 
 DISTILL_LOSSES = ("mse", "kl")
@@ -69,6 +69,7 @@ class MoEConfig:
     jitter: float = 0.0
     shared_expert: bool = False
     capacity_factor: float | None = None
+    dispatch: str = "auto"  # auto | grouped | loop (src/models/dispatch.py)
     balance_coef: float = 1e-2
     z_coef: float = 1e-3
     self_distill: SelfDistillConfig = field(default_factory=SelfDistillConfig)
@@ -82,6 +83,8 @@ class MoEConfig:
             raise ValueError(f"moe.top_k={self.top_k} must be between 1 and moe.num_experts={self.num_experts}")
         if self.every < 1:
             raise ValueError("moe.every must be >= 1")
+        if self.dispatch not in DISPATCH:
+            raise ValueError(f"moe.dispatch: '{self.dispatch}' is not one of {DISPATCH}")
         if self.capacity_factor is not None and self.capacity_factor <= 0:
             raise ValueError("moe.capacity_factor must be positive (or null for dropless)")
         sd, dp, sdm = self.self_distill, self.dpsl, self.sd
@@ -180,7 +183,7 @@ class MoEFFN(nn.Module):
         if self.cfg.capacity_factor is not None:
             keep = capacity_mask(idx, self.cfg.num_experts, self.cfg.capacity_factor)
             weights = weights * keep
-        out = expert_forward(x, weights.to(x.dtype), idx, self.experts)
+        out = expert_forward(x, weights.to(x.dtype), idx, self.experts, self.cfg.dispatch)
         mask = self.token_mask.reshape(-1) if self.token_mask is not None and self.token_mask.numel() == x.shape[0] \
             else None
         lang = self.token_lang[:, None].expand(shape[:-1]).reshape(-1) \
@@ -205,7 +208,7 @@ class MoEFFN(nn.Module):
         with torch.no_grad():
             n, E = int(sel.sum()), self.cfg.num_experts
             every = torch.arange(E, device=x.device).expand(n, E)
-            teacher = expert_forward(x[sel], probs[sel].to(x.dtype), every, self.experts)
+            teacher = expert_forward(x[sel], probs[sel].to(x.dtype), every, self.experts, self.cfg.dispatch)
         s = student[sel].float()
         if cfg.loss == "mse":
             return cfg.coef * F.mse_loss(s, teacher.float())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
@@ -26,3 +27,22 @@ def seconds_per_call(fn, repeats: int, device: str | torch.device) -> float:
     if cuda:
         torch.cuda.synchronize()
     return (time.perf_counter() - t) / repeats
+
+
+def interleaved_medians(fns: dict[str, object], repeats: int, device: str | torch.device) -> dict[str, float]:
+    """Median seconds per call of each ``fn`` after one warm-up each, the variants taking turns call by
+    call: on a shared machine, load that drifts during the run then hits every variant alike."""
+    cuda = torch.device(device).type == "cuda"
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            if cuda:
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            fn()
+            if cuda:
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
