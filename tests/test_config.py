@@ -114,6 +114,7 @@ def test_every_experiment_preset_composes_and_validates(experiment):
     (["upcycle=vanilla", "moe.dpsl.coef=1", "moe.dpsl.language_prior=always"], r"moe.dpsl.language_prior"),
     (["upcycle=vanilla", "moe.sd.period=0"], r"moe.sd"),
     (["trainer.strategy=zero3"], r"trainer.strategy: 'zero3'"),
+    (["upcycle=vanilla", "moe.dispatch=einsum"], r"moe.dispatch: 'einsum'"),
 ])
 def test_method_options_are_validated(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -122,7 +123,10 @@ def test_method_options_are_validated(overrides, message):
 
 def test_speed_and_scale_options_compose():
     cfg = make_cfg(["upcycle=spri", "trainer.strategy=fsdp", "trainer.gradient_checkpointing=true",
-                    "trainer.compile=true", "trainer.precision=bf16"])
+                    "trainer.compile=true", "trainer.compile_backend=aot_eager", "trainer.precision=bf16",
+                    "moe.dispatch=grouped"])
     validate(cfg)
     t = typed("trainer", cfg)
-    assert (t.strategy, t.gradient_checkpointing, t.compile, t.precision) == ("fsdp", True, True, "bf16")
+    assert (t.strategy, t.gradient_checkpointing, t.compile, t.compile_backend, t.precision) == (
+        "fsdp", True, True, "aot_eager", "bf16")
+    assert typed("moe", cfg).dispatch == "grouped"

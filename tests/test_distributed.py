@@ -85,7 +85,7 @@ def test_torchrun_fsdp_trains_the_same_weights_as_ddp(two_process_runs):
         b = load_file(str(fsdp / "checkpoints" / stage / "model.safetensors"))
         assert a.keys() == b.keys()
         for k in a:
-            assert a[k].shape == b[k].shape and torch.allclose(a[k], b[k], atol=1e-6), k
+            assert a[k].shape == b[k].shape and torch.allclose(a[k], b[k], atol=1e-5), k
     records = [json.loads(line) for line in (fsdp / "metrics.jsonl").read_text().splitlines()]
     assert all(r["sd/overhead_ms"] > 0 for r in records if "loss" in r)  # SD-MoE ran on the sharded experts
     summary = json.loads((fsdp / "train_summary.json").read_text())  # rank 0 evaluated the reloaded whole model
