@@ -45,14 +45,16 @@ def torchrun(args: list[str], timeout: int = 900) -> subprocess.CompletedProcess
 @pytest.fixture(scope="module")
 def two_process_runs(tmp_path_factory) -> dict[str, Path]:
     """The toy model upcycled by SPRI with spectral-decoupled experts (frozen principals in stage 1, the
-    SD hooks rewriting gradients and weights), trained for 4 steps by 2 processes with DDP, then FSDP."""
+    SD hooks rewriting gradients and weights), trained for 4 steps by 2 processes with DDP, then FSDP,
+    with gradient checkpointing (recomputation must pass the wrappers' hooks again)."""
     tmp = tmp_path_factory.mktemp("dist")
     runs = {}
     for strategy in ("ddp", "fsdp"):
         runs[strategy] = tmp / strategy
         torchrun(["-m", "src.train", *[o for o in TINY if not o.startswith("trainer.")],
                   "upcycle=spri_sd", "moe.num_experts=4", "trainer.total_steps=4", "trainer.log_every=1",
-                  "trainer.device=cpu", f"trainer.strategy={strategy}", "trainer.save_every=2", "eval.splits=[test]",
+                  "trainer.device=cpu", f"trainer.strategy={strategy}", "trainer.save_every=2",
+                  "trainer.gradient_checkpointing=true", "eval.splits=[test]",
                   "eval.max_examples_per_direction=1", f"paths.cache_dir={tmp / 'cache'}",
                   f"hydra.run.dir={runs[strategy]}"])
     return runs

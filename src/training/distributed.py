@@ -156,14 +156,21 @@ def gathered_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor] | Non
     return {k: v for k, v in state.items() if k in own}
 
 
+def all_reduce_sum(tensors: list[torch.Tensor]) -> None:
+    """Sum in place across processes (a no-op in one process)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    for t in tensors:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+
+
 def all_reduce_mean(tensors: list[torch.Tensor]) -> None:
     """Average gradients the wrapper does not own (e.g. an auxiliary head) across processes."""
     if not (dist.is_available() and dist.is_initialized()):
         return
-    world = dist.get_world_size()
+    all_reduce_sum(tensors)
     for t in tensors:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        t.div_(world)
+        t.div_(dist.get_world_size())
 
 
 @torch.no_grad()

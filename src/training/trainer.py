@@ -31,6 +31,7 @@ from src.training.distributed import (
     STRATEGIES,
     DistInfo,
     all_reduce_mean,
+    all_reduce_sum,
     barrier,
     check_ranks_agree,
     clip_grad_norm,
@@ -367,6 +368,10 @@ class Trainer:
             last = step + 1 == total
             if (step + 1) % self.cfg.log_every == 0 or last:
                 elapsed = time.perf_counter() - t0
+                if self.dist.enabled:  # every process's tokens: the global loss and throughput
+                    window = torch.tensor([window_loss, window_tokens], dtype=torch.float64, device=self.device)
+                    all_reduce_sum([window])
+                    window_loss, window_tokens = window[0].item(), int(window[1].item())
                 avg = window_loss / max(1, window_tokens)
                 record = {"stage": stage.name, "loss": avg, "lr": scheduler.get_last_lr()[0],
                           "grad_norm": float(grad_norm), "tokens_per_s": window_tokens / max(elapsed, 1e-9),
