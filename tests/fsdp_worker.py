@@ -87,8 +87,32 @@ def main(out_dir: str) -> None:
     for p in [q for q in model.parameters() if q.requires_grad] + list(aux.parameters()):
         a, b = opt.state[p]["exp_avg_sq"], fresh.state[p]["exp_avg_sq"]
         assert torch.equal(full(a), full(b))
+    mixed_precision()
     dist.destroy_process_group()
     print(f"rank {rank} ok")
+
+
+def mixed_precision() -> None:
+    """bf16 training under FSDP: layers gathered in bf16, a module marked fsdp_fp32 (the MoE router) in
+    fp32; shards, gradients and optimizer state stay fp32."""
+    torch.manual_seed(0)
+    model = Net()
+    model.blocks[0].gate = torch.nn.Linear(6, 2)  # stands in for a router inside a layer unit
+    model.blocks[0].gate.fsdp_fp32 = True
+    seen = {}
+    for name in ("blocks.0.fc", "blocks.0.gate", "head"):
+        module = model.get_submodule(name)
+        module.register_forward_pre_hook(lambda m, args, name=name: seen.__setitem__(name, m.weight.dtype))
+    shard_model(model, param_dtype=torch.bfloat16)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(4, 6))
+        out = out + model.blocks[0].gate(torch.randn(4, 6)).sum()
+    out.float().pow(2).mean().backward()
+    opt.step()
+    assert seen == {"blocks.0.fc": torch.bfloat16, "blocks.0.gate": torch.float32, "head": torch.bfloat16}, seen
+    for name, p in model.named_parameters():
+        assert p.dtype == torch.float32 and p.grad.dtype == torch.float32, name
 
 
 class _Saver:

@@ -144,6 +144,17 @@ class ExpertBank(nn.Module):
         return principal + self.residual_scale * residual
 
 
+class Router(nn.Linear):
+    """The router's linear map, computed in fp32 with autocast off: top-k choices flip on bf16 rounding.
+    `fsdp_fp32` asks FSDP mixed precision to keep its weights fp32 too (it becomes its own unit)."""
+
+    fsdp_fp32 = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return F.linear(x.float(), self.weight.float())
+
+
 class MoEFFN(nn.Module):
     """Router (fp32 softmax, top-k, optional renormalisation and jitter) over an ExpertBank.
 
@@ -155,7 +166,7 @@ class MoEFFN(nn.Module):
         super().__init__()
         cfg.check()
         self.cfg = cfg
-        self.router = nn.Linear(d_model, cfg.num_experts, bias=False)
+        self.router = Router(d_model, cfg.num_experts, bias=False)
         self.experts = ExpertBank(cfg.num_experts, d_model, d_ff, layout, residual_scale)
         self.shared_expert = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model)) \
             if cfg.shared_expert else None
@@ -165,8 +176,7 @@ class MoEFFN(nn.Module):
 
     def route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(logits fp32 (N, E), top-k weights (N, k), top-k expert ids (N, k))."""
-        with torch.autocast(x.device.type, enabled=False):  # autocast would make this matmul bf16
-            logits = F.linear(x.float(), self.router.weight.float())
+        logits = self.router(x)
         if self.training and self.cfg.jitter > 0:
             logits = logits + torch.randn_like(logits) * self.cfg.jitter
         probs = logits.softmax(-1)

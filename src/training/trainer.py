@@ -316,7 +316,8 @@ class Trainer:
         """Compile and/or wrap for several processes; DDP is rebuilt per stage (its parameter set changes),
         FSDP shards once, in place."""
         self.engine = wrap_model(self.model, self.cfg.strategy, self.device, distributed=self.dist.enabled,
-                                 compile_backend=self.cfg.compile_backend if self.cfg.compile else None)
+                                 compile_backend=self.cfg.compile_backend if self.cfg.compile else None,
+                                 param_dtype=self.dtype)
 
     def _run_stage(self, idx: int, stage: StageConfig, batches, start: int, resume: dict | None) -> dict:
         counts = set_trainable(self.model, stage.trainable)
