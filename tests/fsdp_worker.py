@@ -15,7 +15,9 @@ from src.training.distributed import (
     clip_grad_norm,
     full,
     gathered_state_dict,
+    release_gathered,
     shard_model,
+    wrap_model,
 )
 
 
@@ -67,6 +69,11 @@ def main(out_dir: str) -> None:
         norm_ref = torch.nn.utils.clip_grad_norm_(list(ref.parameters()) + list(aux_ref.parameters()), 0.05)
         assert torch.allclose(norm, norm_ref, rtol=1e-5), (float(norm), float(norm_ref))
         opt.step(), opt_ref.step(), opt.zero_grad(), opt_ref.zero_grad()
+    with torch.no_grad():  # a dev-loss forward: no backward to reshard the root unit's weights
+        model(x[rank])
+    assert type(model.head.weight).__name__ != "DTensor"  # still gathered
+    release_gathered(model)
+    assert type(model.head.weight).__name__ == "DTensor"
     state = gathered_state_dict(model)
     for name, p in ref.state_dict().items():
         if rank == 0:
@@ -103,13 +110,18 @@ def mixed_precision() -> None:
     for name in ("blocks.0.fc", "blocks.0.gate", "head"):
         module = model.get_submodule(name)
         module.register_forward_pre_hook(lambda m, args, name=name: seen.__setitem__(name, m.weight.dtype))
-    shard_model(model, param_dtype=torch.bfloat16)
-    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = model(torch.randn(4, 6))
-        out = out + model.blocks[0].gate(torch.randn(4, 6)).sum()
-    out.float().pow(2).mean().backward()
-    opt.step()
+    model.blocks[1].requires_grad_(False)  # stage 1: a whole layer unit frozen through its first forward
+    for stage in range(2):
+        if stage == 1:  # stage 2 trains it: FSDP must now reduce its gradients in fp32 too
+            model.blocks[1].requires_grad_(True)
+        wrap_model(model, "fsdp", torch.device("cpu"), distributed=True, param_dtype=torch.bfloat16)  # the trainer's
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.1)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(torch.randn(4, 6))
+            out = out + model.blocks[0].gate(torch.randn(4, 6)).sum()
+        out.float().pow(2).mean().backward()
+        opt.step()
+        opt.zero_grad(set_to_none=False)
     assert seen == {"blocks.0.fc": torch.bfloat16, "blocks.0.gate": torch.float32, "head": torch.bfloat16}, seen
     for name, p in model.named_parameters():
         assert p.dtype == torch.float32 and p.grad.dtype == torch.float32, name

@@ -60,7 +60,8 @@ def load_optimizer_state(ckpt_dir: str | Path, modules: torch.nn.Module, optimiz
     path = Path(ckpt_dir) / OPTIM_FILE
     if not path.exists():
         return False
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    # mmap: under FSDP every process reads the whole file, and they share its pages rather than hold N copies
+    blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True) if sharded else StateDictOptions()
     try:
         set_optimizer_state_dict(modules, optimizer, blob["optimizer"], options=options)

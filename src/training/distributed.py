@@ -66,11 +66,13 @@ def wrap_model(model: torch.nn.Module, strategy: str, device: torch.device, *, d
     """The module a training step calls. One process: the model (compiled with `compile_backend` if one is
     given). Several: DDP around
     it, or the model sharded in place by FSDP (each process keeps 1/N of every parameter, gradient and
-    optimizer state; `param_dtype`: see shard_model) and then compiled, the order both wrappers expect."""
+    optimizer state; `param_dtype`: see shard_model) and then compiled, the order both wrappers expect.
+    Called once per stage, after the stage has chosen what trains."""
     if strategy not in STRATEGIES:
         raise ValueError(f"trainer.strategy: '{strategy}' is not one of {STRATEGIES}")
     if distributed and strategy == "fsdp":
         shard_model(model, param_dtype)
+        refresh_mixed_precision(model)
     engine = torch.compile(model, backend=compile_backend) if compile_backend else model
     if distributed and strategy == "ddp":
         from torch.nn.parallel import DistributedDataParallel
@@ -108,10 +110,30 @@ def shard_model(model: torch.nn.Module, param_dtype: torch.dtype | None = None) 
     return model
 
 
+def refresh_mixed_precision(model: torch.nn.Module) -> None:
+    """Call after changing which parameters train (a new stage). FSDP2 fixes each unit's gather/reduce dtypes
+    at its first forward from the parameters that train then, so a unit frozen all through stage 1 would
+    otherwise reduce stage 2's bf16 gradients into fp32 ones and fail at the first backward."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            group = module._get_fsdp_state()._fsdp_param_group  # private, pinned by tests/fsdp_worker.py
+            if group is not None:
+                group._init_mp_dtypes()
+
+
 def is_sharded(model: torch.nn.Module) -> bool:
     from torch.distributed.fsdp import FSDPModule
 
     return isinstance(model, FSDPModule)
+
+
+def release_gathered(model: torch.nn.Module) -> None:
+    """After forwards with no backward (the dev loss): FSDP's root unit keeps its gathered weights until a
+    backward reshards them, so free them now rather than hold a second full copy of the embeddings."""
+    if is_sharded(model):
+        model.reshard()
 
 
 def full(t: torch.Tensor) -> torch.Tensor:

@@ -40,6 +40,7 @@ from src.training.distributed import (
     init_distributed,
     is_sharded,
     process_device,
+    release_gathered,
     wrap_model,
 )
 from src.training.param_groups import check_groups, set_trainable
@@ -268,6 +269,7 @@ class Trainer:
             loss, n = token_loss(out.logits, batch["labels"].to(self.device))
             total += float(loss) * n
             tokens += n
+        release_gathered(self.model)
         self.model.train(was_training)
         return total / tokens if tokens else None
 
