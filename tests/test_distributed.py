@@ -96,6 +96,25 @@ def test_torchrun_fsdp_trains_the_same_weights_as_ddp(two_process_runs):
     assert summary["results"]["test"]["bleu"] == pytest.approx(ddp_bleu)
 
 
+def test_torchrun_fsdp_bf16_trains_in_stage_2_what_stage_1_froze(two_process_runs, tmp_path):
+    """bf16 under FSDP (weights gathered in bf16, fp32 shards): Drop-Upcycling's stage 1 freezes the root
+    unit (embeddings, norms), and stage 2 must still reduce its gradients and update it."""
+    from safetensors.torch import load_file
+
+    run_dir = tmp_path / "run"
+    torchrun(["-m", "src.train", *[o for o in TINY if not o.startswith("trainer.")],
+              "upcycle=drop", "moe.num_experts=4", "trainer.total_steps=6", "trainer.log_every=1",
+              "trainer.device=cpu", "trainer.strategy=fsdp", "trainer.precision=bf16", "eval.splits=[test]",
+              "eval.max_examples_per_direction=1", f"paths.cache_dir={two_process_runs['ddp'].parent / 'cache'}",
+              f"hydra.run.dir={run_dir}"])
+    assert "(weights used in torch.bfloat16)" in (run_dir / "train.log").read_text()
+    assert [s for s, _ in losses(run_dir)] == [1, 2, 3, 4, 5, 6]
+    one, two = (load_file(str(run_dir / "checkpoints" / s / "model.safetensors")) for s in ("stage1", "stage2"))
+    assert {v.dtype for v in two.values()} == {torch.float32}  # saved from the fp32 shards
+    embed = "model.decoder.embed_tokens.weight"
+    assert not torch.equal(one[embed], two[embed])  # frozen in stage 1, trained in stage 2
+
+
 def test_fsdp_helpers_match_a_plain_replica(tmp_path):
     """Clipping over sharded + unsharded gradients, whole-weight gathering, writing a whole tensor into
     shards and the optimizer state's save/broadcast-load, each checked against a replica (fsdp_worker.py)."""
