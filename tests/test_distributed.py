@@ -43,7 +43,22 @@ def torchrun(args: list[str], timeout: int = 900) -> subprocess.CompletedProcess
 
 
 @pytest.fixture(scope="module")
-def two_process_runs(tmp_path_factory) -> dict[str, Path]:
+def toy_cache(tmp_path_factory) -> Path:
+    """One toy corpus and pretrained toy model for every two-process run of this module."""
+    return tmp_path_factory.mktemp("dist_cache")
+
+
+def train_two_processes(run_dir: Path, cache: Path, *overrides: str) -> None:
+    """src.train under torchrun on the tiny toy setup: the upcycled model, 4 experts, logged every step,
+    evaluated on one test sentence per direction."""
+    torchrun(["-m", "src.train", *[o for o in TINY if not o.startswith("trainer.")], "moe.num_experts=4",
+              "trainer.log_every=1", "trainer.device=cpu", "eval.splits=[test]",
+              "eval.max_examples_per_direction=1", f"paths.cache_dir={cache}", f"hydra.run.dir={run_dir}",
+              *overrides])
+
+
+@pytest.fixture(scope="module")
+def two_process_runs(tmp_path_factory, toy_cache) -> dict[str, Path]:
     """The toy model upcycled by SPRI with spectral-decoupled experts (frozen principals in stage 1, the
     SD hooks rewriting gradients and weights), trained for 4 steps by 2 processes with DDP, then FSDP,
     with gradient checkpointing (recomputation must pass the wrappers' hooks again)."""
@@ -51,12 +66,9 @@ def two_process_runs(tmp_path_factory) -> dict[str, Path]:
     runs = {}
     for strategy in ("ddp", "fsdp"):
         runs[strategy] = tmp / strategy
-        torchrun(["-m", "src.train", *[o for o in TINY if not o.startswith("trainer.")],
-                  "upcycle=spri_sd", "moe.num_experts=4", "trainer.total_steps=4", "trainer.log_every=1",
-                  "trainer.device=cpu", f"trainer.strategy={strategy}", "trainer.save_every=2",
-                  "trainer.gradient_checkpointing=true", "eval.splits=[test]",
-                  "eval.max_examples_per_direction=1", f"paths.cache_dir={tmp / 'cache'}",
-                  f"hydra.run.dir={runs[strategy]}"])
+        train_two_processes(runs[strategy], toy_cache, "upcycle=spri_sd", "trainer.total_steps=4",
+                            f"trainer.strategy={strategy}", "trainer.save_every=2",
+                            "trainer.gradient_checkpointing=true")
     return runs
 
 
@@ -96,17 +108,14 @@ def test_torchrun_fsdp_trains_the_same_weights_as_ddp(two_process_runs):
     assert summary["results"]["test"]["bleu"] == pytest.approx(ddp_bleu)
 
 
-def test_torchrun_fsdp_bf16_trains_in_stage_2_what_stage_1_froze(two_process_runs, tmp_path):
+def test_torchrun_fsdp_bf16_trains_in_stage_2_what_stage_1_froze(toy_cache, tmp_path):
     """bf16 under FSDP (weights gathered in bf16, fp32 shards): Drop-Upcycling's stage 1 freezes the root
     unit (embeddings, norms), and stage 2 must still reduce its gradients and update it."""
     from safetensors.torch import load_file
 
     run_dir = tmp_path / "run"
-    torchrun(["-m", "src.train", *[o for o in TINY if not o.startswith("trainer.")],
-              "upcycle=drop", "moe.num_experts=4", "trainer.total_steps=6", "trainer.log_every=1",
-              "trainer.device=cpu", "trainer.strategy=fsdp", "trainer.precision=bf16", "eval.splits=[test]",
-              "eval.max_examples_per_direction=1", f"paths.cache_dir={two_process_runs['ddp'].parent / 'cache'}",
-              f"hydra.run.dir={run_dir}"])
+    train_two_processes(run_dir, toy_cache, "upcycle=drop", "trainer.total_steps=6", "trainer.strategy=fsdp",
+                        "trainer.precision=bf16")
     assert "(weights used in torch.bfloat16)" in (run_dir / "train.log").read_text()
     assert [s for s, _ in losses(run_dir)] == [1, 2, 3, 4, 5, 6]
     one, two = (load_file(str(run_dir / "checkpoints" / s / "model.safetensors")) for s in ("stage1", "stage2"))
