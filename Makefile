@@ -1,33 +1,59 @@
-# upcycle-st. `make demo` and `make test` create .venv on first use (Python 3.11+ and pip only).
+# upcycle-st. `make demo` and `make test` create .venv on first use (Python 3.11+ and pip are all they need).
+# The venv is installed from requirements.lock (every package pinned with hashes) by uv, never from the
+# ranges in pyproject.toml; `make lock` regenerates the lock after pyproject.toml changes.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+UV_VERSION := 0.13.8
+UV := $(VENV)/tools/bin/uv
+# uv must neither download a Python of its own nor read a user's uv.toml: the venv's Python is the one.
+export UV_PYTHON_DOWNLOADS := never
+export UV_NO_CONFIG := 1
 
-.PHONY: setup test test-slow lint demo demo-quick demo-full bench pretrain summary clean
+.PHONY: help setup lock lock-upgrade fresh-check test test-slow lint demo demo-quick demo-full bench pretrain summary clean
 
-setup: $(STAMP)
+help:  ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
-$(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+setup: $(STAMP)  ## create .venv from the lock and check that torch, torchaudio, transformers and comet load
+
+$(UV):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required; $(PYTHON) is " + sys.version.split()[0] + ": run make PYTHON=python3.11 ...")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade --quiet pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check --target $(VENV)/tools uv==$(UV_VERSION)
 
-test: $(STAMP)
+# The stamp is written only after the import check passes: a failed or half-done install is retried.
+$(STAMP): pyproject.toml $(LOCK) | $(UV)
+	@rm -f $(STAMP)
+	$(UV) pip sync --quiet --python $(PY) --require-hashes $(LOCK)
+	$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
+	$(PY) -m src.utils.env_check
+	@touch $(STAMP)
+
+lock: | $(UV)  ## regenerate requirements.lock from pyproject.toml (keeps existing pins where they still fit)
+	$(UV) pip compile pyproject.toml --extra dev --extra test --universal --python-version 3.11 --generate-hashes --quiet -o $(LOCK)
+
+lock-upgrade: | $(UV)  ## re-resolve every pin to the newest version pyproject.toml allows
+	$(UV) pip compile pyproject.toml --extra dev --extra test --universal --python-version 3.11 --generate-hashes --quiet --upgrade -o $(LOCK)
+
+fresh-check:  ## clone HEAD into a temp dir and run `make test` there from nothing; prints set-up/test time, venv size
+	bash scripts/fresh_check.sh
+
+test: $(STAMP)  ## the default (fast) test suite
 	$(PY) -m pytest -q
 
-test-slow: $(STAMP)
+test-slow: $(STAMP)  ## the heavier checks (pytest -m slow)
 	$(PY) -m pytest -q -m slow
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff check src tests scripts
 
-pretrain: $(STAMP)
+pretrain: $(STAMP)  ## build the toy corpus and pretrain the dense toy model
 	$(PY) -m src.pretrain
 
-summary: $(STAMP)
+summary: $(STAMP)  ## summarise a data source
 	$(PY) -m src.data.summary
 
 STRATEGIES := dense,vanilla,random,drop,spri
@@ -37,25 +63,25 @@ DEMO_DIR := outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
 # The main job: build or reuse the toy corpus and dense toy model, train every strategy, evaluate,
 # and print the comparison table (tables and plots under $(DEMO_DIR)/report).
-demo: $(STAMP)
+demo: $(STAMP)  ## the main job: every strategy on the toy corpus, one seed, comparison table
 	$(PY) -m src.train -m experiment=toy_demo upcycle=$(STRATEGIES) hydra.sweep.dir=$(DEMO_DIR) progress=false
 	$(PY) -m src.report $(DEMO_DIR) --out $(DEMO_DIR)/report
 
-demo-quick: $(STAMP)
+demo-quick: $(STAMP)  ## a shorter demo
 	$(PY) -m src.train -m experiment=toy_demo_quick upcycle=$(STRATEGIES) hydra.sweep.dir=$(DEMO_DIR) progress=false
 	$(PY) -m src.report $(DEMO_DIR) --out $(DEMO_DIR)/report
 
-demo-full: $(STAMP)
+demo-full: $(STAMP)  ## the demo with cluster, SPRI+DPSL and SPRI+SD-MoE too
 	$(PY) -m src.train -m experiment=toy_demo upcycle=$(STRATEGIES_FULL) hydra.sweep.dir=$(DEMO_DIR) progress=false
 	$(PY) -m src.report $(DEMO_DIR) --out $(DEMO_DIR)/report
 
 # The CPU-sized benchmark set (each prints its table and ratios; GPU sizes: see docs/benchmarks.md).
-bench: $(STAMP)
+bench: $(STAMP)  ## CPU-sized benchmarks
 	$(PY) scripts/bench_moe.py --tokens 2048 --repeats 3
 	$(PY) scripts/bench_train.py --batch 2 --seconds 5 --steps 2
 	$(PY) scripts/bench_encoder.py --shape small --batch 4 --seconds 5
 	$(PY) scripts/bench_data.py --clips 32
 	$(PY) scripts/bench_upcycle.py --layers 2
 
-clean:
+clean:  ## remove outputs and caches (not the venv)
 	rm -rf outputs/* .cache
