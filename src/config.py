@@ -169,6 +169,7 @@ def _check_upcycle(cfg: DictConfig) -> None:
 def check_combinations(cfg: DictConfig) -> None:
     try:
         check_trainer_config(typed("trainer", cfg))
+        typed("eval", cfg).check()
     except ValueError as e:
         raise ConfigError(str(e)) from None
     model: ModelConfig = typed("model", cfg)

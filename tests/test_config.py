@@ -49,6 +49,7 @@ def test_hf_data_composes():
     (["data=covost2", "data.root=/x"], r"model: whisper_toy is pretrained on the toy corpus and needs data=toy"),
     (["data.max_duration=45"], r"data.max_duration: 45"),
     (["+model.toy.d_modell=3"], r"model.toy.d_modell"),
+    (["eval.task=summarise"], r"eval.task must be one of \['transcribe', 'translate'\]"),
 ])
 def test_validation_names_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message) as err:

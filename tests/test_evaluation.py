@@ -45,6 +45,38 @@ def test_bleu_matches_sacrebleu_with_documented_tokenizers(tmp_path):
     assert "tok:zh" in override["zh-CN"]["bleu_signature"]
 
 
+def test_transcription_direction_gets_wer_and_stays_out_of_the_translation_average():
+    asr = [{"id": "a.en", "src": "the cat sleeps", "ref": "The cat sleeps.", "hyp": "the cat sleep"},
+           {"id": "b.en", "src": "two dogs run", "ref": "Two dogs run!", "hyp": "2 dogs run"}]
+    table = score({**ROWS, "en": asr}, NO_COMET)
+    by = {r["direction"]: r for r in table}
+    assert [r["direction"] for r in table] == ["en", "de", "zh-CN", "ja", "average"]
+    # Whisper's English normaliser: case, punctuation and "two" -> "2" do not count; "sleep" vs "sleeps" does.
+    assert by["en"]["wer"] == pytest.approx(100 * 1 / 6)
+    assert by["de"]["wer"] is None and by["average"]["wer"] == pytest.approx(by["en"]["wer"])
+    assert by["average"]["bleu"] == pytest.approx(sum(by[d]["bleu"] for d in ROWS) / 3)  # translations only
+    assert by["average"]["segments"] == 7
+
+
+def test_wer_is_undefined_without_words():
+    from src.evaluation.metrics import word_error_rate
+
+    assert word_error_rate(["hello"], ["!?"]) is None
+    assert word_error_rate(["hello there", "x"], ["Hello, there.", "  "]) == 0.0
+
+
+def test_transcription_examples_are_one_per_clip():
+    from src.data.schema import Example
+    from src.evaluation.run import task_examples
+
+    exs = [Example(f"c{i}.{lang}", f"c{i}.mp3", f"sentence {i}", lang, f"{lang} {i}") for i in range(2)
+           for lang in ("de", "ja")]
+    asr = task_examples(exs, "transcribe")
+    assert [(e.audio, e.tgt_lang, e.translation) for e in asr] == [("c0.mp3", "en", "sentence 0"),
+                                                                    ("c1.mp3", "en", "sentence 1")]
+    assert task_examples(exs, "translate") == exs
+
+
 def test_rescore_reproduces_results_from_tsvs_alone(tmp_path):
     write_hypotheses(tmp_path, ROWS)
     table = score(read_hypotheses(tmp_path), NO_COMET)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,10 @@ class Example:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def as_transcription(self) -> Example:
+        """The clip's English ASR example (CoVoST2's English transcription direction): one per clip."""
+        return replace(self, id=f"{self.audio}:en", tgt_lang="en", translation=self.sentence)
 
 
 class BadExampleError(RuntimeError):

@@ -35,10 +35,27 @@ def token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
     return int(idx)
 
 
+# transformers' OpenAI converter: a Whisper vocabulary of 51864 tokens (GPT-2's BPE plus Whisper's specials) is
+# English-only (*.en checkpoints); multilingual ones have 51865 (v1, v2) or 51866 (v3).
+ENGLISH_ONLY_VOCAB = 51864
+
+
+def is_english_only(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """A *.en checkpoint's tokenizer: its models were trained on `<|startoftranscript|><|notimestamps|>` alone."""
+    return len(tokenizer) == ENGLISH_ONLY_VOCAB
+
+
 def prompt_ids(tokenizer: PreTrainedTokenizerBase, tgt_lang: str, task: str = "translate") -> list[int]:
-    """`<|startoftranscript|><|xx|><|task|><|notimestamps|>` with xx the target's Whisper code."""
+    """The forced decoder prompt, derived from the tokenizer: `<|startoftranscript|><|xx|><|task|><|notimestamps|>`
+    (xx the target's Whisper code), or `<|startoftranscript|><|notimestamps|>` for an English-only checkpoint."""
     if task not in TASK_TOKENS:
         raise ValueError(f"task must be one of {sorted(TASK_TOKENS)}, got '{task}'")
+    if is_english_only(tokenizer):
+        if task != "transcribe" or tgt_lang != "en":
+            raise ValueError(f"the checkpoint is English-only (*.en): it has no language or task tokens in its "
+                             f"prompt and cannot {task} into '{tgt_lang}'; use a multilingual checkpoint, or "
+                             "eval.task=transcribe")
+        return [token_id(tokenizer, t) for t in (SOT, NO_TIMESTAMPS)]
     return [token_id(tokenizer, t) for t in (SOT, language_token(tgt_lang), TASK_TOKENS[task], NO_TIMESTAMPS)]
 
 

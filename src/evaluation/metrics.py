@@ -1,5 +1,6 @@
 """Scores per direction, one path for training-time and standalone evaluation: sacrebleu BLEU and
-chrF (zh/ja character-level by default, the CoVoST2 convention) and COMET (unbabel-comet)."""
+chrF (zh/ja character-level by default, the CoVoST2 convention), COMET (unbabel-comet), and WER (jiwer,
+after Whisper's English text normaliser) for the English transcription direction."""
 
 from __future__ import annotations
 
@@ -43,6 +44,20 @@ def bleu_chrf(hyps: list[str], refs: list[str], lang: str, overrides: dict[str, 
     b, c = bleu.corpus_score(hyps, [refs]), chrf.corpus_score(hyps, [refs])
     return {"bleu": b.score, "chrf": c.score, "bleu_signature": str(bleu.get_signature()),
             "chrf_signature": str(chrf.get_signature())}
+
+
+def word_error_rate(hyps: list[str], refs: list[str]) -> float | None:
+    """Corpus WER x100 after Whisper's English normaliser (as Whisper's papers report it); references that
+    normalise to nothing are left out (WER is undefined on them). None when none is left."""
+    import jiwer
+    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+
+    norm = EnglishTextNormalizer({})  # British->American spelling map left empty: references are ours
+    pairs = [(norm(h), norm(r)) for h, r in zip(hyps, refs)]
+    pairs = [(h, r) for h, r in pairs if r.strip()]
+    if not pairs:
+        return None
+    return 100.0 * jiwer.wer([r for _, r in pairs], [h for h, _ in pairs])
 
 
 class CometUnavailable(RuntimeError):

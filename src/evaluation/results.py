@@ -1,5 +1,5 @@
 """Per-run results: hypotheses per direction as TSV, and the results table (one row per direction
-plus the average) as CSV and Markdown. Rescoring reads only these TSVs."""
+plus the average over the translation directions) as CSV and Markdown. Rescoring reads only these TSVs."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import logging
 from pathlib import Path
 
 from src.data.languages import COVOST2_EN_XX
-from src.evaluation.metrics import CometUnavailable, MetricsConfig, bleu_chrf, comet_scores
+from src.evaluation.metrics import CometUnavailable, MetricsConfig, bleu_chrf, comet_scores, word_error_rate
 
 log = logging.getLogger(__name__)
 
 TSV_COLUMNS = ("id", "src", "ref", "hyp")
-RESULT_COLUMNS = ("direction", "bleu", "chrf", "comet", "segments", "bleu_signature", "comet_note")
+RESULT_COLUMNS = ("direction", "bleu", "chrf", "comet", "wer", "segments", "bleu_signature", "comet_note")
+# English first: the transcription direction (scored by WER; COMET is a translation metric and skips it).
+DIRECTIONS = ("en", *COVOST2_EN_XX)
 
 
 def _clean(text: str) -> str:
@@ -32,7 +34,7 @@ def write_hypotheses(split_dir: Path, rows_by_lang: dict[str, list[dict]]) -> No
 
 def read_hypotheses(split_dir: Path) -> dict[str, list[dict]]:
     out = {}
-    known = [c for c in COVOST2_EN_XX if (split_dir / f"{c}.tsv").exists()]
+    known = [c for c in DIRECTIONS if (split_dir / f"{c}.tsv").exists()]
     if not known:
         raise FileNotFoundError(f"{split_dir} has no <direction>.tsv files to rescore; run the evaluation first")
     for lang in known:
@@ -46,9 +48,11 @@ def score(rows_by_lang: dict[str, list[dict]], cfg: MetricsConfig) -> list[dict]
     """Result rows: one per direction (CoVoST2 order) and the average over directions."""
     table = []
     comet_note = ""
-    all_rows = [(lang, r) for lang, rows in rows_by_lang.items() for r in rows]
+    all_rows = [(lang, r) for lang, rows in rows_by_lang.items() if lang != "en" for r in rows]
     comet = None
-    if cfg.comet.model:
+    if not all_rows:
+        comet_note = "not applicable: transcription only"
+    elif cfg.comet.model:
         try:
             flat = comet_scores([r["src"] for _, r in all_rows], [r["hyp"] for _, r in all_rows],
                                 [r["ref"] for _, r in all_rows], cfg.comet)
@@ -62,16 +66,23 @@ def score(rows_by_lang: dict[str, list[dict]], cfg: MetricsConfig) -> list[dict]
             log.warning("COMET %s (BLEU/chrF still reported)", comet_note)
     else:
         comet_note = "unavailable: eval.comet.model is null"
-    for lang in [c for c in COVOST2_EN_XX if c in rows_by_lang]:
+    for lang in [c for c in DIRECTIONS if c in rows_by_lang]:
         rows = rows_by_lang[lang]
-        s = bleu_chrf([r["hyp"] for r in rows], [r["ref"] for r in rows], lang, cfg.bleu_tokenize)
+        hyps, refs = [r["hyp"] for r in rows], [r["ref"] for r in rows]
+        s = bleu_chrf(hyps, refs, lang, cfg.bleu_tokenize)
         c = sum(comet[lang]) / len(comet[lang]) if comet and comet.get(lang) else None
-        table.append({"direction": lang, "bleu": s["bleu"], "chrf": s["chrf"], "comet": c,
+        w = word_error_rate(hyps, refs) if lang == "en" else None
+        table.append({"direction": lang, "bleu": s["bleu"], "chrf": s["chrf"], "comet": c, "wer": w,
                       "segments": len(rows), "bleu_signature": s["bleu_signature"], "comet_note": comet_note})
     if table:
-        mean = lambda k: sum(r[k] for r in table) / len(table)  # noqa: E731
-        table.append({"direction": "average", "bleu": mean("bleu"), "chrf": mean("chrf"),
-                      "comet": mean("comet") if comet else None, "segments": sum(r["segments"] for r in table),
+        translation = [r for r in table if r["direction"] != "en"] or table  # the average is over translations
+
+        def mean(key: str) -> float | None:
+            values = [r[key] for r in (table if key == "wer" else translation) if r[key] is not None]
+            return sum(values) / len(values) if values else None
+
+        table.append({"direction": "average", "bleu": mean("bleu"), "chrf": mean("chrf"), "comet": mean("comet"),
+                      "wer": mean("wer"), "segments": sum(r["segments"] for r in table),
                       "bleu_signature": "", "comet_note": comet_note})
     return table
 
@@ -88,7 +99,7 @@ def read_results(path: Path) -> list[dict]:
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     for r in rows:
-        for k in ("bleu", "chrf", "comet"):
+        for k in ("bleu", "chrf", "comet", "wer"):
             r[k] = float(r[k]) if r.get(k) not in (None, "") else None
         r["segments"] = int(r["segments"])
     return rows
@@ -99,10 +110,11 @@ def fmt(v, digits: int = 2) -> str:
 
 
 def results_markdown(table: list[dict]) -> str:
-    lines = ["| direction | BLEU | chrF | COMET | segments |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines = ["| direction | BLEU | chrF | COMET | WER | segments |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in table:
-        name = f"**{r['direction']}**" if r["direction"] == "average" else f"en-{r['direction']}"
-        lines.append(f"| {name} | {fmt(r['bleu'])} | {fmt(r['chrf'])} | {fmt(r['comet'])} | {r['segments']} |")
+        name = {"average": "**average**", "en": "en (ASR)"}.get(r["direction"], f"en-{r['direction']}")
+        lines.append(f"| {name} | {fmt(r['bleu'])} | {fmt(r['chrf'])} | {fmt(r['comet'])} | {fmt(r.get('wer'))} "
+                     f"| {r['segments']} |")
     notes = {r["comet_note"] for r in table if r.get("comet_note")}
     sigs = sorted({r["bleu_signature"] for r in table if r.get("bleu_signature")})
     out = "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ from pathlib import Path
 import transformers
 
 from src.data.loading import LoaderConfig, make_loader
+from src.data.text import TASK_TOKENS, is_english_only
 from src.evaluation.generation import DecodeConfig, RoutingRecorder, decode
 from src.evaluation.metrics import MetricsConfig
 from src.evaluation.results import read_hypotheses, results_markdown, score, write_hypotheses, write_results
@@ -23,7 +24,12 @@ class EvalConfig(DecodeConfig, MetricsConfig):
     """`eval` group: which splits, how to decode, how to score."""
 
     splits: list[str] = field(default_factory=lambda: ["dev", "test"])
+    task: str = "translate"  # translate: every direction; transcribe: each clip's English transcript, scored by WER
     max_examples_per_direction: int | None = None  # a quick look; null = the whole split
+
+    def check(self) -> None:
+        if self.task not in TASK_TOKENS:
+            raise ValueError(f"eval.task must be one of {sorted(TASK_TOKENS)}, got '{self.task}'")
 
     @property
     def decoding(self) -> DecodeConfig:
@@ -42,13 +48,27 @@ def limit_per_direction(examples: list, n: int | None) -> list:
     return out
 
 
+def task_examples(examples: list, task: str) -> list:
+    """translate: the examples as they are; transcribe: one English-transcript example per clip."""
+    if task == "translate":
+        return examples
+    by_clip = {}
+    for ex in examples:
+        by_clip.setdefault(ex.audio, ex.as_transcription())
+    return list(by_clip.values())
+
+
 def evaluate_model(model, tokenizer, source, cfg: EvalConfig, out_dir: Path, loader_cfg: LoaderConfig,
                    pad_to_30s: bool, progress: bool = True, logger=None) -> dict[str, list[dict]]:
     """Decode and score every split in cfg.splits into out_dir/eval/<split>/; returns the tables."""
+    cfg.check()
+    if cfg.task == "translate" and is_english_only(tokenizer):
+        raise ValueError("the checkpoint is English-only (*.en, no language tokens in its prompt) and cannot "
+                         "translate; evaluate it with eval.task=transcribe")
     tables = {}
     transformers.logging.set_verbosity_error()
     for split in cfg.splits:
-        examples = limit_per_direction(source.examples(split), cfg.max_examples_per_direction)
+        examples = limit_per_direction(task_examples(source.examples(split), cfg.task), cfg.max_examples_per_direction)
         if not examples:
             log.warning("split %s has no usable examples; skipped", split)
             continue

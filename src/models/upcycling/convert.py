@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from src.data.text import IGNORE_INDEX
 from src.models.moe import MoEConfig, MoEFFN, install_moe, moe_layers, record_moe_settings, whisper_ffn_layers
 from src.models.upcycling.base import STRATEGIES, UpcycleConfig
 from src.utils.structured import to_dataclass
@@ -67,6 +68,31 @@ def capture_ffn_inputs(model: nn.Module, layers: list[tuple[str, nn.Module]], ba
             h.remove()
         model.train(was_training)
     return {name: torch.cat(xs)[:max_tokens] for name, xs in captured.items() if xs}
+
+
+@torch.no_grad()
+def teacher_forced_ce(model: nn.Module, batches: list[dict]) -> float:
+    """Token-weighted mean cross-entropy of the labels, teacher-forced, over ``batches`` (eval mode).
+
+    The end-to-end cost of an init: per-layer output deviations do not say how errors compound
+    through the stack, this does.
+    """
+    was_training = model.training
+    model.eval()
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
+    total, tokens = 0.0, 0
+    try:
+        for batch in batches:
+            logits = model(input_features=batch["input_features"].to(device, dtype),
+                           decoder_input_ids=batch["decoder_input_ids"].to(device),
+                           decoder_attention_mask=batch["decoder_attention_mask"].to(device)).logits
+            labels = batch["labels"].to(device)
+            total += float(F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                           ignore_index=IGNORE_INDEX, reduction="sum"))
+            tokens += int((labels != IGNORE_INDEX).sum())
+    finally:
+        model.train(was_training)
+    return total / max(1, tokens)
 
 
 def _pairs(n: int) -> list[tuple[int, int]]:
@@ -136,6 +162,8 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
         raise ValueError(f"upcycle={ucfg.strategy} needs calibration data (upcycle.calibration_examples "
                          "training examples); none were given")
     inputs = capture_ffn_inputs(model, layers, calib, ucfg.calibration_tokens, seed) if calib else {}
+    # The end-to-end cost needs labels: batches from the data pipeline have them (hand-built ones may not).
+    dense_ce = teacher_forced_ce(model, calib) if calib and all("labels" in b for b in calib) else None
     layout, scale = strategy.layout(ucfg), strategy.residual_scale(ucfg)
     for name, layer in tqdm(layers, desc=f"upcycling ({ucfg.strategy})", disable=not progress):
         fc1, fc2 = layer.fc1, layer.fc2
@@ -158,4 +186,9 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
         report["layers"].append(row)
     record_moe_settings(model, moe_cfg, layout, scale, {k: v for k, v in asdict(ucfg).items()})
     report.update(parameter_counts(model))
+    if dense_ce is not None:
+        upcycled_ce = teacher_forced_ce(model, calib)
+        report["init_loss"] = {"dense_ce": dense_ce, "upcycled_ce": upcycled_ce,
+                               "ratio": upcycled_ce / dense_ce if dense_ce > 0 else None,
+                               "calibration_examples": sum(len(b["input_features"]) for b in calib)}
     return report

