@@ -12,7 +12,7 @@ UV := $(VENV)/tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_CONFIG := 1
 
-.PHONY: help setup lock lock-upgrade fresh-check test test-slow lint demo demo-quick demo-full bench pretrain summary clean
+.PHONY: help setup lock lock-upgrade fresh-check test test-slow lint demo demo-quick demo-seeds demo-full bench pretrain summary clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -69,6 +69,10 @@ demo: $(STAMP)  ## the main job: every strategy on the toy corpus, one seed, com
 
 demo-quick: $(STAMP)  ## a shorter demo
 	$(PY) -m src.train -m experiment=toy_demo_quick upcycle=$(STRATEGIES) hydra.sweep.dir=$(DEMO_DIR) progress=false
+	$(PY) -m src.report $(DEMO_DIR) --out $(DEMO_DIR)/report
+
+demo-seeds: $(STAMP)  ## the demo with 3 seeds per strategy: mean ± std and significance per seed pair
+	$(PY) -m src.train -m experiment=toy_demo seed=1,2,3 upcycle=$(STRATEGIES) hydra.sweep.dir=$(DEMO_DIR) progress=false
 	$(PY) -m src.report $(DEMO_DIR) --out $(DEMO_DIR)/report
 
 demo-full: $(STAMP)  ## the demo with cluster, SPRI+DPSL and SPRI+SD-MoE too

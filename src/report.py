@@ -1,7 +1,9 @@
 """Compare runs: `python -m src.report DIR... [--split test] [--out DIR]` (run dirs or sweep dirs).
 
-Writes comparison.md/.csv (strategies x directions, mean ± std over seeds, Δ vs dense, paired
-bootstrap), bleu_by_direction.png and per-strategy expert-usage heatmaps, and prints the table.
+Writes comparison.md/.csv (strategy x training schedule rows, per-direction BLEU, mean ± std over
+seeds, Δ vs dense, paired bootstrap vs dense per seed pair, and what each row cost: optimizer steps,
+target tokens, wall time, active / total parameters), bleu_by_direction.png and per-strategy
+expert-usage heatmaps, and prints the table.
 """
 
 from __future__ import annotations

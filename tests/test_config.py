@@ -71,13 +71,42 @@ def test_entry_point_prints_one_line(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_dense_and_two_stage_have_the_same_step_budget():
+def test_each_method_trains_on_its_own_schedule_with_the_same_step_budget():
     dense = make_cfg(["upcycle=dense"])
     spri = make_cfg(["upcycle=spri"])
     assert sum(s.steps for s in dense.trainer.stages) == sum(s.steps for s in spri.trainer.stages)
     assert list(spri.trainer.stages[0].trainable) == ["residual", "router"]
-    assert list(make_cfg(["upcycle=vanilla"]).trainer.stages[0].trainable) == ["router", "experts"]
+    for baseline in ("vanilla", "random", "drop", "cluster"):  # their papers: everything from step one
+        assert [list(s.trainable) for s in make_cfg([f"upcycle={baseline}"]).trainer.stages] == [["all"]]
+    ablation = make_cfg(["upcycle=vanilla", "trainer=two_stage"]).trainer.stages
+    assert [list(s.trainable) for s in ablation] == [["router", "experts"], ["all"]]
     assert [s.name for s in make_cfg(["upcycle=spri", "trainer=one_stage"]).trainer.stages] == ["finetune"]
+
+
+STRATEGY_NAMES = sorted(p.stem for p in (Path(CONF_DIR) / "upcycle").glob("*.yaml"))
+
+
+def test_covost2_preset_gives_every_strategy_the_same_budget_and_frozen_set():
+    """experiment=covost2: equal steps, equal peak lr / warmup / schedule, the last stage trains everything,
+    and the dense baseline trains every parameter but Whisper's fixed encoder positions."""
+    from test_backbone import tiny_whisper
+
+    from src.training.param_groups import set_trainable
+
+    budgets = set()
+    for strategy in STRATEGY_NAMES:
+        cfg = make_cfg(["experiment=covost2", f"upcycle={strategy}", "data.root=/data/cv4"])
+        validate(cfg)
+        stages = typed("trainer", cfg).stages
+        budgets.add((sum(s.steps for s in stages), tuple({(s.lr, s.warmup_steps, s.schedule) for s in stages})))
+        assert list(stages[-1].trainable) == ["all"], strategy
+        assert cfg.model.name_or_path == "openai/whisper-small"
+    assert len(budgets) == 1 and next(iter(budgets))[0] == 30000
+    model = tiny_whisper()
+    counts = set_trainable(model, ["all"])
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert frozen == ["model.encoder.embed_positions.weight"]
+    assert counts["trainable"] == counts["total"] - model.model.encoder.embed_positions.weight.numel()
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -102,7 +131,8 @@ def test_every_experiment_preset_composes_and_validates(experiment):
     moe = typed("moe", cfg)
     if experiment.endswith("covost2"):
         assert cfg.model.name_or_path == "openai/whisper-small" and cfg.task_name == experiment
-        assert cfg.upcycle.strategy == ("cluster" if experiment.startswith("cluster") else "spri")
+        expected = {"covost2": "dense", "cluster_covost2": "cluster"}.get(experiment, "spri")
+        assert cfg.upcycle.strategy == expected
         assert (moe.dpsl.coef > 0) == experiment.startswith("dpsl")
         assert (moe.sd.rank > 0) == experiment.startswith("sdmoe")
         assert (moe.self_distill.coef > 0) == experiment.startswith("cluster")

@@ -109,13 +109,14 @@ def test_torchrun_fsdp_trains_the_same_weights_as_ddp(two_process_runs):
 
 
 def test_torchrun_fsdp_bf16_trains_in_stage_2_what_stage_1_froze(toy_cache, tmp_path):
-    """bf16 under FSDP (weights gathered in bf16, fp32 shards): Drop-Upcycling's stage 1 freezes the root
-    unit (embeddings, norms), and stage 2 must still reduce its gradients and update it."""
+    """bf16 under FSDP (weights gathered in bf16, fp32 shards): Drop-Upcycling in two stages (the ablation
+    schedule) freezes the root unit (embeddings, norms) in stage 1, and stage 2 must still reduce its
+    gradients and update it."""
     from safetensors.torch import load_file
 
     run_dir = tmp_path / "run"
-    train_two_processes(run_dir, toy_cache, "upcycle=drop", "trainer.total_steps=6", "trainer.strategy=fsdp",
-                        "trainer.precision=bf16")
+    train_two_processes(run_dir, toy_cache, "upcycle=drop", "trainer=two_stage", "trainer.total_steps=6",
+                        "trainer.strategy=fsdp", "trainer.precision=bf16")
     assert "(weights used in torch.bfloat16)" in (run_dir / "train.log").read_text()
     assert [s for s, _ in losses(run_dir)] == [1, 2, 3, 4, 5, 6]
     one, two = (load_file(str(run_dir / "checkpoints" / s / "model.safetensors")) for s in ("stage1", "stage2"))

@@ -14,9 +14,9 @@ from src.models.router_losses import ROUTER_LOSSES, MoELoss, Routing
 from src.training.param_groups import PARAM_GROUPS
 
 
-def random_moe(layout="plain", **kw) -> MoEFFN:
+def random_moe(**kw) -> MoEFFN:
     torch.manual_seed(0)
-    moe = MoEFFN(16, 32, MoEConfig(num_experts=4, top_k=2, **kw), layout=layout, residual_scale=0.5)
+    moe = MoEFFN(16, 32, MoEConfig(num_experts=4, top_k=2, **kw))
     for p in moe.parameters():
         torch.nn.init.normal_(p, std=0.2)
     return moe
@@ -49,10 +49,9 @@ def dispatch_path(request):
     return request.param
 
 
-@pytest.mark.parametrize("layout", ["plain", "principal_shared", "principal_per_expert"])
 @pytest.mark.parametrize("renormalize", [True, False])
-def test_dispatch_matches_the_definition_forward_and_backward(layout, renormalize, dispatch_path):
-    moe = random_moe(layout, renormalize=renormalize, dispatch=dispatch_path)
+def test_dispatch_matches_the_definition_forward_and_backward(renormalize, dispatch_path):
+    moe = random_moe(renormalize=renormalize, dispatch=dispatch_path)
     x = torch.randn(2, 7, 16, requires_grad=True)
     out = moe(x)
     ref = reference(moe, x.reshape(-1, 16)).reshape(2, 7, 16)
@@ -103,14 +102,13 @@ def test_capacity_keeps_first_choices_up_to_capacity():
 
 
 def test_moe_parameter_groups():
-    moe = random_moe("principal_shared", shared_expert=True)
+    moe = random_moe(shared_expert=True)
     names = [f"model.encoder.layers.0.fc1.{n}" for n, _ in moe.named_parameters()]
     pick = {g: sorted(n.split("fc1.")[1] for n in names if PARAM_GROUPS[g](n))
-            for g in ("router", "residual", "principal", "experts", "shared_expert")}
+            for g in ("router", "residual", "experts", "shared_expert")}
     assert pick["router"] == ["router.weight"]
-    assert pick["residual"] == ["experts.w1_residual", "experts.w2_residual"]
-    assert pick["principal"] == ["experts.w1_principal", "experts.w2_principal"]
-    assert pick["experts"] == sorted(["experts.b1", "experts.b2", *pick["residual"], *pick["principal"]])
+    assert pick["residual"] == ["experts.w1", "experts.w2"]  # the expert weight matrices, not their biases
+    assert pick["experts"] == ["experts.b1", "experts.b2", "experts.w1", "experts.w2"]
     assert len(pick["shared_expert"]) == 4
 
 

@@ -216,7 +216,7 @@ def test_compiled_moe_training_matches_eager(tmp_path):
     for compiled in (False, True):
         torch._dynamo.reset()
         torch.manual_seed(0)
-        m, _, _ = upcycled("spri")
+        m, _, _ = upcycled("spri", energy=0.5)
         m.config.dropout = 0.0
         cfg = TrainerConfig(stages=[StageConfig(steps=3, lr=1e-2)], progress=False, compile=compiled,
                             compile_backend="aot_eager", log_every=1)

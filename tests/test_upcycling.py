@@ -13,7 +13,7 @@ from src.models.backbone import load_whisper, set_pad_to_30s
 from src.models.moe import MoEConfig, moe_layers
 from src.models.upcycling import STRATEGIES
 from src.models.upcycling.convert import strategy_config, upcycle_model
-from src.models.upcycling.spri import SPRIConfig, partition_components, principal_rank, spri_split
+from src.models.upcycling.spri import partition_components, principal_rank, spri_split
 from src.training.checkpoint import save_checkpoint
 
 MOE = MoEConfig(num_experts=4, top_k=2)
@@ -81,11 +81,10 @@ def test_report_counts_parameters():
 def test_spri_reconstructs_and_partitions():
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(64, 32, generator=gen)
-    cfg = SPRIConfig(rank=5)
-    p, r, rank, parts = spri_split(w, cfg, 4, gen)
-    torch.testing.assert_close(p + r.sum(0), w, atol=1e-5, rtol=1e-5)
+    p, r, parts = spri_split(torch.linalg.svd(w.double(), full_matrices=False), 5, 4, "interleaved", gen)
+    torch.testing.assert_close(p + r.sum(0), w.double(), atol=1e-5, rtol=1e-5)
     flat = sorted(c for part in parts for c in part)
-    assert rank == 5 and flat == list(range(5, 32))  # disjoint and covering
+    assert flat == list(range(5, 32))  # disjoint and covering
     assert parts[0][:3] == [5, 9, 13]  # interleaved: round-robin by index
     energy = torch.stack([ri.pow(2).sum() for ri in r])
     assert float(energy.max() / energy.min()) < 1.6  # balanced energy across experts
@@ -109,18 +108,25 @@ def test_spri_rank_and_energy_select_documented_components():
         principal_rank(s, 9, None)
 
 
-@pytest.mark.parametrize("principal", ["shared", "per_expert"])
-def test_spri_model_report_and_layout(principal):
-    model, dense, rep = upcycled("spri", energy=0.5, principal=principal)
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_spri_stores_plain_experts_that_rebuild_the_dense_weight(scale):
+    model, dense, rep = upcycled("spri", energy=0.5, residual_scale=scale)
+    vanilla, _, _ = upcycled("vanilla")
+    assert {n: p.shape for n, p in model.named_parameters()} == {n: p.shape for n, p in vanilla.named_parameters()}
     assert all(r["reconstruction_error"] < 1e-6 for r in rep["layers"])
     assert all(r["output_deviation"] > 1e-3 for r in rep["layers"])  # experts differ from dense at init
     assert all(r["expert_cosine_mean"] < 1.0 - 1e-4 for r in rep["layers"])
     bank = dict(moe_layers(model))["encoder.layers.0"].experts
-    assert bank.w1_principal.dim() == (2 if principal == "shared" else 3)
-    # The sum of all experts' effective weights minus (E-1) principals is the dense weight.
-    w = bank.weight("w1")
-    p = bank.w1_principal if bank.w1_principal.dim() == 2 else bank.w1_principal[0]
-    torch.testing.assert_close(w.sum(0) - 3 * p, dense["model.encoder.layers.0.fc1.weight"], atol=1e-5, rtol=1e-5)
+    w = dense["model.encoder.layers.0.fc1.weight"]
+    u = bank.w1_principal_u  # P = U_r U_r^T W
+    p = u @ (u.t() @ w)
+    # sum_e W_e = E P + scale * sum_e R_e = E P + scale (W - P)
+    torch.testing.assert_close(bank.w1.sum(0), 4 * p + scale * (w - p), atol=1e-5, rtol=1e-5)
+
+
+def test_spri_energy_auto_needs_labelled_calibration():
+    with pytest.raises(ValueError, match="energy=auto needs labelled calibration batches"):
+        upcycled("spri")
 
 
 @pytest.mark.parametrize("strategy", ["random", "drop"])
@@ -186,23 +192,69 @@ def test_checkpoint_round_trip_gives_same_logits(strategy, tmp_path):
     assert len(moe_layers(loaded)) == len(rep["layers"])
 
 
-def test_spri_stage1_trains_only_residuals_and_routers(tmp_path):
+def spri_stage1(tmp_path, update: str, steps: int = 3):
+    """(model, weights before) after `steps` AdamW steps of SPRI's stage 1 with ``update``."""
     from test_trainer import batches
 
     from src.models.router_losses import MoELoss
+    from src.models.upcycling.spri import ResidualSpectrum
     from src.training.trainer import StageConfig, Trainer, TrainerConfig
 
     model, _, _ = upcycled("spri", energy=0.5)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    cfg = TrainerConfig(stages=[StageConfig(name="stage1", steps=2, lr=1e-2, trainable=["residual", "router"])],
+    cfg = TrainerConfig(stages=[StageConfig(name="stage1", steps=steps, lr=1e-2, trainable=["residual", "router"])],
                         progress=False)
-    data = batches(2)
+    data = batches(steps)
     for b in data:
         b["feature_lengths"] = torch.tensor([64, 64])
-    Trainer(model, None, cfg, tmp_path, data, aux_losses=[MoELoss({"balance": 0.01, "z": 0.001})]).fit()
+    Trainer(model, None, cfg, tmp_path, data,
+            aux_losses=[MoELoss({"balance": 0.01, "z": 0.001}), ResidualSpectrum(update)]).fit()
+    return model, before
+
+
+def principal_leak(model, before) -> tuple[float, float]:
+    """(largest |U_r^T dW_e| + |dW_e V_r| relative to |dW_e|, smallest |dW_e|) over all SPRI expert matrices."""
+    leak, smallest = 0.0, float("inf")
+    for name, moe in moe_layers(model):
+        bank = moe.experts
+        for w in ("w1", "w2"):
+            delta = (getattr(bank, w) - before[f"model.{name}.fc1.experts.{w}"]).double()
+            u, v = getattr(bank, f"{w}_principal_u").double(), getattr(bank, f"{w}_principal_v").double()
+            for e in range(delta.shape[0]):
+                size = float(delta[e].norm())
+                smallest = min(smallest, size)
+                leak = max(leak, float((u.t() @ delta[e]).norm() + (delta[e] @ v).norm()) / size)
+    return leak, smallest
+
+
+def test_spri_stage1_moves_only_the_residual_spectrum_and_the_routers(tmp_path):
+    model, before = spri_stage1(tmp_path, "projected")
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
-    assert changed and all(n.endswith("_residual") or ".router." in n for n in changed)
-    assert any(".router." in n for n in changed) and any("_residual" in n for n in changed)
+    assert changed and all(n.endswith((".experts.w1", ".experts.w2")) or ".router." in n for n in changed)
+    assert any(".router." in n for n in changed)
+    leak, smallest = principal_leak(model, before)
+    assert smallest > 1e-3  # the experts did move (lr 1e-2, 3 AdamW steps)
+    assert leak < 1e-5  # ... and only outside P's left and right singular subspaces (float32 tolerance)
+
+
+def test_spri_stage1_full_update_leaks_into_the_principal_subspace(tmp_path):
+    model, before = spri_stage1(tmp_path / "full", "full")
+    leak, smallest = principal_leak(model, before)
+    assert smallest > 1e-3 and leak > 0.1  # without the projection AdamW moves the principal part too
+
+
+def test_same_gradient_moves_spri_and_vanilla_experts_alike():
+    """Stage 2: one AdamW step from the same gradient moves an SPRI and a vanilla expert weight equally."""
+    steps = []
+    for strategy, kw in (("spri", {"energy": 0.5}), ("vanilla", {})):
+        model, _, _ = upcycled(strategy, **kw)
+        bank = dict(moe_layers(model))["decoder.layers.1"].experts
+        opt = torch.optim.AdamW([bank.w1], lr=1e-3)
+        before = bank.w1.detach().clone()
+        bank.w1.grad = torch.linspace(-1, 1, bank.w1.numel()).reshape(bank.w1.shape)
+        opt.step()
+        steps.append(float((bank.w1 - before - (-1e-3 * 0.01 * before)).norm()))  # minus the decay term
+    assert steps[0] == pytest.approx(steps[1], rel=1e-4)
 
 
 def test_unknown_strategy_knob_is_an_error():

@@ -1,11 +1,14 @@
-"""Comparison across runs: strategies x directions, mean and std over seeds, delta vs dense,
-paired-bootstrap significance vs dense (sacrebleu), and plots (BLEU bars, expert-usage heatmaps)."""
+"""Comparison across runs: strategies (and training schedules) x directions, mean and std over seeds,
+delta vs dense, paired-bootstrap significance vs dense per seed pair (sacrebleu), what each number cost
+(optimizer steps, target tokens, wall time, active / total parameters), and plots (BLEU bars,
+expert-usage heatmaps)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import logging
+import re
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -26,6 +29,13 @@ class Run:
     strategy: str
     seed: int
     results: dict[str, dict]  # direction (and "average") -> row
+    schedule: str | None = None  # "2 stages: residual+router -> all" (None: config.yaml has no trainer.stages)
+    # What the run cost (None where an older run dir does not record it, never 0):
+    steps: int | None = None  # optimizer steps, summed over the stages
+    tokens: int | None = None  # target tokens trained on, all processes
+    seconds: float | None = None  # wall time of the stages' step loops
+    total_params: int | None = None
+    active_params: int | None = None
 
 
 def method_label(cfg) -> str:
@@ -41,13 +51,65 @@ def method_label(cfg) -> str:
     return "+".join([strategy, *extras])
 
 
+def schedule_label(cfg) -> str | None:
+    """`1 stage: all`, `2 stages: residual+router -> all`: each stage's trainable groups, in order."""
+    try:
+        stages = OmegaConf.select(cfg, "trainer.stages", default=None)
+        if not stages:
+            return None
+        parts = []
+        for st in stages:
+            groups = st.get("trainable", None)
+            groups = [groups] if isinstance(groups, str) else list(groups or [])
+            parts.append("+".join(map(str, groups)) or "?")
+    except Exception as e:  # an unresolvable interpolation in a hand-edited config.yaml
+        log.warning("trainer.stages unreadable (%s); schedule n/a", e)
+        return None
+    return f"{len(parts)} stage{'s' if len(parts) != 1 else ''}: " + " -> ".join(parts)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _stage_sum(stages: list, key: str) -> float | None:
+    """The sum of `key` over the stages; None unless every stage records it (a partial sum would mislead)."""
+    vals = [st.get(key) if isinstance(st, dict) else None for st in stages]
+    if not vals or any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in vals):
+        return None
+    return sum(vals)
+
+
+def run_cost(run_dir: Path) -> dict:
+    """steps / tokens / seconds from train_summary.json's stages, total / active parameters from
+    upcycling_report.json; None for whatever is missing."""
+    summary = _read_json(run_dir / "train_summary.json") or {}
+    stages = summary.get("stages") if isinstance(summary.get("stages"), list) else []
+    steps, tokens = _stage_sum(stages, "steps"), _stage_sum(stages, "tokens")
+    report = _read_json(run_dir / "upcycling_report.json") or {}
+
+    def count(v):
+        return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    return {"steps": None if steps is None else int(steps), "tokens": None if tokens is None else int(tokens),
+            "seconds": _stage_sum(stages, "seconds"), "total_params": count(report.get("total_parameters")),
+            "active_params": count(report.get("active_parameters"))}
+
+
 def find_runs(paths: list[str | Path], split: str) -> list[Run]:
     """Run dirs (or sweep dirs holding them) that have eval/<split>/results.csv."""
     runs = []
     for p in map(Path, paths):
         if not p.exists():
             raise FileNotFoundError(f"{p} does not exist")
-        candidates = [p] if (p / "config.yaml").exists() else sorted(c.parent for c in p.rglob("config.yaml"))
+        # hydra's own .hydra/config.yaml copies are not run dirs
+        candidates = [p] if (p / "config.yaml").exists() else sorted(
+            c.parent for c in p.rglob("config.yaml") if not any(part.startswith(".") for part in
+                                                                 c.relative_to(p).parent.parts))
         for d in candidates:
             res = d / "eval" / split / "results.csv"
             if not res.exists():
@@ -55,7 +117,7 @@ def find_runs(paths: list[str | Path], split: str) -> list[Run]:
                 continue
             cfg = OmegaConf.load(d / "config.yaml")
             runs.append(Run(d, method_label(cfg), int(cfg.get("seed", 0)),
-                            {r["direction"]: r for r in read_results(res)}))
+                            {r["direction"]: r for r in read_results(res)}, schedule_label(cfg), **run_cost(d)))
     if not runs:
         raise FileNotFoundError(f"no run with eval/{split}/results.csv under {', '.join(map(str, paths))}")
     return runs
@@ -65,7 +127,7 @@ def _mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
     vals = [v for v in values if v is not None]
     if not vals:
         return None, None
-    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else None)  # one seed: no spread
 
 
 def paired_bootstrap(base: Run, system: Run, split: str, n_samples: int = 1000) -> dict[str, float]:
@@ -92,17 +154,59 @@ def paired_bootstrap(base: Run, system: Run, split: str, n_samples: int = 1000) 
     return out
 
 
+def _by_seed(group: list[Run]) -> dict[int, Run]:
+    """One run per seed (the first by path where a seed repeats)."""
+    out: dict[int, Run] = {}
+    for r in sorted(group, key=lambda r: str(r.path)):
+        if r.seed in out:
+            log.warning("%s and %s have the same strategy, schedule and seed %d; significance uses the first",
+                        out[r.seed].path, r.path, r.seed)
+            continue
+        out[r.seed] = r
+    return out
+
+
+def significance(base_runs: list[Run], group: list[Run], split: str, alpha: float = 0.05) -> dict:
+    """Paired bootstrap vs the baseline for every seed both have (same seed in both): directions
+    significantly better / worse summed over the seed pairs and per seed, and the p-values by seed."""
+    base, system = _by_seed(base_runs), _by_seed(group)
+    better = worse = 0
+    per_seed, pvalues = [], {}
+    for seed in sorted(set(base) & set(system)):
+        pvals = paired_bootstrap(base[seed], system[seed], split)
+        b = w = 0
+        for d, p in pvals.items():
+            sb = system[seed].results.get(d, {}).get("bleu")
+            bb = base[seed].results.get(d, {}).get("bleu")
+            if p < alpha and sb is not None and bb is not None:
+                b, w = b + (sb > bb), w + (sb < bb)
+        better, worse = better + b, worse + w
+        per_seed.append(f"s{seed} {b}/{w}")
+        pvalues[str(seed)] = {d: round(p, 4) for d, p in pvals.items()}
+    if not pvalues:
+        return {"sig_pairs": 0}
+    return {"sig_pairs": len(pvalues), "sig_better": better, "sig_worse": worse, "sig_per_seed": ", ".join(per_seed),
+            "p_values": json.dumps(pvalues)}
+
+
 def compare(runs: list[Run], split: str, baseline: str = "dense", alpha: float = 0.05) -> tuple[list[dict], list[str]]:
-    """One row per strategy: per-direction BLEU/COMET means, averages with std over seeds, deltas vs
-    the baseline, and how many directions are significantly better / worse than it."""
-    by_strategy: dict[str, list[Run]] = defaultdict(list)
+    """One row per (strategy, training schedule): per-direction BLEU/COMET means, averages with std
+    over seeds, deltas vs the baseline, how many directions are significantly better / worse than it
+    (per seed pair and summed), and the mean cost over seeds. The baseline is the `baseline` strategy's
+    group (the one with most seeds if it ran under several schedules); without it there are no deltas."""
+    groups: dict[tuple[str, str | None], list[Run]] = defaultdict(list)
     for r in runs:
-        by_strategy[r.strategy].append(r)
+        groups[(r.strategy, r.schedule)].append(r)
     directions = [d for d in COVOST2_EN_XX if any(d in r.results for r in runs)]
-    base_runs = by_strategy.get(baseline, [])
+    candidates = [k for k in groups if k[0] == baseline]
+    base_key = min(candidates, key=lambda k: (-len(groups[k]), k[1] or "")) if candidates else None
+    base_runs = groups.get(base_key, [])
     rows = []
-    for strategy, group in sorted(by_strategy.items(), key=lambda kv: (kv[0] != baseline, kv[0])):
-        row: dict = {"strategy": strategy, "seeds": len(group)}
+    for key, group in sorted(groups.items(), key=lambda kv: (kv[0] != base_key, kv[0][0], kv[0][1] or "")):
+        strategy, schedule = key
+        row: dict = {"strategy": strategy, "schedule": schedule, "seeds": len(group),
+                     "seed_list": " ".join(str(r.seed) for r in sorted(group, key=lambda r: r.seed)),
+                     "baseline": key == base_key}
         for metric in ("bleu", "comet"):
             for d in directions:
                 row[f"{metric}_{d}"] = _mean_std([r.results.get(d, {}).get(metric) for r in group])[0]
@@ -110,31 +214,74 @@ def compare(runs: list[Run], split: str, baseline: str = "dense", alpha: float =
             base_avg = _mean_std([r.results["average"][metric] for r in base_runs])[0]
             row[f"{metric}_delta"] = None if base_avg is None or row[f"{metric}_avg"] is None \
                 else row[f"{metric}_avg"] - base_avg
-        if base_runs and strategy != baseline:
-            base = min(base_runs, key=lambda r: r.seed)
-            system = next((r for r in group if r.seed == base.seed), group[0])
-            pvals = paired_bootstrap(base, system, split)
-            deltas = {d: system.results[d]["bleu"] - base.results[d]["bleu"] for d in pvals}
-            row["sig_better"] = sum(1 for d, p in pvals.items() if p < alpha and deltas[d] > 0)
-            row["sig_worse"] = sum(1 for d, p in pvals.items() if p < alpha and deltas[d] < 0)
-            row["p_values"] = json.dumps({d: round(p, 4) for d, p in pvals.items()})
+        if base_runs and key != base_key:
+            row.update(significance(base_runs, group, split, alpha))
+        for cost in ("steps", "tokens", "seconds", "active_params", "total_params"):
+            row[cost] = _mean_std([getattr(r, cost) for r in group])[0]
         rows.append(row)
     return rows, directions
 
 
+def _count(v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:.1f}{suffix}"
+    return f"{v:.0f}"
+
+
+def _minutes(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    m = seconds / 60
+    return f"{m:.1f}" if m >= 1 else f"{m:.2g}"  # a short run is not "0.0"
+
+
+def _pm(mean: float | None, std: float | None) -> str:
+    return "n/a" if mean is None else f"{mean:.2f} ± {fmt(std)}"
+
+
 def comparison_markdown(rows: list[dict], directions: list[str], split: str, baseline: str) -> str:
-    head = ["strategy", "seeds", *[f"en-{d}" for d in directions], "BLEU avg", "± std", f"Δ vs {baseline}",
-            "COMET avg", "Δ COMET", "sig. +/−"]
+    has_base = any(r.get("baseline") for r in rows)
+    head = ["strategy", "schedule", "seeds", *[f"en-{d}" for d in directions], "BLEU avg ± std"]
+    head += [f"Δ vs {baseline}"] if has_base else []
+    head += ["COMET avg ± std"] + (["Δ COMET", "sig. +/−", "sig. +/− per seed"] if has_base else [])
+    head += ["steps", "tokens", "wall min", "params active / total"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        sig = f"{r['sig_better']}/{r['sig_worse']}" if "sig_better" in r else ""
-        cells = [r["strategy"], str(r["seeds"]), *[fmt(r[f"bleu_{d}"], 1) for d in directions],
-                 fmt(r["bleu_avg"]), fmt(r["bleu_std"]), fmt(r["bleu_delta"]) if r["strategy"] != baseline else "",
-                 fmt(r["comet_avg"]), fmt(r["comet_delta"]) if r["strategy"] != baseline else "", sig]
+        other = has_base and not r["baseline"]
+        if "sig_better" in r:
+            sig, per_seed = f"{r['sig_better']}/{r['sig_worse']}", r["sig_per_seed"]
+        else:
+            sig = per_seed = "no shared seed" if other else ""
+        params = "n/a" if r["active_params"] is None and r["total_params"] is None \
+            else f"{_count(r['active_params'])} / {_count(r['total_params'])}"
+        cells = [r["strategy"], r["schedule"] or "n/a", str(r["seeds"]), *[fmt(r[f"bleu_{d}"], 1) for d in directions],
+                 _pm(r["bleu_avg"], r["bleu_std"])]
+        cells += [fmt(r["bleu_delta"]) if other else ""] if has_base else []
+        cells += [_pm(r["comet_avg"], r["comet_std"])]
+        cells += [fmt(r["comet_delta"]) if other else "", sig, per_seed] if has_base else []
+        cells += [fmt(r["steps"], 0), _count(r["tokens"]),
+                  _minutes(r["seconds"]), params]
         lines.append("| " + " | ".join(cells) + " |")
-    return (f"BLEU per direction on {split} (mean over seeds); sig. +/−: directions where the paired bootstrap "
-            f"(sacrebleu, 1000 samples, p<0.05, first seed) finds the strategy better/worse than {baseline}.\n\n"
+    if has_base:
+        versus = (f"Δ: difference of the means from {baseline}; sig. +/−: directions where sacrebleu's paired "
+                  f"bootstrap (1000 samples, p<0.05) finds the row's BLEU better/worse than {baseline} on the same "
+                  "seed, summed over the seeds both ran (per seed in the next column). ")
+    else:
+        versus = f"No {baseline} run found: no deltas or significance. "
+    return (f"BLEU per direction on {split}, mean over seeds; rows are strategy x schedule (trainable groups "
+            "per stage); avg ± std: the average over directions, mean and sample std over seeds. " + versus
+            + "Cost, mean over seeds: optimizer steps, target tokens trained on, wall minutes of the training "
+            "stages, active / total parameters; n/a where a run dir does not record it.\n\n"
             + "\n".join(lines) + "\n")
+
+
+def row_name(row: dict, rows: list[dict]) -> str:
+    """The strategy, plus its schedule where the strategy ran under several."""
+    several = sum(r["strategy"] == row["strategy"] for r in rows) > 1
+    return f"{row['strategy']} ({row['schedule'] or 'n/a'})" if several else row["strategy"]
 
 
 def plot_bleu_bars(rows: list[dict], directions: list[str], path: Path) -> None:
@@ -148,7 +295,7 @@ def plot_bleu_bars(rows: list[dict], directions: list[str], path: Path) -> None:
     for i, r in enumerate(rows):
         xs = [j + i * width for j in range(len(directions) + 1)]
         ys = [r[f"bleu_{d}"] or 0.0 for d in directions] + [r["bleu_avg"] or 0.0]
-        ax.bar(xs, ys, width, label=r["strategy"])
+        ax.bar(xs, ys, width, label=row_name(r, rows))
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(directions) + 1)])
     ax.set_xticklabels([f"en-{d}" for d in directions] + ["avg"], rotation=45, ha="right")
     ax.set_ylabel("BLEU")
@@ -184,7 +331,8 @@ def plot_expert_usage(routing: dict, path: Path, title: str) -> None:
 
 
 def build_report(paths: list[str | Path], out_dir: Path, split: str = "test", baseline: str = "dense") -> dict:
-    """Write comparison.{md,csv}, bleu_by_direction.png and expert_usage_<strategy>.png into out_dir."""
+    """Write comparison.{md,csv}, bleu_by_direction.png and expert_usage_<strategy>.png into out_dir
+    (`<strategy>_<schedule>` where a strategy ran under several schedules)."""
     runs = find_runs(paths, split)
     rows, directions = compare(runs, split, baseline)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -197,10 +345,12 @@ def build_report(paths: list[str | Path], out_dir: Path, split: str = "test", ba
         w.writerows(rows)
     plots = [out_dir / "bleu_by_direction.png"]
     plot_bleu_bars(rows, directions, plots[0])
-    for strategy in sorted({r.strategy for r in runs}):
-        run = min((r for r in runs if r.strategy == strategy), key=lambda r: r.seed)
+    for row in rows:
+        group = [r for r in runs if (r.strategy, r.schedule) == (row["strategy"], row["schedule"])]
+        run = min(group, key=lambda r: r.seed)
         routing_file = run.path / "eval" / split / "routing.json"
         if routing_file.exists():
-            plots.append(out_dir / f"expert_usage_{strategy}.png")
-            plot_expert_usage(json.loads(routing_file.read_text()), plots[-1], f"{strategy}: expert usage ({split})")
+            name = row_name(row, rows)
+            plots.append(out_dir / f"expert_usage_{re.sub(r'[^A-Za-z0-9+]+', '_', name).strip('_')}.png")
+            plot_expert_usage(json.loads(routing_file.read_text()), plots[-1], f"{name}: expert usage ({split})")
     return {"markdown": md, "rows": rows, "files": [out_dir / "comparison.md", out_dir / "comparison.csv", *plots]}

@@ -1,8 +1,9 @@
 """The MoE FFN that replaces Whisper's fc1 -> GELU -> fc2, and the helpers to install it.
 
 Experts are stacked (E, ...) tensors so dispatch is one grouped computation and DDP sees every
-parameter. An expert matrix is either one tensor (`w1`) or a principal part plus a residual part
-(`w1_principal` + `w1_residual`, SPRI), so training stages can select them separately.
+parameter. Every strategy stores the same layout (one tensor per expert matrix), so the same learning
+rate moves every strategy's experts by the same amount; what a strategy restricts in a stage (SPRI's
+residual spectrum) it restricts through its trainer extension, not through a different parametrisation.
 """
 
 from __future__ import annotations
@@ -104,27 +105,14 @@ class MoEConfig:
             raise ValueError("moe.sd: rank >= 0 and period >= 1 are required")
 
 
-# How each expert matrix is stored: "plain" (one stacked tensor) or SPRI's principal + residual.
-LAYOUTS = ("plain", "principal_shared", "principal_per_expert")
-
-
 class ExpertBank(nn.Module):
     """E FFN experts with stacked weights: w1 (E, F, D), b1 (E, F), w2 (E, D, F), b2 (E, D)."""
 
-    def __init__(self, num_experts: int, d_model: int, d_ff: int, layout: str = "plain", residual_scale: float = 1.0):
+    def __init__(self, num_experts: int, d_model: int, d_ff: int):
         super().__init__()
-        if layout not in LAYOUTS:
-            raise ValueError(f"expert layout must be one of {LAYOUTS}, got '{layout}'")
-        self.layout, self.residual_scale = layout, residual_scale
         E, D, Fd = num_experts, d_model, d_ff
-        shapes = {"w1": (Fd, D), "w2": (D, Fd)}
-        for name, shape in shapes.items():
-            if layout == "plain":
-                self.register_parameter(name, nn.Parameter(torch.empty(E, *shape)))
-            else:
-                p_shape = shape if layout == "principal_shared" else (E, *shape)
-                self.register_parameter(f"{name}_principal", nn.Parameter(torch.empty(*p_shape)))
-                self.register_parameter(f"{name}_residual", nn.Parameter(torch.empty(E, *shape)))
+        self.w1 = nn.Parameter(torch.empty(E, Fd, D))
+        self.w2 = nn.Parameter(torch.empty(E, D, Fd))
         self.b1 = nn.Parameter(torch.zeros(E, Fd))
         self.b2 = nn.Parameter(torch.zeros(E, D))
 
@@ -133,15 +121,8 @@ class ExpertBank(nn.Module):
         return self.b1.shape[0]
 
     def weight(self, name: str, fetch: Callable[[torch.Tensor], torch.Tensor] = lambda t: t) -> torch.Tensor:
-        """The effective (E, out, in) weight: plain, or principal + residual_scale * residual. `fetch` maps
-        each stored tensor first (e.g. to the whole tensor behind an FSDP shard)."""
-        if self.layout == "plain":
-            return fetch(getattr(self, name))
-        principal = fetch(getattr(self, f"{name}_principal"))
-        residual = fetch(getattr(self, f"{name}_residual"))
-        if principal.dim() == 2:
-            principal = principal.unsqueeze(0)
-        return principal + self.residual_scale * residual
+        """The (E, out, in) weight ``name``; `fetch` maps it first (e.g. to the whole tensor behind an FSDP shard)."""
+        return fetch(getattr(self, name))
 
 
 class Router(nn.Linear):
@@ -162,12 +143,12 @@ class MoEFFN(nn.Module):
     own layer code runs unchanged around it.
     """
 
-    def __init__(self, d_model: int, d_ff: int, cfg: MoEConfig, layout: str = "plain", residual_scale: float = 1.0):
+    def __init__(self, d_model: int, d_ff: int, cfg: MoEConfig):
         super().__init__()
         cfg.check()
         self.cfg = cfg
         self.router = Router(d_model, cfg.num_experts, bias=False)
-        self.experts = ExpertBank(cfg.num_experts, d_model, d_ff, layout, residual_scale)
+        self.experts = ExpertBank(cfg.num_experts, d_model, d_ff)
         self.shared_expert = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model)) \
             if cfg.shared_expert else None
         self.token_mask: torch.Tensor | None = None  # (B, T) bool, set by moe_token_masks()
@@ -292,16 +273,19 @@ def moe_settings(model: nn.Module) -> dict | None:
     return getattr(model.config, "moe", None)
 
 
-def record_moe_settings(model: nn.Module, cfg: MoEConfig, layout: str, residual_scale: float, upcycle: dict) -> None:
-    model.config.moe = {**asdict(cfg), "layout": layout, "residual_scale": residual_scale}
+def record_moe_settings(model: nn.Module, cfg: MoEConfig, upcycle: dict) -> None:
+    model.config.moe = asdict(cfg)
     model.config.upcycle = upcycle
 
 
 def build_moe_structure(model: nn.Module) -> None:
     """Recreate (uninitialised) MoE layers from `config.moe` so a saved state dict loads strictly."""
     settings = dict(moe_settings(model))
-    layout, scale = settings.pop("layout"), settings.pop("residual_scale")
+    if settings.pop("layout", "plain") != "plain":
+        raise OSError("this checkpoint stores SPRI experts as principal + residual tensors (before 2026-11-30); "
+                      "re-run the upcycling with the current code, which stores one tensor per expert matrix")
+    settings.pop("residual_scale", None)
     cfg = to_dataclass(MoEConfig, settings)
     for _, layer in whisper_ffn_layers(model, cfg.where, cfg.every):
         d_ff, d_model = layer.fc1.weight.shape
-        install_moe(layer, MoEFFN(d_model, d_ff, cfg, layout, scale))
+        install_moe(layer, MoEFFN(d_model, d_ff, cfg))

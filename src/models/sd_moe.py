@@ -64,9 +64,8 @@ class SpectralDecoupler:
         for layer_name, moe in moe_layers(model):
             bank = moe.experts
             for w in ("w1", "w2"):
-                names = [w] if bank.layout == "plain" else [f"{w}_residual", f"{w}_principal"]
-                params = [(f"{layer_name}.{n}", getattr(bank, n)) for n in names]
-                params = [(k, p) for k, p in params if p.dim() == 3 and p.requires_grad]
+                params = [(f"{layer_name}.{w}", getattr(bank, w))]
+                params = [(k, p) for k, p in params if p.requires_grad]
                 if params:
                     out.append((f"{layer_name}.{w}", bank.weight(w, fetch=full), params))
         return out

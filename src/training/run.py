@@ -22,6 +22,7 @@ from src.models.sd_moe import SpectralDecoupler
 from src.models.toy import ensure_toy_model
 from src.models.upcycling import STRATEGIES
 from src.models.upcycling.convert import expert_similarity, strategy_config, upcycle_model
+from src.models.upcycling.spri import ResidualSpectrum, SPRIConfig
 from src.training.checkpoint import save_checkpoint
 from src.training.distributed import init_distributed, is_sharded, shutdown
 from src.training.trainer import Trainer
@@ -40,23 +41,35 @@ def load_model(cfg: DictConfig):
 REPORT = "upcycling_report.json"
 
 
-def calibration_batches(cfg: DictConfig, ucfg, model, tokenizer, source, examples: list) -> list[dict]:
-    """Batches of `upcycle.calibration_examples` examples drawn (by seed) from ``examples``."""
+def calibration_batches(cfg: DictConfig, ucfg, model, tokenizer, source, examples: list
+                        ) -> tuple[list[dict], list[dict]]:
+    """(fit, held-out) batches of `upcycle.calibration_examples` examples drawn (by seed) from ``examples``;
+    `upcycle.heldout_fraction` of them are held out for the report (none when fewer than 4 are drawn)."""
     n = int(ucfg.calibration_examples)
     if not examples or n <= 0 or not STRATEGIES[ucfg.strategy].is_moe:
-        return []
+        return [], []
     pick = torch.randperm(len(examples), generator=torch.Generator().manual_seed(int(cfg.seed)))[:n].tolist()
-    loader = make_loader([examples[i] for i in sorted(pick)], source, tokenizer, loader_config(cfg.data),
-                         n_mels=model.config.num_mel_bins, pad_to_30s=typed("model", cfg).pad_to_30s, shuffle=False)
-    return [b for b in loader if "input_features" in b]
+    n_held = int(len(pick) * ucfg.heldout_fraction) if len(pick) >= 4 else 0
+    fit, held = pick[: len(pick) - n_held], pick[len(pick) - n_held:]
+
+    def batches(idx: list[int]) -> list[dict]:
+        if not idx:
+            return []
+        loader = make_loader([examples[i] for i in sorted(idx)], source, tokenizer, loader_config(cfg.data),
+                             n_mels=model.config.num_mel_bins, pad_to_30s=typed("model", cfg).pad_to_30s,
+                             shuffle=False)
+        return [b for b in loader if "input_features" in b]
+
+    return batches(fit), batches(held)
 
 
 def upcycle(model, cfg: DictConfig, tokenizer, source, examples: list, report_dir: Path | None = None) -> dict:
     """Apply `cfg.upcycle` to a dense model (no-op for dense), calibrating on ``examples`` (training
     examples); writes upcycling_report.json into ``report_dir``."""
     ucfg = strategy_config(cfg.upcycle)
-    calib = calibration_batches(cfg, ucfg, model, tokenizer, source, examples)
-    report = upcycle_model(model, typed("moe", cfg), ucfg, int(cfg.seed), calib, progress=bool(cfg.progress))
+    calib, heldout = calibration_batches(cfg, ucfg, model, tokenizer, source, examples)
+    report = upcycle_model(model, typed("moe", cfg), ucfg, int(cfg.seed), calib, progress=bool(cfg.progress),
+                           heldout=heldout or None)
     if report_dir is not None:
         (Path(report_dir) / REPORT).write_text(json.dumps(report, indent=2))
     return report
@@ -80,6 +93,9 @@ def moe_extensions(cfg: DictConfig, model, tokenizer, languages: list[str]) -> l
     moe = typed("moe", cfg)
     ids = [token_id(tokenizer, language_token(c)) for c in languages] if tokenizer is not None else []
     out = [MoELoss.from_config(moe, languages, ids)]
+    ucfg = strategy_config(cfg.upcycle)
+    if isinstance(ucfg, SPRIConfig):
+        out.append(ResidualSpectrum(ucfg.stage1_update))
     if moe.sd.rank > 0:
         out.append(SpectralDecoupler(moe.sd))
     return out

@@ -66,6 +66,7 @@ class TrainerConfig:
     stages: list[StageConfig] = field(default_factory=lambda: [StageConfig()])
     total_steps: int | None = None  # the optimizer-step budget the stage configs divide (equal across strategies)
     lr: float = 1e-3  # the peak learning rate the stage configs refer to (${trainer.lr})
+    warmup_steps: int = 0  # the warmup the stage configs refer to (${trainer.warmup_steps})
     grad_accum: int = 1
     clip_norm: float | None = 1.0
     weight_decay: float = 0.01
@@ -323,6 +324,9 @@ class Trainer:
 
     def _run_stage(self, idx: int, stage: StageConfig, batches, start: int, resume: dict | None) -> dict:
         counts = set_trainable(self.model, stage.trainable)
+        for fn in self.aux_losses:
+            if hasattr(fn, "stage_start"):
+                fn.stage_start(self.model, stage)
         self._wrap()
         log.info("stage %d '%s': training %s of %s parameters (%s)", idx + 1, stage.name,
                  f"{counts['trainable']:,}", f"{counts['total']:,}",
@@ -342,8 +346,12 @@ class Trainer:
             latest = self.run_dir / "checkpoints" / "latest"
             load_optimizer_state(latest, self._trained_modules(), optimizer, scheduler, is_sharded(self.model))
         self.model.train()
-        summary = {"stage": stage.name, "steps": total, "trainable": counts["trainable"], "losses": []}
+        # tokens / seconds: the target tokens trained on (all processes) and the wall time of this stage's
+        # step loop. A resumed stage counts only the steps this process ran, not those before the checkpoint.
+        summary = {"stage": stage.name, "steps": total, "trainable": counts["trainable"], "losses": [],
+                   "tokens": 0, "seconds": None}
         window_loss, window_tokens, t0 = 0.0, 0, time.perf_counter()
+        stage_t0 = t0
         show = self.cfg.progress and self.dist.is_main
         bar = tqdm(range(start, total), desc=f"stage {stage.name}", disable=not show,
                    initial=start, total=total, dynamic_ncols=True)
@@ -356,6 +364,7 @@ class Trainer:
                     (loss / self.cfg.grad_accum).backward()
                 window_loss += float(metrics["loss/translation"]) * metrics["tokens"]
                 window_tokens += metrics["tokens"]
+                summary["tokens"] += metrics["tokens"]
             if self.dist.enabled:  # the wrapper syncs the model's gradients; auxiliary heads are ours
                 aux_params = [p for fn in self.aux_losses if isinstance(fn, torch.nn.Module) for p in fn.parameters()]
                 for p in aux_params:  # every rank reduces the same list, used this step or not
@@ -396,6 +405,11 @@ class Trainer:
                            {"stage": stage.name, "stage_index": idx, "stage_step": step + 1,
                             "global_step": self.global_step, **self._data_position()}, optimizer, scheduler)
         bar.close()
+        summary["seconds"] = time.perf_counter() - stage_t0
+        if self.dist.enabled:  # every process's tokens, like the window counters
+            stage_tokens = torch.tensor([summary["tokens"]], dtype=torch.float64, device=self.device)
+            all_reduce_sum([stage_tokens])
+            summary["tokens"] = int(stage_tokens.item())
         summary["dev_loss"] = self._log_dev(stage)
         return summary
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,11 +22,15 @@ class UpcycleConfig:
     router_std: float = 0.02
     calibration_examples: int = 64  # training examples for the upcycling report (and data-aware strategies)
     calibration_tokens: int = 16384  # FFN inputs kept per layer (a seeded subsample; bounds memory)
+    heldout_fraction: float = 0.25  # of the calibration examples: the report's deviations and init loss
+
 
     def check(self) -> None:
         """Raise ValueError naming the bad knob (called when the config is validated)."""
         if self.calibration_examples < 0 or self.calibration_tokens < 1:
             raise ValueError("upcycle.calibration_examples must be >= 0 and upcycle.calibration_tokens >= 1")
+        if not 0.0 <= self.heldout_fraction < 1.0:
+            raise ValueError(f"upcycle.heldout_fraction must be in [0, 1), got {self.heldout_fraction}")
 
 
 class Strategy:
@@ -36,15 +41,26 @@ class Strategy:
     is_moe: bool = True
     needs_calibration: bool = False  # init_experts uses the layer's calibration inputs
 
-    def layout(self, cfg: UpcycleConfig) -> str:
-        return "plain"
+    def auto_knob(self, cfg: UpcycleConfig) -> str | None:
+        """The knob set to `auto`, chosen in [0, 1] by bisection on the init loss (see convert.search_knob)."""
+        return None
 
-    def residual_scale(self, cfg: UpcycleConfig) -> float:
-        return 1.0
+    def prepare(self, name: str, fc1: nn.Linear, fc2: nn.Linear, cfg: UpcycleConfig,
+                calib: torch.Tensor | None = None) -> Any:
+        """Per-layer work done once (e.g. an SVD), handed to init_experts as ``calib``; default: the layer's
+        captured calibration inputs."""
+        return calib
+
+    def prepare_layers(self, model: nn.Module, layers: list[tuple[str, nn.Module]], batches: list[dict],
+                       cfg: UpcycleConfig, inputs: dict[str, torch.Tensor], num_experts: int) -> dict[str, Any]:
+        """What init_experts gets as ``calib`` per layer, computed before any MoE layer is installed (the model
+        is still dense; a strategy may run its own passes over ``batches``). Default: `prepare` per layer."""
+        return {name: self.prepare(name, layer.fc1, layer.fc2, cfg, inputs.get(name)) for name, layer in layers}
 
     def init_experts(self, moe: MoEFFN, fc1: nn.Linear, fc2: nn.Linear, cfg: UpcycleConfig,
-                     gen: torch.Generator, calib: torch.Tensor | None = None) -> dict:
-        """Fill moe's experts and router; returns extra report fields (e.g. reconstruction_error)."""
+                     gen: torch.Generator, calib: Any = None) -> dict:
+        """Fill moe's experts and router (may be called again on the same moe: it must overwrite everything);
+        returns extra report fields (e.g. reconstruction_error)."""
         raise NotImplementedError
 
 
@@ -74,9 +90,8 @@ def copy_dense(moe: MoEFFN, fc1: nn.Linear, fc2: nn.Linear) -> None:
     bank = moe.experts
     bank.b1.copy_(fc1.bias.expand_as(bank.b1))
     bank.b2.copy_(fc2.bias.expand_as(bank.b2))
-    if bank.layout == "plain":
-        bank.w1.copy_(fc1.weight.expand_as(bank.w1))
-        bank.w2.copy_(fc2.weight.expand_as(bank.w2))
+    bank.w1.copy_(fc1.weight.expand_as(bank.w1))
+    bank.w2.copy_(fc2.weight.expand_as(bank.w2))
     if moe.shared_expert is not None:
         moe.shared_expert[0].load_state_dict(fc1.state_dict())
         moe.shared_expert[2].load_state_dict(fc2.state_dict())

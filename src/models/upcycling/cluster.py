@@ -1,30 +1,66 @@
 """`upcycle=cluster` (Cluster-aware Upcycling, Chu et al. 2026).
 
-A calibration pass of the dense model records each MoE layer's FFN inputs; spherical k-means splits
-them into E clusters; expert e is the dense FFN restricted, by a data-aware truncated SVD, to what
-its cluster's inputs (and the hidden activations they produce) need; router rows are the unit
-cluster centroids times a temperature, so at init a token goes to the experts of the clusters it is
-closest to. Training adds the expert-ensemble self-distillation loss (`moe.self_distill`, on by
-default in conf/upcycle/cluster.yaml).
+Spherical k-means splits each MoE layer's FFN inputs (final_layer_norm outputs) into E clusters; expert e is
+the dense FFN restricted, by a regularised data-aware truncated SVD, to what its cluster's inputs (and the
+hidden activations they produce in that expert) need; router rows are the unit centroids scaled so that the
+logits are O(`router_temperature`). Training adds the expert-ensemble self-distillation loss
+(`moe.self_distill`, on by default in conf/upcycle/cluster.yaml).
 
-Choices the paper leaves open, all knobs: `svd_mode` (weighted: W S_e with S_e = (X_e^T X_e/n)^1/2,
-truncate, map back with S_e^+; projected: W V_r V_r^T onto the top-r input directions of X_e),
-`rank` or `energy` (the truncation), and W2 gets the same treatment with the dense hidden
-activations of its cluster as inputs. A cluster with fewer than `min_cluster_tokens` tokens keeps
-an exact copy of the dense FFN (counted in the report).
+How (and why, after the defects measured in the 2026 review):
+
+* k-means runs on the seeded token sample of the calibration pass (`calibration_tokens` per layer, which now
+  bounds only that sample). Then streaming passes of the dense model over *all* calibration batches assign
+  every valid token (padding excluded: the passes reuse convert.capture_ffn_inputs one batch at a time) to
+  its nearest centroid and accumulate per-cluster Gram matrices X_e^T X_e and counts in float64 - no token
+  cap per cluster.
+* The SVD weights each expert by its cluster's covariance shrunk toward the layer's pooled one,
+  C_e' = (1 - `shrinkage`) C_e + `shrinkage` C_pool + `ridge` * tr/in * I. The old unregularised version
+  was U_r U_r^T W P_span(X_e): it zeroed every input direction outside the span of the cluster's tokens,
+  whatever `energy` said (W2 rebuilt from 2,048 tokens of d_ff 3,072 was 33% off on fresh tokens). Now C_e'
+  is full rank, so truncation is decided by `energy` (or `rank`) alone and `energy: 1.0` gives W exactly.
+  weighted: (W L)_r L^-1 with C_e' = L L^T (best rank-r W_e in E_{x~C_e'} ||(W - W_e) x||^2; energy is the
+  share of the squared singular values of W L); projected: W Q_r Q_r^T with Q_r the top eigenvectors of
+  C_e' (energy is the share of its eigenvalues).
+* W2_e is fitted to expert e's OWN hidden activations H_e = GELU(X_e W1_e^T + b1) (a second pass, after
+  every W1_e is known), shrunk toward the layer's pooled hidden Gram (the sum over experts).
+* A cluster with fewer tokens than `min_cluster_factor` x the FFN's input dimension d (or an explicit
+  `min_cluster_tokens`) keeps an exact copy of the dense FFN (counted in the report): below d tokens its
+  own covariance is rank deficient and mostly the shrinkage target.
+* Router rows are unit centroids x `router_temperature` / (mean ||x|| of the layer's tokens): logits are
+  the cosines times ||x|| / mean ||x||, about [-T, T], instead of O(||x||) (~28 after LayerNorm at d 768,
+  which saturated the softmax at init: mean top-1 0.95, self-distillation never fired, z-loss ~45x a
+  std-0.02 router's). Default T = 1.0: init routing follows the clusters (same argmax) with soft weights.
+
+Each layer's report row gets cluster_sizes (all calibration tokens), cluster_ranks, clusters_copied_dense,
+min_cluster_tokens (the threshold used), kmeans_tokens, gram_tokens, router_input_norm, and the init
+router's router_top1_fit / router_z_loss_fit on the k-means sample (fit tokens; convert's router_top1_mean /
+router_z_loss and output_deviation are on the held-out calibration batches when there are any).
+
+Cost: E d^2 (pass 1) and, per pass-2 group, E d_ff^2 float64 accumulators per layer on the weights' device
+(8 experts, d_ff 3,072: 0.6 GB a layer); pass 2 holds at most `hidden_gram_gib` of them and makes more
+passes if the layers need more. One fp64 eigendecomposition of d_ff x d_ff per expert per layer.
+
+Why lazily: the fit needs the number of experts, which prepare_layers is not given, so prepare_layers hands
+the dense model, layers and batches to init_experts, whose first call runs the passes for every layer (the
+MoE layers installed in between are swapped back to the dense FFNs for the passes) and caches the experts.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from src.models.upcycling.base import Strategy, UpcycleConfig, copy_dense, register_strategy
 from src.models.upcycling.spri import principal_rank
 
 SVD_MODES = ("weighted", "projected")
+ALL_TOKENS = 2**62  # capture_ffn_inputs' cap, set so that it keeps every token of a batch
 
 
 @dataclass
@@ -33,10 +69,13 @@ class ClusterConfig(UpcycleConfig):
     kmeans_iters: int = 50
     svd_mode: str = "weighted"
     rank: int | None = None  # an int overrides energy
-    energy: float | None = 0.95
-    router_temperature: float = 1.0
-    min_cluster_tokens: int = 8
-    eps: float = 1e-6  # singular values below eps * the largest count as zero (pseudo-inverse)
+    energy: float | None = 0.95  # 1.0: every expert is the dense FFN
+    shrinkage: float = 0.1  # C_e' = (1 - s) C_e + s C_pool
+    ridge: float = 1e-6  # + ridge * (mean eigenvalue) * I: C_e' stays invertible if C_pool is singular
+    router_temperature: float = 1.0  # logits = T * cos(x, centroid) * ||x|| / mean ||x||
+    min_cluster_tokens: int | None = None  # null: min_cluster_factor * the FFN input dimension
+    min_cluster_factor: float = 1.0
+    hidden_gram_gib: float = 16.0  # float64 hidden-activation Grams held by one pass-2 pass
 
     def check(self) -> None:
         super().check()
@@ -46,6 +85,16 @@ class ClusterConfig(UpcycleConfig):
             raise ValueError("upcycle.calibration_examples: cluster upcycling needs at least one example")
         if self.router_temperature <= 0 or self.kmeans_iters < 1:
             raise ValueError("upcycle.router_temperature must be > 0 and upcycle.kmeans_iters >= 1")
+        if self.rank is None and (self.energy is None or not 0.0 <= float(self.energy) <= 1.0):
+            raise ValueError(f"upcycle.energy must be in [0, 1] (or set upcycle.rank), got {self.energy!r}")
+        if self.rank is not None and self.rank < 0:
+            raise ValueError(f"upcycle.rank must be >= 0, got {self.rank}")
+        if not 0.0 <= self.shrinkage <= 1.0 or self.ridge <= 0:
+            raise ValueError("upcycle.shrinkage must be in [0, 1] and upcycle.ridge > 0")
+        if self.min_cluster_factor < 0 or (self.min_cluster_tokens is not None and self.min_cluster_tokens < 0):
+            raise ValueError("upcycle.min_cluster_factor and upcycle.min_cluster_tokens must be >= 0")
+        if self.hidden_gram_gib <= 0:
+            raise ValueError("upcycle.hidden_gram_gib must be > 0")
 
 
 def spherical_kmeans(x: torch.Tensor, k: int, iters: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,29 +130,220 @@ def spherical_kmeans(x: torch.Tensor, k: int, iters: int, gen: torch.Generator) 
     return c.to(device, x.dtype), labels.to(device)
 
 
-def data_aware_weight(w: torch.Tensor, x: torch.Tensor, mode: str, rank: int | None, energy: float | None,
-                      eps: float = 1e-6) -> tuple[torch.Tensor, int]:
-    """W (out, in) restricted to the inputs ``x`` (n, in): (W_e, kept rank).
+# -- the regularised data-aware SVD --------------------------------------------------------------
 
-    weighted: SVD of W S (S = (x^T x / n)^1/2), keep the top components, map back with S^+;
-    projected: W V_r V_r^T with V_r the top input directions of x. Computed from the thin SVD of x, so
-    the cost is set by the number of tokens, not by in^2.
+
+def regularised_cov(gram: torch.Tensor, n: int, pooled: torch.Tensor | None = None, shrinkage: float = 0.0,
+                    ridge: float = 1e-6) -> torch.Tensor:
+    """(1 - shrinkage) gram / n + shrinkage * pooled + ridge * (trace / in) * I, float64 (pooled: a covariance)."""
+    c = gram.double() / max(1, n)
+    if pooled is not None and shrinkage > 0:
+        c = (1 - shrinkage) * c + shrinkage * pooled.double()
+    mu = ridge * float(torch.diagonal(c).sum()) / c.shape[0]
+    return c + torch.eye(c.shape[0], dtype=c.dtype, device=c.device) * max(mu, 1e-300)
+
+
+def _kept(s: torch.Tensor, rank: int | None, energy: float | None) -> int:
+    """Components kept of the descending ``s``: `rank` (capped), all at energy >= 1, else principal_rank."""
+    if rank is not None:
+        return min(int(rank), s.numel())
+    if energy is not None and energy >= 1.0:
+        return s.numel()
+    return principal_rank(s, None, energy)
+
+
+def weight_from_cov(w: torch.Tensor, cov: torch.Tensor, mode: str, rank: int | None,
+                    energy: float | None) -> tuple[torch.Tensor, int]:
+    """W (out, in) truncated in the metric of the (full-rank) input covariance ``cov`` (in, in): (W_e, rank).
+
+    weighted: (W L)_r L^-1 with cov = L L^T; projected: W Q_r Q_r^T with Q_r cov's top eigenvectors. Keeping
+    every component returns W itself (what the formula gives, without its round-off).
     """
     if mode not in SVD_MODES:
         raise ValueError(f"upcycle.svd_mode must be one of {SVD_MODES}, got '{mode}'")
-    wd = w.double()
-    _, sigma, vh = torch.linalg.svd(x.double() / x.shape[0] ** 0.5, full_matrices=False)
-    keep = sigma > eps * sigma[0].clamp_min(1e-300)
-    sigma, v = sigma[keep], vh[keep].t()  # C = V diag(sigma^2) V^T on the inputs' span
+    lam, q = torch.linalg.eigh(cov.double())
+    lam, q = lam.flip(0).clamp_min(1e-300), q.flip(1)  # descending
+    wd = w.detach().to(cov.device, torch.float64)
     if mode == "projected":
-        r = principal_rank(sigma, rank, energy) if rank is None else min(rank, sigma.numel())
-        vr = v[:, :r]
-        return ((wd @ vr) @ vr.t()).to(w.dtype), r
-    b = (wd @ v) * sigma  # W S restricted to the span: W S = B V^T
-    u, lam, zh = torch.linalg.svd(b, full_matrices=False)
-    r = principal_rank(lam, rank, energy) if rank is None else min(rank, lam.numel())
-    b_r = (u[:, :r] * lam[:r]) @ zh[:r]
-    return ((b_r / sigma) @ v.t()).to(w.dtype), r  # (W S)_r S^+ = B_r diag(1/sigma) V^T
+        r = _kept(lam.sqrt(), rank, energy)
+        if r >= lam.numel():
+            return w.detach().clone(), r
+        qr = q[:, :r]
+        return ((wd @ qr) @ qr.t()).to(w.device, w.dtype), r
+    root = lam.sqrt()
+    u, s, zh = torch.linalg.svd(wd @ (q * root), full_matrices=False)  # W L, L = Q diag(sqrt(lam))
+    r = _kept(s, rank, energy)
+    if r >= s.numel():
+        return w.detach().clone(), r
+    b_r = (u[:, :r] * s[:r]) @ zh[:r]
+    return ((b_r / root) @ q.t()).to(w.device, w.dtype), r  # (W L)_r L^-1, L^-1 = diag(1/sqrt(lam)) Q^T
+
+
+def data_aware_weight(w: torch.Tensor, x: torch.Tensor, mode: str = "weighted", rank: int | None = None,
+                      energy: float | None = None, ridge: float = 1e-6, pooled: torch.Tensor | None = None,
+                      shrinkage: float = 0.0) -> tuple[torch.Tensor, int]:
+    """W (out, in) restricted to the inputs ``x`` (n, in) by the regularised data-aware SVD: (W_e, kept rank)."""
+    xd = x.double()
+    return weight_from_cov(w, regularised_cov(xd.t() @ xd, x.shape[0], pooled, shrinkage, ridge), mode, rank, energy)
+
+
+# -- the fit: k-means on the sample, Grams over every token ------------------------------------------
+
+
+def _kmeans_gen(name: str) -> torch.Generator:
+    """k-means++ seed per layer name (the run seed enters through the seeded sample's content and order)."""
+    return torch.Generator().manual_seed(int(hashlib.sha1(f"cluster:{name}".encode()).hexdigest()[:12], 16))
+
+
+@dataclass
+class LayerFit:
+    centroids: torch.Tensor  # (E, d) unit, on the weights' device
+    mean_norm: float
+    sizes: list[int]
+    copied: list[bool]
+    ranks: list[dict | None]
+    w1: torch.Tensor  # (E, d_ff, d), CPU, the weights' dtype
+    w2: torch.Tensor  # (E, d, d_ff)
+    min_tokens: int
+
+
+class _Source:
+    """Where the tokens come from: `stream(names, fn)` calls fn(name, tokens (n, d)) over every token of the
+    named layers; `dense[name]` = (fc1, fc2); `samples[name]` = the k-means sample."""
+
+    dense: dict[str, tuple[nn.Linear, nn.Linear]]
+    samples: dict[str, torch.Tensor]
+
+    def stream(self, names: list[str], fn: Callable[[str, torch.Tensor], None]) -> None:
+        raise NotImplementedError
+
+
+class _Batches(_Source):
+    """The still-dense model, its chosen FFN layers and the calibration batches (prepare_layers runs before
+    any MoE layer is installed)."""
+
+    def __init__(self, model: nn.Module, layers: list[tuple[str, nn.Module]], batches: list[dict],
+                 samples: dict[str, torch.Tensor]):
+        self.model, self.layers, self.batches, self.samples = model, list(layers), batches, samples
+        self.dense = {name: (layer.fc1, layer.fc2) for name, layer in layers}
+
+    def stream(self, names, fn) -> None:
+        from src.models.upcycling.convert import capture_ffn_inputs  # here: convert imports this package
+
+        chosen = [(name, layer) for name, layer in self.layers if name in names]
+        for batch in self.batches:  # one batch at a time: convert's own padding masks, bounded memory
+            for name, x in capture_ffn_inputs(self.model, chosen, [batch], ALL_TOKENS).items():
+                fn(name, x)
+
+
+class _Sample(_Source):
+    """init_experts given a plain token tensor: k-means and the Grams both use it."""
+
+    def __init__(self, x: torch.Tensor, fc1: nn.Linear, fc2: nn.Linear, name: str = "layer"):
+        self.samples, self.dense = {name: x}, {name: (fc1, fc2)}
+
+    def stream(self, names, fn) -> None:
+        for name in names:
+            fn(name, self.samples[name])
+
+
+@torch.no_grad()
+def fit_layers(source: _Source, E: int, cfg: ClusterConfig) -> dict[str, LayerFit]:
+    """Every layer's experts: k-means on the sample, pass 1 (cluster Grams of X), W1_e, pass 2 (Grams of each
+    expert's own hidden activations), W2_e."""
+    names = list(source.dense)
+    dev = {name: source.dense[name][0].weight.device for name in names}
+    cent, gram, count, norm = {}, {}, {}, {}
+    for name in names:
+        x = source.samples.get(name)
+        if x is None or x.shape[0] == 0:
+            raise ValueError(f"upcycle=cluster: no calibration tokens for {name} (check upcycle.calibration_examples)")
+        c, _ = spherical_kmeans(x.float().cpu(), E, cfg.kmeans_iters, _kmeans_gen(name))
+        cent[name] = c.to(dev[name], torch.float64)
+        d = c.shape[1]
+        gram[name] = torch.zeros(E, d, d, dtype=torch.float64, device=dev[name])
+        count[name] = torch.zeros(E, dtype=torch.long, device=dev[name])
+        norm[name] = 0.0
+
+    def assign(name: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.to(dev[name], torch.float64)
+        return x, (F.normalize(x, dim=1) @ cent[name].t()).argmax(1)
+
+    def pass1(name: str, x: torch.Tensor) -> None:
+        x, lab = assign(name, x)
+        for e in lab.unique().tolist():
+            xe = x[lab == e]
+            gram[name][e] += xe.t() @ xe
+        count[name] += torch.bincount(lab, minlength=E)
+        norm[name] += float(x.norm(dim=1).sum())
+
+    source.stream(names, pass1)
+    fits: dict[str, LayerFit] = {}
+    for name in names:
+        fc1, fc2 = source.dense[name]
+        d_ff, d = fc1.weight.shape
+        sizes = count[name].tolist()
+        total = sum(sizes)
+        min_tokens = int(cfg.min_cluster_tokens) if cfg.min_cluster_tokens is not None else \
+            math.ceil(cfg.min_cluster_factor * d)
+        copied = [n < max(1, min_tokens) for n in sizes]
+        pooled = gram[name].sum(0) / max(1, total)
+        w1 = fc1.weight.detach().cpu().expand(E, d_ff, d).clone()
+        ranks: list[dict | None] = [None] * E
+        for e in range(E):
+            if not copied[e]:
+                cov = regularised_cov(gram[name][e], sizes[e], pooled, cfg.shrinkage, cfg.ridge)
+                w, r = weight_from_cov(fc1.weight, cov, cfg.svd_mode, cfg.rank, cfg.energy)
+                w1[e].copy_(w)
+                ranks[e] = {"w1": r}
+        gram[name] = None  # pass-2 memory
+        fits[name] = LayerFit(centroids=cent[name].float(), mean_norm=norm[name] / max(1, total), sizes=sizes,
+                              copied=copied, ranks=ranks, w1=w1,
+                              w2=fc2.weight.detach().cpu().expand(E, *fc2.weight.shape).clone(), min_tokens=min_tokens)
+
+    # pass 2, in groups of layers whose float64 hidden Grams fit in hidden_gram_gib
+    budget = cfg.hidden_gram_gib * 2**30
+    groups: list[list[str]] = [[]]
+    used = 0.0
+    for name in names:
+        size = E * source.dense[name][0].weight.shape[0] ** 2 * 8
+        if groups[-1] and used + size > budget:
+            groups.append([])
+            used = 0.0
+        groups[-1].append(name)
+        used += size
+    hgram: dict[str, torch.Tensor | None] = {}
+    hcount: dict[str, torch.Tensor] = {}
+    w1dev: dict[str, torch.Tensor | None] = {}
+
+    def pass2(name: str, x: torch.Tensor) -> None:
+        x, lab = assign(name, x)
+        b1 = source.dense[name][0].bias
+        for e in lab.unique().tolist():
+            h = F.gelu(F.linear(x[lab == e], w1dev[name][e], None if b1 is None else b1.double()))
+            hgram[name][e] += h.t() @ h
+        hcount[name] += torch.bincount(lab, minlength=E)
+
+    for group in groups:
+        for name in group:
+            d_ff = source.dense[name][0].weight.shape[0]
+            hgram[name] = torch.zeros(E, d_ff, d_ff, dtype=torch.float64, device=dev[name])
+            hcount[name] = torch.zeros(E, dtype=torch.long, device=dev[name])
+            w1dev[name] = fits[name].w1.to(dev[name], torch.float64)
+        source.stream(group, pass2)
+        for name in group:
+            fit, fc2 = fits[name], source.dense[name][1]
+            w1dev[name] = None
+            sizes = hcount[name].tolist()
+            pooled = hgram[name].sum(0) / max(1, sum(sizes))
+            for e in range(E):
+                if not fit.copied[e]:
+                    cov = regularised_cov(hgram[name][e], sizes[e], pooled, cfg.shrinkage, cfg.ridge)
+                    w, r = weight_from_cov(fc2.weight, cov, cfg.svd_mode, cfg.rank, cfg.energy)
+                    fit.w2[e].copy_(w)
+                    fit.ranks[e]["w2"] = r
+            hgram[name] = None
+    return fits
 
 
 @register_strategy("cluster")
@@ -111,29 +351,30 @@ class Cluster(Strategy):
     config = ClusterConfig
     needs_calibration = True
 
+    def prepare_layers(self, model, layers, batches, cfg, inputs, num_experts) -> dict:
+        """Every layer's fit (k-means, Gram passes over all calibration batches) on the still-dense model."""
+        if not batches:
+            return {name: inputs.get(name) for name, _ in layers}
+        fits = fit_layers(_Batches(model, layers, batches, inputs), num_experts, cfg)
+        return {name: (fits[name], inputs[name]) for name, _ in layers}
+
     @torch.no_grad()
     def init_experts(self, moe, fc1, fc2, cfg: ClusterConfig, gen, calib=None) -> dict:
-        if calib is None or calib.shape[0] == 0:
+        if isinstance(calib, torch.Tensor) and calib.shape[0]:
+            calib = (fit_layers(_Sample(calib, fc1, fc2), moe.experts.num_experts, cfg)["layer"], calib)
+        if not isinstance(calib, tuple):
             raise ValueError("upcycle=cluster needs calibration inputs: the training data gave none "
                              "(check upcycle.calibration_examples and the train split)")
+        fit, sample = calib
         copy_dense(moe, fc1, fc2)
-        E = moe.experts.num_experts
-        x = calib.to(fc1.weight.device, torch.float32)
-        centroids, labels = spherical_kmeans(x, E, cfg.kmeans_iters, gen)
-        moe.router.weight.copy_(centroids.to(moe.router.weight.dtype) * cfg.router_temperature)
         bank = moe.experts
-        sizes = torch.bincount(labels, minlength=E).tolist()
-        ranks, copied = [], 0
-        for e in range(E):
-            xe = x[labels == e]
-            if xe.shape[0] < cfg.min_cluster_tokens:
-                copied += 1
-                ranks.append(None)
-                continue
-            w1, r1 = data_aware_weight(fc1.weight, xe, cfg.svd_mode, cfg.rank, cfg.energy, cfg.eps)
-            hidden = F.gelu(F.linear(xe, fc1.weight, fc1.bias))
-            w2, r2 = data_aware_weight(fc2.weight, hidden, cfg.svd_mode, cfg.rank, cfg.energy, cfg.eps)
-            bank.w1[e].copy_(w1)
-            bank.w2[e].copy_(w2)
-            ranks.append({"w1": r1, "w2": r2})
-        return {"cluster_sizes": sizes, "cluster_ranks": ranks, "clusters_copied_dense": copied}
+        bank.w1.copy_(fit.w1)
+        bank.w2.copy_(fit.w2)
+        scale = cfg.router_temperature / max(fit.mean_norm, 1e-12)
+        moe.router.weight.copy_((fit.centroids * scale).to(moe.router.weight.device, moe.router.weight.dtype))
+        logits = moe.router(sample.to(moe.router.weight.device))  # on the k-means sample: fit tokens
+        return {"cluster_sizes": fit.sizes, "cluster_ranks": [None if r is None else dict(r) for r in fit.ranks],
+                "clusters_copied_dense": sum(fit.copied), "min_cluster_tokens": fit.min_tokens,
+                "kmeans_tokens": sample.shape[0], "gram_tokens": sum(fit.sizes), "router_input_norm": fit.mean_norm,
+                "router_top1_fit": float(logits.softmax(-1).max(-1).values.mean()),
+                "router_z_loss_fit": float(logits.logsumexp(-1).pow(2).mean())}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import asdict
+import time
+from collections.abc import Callable
+from dataclasses import asdict, replace
 
 import torch
 import torch.nn.functional as F
@@ -136,8 +138,8 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
     inactive = 0.0
     for _, moe in moe_layers(model):
         k, E = moe.cfg.top_k, moe.cfg.num_experts
-        for name, p in moe.experts.named_parameters():
-            if p.dim() >= 2 and p.shape[0] == E and not (name.endswith("_principal") and p.dim() == 2):
+        for p in moe.experts.parameters():
+            if p.dim() >= 2 and p.shape[0] == E:
                 inactive += p.numel() * (1 - k / E)
     return {"total_parameters": total, "active_parameters": int(round(total - inactive))}
 
@@ -146,9 +148,33 @@ def _layer_seed(seed: int, name: str) -> int:
     return int(hashlib.sha1(f"{seed}:{name}".encode()).hexdigest()[:12], 16)
 
 
+def labelled(batches: list[dict] | None) -> bool:
+    """The end-to-end cost needs labels: batches from the data pipeline have them (hand-built ones may not)."""
+    return bool(batches) and all("labels" in b for b in batches)
+
+
+AUTO_STEPS = 10  # bisection steps of an `auto` knob in [0, 1]: resolution 1/1024
+
+
+def search_knob(evaluate: Callable[[float], float], budget: float, steps: int = AUTO_STEPS) -> tuple[float, list]:
+    """The smallest value in [0, 1] whose init-loss ratio stays within ``budget``, by bisection; 1 must
+    satisfy it (for SPRI, energy 1 makes every expert the dense FFN). Returns (value, [(value, ratio)...])."""
+    lo, hi, trace = 0.0, 1.0, []
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        ratio = evaluate(mid)
+        trace.append([mid, ratio])
+        lo, hi = (lo, mid) if ratio <= budget else (mid, hi)
+    return hi, trace
+
+
 def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, seed: int,
-                  calib: list[dict] | None = None, progress: bool = True) -> dict:
-    """Replace the chosen FFNs by MoE layers initialised by `ucfg.strategy`; returns the report."""
+                  calib: list[dict] | None = None, progress: bool = True, heldout: list[dict] | None = None) -> dict:
+    """Replace the chosen FFNs by MoE layers initialised by `ucfg.strategy`; returns the report.
+
+    ``calib`` batches fit the data-aware strategies and `auto` knobs; the report's deviations and init loss
+    are measured on ``heldout`` batches when given (else on ``calib``).
+    """
     strategy = STRATEGIES[ucfg.strategy]
     dense_params = sum(p.numel() for p in model.parameters())
     report = {"strategy": ucfg.strategy, "num_experts": moe_cfg.num_experts, "top_k": moe_cfg.top_k,
@@ -157,38 +183,71 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
         report.update(num_experts=1, top_k=1, total_parameters=dense_params, active_parameters=dense_params)
         return report
     moe_cfg.check()
+    t0 = time.perf_counter()
     layers = whisper_ffn_layers(model, moe_cfg.where, moe_cfg.every)
     if strategy.needs_calibration and not calib:
         raise ValueError(f"upcycle={ucfg.strategy} needs calibration data (upcycle.calibration_examples "
                          "training examples); none were given")
+    measure = heldout or calib
     inputs = capture_ffn_inputs(model, layers, calib, ucfg.calibration_tokens, seed) if calib else {}
-    # The end-to-end cost needs labels: batches from the data pipeline have them (hand-built ones may not).
-    dense_ce = teacher_forced_ce(model, calib) if calib and all("labels" in b for b in calib) else None
-    layout, scale = strategy.layout(ucfg), strategy.residual_scale(ucfg)
-    for name, layer in tqdm(layers, desc=f"upcycling ({ucfg.strategy})", disable=not progress):
-        fc1, fc2 = layer.fc1, layer.fc2
+    measured = capture_ffn_inputs(model, layers, heldout, ucfg.calibration_tokens, seed) if heldout else inputs
+    dense_ce = teacher_forced_ce(model, measure) if labelled(measure) else None
+    knob = strategy.auto_knob(ucfg)
+    if knob is not None and not labelled(calib):
+        raise ValueError(f"upcycle.{knob}=auto needs labelled calibration batches (upcycle.calibration_examples)")
+    fit_ce = (dense_ce if measure is calib else teacher_forced_ce(model, calib)) if knob is not None else None
+    dense = {name: (layer.fc1, layer.fc2) for name, layer in layers}
+    state = strategy.prepare_layers(model, layers, calib or [], ucfg, inputs, moe_cfg.num_experts)
+    moes = {}
+    for name, layer in layers:
+        fc1 = layer.fc1
         d_ff, d_model = fc1.weight.shape
-        moe = MoEFFN(d_model, d_ff, moe_cfg, layout, scale).to(fc1.weight.device, fc1.weight.dtype)
-        gen = torch.Generator().manual_seed(_layer_seed(seed, name))
-        extra = strategy.init_experts(moe, fc1, fc2, ucfg, gen, inputs.get(name))
+        moes[name] = MoEFFN(d_model, d_ff, moe_cfg).to(fc1.weight.device, fc1.weight.dtype)
+        install_moe(layer, moes[name])
+
+    def init_all(cfg: UpcycleConfig, show: bool = False) -> dict[str, dict]:
+        return {name: strategy.init_experts(moe, *dense[name], cfg, torch.Generator().manual_seed(
+                    _layer_seed(seed, name)), state.get(name))
+                for name, moe in tqdm(moes.items(), desc=f"upcycling ({ucfg.strategy})", disable=not show)}
+
+    if knob is not None:
+        budget = float(ucfg.max_init_loss_ratio)
+
+        def evaluate(value: float) -> float:
+            init_all(replace(ucfg, **{knob: value}))
+            return teacher_forced_ce(model, calib) / fit_ce
+
+        value, trace = search_knob(evaluate, budget)
+        ucfg = replace(ucfg, **{knob: value})
+        report["auto"] = {"knob": knob, "value": value, "max_init_loss_ratio": budget, "fit_dense_ce": fit_ce,
+                          "trace": trace}
+    extras = init_all(ucfg, show=progress)
+    for name, moe in moes.items():
+        extra = extras[name]
         row = {"name": name, "output_deviation": None, "expert_cosine_mean": None, "subspace_overlap": None,
+               "router_top1_mean": None, "router_z_loss": None,
                "reconstruction_error": extra.pop("reconstruction_error", None), **extra}
-        x = inputs.get(name)
+        x = measured.get(name)
         if x is not None and x.numel():
+            fc1, fc2 = dense[name]
             with torch.no_grad():
                 moe.eval()
                 x = x.to(fc1.weight.device, fc1.weight.dtype)
                 dense_out = fc2(F.gelu(fc1(x)))
                 row["output_deviation"] = float((moe(x) - dense_out).norm() / dense_out.norm().clamp_min(1e-12))
+                logits = moe.router(x)  # a saturated router (top-1 near 1) never leaves its init choices
+                row["router_top1_mean"] = float(logits.softmax(-1).max(-1).values.mean())
+                row["router_z_loss"] = float(logits.logsumexp(-1).pow(2).mean())
                 moe.last = {}
         row["expert_cosine_mean"], row["subspace_overlap"] = expert_similarity(moe)
-        install_moe(layer, moe)
         report["layers"].append(row)
-    record_moe_settings(model, moe_cfg, layout, scale, {k: v for k, v in asdict(ucfg).items()})
+    record_moe_settings(model, moe_cfg, {k: v for k, v in asdict(ucfg).items()})
     report.update(parameter_counts(model))
     if dense_ce is not None:
-        upcycled_ce = teacher_forced_ce(model, calib)
+        upcycled_ce = teacher_forced_ce(model, measure)
         report["init_loss"] = {"dense_ce": dense_ce, "upcycled_ce": upcycled_ce,
                                "ratio": upcycled_ce / dense_ce if dense_ce > 0 else None,
-                               "calibration_examples": sum(len(b["input_features"]) for b in calib)}
+                               "examples": sum(len(b["input_features"]) for b in measure),
+                               "held_out": bool(heldout)}
+    report["upcycle_seconds"] = time.perf_counter() - t0
     return report

@@ -2,30 +2,65 @@
 
 For each of W1 and W2: W = sum_i s_i u_i v_i^T. The top components form the principal part P
 (`rank`, or the smallest rank keeping `energy` of sum s_i^2); the remaining components are
-partitioned across the E experts, and expert e gets P + residual_scale * R_e. P is stored once
-(`principal: shared`) or per expert, and kept apart from R_e so stage 1 can train the residuals
-alone. With residual_scale 1, P + sum_e R_e = W.
+partitioned across the E experts (R_e), and expert e starts as W_e = P + residual_scale * R_e, stored
+as one plain tensor like every other strategy's experts (so a learning rate means the same thing for
+all of them). With residual_scale 1, P + sum_e R_e = W.
+
+Stage 1 trains "only the residual spectrum and the routers": the update of every expert weight is kept
+orthogonal to P's left and right singular subspaces, dW_e = (I - U_r U_r^T) dW (I - V_r V_r^T), exactly
+under AdamW (`ResidualSpectrum` projects the gradient before the step and the optimizer's actual update
+after it). `stage1_update` chooses the variant: projected (both sides, default), left, right, or full
+(no restriction: vanilla's stage 1 with frozen biases). Stage 2 trains everything, unrestricted.
+
+`energy: auto` picks the smallest energy whose upcycled model stays within `max_init_loss_ratio` of
+the dense model's teacher-forced loss on the calibration batches (bisection, in src/models/upcycling/
+convert.py): pretrained spectra are flat (tiny.en keeps 214 of 384 directions at energy 0.9), so a fixed
+energy tuned on one model disrupts another.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
+from src.models.moe import moe_layers
 from src.models.upcycling.base import Strategy, UpcycleConfig, copy_dense, init_router, register_strategy
+from src.training.distributed import assign_full, full
 
 PARTITIONS = ("interleaved", "contiguous", "random")
+STAGE1_UPDATES = ("projected", "left", "right", "full")
 
 
 @dataclass
 class SPRIConfig(UpcycleConfig):
     stage1_trainable: list[str] = field(default_factory=lambda: ["residual", "router"])
-    rank: int | None = None
-    energy: float | None = 0.9  # used when rank is null
+    rank: int | None = None  # an int overrides energy
+    energy: Any = "auto"  # a float in [0, 1], or auto: the smallest within max_init_loss_ratio
+    max_init_loss_ratio: float = 1.05  # energy=auto: upcycled / dense teacher-forced CE on calibration batches
     partition: str = "interleaved"
-    residual_scale: float = 1.0
-    principal: str = "shared"  # shared | per_expert
+    residual_scale: float = 1.0  # at init only: W_e = P + residual_scale * R_e
+    stage1_update: str = "projected"  # projected | left | right | full (stages that train `residual`)
+
+    def check(self) -> None:
+        super().check()
+        if self.partition not in PARTITIONS:
+            raise ValueError(f"upcycle.partition must be one of {PARTITIONS}, got '{self.partition}'")
+        if self.stage1_update not in STAGE1_UPDATES:
+            raise ValueError(f"upcycle.stage1_update must be one of {STAGE1_UPDATES}, got '{self.stage1_update}'")
+        if self.rank is None and self.energy != "auto" and (
+                not isinstance(self.energy, (int, float)) or not 0.0 <= float(self.energy) <= 1.0):
+            raise ValueError(f"upcycle.energy must be auto or a number in [0, 1] (or set upcycle.rank), "
+                             f"got {self.energy!r}")
+        if self.rank is not None and self.rank < 0:
+            raise ValueError(f"upcycle.rank must be >= 0, got {self.rank}")
+        if self.max_init_loss_ratio < 1.0:
+            raise ValueError(f"upcycle.max_init_loss_ratio must be >= 1 (1 = the dense model's loss), "
+                             f"got {self.max_init_loss_ratio}")
+        if self.energy == "auto" and self.rank is None and self.calibration_examples < 1:
+            raise ValueError("upcycle.energy=auto measures the init loss on calibration batches: set "
+                             "upcycle.calibration_examples >= 1, or a fixed upcycle.energy / upcycle.rank")
 
 
 def principal_rank(s: torch.Tensor, rank: int | None, energy: float | None) -> int:
@@ -55,40 +90,104 @@ def partition_components(first: int, total: int, num_experts: int, how: str, gen
     raise ValueError(f"upcycle.partition must be one of {PARTITIONS}, got '{how}'")
 
 
-def spri_split(w: torch.Tensor, cfg: SPRIConfig, num_experts: int, gen: torch.Generator):
-    """(P, R (E, out, in), r, parts) for one matrix; SVD in float64 so P + sum R_e = W to fp32 precision."""
-    u, s, vh = torch.linalg.svd(w.double(), full_matrices=False)
-    r = principal_rank(s, cfg.rank, cfg.energy)
+Spectrum = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # float64 thin SVD (u, s, vh)
+
+
+def spri_split(svd: Spectrum, r: int, num_experts: int, partition: str, gen: torch.Generator):
+    """(P, R (E, out, in), parts) from one matrix's SVD; float64 so P + sum R_e = W to fp32 precision."""
+    u, s, vh = svd
     principal = (u[:, :r] * s[:r]) @ vh[:r]
-    parts = partition_components(r, s.numel(), num_experts, cfg.partition, gen)
+    parts = partition_components(r, s.numel(), num_experts, partition, gen)
     residual = torch.stack([(u[:, p] * s[p]) @ vh[p] for p in parts])
-    return principal.to(w.dtype), residual.to(w.dtype), r, parts
+    return principal, residual, parts
 
 
 @register_strategy("spri")
 class SPRI(Strategy):
     config = SPRIConfig
 
-    def layout(self, cfg: SPRIConfig) -> str:
-        if cfg.principal not in ("shared", "per_expert"):
-            raise ValueError(f"upcycle.principal must be 'shared' or 'per_expert', got '{cfg.principal}'")
-        return f"principal_{cfg.principal}"
+    def auto_knob(self, cfg: SPRIConfig) -> str | None:
+        return "energy" if cfg.rank is None and cfg.energy == "auto" else None
 
-    def residual_scale(self, cfg: SPRIConfig) -> float:
-        return cfg.residual_scale
+    def prepare(self, name, fc1, fc2, cfg: SPRIConfig, calib=None) -> dict[str, Spectrum]:
+        """Each matrix's SVD once (energy=auto re-initialises the experts several times)."""
+        return {w: torch.linalg.svd(dense.detach().double(), full_matrices=False)
+                for w, dense in (("w1", fc1.weight), ("w2", fc2.weight))}
 
     @torch.no_grad()
     def init_experts(self, moe, fc1, fc2, cfg: SPRIConfig, gen, calib=None) -> dict:
+        spectra = calib if isinstance(calib, dict) else self.prepare("", fc1, fc2, cfg)
         copy_dense(moe, fc1, fc2)
         init_router(moe, cfg.router_std, gen)
         bank = moe.experts
         err_num, err_den, ranks = 0.0, 0.0, {}
         for name, dense in (("w1", fc1.weight), ("w2", fc2.weight)):
-            p, r, rank, _ = spri_split(dense, cfg, bank.num_experts, gen)
-            target = getattr(bank, f"{name}_principal")
-            target.copy_(p if target.dim() == 2 else p.expand_as(target))
-            getattr(bank, f"{name}_residual").copy_(r)
-            err_num += float((p + r.sum(0) - dense).pow(2).sum())
-            err_den += float(dense.pow(2).sum())
+            u, s, vh = spectra[name]
+            rank = principal_rank(s, cfg.rank, None if cfg.energy == "auto" else float(cfg.energy))
+            p, r, _ = spri_split(spectra[name], rank, bank.num_experts, cfg.partition, gen)
+            stored = (p + cfg.residual_scale * r).to(dense.dtype)
+            getattr(bank, name).copy_(stored)
+            # The stored experts give back W: P + sum_e (W_e - P) / residual_scale.
+            rebuilt = p + (stored.double() - p).sum(0) / cfg.residual_scale if cfg.residual_scale else p + r.sum(0)
+            err_num += float((rebuilt - dense.double()).pow(2).sum())
+            err_den += float(dense.double().pow(2).sum())
             ranks[name] = rank
+            # P's singular subspaces, for the stage-1 projection (not saved: every run upcycles again).
+            bank.register_buffer(f"{name}_principal_u", u[:, :rank].to(dense.dtype).contiguous(), persistent=False)
+            bank.register_buffer(f"{name}_principal_v", vh[:rank].t().to(dense.dtype).contiguous(), persistent=False)
         return {"reconstruction_error": (err_num / err_den) ** 0.5, "principal_rank": ranks}
+
+
+def project_residual(delta: torch.Tensor, u: torch.Tensor, v: torch.Tensor, mode: str) -> torch.Tensor:
+    """(E, out, in) -> its part outside P's subspaces: (I - U U^T) delta (I - V V^T) for `projected`."""
+    if mode in ("projected", "left"):
+        delta = delta - u @ (u.t() @ delta)
+    if mode in ("projected", "right"):
+        delta = delta - (delta @ v) @ v.t()
+    return delta
+
+
+class ResidualSpectrum:
+    """Trainer extension: in stages whose `trainable` names `residual`, every SPRI expert weight moves only
+    in the residual spectrum (gradient projected before the step, the optimizer's update after it)."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.active = False
+        self.before: dict[str, torch.Tensor] = {}
+
+    @staticmethod
+    def targets(model) -> list[tuple[str, torch.nn.Parameter, torch.Tensor, torch.Tensor]]:
+        out = []
+        for layer_name, moe in moe_layers(model):
+            bank = moe.experts
+            for w in ("w1", "w2"):
+                u = getattr(bank, f"{w}_principal_u", None)
+                if u is not None and getattr(bank, w).requires_grad:
+                    out.append((f"{layer_name}.{w}", getattr(bank, w), u, getattr(bank, f"{w}_principal_v")))
+        return out
+
+    def __call__(self, model, batch: dict, out) -> dict[str, torch.Tensor]:
+        return {}
+
+    def stage_start(self, model, stage) -> None:
+        self.active = self.mode != "full" and "residual" in stage.trainable
+
+    @torch.no_grad()
+    def before_optimizer_step(self, model, step: int) -> None:
+        if not self.active:
+            return
+        for key, p, u, v in self.targets(model):
+            if p.grad is not None:
+                assign_full(p.grad, project_residual(full(p.grad), u.to(p.grad.dtype), v.to(p.grad.dtype), self.mode))
+            self.before[key] = p.detach().clone()
+
+    @torch.no_grad()
+    def after_optimizer_step(self, model, step: int) -> None:
+        if not self.active:
+            return
+        for key, p, u, v in self.targets(model):
+            old = self.before.pop(key, None)
+            if old is not None:
+                old = full(old)
+                assign_full(p, old + project_residual(full(p) - old, u.to(p.dtype), v.to(p.dtype), self.mode))
