@@ -187,6 +187,10 @@ def check_combinations(cfg: DictConfig) -> None:
     if max_dur is not None and max_dur > 30:
         raise ConfigError(f"data.max_duration: {max_dur}s exceeds Whisper's 30 s encoder window")
     loader = LoaderConfig(**OmegaConf.to_container(cfg.data.get("loader", {}), resolve=True))
+    try:
+        loader.check()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     frames = 3000 if model.pad_to_30s else int((max_dur or 30) * 100) + 3
     if loader.max_batch_frames < frames:
         raise ConfigError(

@@ -161,3 +161,31 @@ def test_speed_and_scale_options_compose():
     assert (t.strategy, t.gradient_checkpointing, t.compile, t.compile_backend, t.precision) == (
         "fsdp", True, True, "aot_eager", "bf16")
     assert typed("moe", cfg).dispatch == "grouped"
+
+
+@pytest.mark.parametrize("override, key, allowed", [
+    ("trainer.lr=0", "trainer.lr", "> 0"),
+    ("trainer.lr=-1", "trainer.lr", "> 0"),
+    ("trainer.total_steps=0", "trainer.total_steps", ">= 1"),
+    ("trainer.total_steps=-5", "trainer.total_steps", ">= 1"),
+    ("trainer.stages.0.steps=0", "trainer.stages[0].steps", ">= 1"),
+    ("trainer.clip_norm=-1", "trainer.clip_norm", "> 0 (or null)"),
+    ("trainer.weight_decay=-1", "trainer.weight_decay", ">= 0"),
+    ("trainer.save_every=-1", "trainer.save_every", ">= 1 (or null)"),
+    ("trainer.log_every=0", "trainer.log_every", ">= 1"),
+    ("trainer.beta2=1.0", "trainer.beta2", "< 1"),
+    ("trainer.warmup_steps=-3", "trainer.warmup_steps", ">= 0"),
+    ("eval.beam=0", "eval.beam", ">= 1"),
+    ("eval.max_new_tokens=0", "eval.max_new_tokens", ">= 1"),
+    ("data.loader.max_batch_size=0", "data.loader.max_batch_size", ">= 1"),
+    ("data.loader.num_workers=-1", "data.loader.num_workers", ">= 0"),
+    ("moe.num_experts=0", "moe.num_experts", ">= 1"),
+    ("moe.z_coef=-0.1", "moe.z_coef", ">= 0"),
+])
+def test_numeric_knobs_out_of_range_name_the_key_and_the_range(override, key, allowed):
+    """Accepted silently before (nothing trained, uphill training) or a bare ZeroDivisionError later."""
+    extra = ["upcycle=vanilla"] if override.startswith("moe.") else []
+    with pytest.raises(ConfigError) as err:
+        validate(make_cfg([override, *extra]))
+    message = str(err.value)
+    assert message.startswith(f"{key}=") and allowed in message and "\n" not in message, message

@@ -30,7 +30,7 @@ def test_per_direction_tsv_splits_follow_official_tool(cv_root):
     assert ex.sentence == "the teacher reads a book" and ex.translation == "de:the teacher reads a book"
     assert ex.id == "cv_3.de" and ex.task == "translate"
     assert ex.duration == pytest.approx(1.2, abs=0.06)
-    assert src.skips.total == 0
+    assert src.skips.as_dict() == {"not_validated": 2}  # the ghost train row, once per direction, counted
 
 
 def test_split_files_form_gives_same_examples(cv_root, tmp_path):
@@ -75,13 +75,14 @@ def test_skips_are_counted_by_reason(cv_root):
     path = cv_root / "covost_v2.en_de.tsv"
     path.write_text(path.read_text().replace("de:a dog runs in the park", ""))  # empty translation (de)
     src = source(cv_root, max_duration=1.4)
-    train = src.examples("train")
-    # cv_0 unreadable, cv_2 missing (both directions); cv_1 (1.5 s) too long (both); de's cv_1 empty
-    # translation is reported as too_long first only if checked first: reasons are counted once per example.
+    # cv_0 unreadable, cv_2 missing; cv_1 (1.5 s) too long; de's cv_1 empty translation is reported as
+    # too_long first only if checked first: reasons are counted once per example. Nothing is left for en-de
+    # train, which stops the run (naming the direction and the counts) instead of training on nothing.
+    with pytest.raises(ValueError, match=r"en_de train: no usable examples .*missing_clip"):
+        src.examples("train")
     counts = src.skips.as_dict()
-    assert counts["missing_clip"] == 2 and counts["unreadable_clip"] == 2
-    assert counts["empty_translation"] + counts.get("too_long", 0) == 2
-    assert train == []
+    assert counts["missing_clip"] == 1 and counts["unreadable_clip"] == 1
+    assert counts["empty_translation"] + counts.get("too_long", 0) == 1
     src2 = source(cv_root, max_duration=1.4, on_bad_example="error")
     with pytest.raises(BadExampleError, match="on_bad_example=skip"):
         src2.examples("train")
@@ -128,3 +129,29 @@ def test_prepare_script_writes_manifest_and_a_valid_16k_copy(cv_root, tmp_path):
     b = sorted((e.id, e.translation) for e in prepared.examples("train"))
     assert a == b
     assert prepared.clips.load("cv_0.flac").size == pytest.approx(16_000, abs=800)
+
+
+def test_paths_outside_the_clips_dir_duplicates_and_empty_directions_are_counted_or_stop(cv_root, tmp_path):
+    """A TSV path escaping en/clips is skipped (never loaded), a path listed twice in validated.tsv counts
+    once, and a direction with no usable example for a requested split stops with one line."""
+    (cv_root / "outside.mp3").write_bytes((cv_root / "en" / "clips" / "cv_0.mp3").read_bytes())
+    validated = cv_root / "en" / "validated.tsv"
+    lines = validated.read_text().splitlines()
+    validated.write_text("\n".join([*lines, lines[1], lines[1].replace("cv_0.mp3", "../../outside.mp3"),
+                                    lines[1].replace("cv_0.mp3", str(cv_root / "outside.mp3"))]) + "\n")
+    for tgt in ("de", "zh-CN"):
+        tsv = cv_root / f"covost_v2.en_{tgt}.tsv"
+        tsv.write_text(tsv.read_text() + f"../../outside.mp3\tx\ty\ttrain\n{cv_root / 'outside.mp3'}\tx\ty\ttrain\n")
+    src = source(cv_root)
+    train = src.examples("train")
+    assert sorted({ex.audio for ex in train}) == ["cv_0.mp3", "cv_1.mp3", "cv_2.mp3"]
+    assert len(train) == 6  # the duplicated cv_0.mp3 does not double its rows
+    skipped = src.skips.as_dict()
+    assert skipped["outside_clips_dir"] == 4 and skipped["duplicate_path"] == 1
+    nul = tmp_path / "nul"
+    (nul / "en" / "clips").mkdir(parents=True)
+    (nul / "en" / "validated.tsv").write_text((cv_root / "en" / "validated.tsv").read_text())
+    (nul / "covost_v2.en_de.tsv").write_text("path\tsentence\ttranslation\tsplit\n")
+    with pytest.raises(ValueError, match=r"en_de train: no usable examples") as err:
+        CoVoST2Source(str(nul), directions=["de"], progress=False).examples("train")
+    assert "\n" not in str(err.value)

@@ -166,3 +166,15 @@ def test_report_without_baseline_has_no_deltas(tmp_path, capsys):
     assert "No dense run found" in printed and "Δ vs dense" not in printed and "sig. +/−" not in printed
     assert "| drop | 2 stages: residual+router -> all | 1 |" in printed
     assert (tmp_path / "out" / "comparison.md").read_text() in printed
+
+
+def test_failed_jobs_are_skipped_with_a_note(tmp_path, caplog):
+    from src.evaluation.report import find_runs
+
+    fake_run(tmp_path, "0_dense", "dense", 1, 0.5)
+    fake_run(tmp_path, "1_vanilla", "vanilla", 1, 0.9)
+    (tmp_path / "1_vanilla" / "status.json").write_text(json.dumps({"status": "failed", "error": "error: CUDA out of memory"}))
+    with caplog.at_level("WARNING"):
+        runs = find_runs([tmp_path], "test")
+    assert [r.strategy for r in runs] == ["dense"]
+    assert "the job failed (error: CUDA out of memory); skipped" in caplog.text

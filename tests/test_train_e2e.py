@@ -105,6 +105,23 @@ def test_multirun_over_strategies_writes_one_dir_per_job(trained):
             assert report["active_parameters"] < report["total_parameters"]
 
 
+def test_a_failing_job_does_not_stop_the_sweep_and_is_summarised(trained):
+    """Job 0 is a config error (top_k 9 > 4 experts), job 1 trains; the sweep ends with a summary and exit 1."""
+    tmp, _ = trained
+    sweep = tmp / "sweep_fail"
+    keep = [o for o in TINY if not o.startswith("trainer.")] + ["eval.splits=[]"]
+    proc = subprocess.run([sys.executable, "-m", "src.train", "-m", "upcycle=vanilla", "moe.top_k=9,2",
+                           f"paths.cache_dir={tmp / 'cache'}", f"hydra.sweep.dir={sweep}", *keep, "moe.num_experts=4",
+                           "trainer.total_steps=2"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    status = [json.loads((j / "status.json").read_text()) for j in jobs]
+    assert [s["status"] for s in status] == ["failed", "completed"]
+    assert "moe.top_k=9" in status[0]["error"]
+    assert "1/2 failed" in proc.stderr and f"#0 {jobs[0]}" in proc.stderr
+    assert (jobs[1] / "checkpoints" / "finetune" / "model.safetensors").exists()
+
+
 def test_spri_two_stage_run_logs_what_each_stage_trains(trained):
     tmp, _ = trained
     run_dir = tmp / "spri"

@@ -233,3 +233,74 @@ def test_compiled_moe_training_matches_eager(tmp_path):
     # in tiny gradients show up at ~1e-5; a wrong gradient would move weights by ~lr (1e-2)
     for n, p in weights[0].items():
         torch.testing.assert_close(p, weights[1][n], atol=5e-4, rtol=0)
+
+
+class NaNAfter:
+    """An extension whose loss term turns NaN on chosen forward passes (a diverging step)."""
+
+    def __init__(self, bad: set[int]) -> None:
+        self.calls, self.bad = 0, bad
+
+    def __call__(self, model, batch, out) -> dict[str, torch.Tensor]:
+        self.calls += 1
+        return {"nan_probe": out.logits.sum() * (float("nan") if self.calls in self.bad else 0.0)}
+
+
+def test_a_non_finite_step_is_skipped_counted_and_training_goes_on(tmp_path):
+    m = model()
+    cfg = TrainerConfig(stages=[StageConfig(name="s", steps=6, lr=1e-2)], progress=False, log_every=1)
+    probe = NaNAfter({3})
+    logged = []
+
+    class Log:
+        def log_metrics(self, record, step):
+            logged.append(record)
+
+    before = {n: p.detach().clone() for n, p in m.named_parameters()}
+    Trainer(m, None, cfg, tmp_path, batches(6), logger=Log(), aux_losses=[probe]).fit()
+    assert all(torch.isfinite(p).all() for p in m.parameters())
+    assert any(not torch.equal(p, before[n]) for n, p in m.named_parameters())
+    counts = [r["nonfinite_steps"] for r in logged if "nonfinite_steps" in r]
+    assert counts == [0, 0, 1, 1, 1, 1]
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in logged if "loss" in r)
+
+
+def test_divergence_stops_naming_the_step_and_the_last_good_checkpoint(tmp_path):
+    from safetensors.torch import load_file
+
+    from src.training.trainer import NonFiniteError
+
+    m = model()
+    cfg = TrainerConfig(stages=[StageConfig(name="s", steps=12, lr=1e-2)], progress=False, save_every=2,
+                        max_nonfinite_steps=2)
+    probe = NaNAfter(set(range(5, 100)))  # NaN from the 5th forward pass on
+    with pytest.raises(NonFiniteError) as err:
+        Trainer(m, None, cfg, tmp_path, batches(12), aux_losses=[probe]).fit()
+    message = str(err.value)
+    latest = tmp_path / "checkpoints" / "latest"
+    assert message.startswith("stage s step 7: 3 non-finite steps") and str(latest) in message
+    assert read_state(latest)["stage_step"] == 6  # steps 5 and 6 were skipped: the weights saved are step 4's
+    assert all(torch.isfinite(t).all() for t in load_file(str(latest / "model.safetensors")).values())
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    from src.training.trainer import NonFiniteError
+
+    m = model()
+    t = Trainer(m, None, TrainerConfig(stages=[StageConfig(name="s", steps=1)], progress=False), tmp_path, batches(1))
+    with torch.no_grad():
+        next(m.parameters()).fill_(float("nan"))
+    with pytest.raises(NonFiniteError, match="non-finite weights at step 0, not saved"):
+        t._save(tmp_path / "checkpoints" / "latest", {"stage": "s"})
+    assert not (tmp_path / "checkpoints" / "latest").exists()
+
+
+def test_deterministic_mode_uses_one_thread_and_deterministic_kernels(tmp_path):
+    threads = torch.get_num_threads()
+    try:
+        Trainer(model(), None, TrainerConfig(stages=[StageConfig(steps=1)], progress=False, deterministic=True),
+                tmp_path, batches(1))
+        assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(False)

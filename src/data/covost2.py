@@ -12,7 +12,7 @@ import csv
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -65,7 +65,9 @@ def split_rows(df: pd.DataFrame, split: str) -> pd.DataFrame:
 class CoVoST2Tables:
     """Locates and reads the TSVs of one CoVoST2 root; every error names the file and the fix."""
 
-    def __init__(self, root: str | Path, tsv_dir: str | Path | None = None) -> None:
+    def __init__(self, root: str | Path, tsv_dir: str | Path | None = None,
+                 skip: Callable[[str, str, str], None] | None = None) -> None:
+        self.skip = skip or (lambda reason, what, detail="": None)
         self.root = Path(root).expanduser()
         self.tsv_dir = Path(tsv_dir).expanduser() if tsv_dir else self.root
         if not self.root.is_dir():
@@ -83,7 +85,10 @@ class CoVoST2Tables:
                 raise FileNotFoundError(f"{path} not found (Common Voice English validated.tsv). {HOW_TO_GET}")
             df = read_tsv(path)
             require_columns(df, path, CV_COLUMNS)
-            self._validated = df
+            dup = df["path"].duplicated(keep="first")
+            for p in df.loc[dup, "path"]:
+                self.skip("duplicate_path", f"{path.name} {p}", "listed more than once; the first row is kept")
+            self._validated = df[~dup]
         return self._validated
 
     def direction(self, tgt: str, split: str) -> pd.DataFrame:
@@ -101,10 +106,12 @@ class CoVoST2Tables:
             covost = read_tsv(full_file)
             require_columns(covost, full_file, COVOST_COLUMNS)
             cv = self.validated()
-            df = pd.merge(
-                left=cv[list(CV_COLUMNS)], right=covost[list(COVOST_COLUMNS)], how="inner", on="path"
-            )
-            return split_rows(df, split)[["path", "sentence", "translation", "client_id"]]
+            rows = split_rows(covost[list(COVOST_COLUMNS)], split)
+            known = rows["path"].isin(cv["path"])
+            for p in rows.loc[~known, "path"]:
+                self.skip("not_validated", f"{full_file.name} {split} {p}", "not in en/validated.tsv")
+            df = pd.merge(left=cv[list(CV_COLUMNS)], right=rows[known], how="inner", on="path")
+            return df[["path", "sentence", "translation", "client_id"]]
         raise FileNotFoundError(
             f"no CoVoST2 TSV for en->{tgt}: looked for {full_file} and {split_file}. {HOW_TO_GET} "
             f"Or drop '{tgt}' from data.directions."
@@ -125,7 +132,7 @@ class CoVoST2Source(ExampleSource):
 
     def __init__(self, root: str, tsv_dir: str | None = None, cache_dir: str | None = None, **options) -> None:
         super().__init__(**options)
-        self.tables = CoVoST2Tables(root, tsv_dir)
+        self.tables = CoVoST2Tables(root, tsv_dir, skip=self.skips.skip)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.clips = ClipStore.from_dir(self.tables.clips_dir, self.max_duration)
         self._durations: dict[str, float | ClipError] = {}
@@ -180,7 +187,17 @@ class CoVoST2Source(ExampleSource):
         tmp.write_text("".join(f"{k}\t{v!r}\n" for k, v in sorted(known.items())))  # exact: warm == cold
         tmp.replace(path)
 
+    def _inside_clips(self, df: pd.DataFrame, what: str) -> pd.DataFrame:
+        """Rows whose clip path resolves inside en/clips; the others are skipped and counted."""
+        clips = self.tables.clips_dir.resolve()
+        inside = [(clips / str(p)).resolve().is_relative_to(clips) for p in df["path"]]
+        for p, ok in zip(df["path"], inside):
+            if not ok:
+                self.skips.skip("outside_clips_dir", f"{what} {p}", f"resolves outside {clips}")
+        return df[inside] if not all(inside) else df
+
     def _make_examples(self, df: pd.DataFrame, tgt: str, what: str) -> list[Example]:
+        df = self._inside_clips(df, what)
         self._probe(df["path"].tolist())
         out = []
         for path, sentence, translation in zip(df["path"], df["sentence"], df["translation"]):
@@ -211,5 +228,10 @@ class CoVoST2Source(ExampleSource):
             df = self.tables.direction(tgt, split)
             if split == "train":
                 df = df.iloc[self.subset_rows(len(df), tgt)]
-            out.extend(self._make_examples(df, tgt, f"en_{tgt} {split}"))
+            made = self._make_examples(df, tgt, f"en_{tgt} {split}")
+            if not made:
+                raise ValueError(f"en_{tgt} {split}: no usable examples (skipped so far: {self.skips.as_dict()}); "
+                                 f"check the CoVoST2 TSV and en/clips under {self.tables.root}, or drop '{tgt}' "
+                                 "from data.directions")
+            out.extend(made)
         return out

@@ -13,6 +13,7 @@ from src.data.dataset import Collator, LengthBucketSampler, SpeechTranslationDat
 from src.data.features import N_FRAMES_30S
 from src.data.schema import Example
 from src.data.text import EOT, token_id
+from src.utils.ranges import check_range
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,11 @@ class LoaderConfig:
     cache_features: bool = True
     pad_multiple: int = 32
     max_target_tokens: int = 128
+
+    def check(self) -> None:
+        for key, low in (("max_batch_frames", 1), ("max_batch_size", 1), ("num_workers", 0), ("pad_multiple", 1),
+                         ("max_target_tokens", 1)):
+            check_range(f"data.loader.{key}", getattr(self, key), low, integer=True)
 
 
 def build_source(data_cfg: DictConfig):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+from src.utils.atomic import write_json
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,9 @@ SKIP_REASONS = (
     "too_short",
     "empty_translation",
     "empty_sentence",
+    "outside_clips_dir",  # a TSV path that resolves outside en/clips (../.., absolute)
+    "not_validated",  # a CoVoST2 row whose clip is not in validated.tsv (the inner join drops it)
+    "duplicate_path",  # a clip listed twice in validated.tsv (the first row is kept)
 )
 
 
@@ -98,4 +102,4 @@ class SkipLog:
                 logger.warning("  e.g. %s", msgs[0])
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps({"skipped": self.as_dict(), "examples": self.examples}, indent=2))
+        write_json(path, {"skipped": self.as_dict(), "examples": self.examples})

@@ -19,6 +19,8 @@ from omegaconf import OmegaConf
 from src.data.languages import COVOST2_EN_XX
 from src.evaluation.metrics import bleu_tokenizer
 from src.evaluation.results import fmt, read_hypotheses, read_results
+from src.utils.atomic import atomic_open, write_text
+from src.utils.callbacks import job_status
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,10 @@ def find_runs(paths: list[str | Path], split: str) -> list[Run]:
                                                                  c.relative_to(p).parent.parts))
         for d in candidates:
             res = d / "eval" / split / "results.csv"
+            status = job_status(d)
+            if status is not None and status.get("status") != "completed":
+                log.warning("%s: the job failed (%s); skipped", d, status.get("error", "no message"))
+                continue
             if not res.exists():
                 log.warning("%s: no %s results; skipped (run `python -m src.evaluate run_dir=%s`)", d, split, d)
                 continue
@@ -302,7 +308,8 @@ def plot_bleu_bars(rows: list[dict], directions: list[str], path: Path) -> None:
     ax.legend(ncols=min(len(rows), 6), fontsize=8)
     ax.set_title("BLEU per direction by strategy")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, dpi=120, format="png")
     plt.close(fig)
 
 
@@ -326,7 +333,8 @@ def plot_expert_usage(routing: dict, path: Path, title: str) -> None:
         fig.colorbar(im, ax=ax, fraction=0.05)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, dpi=110, format="png")
     plt.close(fig)
 
 
@@ -337,9 +345,9 @@ def build_report(paths: list[str | Path], out_dir: Path, split: str = "test", ba
     rows, directions = compare(runs, split, baseline)
     out_dir.mkdir(parents=True, exist_ok=True)
     md = comparison_markdown(rows, directions, split, baseline)
-    (out_dir / "comparison.md").write_text(md)
+    write_text(out_dir / "comparison.md", md)
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(out_dir / "comparison.csv", "w", newline="", encoding="utf-8") as f:
+    with atomic_open(out_dir / "comparison.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, keys)
         w.writeheader()
         w.writerows(rows)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from src.data.languages import COVOST2_EN_XX
 from src.evaluation.metrics import CometUnavailable, MetricsConfig, bleu_chrf, comet_scores, word_error_rate
+from src.utils.atomic import atomic_open, write_text
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def _clean(text: str) -> str:
 def write_hypotheses(split_dir: Path, rows_by_lang: dict[str, list[dict]]) -> None:
     split_dir.mkdir(parents=True, exist_ok=True)
     for lang, rows in rows_by_lang.items():
-        with open(split_dir / f"{lang}.tsv", "w", encoding="utf-8", newline="") as f:
+        with atomic_open(split_dir / f"{lang}.tsv", "w", encoding="utf-8", newline="") as f:
             w = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\", lineterminator="\n")
             w.writerow(TSV_COLUMNS)
             for r in rows:
@@ -88,11 +89,11 @@ def score(rows_by_lang: dict[str, list[dict]], cfg: MetricsConfig) -> list[dict]
 
 
 def write_results(split_dir: Path, table: list[dict]) -> None:
-    with open(split_dir / "results.csv", "w", encoding="utf-8", newline="") as f:
+    with atomic_open(split_dir / "results.csv", "w", encoding="utf-8", newline="") as f:
         w = csv.DictWriter(f, RESULT_COLUMNS)
         w.writeheader()
         w.writerows(table)
-    (split_dir / "results.md").write_text(results_markdown(table))
+    write_text(split_dir / "results.md", results_markdown(table))
 
 
 def read_results(path: Path) -> list[dict]:

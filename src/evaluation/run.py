@@ -3,7 +3,6 @@ Used at the end of training and by `python -m src.evaluate`; rescoring reads the
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,8 @@ from src.data.text import TASK_TOKENS, is_english_only
 from src.evaluation.generation import DecodeConfig, RoutingRecorder, decode
 from src.evaluation.metrics import MetricsConfig
 from src.evaluation.results import read_hypotheses, results_markdown, score, write_hypotheses, write_results
+from src.utils.atomic import write_json
+from src.utils.ranges import check_range
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,12 @@ class EvalConfig(DecodeConfig, MetricsConfig):
     def check(self) -> None:
         if self.task not in TASK_TOKENS:
             raise ValueError(f"eval.task must be one of {sorted(TASK_TOKENS)}, got '{self.task}'")
+        check_range("eval.beam", self.beam, 1, integer=True)
+        check_range("eval.length_penalty", self.length_penalty)
+        check_range("eval.max_new_tokens", self.max_new_tokens, 1, integer=True)
+        check_range("eval.max_examples_per_direction", self.max_examples_per_direction, 1, optional=True,
+                    integer=True)
+        check_range("eval.comet.batch_size", self.comet.batch_size, 1, integer=True)
 
     @property
     def decoding(self) -> DecodeConfig:
@@ -85,7 +92,7 @@ def evaluate_model(model, tokenizer, source, cfg: EvalConfig, out_dir: Path, loa
         split_dir = Path(out_dir) / "eval" / split
         write_hypotheses(split_dir, rows)
         if recorder.layers:
-            (split_dir / "routing.json").write_text(json.dumps(recorder.as_dict(), indent=1))
+            write_json(split_dir / "routing.json", recorder.as_dict(), indent=1)
         tables[split] = rescore_split(split_dir, cfg, logger, split)
     return tables
 

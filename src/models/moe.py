@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.models.dispatch import DISPATCH, expert_forward
+from src.utils.ranges import check_range
 from src.utils.structured import to_dataclass
 
 DISTILL_LOSSES = ("mse", "kl")
@@ -78,6 +79,9 @@ class MoEConfig:
     sd: SDConfig = field(default_factory=SDConfig)
 
     def check(self) -> None:
+        check_range("moe.num_experts", self.num_experts, 1, integer=True)
+        for key in ("jitter", "balance_coef", "z_coef"):
+            check_range(f"moe.{key}", getattr(self, key), 0)
         if self.where not in ("encoder", "decoder", "both"):
             raise ValueError(f"moe.where: '{self.where}' is not one of encoder, decoder, both")
         if not 1 <= self.top_k <= self.num_experts:

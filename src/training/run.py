@@ -26,6 +26,7 @@ from src.models.upcycling.spri import ResidualSpectrum, SPRIConfig
 from src.training.checkpoint import save_checkpoint
 from src.training.distributed import init_distributed, is_sharded, shutdown
 from src.training.trainer import Trainer
+from src.utils.atomic import write_json
 from src.utils.cli import run_dir_of, seed_everything
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def upcycle(model, cfg: DictConfig, tokenizer, source, examples: list, report_di
     report = upcycle_model(model, typed("moe", cfg), ucfg, int(cfg.seed), calib, progress=bool(cfg.progress),
                            heldout=heldout or None)
     if report_dir is not None:
-        (Path(report_dir) / REPORT).write_text(json.dumps(report, indent=2))
+        write_json(Path(report_dir) / REPORT, report)
     return report
 
 
@@ -82,7 +83,7 @@ def convert(cfg: DictConfig) -> dict:
     out = Path(cfg.out)
     report = upcycle(model, cfg, tokenizer, source, source.examples("train"))
     save_checkpoint(model, tokenizer, out)
-    (out / REPORT).write_text(json.dumps(report, indent=2))
+    write_json(out / REPORT, report)
     return report
 
 
@@ -109,7 +110,7 @@ def record_spectra_after_training(model, report: dict, run_dir: Path) -> None:
         after[name] = {"expert_cosine_mean": cos, "subspace_overlap": overlap}
     if after:
         report["after_training"] = after
-        (Path(run_dir) / REPORT).write_text(json.dumps(report, indent=2))
+        write_json(Path(run_dir) / REPORT, report)
 
 
 def last_checkpoint(run_dir: Path, tcfg) -> Path:
@@ -163,7 +164,7 @@ def train(cfg: DictConfig) -> dict:
     if info.is_main:
         source.skips.log_summary(log)
         source.skips.save(run_dir / "skipped.json")
-        (Path(run_dir) / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        write_json(Path(run_dir) / "train_summary.json", summary, default=str)
         log.info("checkpoint: %s", last)
     return summary
 

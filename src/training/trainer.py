@@ -44,6 +44,7 @@ from src.training.distributed import (
     wrap_model,
 )
 from src.training.param_groups import check_groups, set_trainable
+from src.utils.ranges import check_range
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +78,16 @@ class TrainerConfig:
     eval_every: int | None = None
     max_eval_batches: int | None = 50
     save_every: int | None = None
+    max_nonfinite_steps: int = 10  # skipped steps (non-finite loss or gradient norm) before the run stops
     resume: bool = False
     progress: bool = True
     strategy: str = "ddp"  # with several processes (torchrun): ddp (replicas) or fsdp (sharded, FSDP2)
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (memory for time)
     compile: bool = False  # torch.compile the forward (GPU runs; the first steps pay for compilation)
     compile_backend: str = "inductor"  # aot_eager: trace without code generation (to debug a compile problem)
+    # Exact reproduction: one CPU thread and deterministic kernels (CPU results otherwise differ at ~1e-7
+    # between thread counts, and some CUDA kernels are non-deterministic). Slower.
+    deterministic: bool = False
 
 
 def check_trainer_config(cfg: TrainerConfig) -> None:
@@ -91,10 +96,28 @@ def check_trainer_config(cfg: TrainerConfig) -> None:
     names = [s.name for s in cfg.stages]
     if len(set(names)) != len(names):
         raise ValueError(f"trainer.stages: stage names must be unique, got {names}")
+    for key, value, low, kw in (
+        ("trainer.total_steps", cfg.total_steps, 1, {"optional": True, "integer": True}),
+        ("trainer.lr", cfg.lr, 0, {"low_open": True}),
+        ("trainer.warmup_steps", cfg.warmup_steps, 0, {"integer": True}),
+        ("trainer.clip_norm", cfg.clip_norm, 0, {"low_open": True, "optional": True}),
+        ("trainer.weight_decay", cfg.weight_decay, 0, {}),
+        ("trainer.log_every", cfg.log_every, 1, {"integer": True}),
+        ("trainer.eval_every", cfg.eval_every, 1, {"optional": True, "integer": True}),
+        ("trainer.max_eval_batches", cfg.max_eval_batches, 1, {"optional": True, "integer": True}),
+        ("trainer.save_every", cfg.save_every, 1, {"optional": True, "integer": True}),
+        ("trainer.max_nonfinite_steps", cfg.max_nonfinite_steps, 0, {"integer": True}),
+    ):
+        check_range(key, value, low, **kw)
+    check_range("trainer.beta2", cfg.beta2, 0, 1, low_open=True, high_open=True)
     for i, s in enumerate(cfg.stages):
         where = f"trainer.stages[{i}]"
         if (s.steps is None) == (s.epochs is None):
             raise ValueError(f"{where}: set exactly one of steps or epochs")
+        check_range(f"{where}.steps", s.steps, 1, optional=True, integer=True)
+        check_range(f"{where}.epochs", s.epochs, 0, low_open=True, optional=True)
+        check_range(f"{where}.lr", s.lr, 0, low_open=True)
+        check_range(f"{where}.warmup_steps", s.warmup_steps, 0, integer=True)
         if s.schedule not in SCHEDULES:
             raise ValueError(f"{where}.schedule: '{s.schedule}' is not one of {SCHEDULES}")
         check_groups(s.trainable, f"{where}.trainable")
@@ -106,6 +129,15 @@ def check_trainer_config(cfg: TrainerConfig) -> None:
         raise ValueError(f"trainer.strategy: '{cfg.strategy}' is not one of {STRATEGIES}")
     if cfg.precision == "fp16":
         raise ValueError("trainer.precision=fp16 is not supported (no loss scaling); use bf16")
+
+
+def make_deterministic() -> None:
+    """One intra-op thread and deterministic algorithms (CUDA's cuBLAS needs its workspace setting)."""
+    import os
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True, warn_only=False)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -144,6 +176,10 @@ def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor
 AuxLossFn = Callable[[torch.nn.Module, dict, object], dict[str, torch.Tensor]]
 
 
+class NonFiniteError(RuntimeError):
+    """Training diverged: too many non-finite steps, or weights that must not be saved."""
+
+
 class Trainer:
     def __init__(
         self,
@@ -171,12 +207,16 @@ class Trainer:
         # distributed=False: a single-process job even under torchrun (e.g. rank 0 pretraining the toy model)
         self.dist = init_distributed(cfg.device) if distributed else DistInfo(local_rank=dist_info().local_rank)
         self.device = resolve_device(cfg.device)
+        if cfg.deterministic:
+            make_deterministic()
         self.engine: torch.nn.Module = model  # what a step calls: the model, compiled and/or DDP/FSDP-wrapped
         self.dtype = self._autocast_dtype()
         self.global_step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
         self.history: list[dict] = []
+        self.nonfinite_steps = 0
+        self.last_good: Path | None = None  # the newest checkpoint written (all its weights finite)
 
     def _autocast_dtype(self) -> torch.dtype | None:
         p = self.cfg.precision
@@ -301,14 +341,43 @@ class Trainer:
             check_ranks_agree(self.model, self.device)
         return self.history
 
+    def _all_ranks(self, flag: bool) -> bool:
+        """True on every process when ``flag`` holds on any of them (so all take the same branch)."""
+        if not self.dist.enabled:
+            return flag
+        t = torch.tensor([float(flag)], device=self.device)
+        all_reduce_sum([t])
+        return bool(t.item() > 0)
+
+    def _weights_finite(self) -> bool:
+        local = all(bool(torch.isfinite(p.detach().to_local() if hasattr(p, "to_local") else p.detach()).all())
+                    for p in self.model.parameters())
+        return not self._all_ranks(not local)
+
+    def _skip_nonfinite(self, stage: StageConfig, step: int, what: str) -> None:
+        self.nonfinite_steps += 1
+        where = f"stage {stage.name} step {step + 1}"
+        log.warning("%s: non-finite %s, step skipped (%d so far; trainer.max_nonfinite_steps=%d)", where, what,
+                    self.nonfinite_steps, self.cfg.max_nonfinite_steps)
+        if self.nonfinite_steps > self.cfg.max_nonfinite_steps:
+            raise NonFiniteError(
+                f"{where}: {self.nonfinite_steps} non-finite steps (more than trainer.max_nonfinite_steps="
+                f"{self.cfg.max_nonfinite_steps}); last good checkpoint: {self.last_good or 'none yet'}. "
+                "Lower trainer.lr or check the data")
+
     def _save(self, path: Path, state: dict, optimizer=None, scheduler=None) -> None:
-        """Every process helps gather what FSDP shards; rank 0 writes, the others wait."""
+        """Every process helps gather what FSDP shards; rank 0 writes, the others wait. Weights that are not
+        all finite are never saved (the last good checkpoint stays the newest)."""
+        if not self._weights_finite():
+            raise NonFiniteError(f"non-finite weights at step {self.global_step}, not saved to {path}; last good "
+                                 f"checkpoint: {self.last_good or 'none yet'}. Lower trainer.lr or check the data")
         weights = gathered_state_dict(self.model) if is_sharded(self.model) else None
         optim = optimizer_state(self._trained_modules(), optimizer) if optimizer is not None else None
         if self.dist.is_main:
             save_checkpoint(self.model, self.tokenizer, path, state, optim, scheduler, weights=weights)
         if self.dist.enabled:
             barrier()
+        self.last_good = path
 
     def _trained_modules(self) -> torch.nn.Module:
         """The model and the extensions with parameters, under one name space for the optimizer state."""
@@ -357,10 +426,14 @@ class Trainer:
                    initial=start, total=total, dynamic_ncols=True)
         for step in bar:
             optimizer.zero_grad(set_to_none=True)
+            bad = False
             for _ in range(self.cfg.grad_accum):
                 batch = next(batches)
                 with self._prepared(batch):
                     loss, metrics = self._forward(batch)
+                    if self._all_ranks(not bool(torch.isfinite(loss.detach()))):  # every rank skips backward
+                        bad = True
+                        continue
                     (loss / self.cfg.grad_accum).backward()
                 window_loss += float(metrics["loss/translation"]) * metrics["tokens"]
                 window_tokens += metrics["tokens"]
@@ -373,8 +446,12 @@ class Trainer:
                 all_reduce_mean([p.grad for p in aux_params])
             self._hook("before_optimizer_step")
             grad_norm = clip_grad_norm(params, self.cfg.clip_norm or None)
-            optimizer.step()
-            self._hook("after_optimizer_step")
+            if bad or not bool(torch.isfinite(grad_norm)):  # the same on every rank (norm of synced gradients)
+                optimizer.zero_grad(set_to_none=True)
+                self._skip_nonfinite(stage, step, "loss" if bad else "gradient norm")
+            else:
+                optimizer.step()
+                self._hook("after_optimizer_step")
             scheduler.step()
             self.global_step += 1
             last = step + 1 == total
@@ -387,7 +464,7 @@ class Trainer:
                 avg = window_loss / max(1, window_tokens)
                 record = {"stage": stage.name, "loss": avg, "lr": scheduler.get_last_lr()[0],
                           "grad_norm": float(grad_norm), "tokens_per_s": window_tokens / max(elapsed, 1e-9),
-                          "skipped": self.skips.total,
+                          "skipped": self.skips.total, "nonfinite_steps": self.nonfinite_steps,
                           **{k: float(v) for k, v in metrics.items()
                              if k.startswith("loss/") and k != "loss/translation"}}
                 for fn in self.aux_losses:

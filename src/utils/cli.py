@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -17,13 +18,16 @@ from omegaconf import DictConfig, OmegaConf
 from src.config import ConfigError, validate
 from src.data.schema import BadExampleError
 from src.training.distributed import dist_info
+from src.training.trainer import NonFiniteError
+from src.utils.atomic import write_json, write_text
+from src.utils.callbacks import STATUS_FILE
 
 log = logging.getLogger("upcycle_st")
 
 
 
 # Errors that are the user's to fix: shown as one line (full traceback with debug=true).
-USER_ERRORS = (ConfigError, FileNotFoundError, BadExampleError, OSError, ValueError)
+USER_ERRORS = (ConfigError, FileNotFoundError, BadExampleError, OSError, ValueError, NonFiniteError)
 
 
 def seed_everything(seed: int) -> None:
@@ -42,20 +46,42 @@ def run_dir_of(cfg: DictConfig) -> Path:
         return Path(cfg.paths.output_dir)
 
 
+def in_multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:
+        return False
+
+
+def _write_status(run_dir: Path, status: str, error: str | None = None) -> None:
+    if dist_info().is_main:
+        write_json(run_dir / STATUS_FILE, {"status": status, **({"error": error} if error else {})})
+
+
 def entry(fn: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
-    """Validate the config, save it resolved into the run dir, run, and turn user errors into one line."""
+    """Validate the config, save it resolved into the run dir, run, and turn user errors into one line.
+
+    Every job writes status.json. Under multirun a failing job (a user error or a crash, whose traceback goes
+    to the job's log) is marked failed and the sweep goes on; src.utils.callbacks.SweepSummary reports it.
+    """
 
     @functools.wraps(fn)
     def wrapper(cfg: DictConfig):
+        run_dir = run_dir_of(cfg)
+        multirun = in_multirun()
         try:
             validate(cfg)
-            run_dir = run_dir_of(cfg)
             run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+            write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
             seed_everything(int(cfg.seed))
             if not dist_info().is_main:  # torchrun: rank 0 logs for everyone
                 logging.getLogger().setLevel(logging.WARNING)
-            return fn(cfg)
+            result = fn(cfg)
+            _write_status(run_dir, "completed")
+            return result
         except USER_ERRORS as e:
             if cfg.get("debug") or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
@@ -65,6 +91,18 @@ def entry(fn: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
             if not isinstance(e, ConfigError):
                 print("(run with debug=true for the full traceback)", file=sys.stderr)
             log.error("%s: %s", prefix, msg)
+            with contextlib.suppress(OSError):
+                _write_status(run_dir, "failed", f"{prefix}: {msg}")
+            if multirun:
+                return None
             sys.exit(2)
+        except Exception as e:  # a crash: under multirun the other jobs still run
+            if not multirun:
+                raise
+            log.exception("job crashed")
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            with contextlib.suppress(OSError):
+                _write_status(run_dir, "failed", f"{type(e).__name__}: {first}")
+            return None
 
     return wrapper

@@ -1,0 +1,48 @@
+"""Every output file is written whole or not at all: a temp file in the same directory, fsynced, then
+`os.replace`d over the target, so a kill mid-write never leaves a truncated file for `src.report` to read."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+class OutputError(OSError):
+    """An output could not be written (disk full, read-only directory): one line naming the directory."""
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
+    """Like open(path, mode) for writing; the file appears under ``path`` only when the block succeeds."""
+    path = Path(path)
+    tmp_name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+        tmp_name = None
+    except OSError as e:
+        raise OutputError(f"cannot write {path.name} in {path.parent}: {e.strerror or e}; free some space or "
+                          "make the directory writable (outputs: paths.output_dir / hydra.run.dir)") from e
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def write_json(path: str | Path, obj: Any, **kwargs: Any) -> None:
+    write_text(path, json.dumps(obj, indent=kwargs.pop("indent", 2), **kwargs))

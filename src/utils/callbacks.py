@@ -1,0 +1,40 @@
+"""Hydra callbacks: the end-of-sweep summary (which jobs failed, and why) and a non-zero exit if any did."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+STATUS_FILE = "status.json"
+
+
+def job_status(run_dir: Path) -> dict | None:
+    """A job dir's status.json ({"status": "completed" | "failed", "error": ...}), None when it has none."""
+    path = Path(run_dir) / STATUS_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class SweepSummary(Callback):
+    """After a multirun: one line per failed job and a count; exits 1 when any job failed."""
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        sweep = Path(config.hydra.sweep.dir)
+        jobs = sorted((d for d in sweep.iterdir() if d.is_dir() and job_status(d) is not None),
+                      key=lambda d: (int(d.name.split("_", 1)[0]) if d.name.split("_", 1)[0].isdigit() else 1 << 30,
+                                     d.name)) if sweep.is_dir() else []
+        failed = [(d, job_status(d)) for d in jobs if job_status(d).get("status") != "completed"]
+        if not jobs:
+            return
+        if not failed:
+            print(f"sweep {sweep}: all {len(jobs)} jobs completed", file=sys.stderr)
+            return
+        lines = [f"  #{d.name.split('_', 1)[0]} {d}: {s.get('error', 'no message')}" for d, s in failed]
+        print(f"sweep {sweep}: {len(failed)}/{len(jobs)} failed:\n" + "\n".join(lines), file=sys.stderr)
+        sys.exit(1)
