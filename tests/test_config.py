@@ -46,7 +46,8 @@ def test_hf_data_composes():
     (["trainer.stages.0.schedule=weird"], r"trainer.stages\[0\].schedule"),
     (["trainer.stages.0.trainable=[router_typo]"], r"unknown parameter group\(s\) \['router_typo'\]"),
     (["data.loader.max_batch_frames=100"], r"data.loader.max_batch_frames: 100 cannot hold"),
-    (["data=covost2", "data.root=/x"], r"model: whisper_toy is pretrained on the toy corpus and needs data=toy"),
+    (["model=whisper_toy", "data=covost2", "data.root=/x"],
+     r"model: whisper_toy is pretrained on the toy corpus and needs data=toy"),
     (["data.max_duration=45"], r"data.max_duration: 45"),
     (["+model.toy.d_modell=3"], r"model.toy.d_modell"),
     (["eval.task=summarise"], r"eval.task must be one of \['transcribe', 'translate'\]"),
@@ -189,3 +190,14 @@ def test_numeric_knobs_out_of_range_name_the_key_and_the_range(override, key, al
         validate(make_cfg([override, *extra]))
     message = str(err.value)
     assert message.startswith(f"{key}=") and allowed in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("data, model", [("toy", None), ("covost2", "openai/whisper-small"),
+                                         ("covost2_hf", "openai/whisper-small")])
+def test_the_default_model_follows_the_data(data, model):
+    """`python -m src.train upcycle=spri data=covost2 data.root=...` needs no model choice (model=auto_<data>)."""
+    cfg = make_cfg([f"data={data}", "data.root=/data/cv4"] if data == "covost2" else [f"data={data}"])
+    validate(cfg)
+    assert cfg.model.name_or_path == model and (cfg.model.get("toy") is not None) == (data == "toy")
+    assert make_cfg(["model=whisper_tiny", f"data={data}", "data.root=/x"] if data == "covost2" else
+                    ["model=whisper_tiny", f"data={data}"]).model.name_or_path == "openai/whisper-tiny"

@@ -160,3 +160,22 @@ def test_transcribe_task_scores_wer_and_translate_is_refused(tmp_path, tiny_en, 
     with pytest.raises(ValueError, match="English-only"):
         evaluate_model(model, tokenizer, source, EvalConfig(splits=["test"]), tmp_path, LoaderConfig(),
                        pad_to_30s=True, progress=False)
+
+
+def test_spri_energy_auto_keeps_the_init_loss_within_budget_where_a_fixed_energy_does_not(tiny_en, english):
+    """On real tiny.en: auto finds an energy whose init-loss ratio is within max_init_loss_ratio; a fixed low
+    energy (the old default 0.9 is used in the README table) is far outside it."""
+    model, tokenizer = tiny_en
+    calib = calibration(english, tokenizer)
+    ratios = {}
+    for energy in ("auto", 0.5):
+        moe = short_form_copy(model)
+        report = upcycle_model(moe, MoEConfig(**EVERY_FFN), strategy_config({"strategy": "spri", "energy": energy,
+                                                                             "max_init_loss_ratio": 1.05}),
+                               seed=0, calib=calib, progress=False)
+        ratios[energy] = report["init_loss"]["ratio"]
+        if energy == "auto":
+            assert 0.0 < report["auto"]["value"] < 1.0 and len(report["auto"]["trace"]) == 10
+            ranks = [r["principal_rank"] for r in report["layers"]]
+            assert all(0 < r["w1"] <= 384 and 0 < r["w2"] <= 384 for r in ranks)
+    assert ratios["auto"] <= 1.05 < ratios[0.5]

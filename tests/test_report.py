@@ -173,7 +173,8 @@ def test_failed_jobs_are_skipped_with_a_note(tmp_path, caplog):
 
     fake_run(tmp_path, "0_dense", "dense", 1, 0.5)
     fake_run(tmp_path, "1_vanilla", "vanilla", 1, 0.9)
-    (tmp_path / "1_vanilla" / "status.json").write_text(json.dumps({"status": "failed", "error": "error: CUDA out of memory"}))
+    failed = {"status": "failed", "error": "error: CUDA out of memory"}
+    (tmp_path / "1_vanilla" / "status.json").write_text(json.dumps(failed))
     with caplog.at_level("WARNING"):
         runs = find_runs([tmp_path], "test")
     assert [r.strategy for r in runs] == ["dense"]
