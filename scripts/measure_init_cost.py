@@ -91,6 +91,8 @@ def main() -> int:
         seconds = time.perf_counter() - t0
         cost = report["init_loss"]
         settings = ", ".join(f"{k}={v}" for k, v in knobs.get(name, {}).items()) or "defaults"
+        if "auto" in report:
+            settings += f" ({report['auto']['knob']}=auto -> {report['auto']['value']:.3f})"
         rows.append(f"| {name} | {settings} | {cost['dense_ce']:.3f} | {cost['upcycled_ce']:.3f} | "
                     f"{cost['ratio']:.3f} | {wer(moe):.1f} | {seconds:.1f} |")
     print(f"Whisper tiny.en, every FFN upcycled (8 layers), E={args.experts}, top-{args.top_k}; "
