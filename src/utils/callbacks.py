@@ -26,15 +26,22 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         sweep = Path(config.hydra.sweep.dir)
-        jobs = sorted((d for d in sweep.iterdir() if d.is_dir() and job_status(d) is not None),
-                      key=lambda d: (int(d.name.split("_", 1)[0]) if d.name.split("_", 1)[0].isdigit() else 1 << 30,
-                                     d.name)) if sweep.is_dir() else []
-        failed = [(d, job_status(d)) for d in jobs if job_status(d).get("status") != "completed"]
+        if not sweep.is_dir():
+            return
+        statuses = {d: job_status(d) for d in sweep.iterdir() if d.is_dir()}  # each status.json read once
+        jobs = sorted((d for d, s in statuses.items() if s is not None), key=_job_order)
         if not jobs:
             return
+        failed = [d for d in jobs if statuses[d].get("status") != "completed"]
         if not failed:
             print(f"sweep {sweep}: all {len(jobs)} jobs completed", file=sys.stderr)
             return
-        lines = [f"  #{d.name.split('_', 1)[0]} {d}: {s.get('error', 'no message')}" for d, s in failed]
+        lines = [f"  #{d.name.split('_', 1)[0]} {d}: {statuses[d].get('error', 'no message')}" for d in failed]
         print(f"sweep {sweep}: {len(failed)}/{len(jobs)} failed:\n" + "\n".join(lines), file=sys.stderr)
         sys.exit(1)
+
+
+def _job_order(d: Path) -> tuple[int, str]:
+    """Hydra's job dirs start with the job number (`3_upcycle-spri`): numeric order, not string order."""
+    num = d.name.split("_", 1)[0]
+    return (int(num) if num.isdigit() else 1 << 30, d.name)
