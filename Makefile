@@ -12,7 +12,7 @@ UV := $(VENV)/tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_CONFIG := 1
 
-.PHONY: help setup lock lock-upgrade fresh-check test test-slow lint demo demo-quick demo-seeds demo-full bench pretrain summary clean
+.PHONY: help setup lock lock-upgrade fresh-check test test-slow lint demo demo-quick demo-seeds demo-full bench gpu-check pretrain summary clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -61,23 +61,19 @@ STRATEGIES := dense,vanilla,random,drop,spri
 STRATEGIES_FULL := $(STRATEGIES),cluster,spri_dpsl,spri_sd
 DEMO_DIR := outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-# The main job: build or reuse the toy corpus and dense toy model, train every strategy, evaluate,
-# and print the comparison table (tables and plots under $(DEMO_DIR)/report).
-demo: $(STAMP)  ## the main job: every strategy on the toy corpus, one seed, comparison table
-	$(PY) -m src.train -m experiment=toy_demo upcycle=$(STRATEGIES) hydra.sweep.dir=$(DEMO_DIR) progress=false
-	$(PY) -m src.report $(DEMO_DIR) --out $(DEMO_DIR)/report
+# The main job (src/demo.py): build or reuse the toy corpus and dense toy model, train every strategy in
+# parallel processes, evaluate, print the comparison table and the phase timing (under $(DEMO_DIR)).
+demo: $(STAMP)  ## the main job: every strategy on the toy corpus, one seed, comparison table, timing
+	$(PY) -m src.demo --strategies $(STRATEGIES) --out $(DEMO_DIR)
 
 demo-quick: $(STAMP)  ## a shorter demo
-	$(PY) -m src.train -m experiment=toy_demo_quick upcycle=$(STRATEGIES) hydra.sweep.dir=$(DEMO_DIR) progress=false
-	$(PY) -m src.report $(DEMO_DIR) --out $(DEMO_DIR)/report
+	$(PY) -m src.demo --experiment toy_demo_quick --strategies $(STRATEGIES) --out $(DEMO_DIR)
 
 demo-seeds: $(STAMP)  ## the demo with 3 seeds per strategy: mean ± std and significance per seed pair
-	$(PY) -m src.train -m experiment=toy_demo seed=1,2,3 upcycle=$(STRATEGIES) hydra.sweep.dir=$(DEMO_DIR) progress=false
-	$(PY) -m src.report $(DEMO_DIR) --out $(DEMO_DIR)/report
+	$(PY) -m src.demo --strategies $(STRATEGIES) --seeds 1,2,3 --out $(DEMO_DIR)
 
 demo-full: $(STAMP)  ## the demo with cluster, SPRI+DPSL and SPRI+SD-MoE too
-	$(PY) -m src.train -m experiment=toy_demo upcycle=$(STRATEGIES_FULL) hydra.sweep.dir=$(DEMO_DIR) progress=false
-	$(PY) -m src.report $(DEMO_DIR) --out $(DEMO_DIR)/report
+	$(PY) -m src.demo --strategies $(STRATEGIES_FULL) --out $(DEMO_DIR)
 
 # The CPU-sized benchmark set (each prints its table and ratios; GPU sizes: see docs/benchmarks.md).
 bench: $(STAMP)  ## CPU-sized benchmarks
@@ -86,6 +82,14 @@ bench: $(STAMP)  ## CPU-sized benchmarks
 	$(PY) scripts/bench_encoder.py --shape small --batch 4 --seconds 5
 	$(PY) scripts/bench_data.py --clips 32
 	$(PY) scripts/bench_upcycle.py --layers 2
+	$(PY) scripts/bench_malloc.py --shapes small --tokens 2048 --repeats 5 --rounds 2
+
+# Every GPU measurement in one call (scripts/gpu_check.py; ~8 min on one H100/H200): .venv's Python when it
+# exists, else python3 (a device machine without the package index uses its image's torch). DRY=1: the
+# CPU dry run with tiny shapes (the suite runs it too).
+GPU_PY := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+gpu-check:  ## GPU benchmarks + a compiled bf16 SPRI run with kill/resume, one Markdown section (DRY=1: CPU dry run)
+	$(GPU_PY) scripts/gpu_check.py $(if $(DRY),--dry-run) $(if $(OUT_FILE),--out $(OUT_FILE))
 
 clean:  ## remove outputs and caches (not the venv)
 	rm -rf outputs/* .cache

@@ -31,13 +31,16 @@ def main() -> None:
     ap.add_argument("--experts", type=int, default=8)
     ap.add_argument("--energy", type=float, default=0.9)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--d-model", type=int, default=1280, help="large-v3: 1280 (FFN 4x); smaller for a dry run")
     args = ap.parse_args()
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
     dev = torch.device(args.device)
-    d = 1280
-    cfg = WhisperConfig(d_model=d, encoder_layers=args.layers, decoder_layers=args.layers, encoder_attention_heads=20,
-                        decoder_attention_heads=20, encoder_ffn_dim=4 * d, decoder_ffn_dim=4 * d, num_mel_bins=128,
+    d = args.d_model
+    heads = 20 if d % 20 == 0 else 4
+    cfg = WhisperConfig(d_model=d, encoder_layers=args.layers, decoder_layers=args.layers,
+                        encoder_attention_heads=heads, decoder_attention_heads=heads, encoder_ffn_dim=4 * d,
+                        decoder_ffn_dim=4 * d, num_mel_bins=128,
                         vocab_size=51866)
     model = WhisperForConditionalGeneration(cfg).to(dev)
     if dev.type == "cuda":
@@ -60,7 +63,8 @@ def main() -> None:
         mem = "peak RSS growth, GiB"
     n = 2 * args.layers
     name = device_name(dev)
-    print(f"SPRI upcycling (energy {args.energy}, E={args.experts}), whisper-large-v3 layer shapes, {name}")
+    shape = "whisper-large-v3 layer shapes" if d == 1280 else f"d_model {d}, FFN {4 * d}"
+    print(f"SPRI upcycling (energy {args.energy}, E={args.experts}), {shape}, {name}")
     print(f"| {'MoE layers':>10} | {'total s':>8} | {'s/layer':>8} | {mem:>42} | {'params after':>13} |")
     print(f"|{'-' * 12}|{'-' * 10}|{'-' * 10}|{'-' * 44}|{'-' * 15}|")
     print(f"| {n:>10} | {seconds:>8.1f} | {seconds / n:>8.2f} | {peak:>42.2f} | {report['total_parameters']:>13,} |")

@@ -78,7 +78,7 @@ SCHEMAS: dict[str, type] = {"model": ModelConfig, "trainer": TrainerConfig, "pat
 # Groups checked against the signature of their `_target_` (plus nested schema nodes).
 TARGET_GROUPS: dict[str, dict[str, type]] = {"data": {"loader": LoaderConfig}, "logger": {}}
 # Top-level keys of config.yaml itself.
-TOP_LEVEL = {"seed", "task_name", "progress", "debug", "out", "run_dir", "checkpoint", "rescore"}
+TOP_LEVEL = {"seed", "task_name", "progress", "debug", "out", "run_dir", "checkpoint", "rescore", "rebuild"}
 
 
 def typed(group: str, cfg: DictConfig):

@@ -1,6 +1,7 @@
 """Pretrain the dense toy Whisper on the toy English ASR split: `python -m src.pretrain`.
 
-`python -m src.train` builds it on first use and reuses the cache; this entry always rebuilds it.
+`python -m src.train` builds it on first use and reuses the cache; this entry rebuilds it
+(`+rebuild=false`: reuse the cached one, as `make demo` does).
 """
 
 import hydra
@@ -14,7 +15,7 @@ from src.utils.cli import entry
 def main(cfg: DictConfig) -> None:
     from src.models.toy import ensure_toy_model
 
-    path = ensure_toy_model(cfg, force=True)
+    path = ensure_toy_model(cfg, force=bool(cfg.get("rebuild", True)))
     print(f"toy model: {path}")
 
 

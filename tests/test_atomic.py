@@ -39,3 +39,35 @@ def test_disk_full_is_one_line_naming_the_directory(tmp_path, monkeypatch):
     message = str(err.value)
     assert str(tmp_path) in message and "No space left" in message and "\n" not in message
     assert list(tmp_path.iterdir()) == []  # the temp file is gone too
+
+
+def test_an_unwritable_output_dir_stops_before_hydra_with_one_line(tmp_path):
+    """A path through a file (as good as read-only, even for root) at Hydra's start: one line, exit 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    proc = subprocess.run([sys.executable, "-m", "src.data.summary", f"hydra.run.dir={blocker / 'run'}"],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [f"error: cannot write the output dir {blocker / 'run'}: Not a directory; free some space, "
+                     "make it writable, or choose another with hydra.run.dir=DIR"]
+
+
+def test_a_full_disk_at_start_is_one_line_and_leaves_no_probe(tmp_path, monkeypatch, capsys):
+    from src.utils.callbacks import check_writable
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(SystemExit) as e:
+        check_writable(tmp_path / "sweep", "hydra.sweep.dir")
+    assert e.value.code == 2
+    assert capsys.readouterr().err == (f"error: cannot write the output dir {tmp_path / 'sweep'}: No space left on "
+                                       "device; free some space, make it writable, or choose another with "
+                                       "hydra.sweep.dir=DIR\n")
+    assert list((tmp_path / "sweep").iterdir()) == []

@@ -27,11 +27,14 @@ def batches(n: int = 4, bs: int = 2, seed: int = 0) -> list[dict]:
     return out
 
 
-def model():
+def model(dropout: float = 0.0):
     from src.models.backbone import set_pad_to_30s
 
     m = tiny_whisper()
-    m.config.dropout = 0.0
+    m.config.dropout = dropout
+    for mod in m.modules():  # the layers read their own copy of the rate
+        if hasattr(mod, "dropout") and isinstance(mod.dropout, float):
+            mod.dropout = dropout
     set_pad_to_30s(m, False)
     return m
 
@@ -68,26 +71,129 @@ class Crashing(list):
             yield b
 
 
-@pytest.mark.parametrize("crash_after", [3, 6])  # mid stage a; mid stage b (after its step-2 save)
-def test_resume_matches_uninterrupted_run(tmp_path, crash_after):
-    stages = [StageConfig(name="a", steps=4, lr=5e-3), StageConfig(name="b", steps=4, lr=5e-3, schedule="cosine")]
-    data = batches(3)  # 3 batches per epoch: resume must also continue the data order exactly
-    ref = model()
-    init = {k: v.clone() for k, v in ref.state_dict().items()}
-    Trainer(ref, None, TrainerConfig(stages=stages, progress=False), tmp_path / "ref", data).fit()
-
-    m1 = model()
-    m1.load_state_dict(init)
-    cfg = TrainerConfig(stages=stages, progress=False, save_every=2)
+def crash_and_resume(tmp_path, stages, data, crash_after, dropout=0.1, damage=None, logger=None, keep=2):
+    """Train until the loader dies after ``crash_after`` batches, optionally damage the checkpoints, resume
+    with other initial weights; returns the resumed model."""
+    m1 = model(dropout)
+    torch.manual_seed(0)
+    cfg = TrainerConfig(stages=stages, progress=False, save_every=2, log_every=1, keep_checkpoints=keep)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(m1, None, cfg, tmp_path / "run", Crashing(data, crash_after)).fit()
-    m2 = model()  # other weights: everything must come from the checkpoints
+        Trainer(m1, None, cfg, tmp_path / "run", Crashing(data, crash_after), logger=logger).fit()
+    if damage is not None:
+        damage(tmp_path / "run" / "checkpoints")
+    m2 = model(dropout)  # other weights: everything must come from the checkpoints
     torch.nn.init.normal_(m2.model.decoder.embed_tokens.weight)
-    cfg = TrainerConfig(stages=stages, progress=False, save_every=2, resume=True)
-    Trainer(m2, None, cfg, tmp_path / "run", data).fit()
-    for (n, p), (_, q) in zip(ref.named_parameters(), m2.named_parameters()):
-        torch.testing.assert_close(p, q, msg=n)
+    torch.manual_seed(123)  # and another random stream: the checkpoint's must be restored
+    cfg = TrainerConfig(stages=stages, progress=False, save_every=2, log_every=1, resume=True)
+    Trainer(m2, None, cfg, tmp_path / "run", data, logger=logger).fit()
+    return m2
+
+
+def reference(tmp_path, stages, data, init, dropout=0.1, logger=None):
+    ref = model(dropout)
+    ref.load_state_dict(init)
+    torch.manual_seed(0)
+    Trainer(ref, None, TrainerConfig(stages=stages, progress=False, log_every=1), tmp_path / "ref", data,
+            logger=logger).fit()
+    return ref
+
+
+TWO_STAGES = [StageConfig(name="a", steps=4, lr=5e-3), StageConfig(name="b", steps=4, lr=5e-3, schedule="cosine")]
+
+
+def assert_same_weights(a, b):
+    for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.equal(p, q), n
+
+
+@pytest.mark.parametrize("crash_after", [3, 6])  # mid stage a; mid stage b (after its step-2 save)
+def test_resume_with_dropout_is_bit_identical_to_the_uninterrupted_run(tmp_path, crash_after):
+    """Dropout 0.1 draws from the random-number states, which the checkpoints carry (torch, numpy, python)."""
+    data = batches(3)  # 3 batches per epoch: resume must also continue the data order exactly
+    init = {k: v.clone() for k, v in model().state_dict().items()}
+    ref = reference(tmp_path, TWO_STAGES, data, init)
+    m2 = crash_and_resume(tmp_path, TWO_STAGES, data, crash_after, damage=None)
+    assert_same_weights(ref, m2)
     assert read_state(tmp_path / "run" / "checkpoints" / "b")["global_step"] == 8
+
+
+def test_without_the_saved_random_states_dropout_differs(tmp_path):
+    """The control: the same crash with the RNG file deleted resumes, warns, and ends elsewhere."""
+    from src.training.checkpoint import RNG_FILE
+
+    data = batches(3)
+    init = {k: v.clone() for k, v in model().state_dict().items()}
+    ref = reference(tmp_path, TWO_STAGES, data, init)
+
+    def drop_rng(ckpts):  # a valid mid-stage checkpoint needs the file: keep an empty-but-valid stand-in
+        for d in ckpts.glob("step-*"):
+            torch.save({"ranks": [None, None]}, d / RNG_FILE)  # saved by another world size: not restored
+
+    m2 = crash_and_resume(tmp_path, TWO_STAGES, data, 3, damage=drop_rng)
+    assert any(not torch.equal(p, q) for p, q in zip(ref.parameters(), m2.parameters()))
+
+
+def test_a_damaged_newest_checkpoint_is_skipped_with_a_warning(tmp_path, caplog):
+    """Truncated weights, a missing optimizer file or a missing COMPLETE marker: the next older one is used,
+    and the run still ends where the uninterrupted one does."""
+    from src.training.checkpoint import step_dirs
+
+    stages = [StageConfig(name="a", steps=8, lr=5e-3)]
+    data = batches(3)
+    init = {k: v.clone() for k, v in model().state_dict().items()}
+    ref = reference(tmp_path, stages, data, init)
+    damaged = {}
+
+    def damage(ckpts):
+        newest, older = step_dirs(ckpts)[:2]
+        weights = newest / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        (older / "optimizer.pt").unlink()  # the next one is unusable too: a fresh optimizer would be wrong
+        damaged.update(newest=newest, older=older)
+
+    with caplog.at_level("INFO"):
+        m2 = crash_and_resume(tmp_path, stages, data, 7, damage=damage, keep=3)  # checkpoints at steps 2, 4, 6
+    assert_same_weights(ref, m2)
+    text = caplog.text
+    assert f"skipping checkpoint {damaged['newest'].name}" in text and "model.safetensors: truncated" in text
+    assert f"skipping checkpoint {damaged['older'].name}" in text and "optimizer.pt missing" in text
+    assert "resuming at stage 1 step 2 (global step 2)" in text
+
+
+def test_resume_with_nothing_to_resume_says_so_and_trains_from_the_start(tmp_path, caplog):
+    m = model()
+    cfg = TrainerConfig(stages=[StageConfig(name="s", steps=2)], progress=False, resume=True)
+    with caplog.at_level("WARNING"):
+        Trainer(m, None, cfg, tmp_path, batches(2)).fit()
+    assert "holds no usable checkpoint: training from the beginning" in caplog.text
+    assert read_state(tmp_path / "checkpoints" / "s")["global_step"] == 2
+
+
+def test_resume_drops_the_replayed_metric_rows_and_keeps_the_last_k(tmp_path):
+    data = batches(3)
+    init = {k: v.clone() for k, v in model().state_dict().items()}
+    ref_log, run_log = ConsoleLogger(log_every_to_console=False), ConsoleLogger(log_every_to_console=False)
+    ref_log.start(tmp_path, {})
+    (tmp_path / "run").mkdir()
+    run_log.start(tmp_path / "run", {})
+    reference(tmp_path, TWO_STAGES, data, init, logger=ref_log)
+    seen = {}
+
+    def look(ckpts):  # at the crash: the pointer names the newest step dir; stage a's went when a completed
+        seen.update(latest=(ckpts / "latest").read_text().strip(), steps=[d.name for d in ckpts.glob("step-*")])
+
+    crash_and_resume(tmp_path, TWO_STAGES, data, 7, logger=run_log, damage=look)  # died in step 7, saved at 6
+    ref_log.finish()
+    run_log.finish()
+
+    def rows(path):
+        return [{k: v for k, v in json.loads(line).items() if k != "tokens_per_s"}
+                for line in path.read_text().splitlines()]
+
+    assert rows(tmp_path / "run" / "metrics.jsonl") == rows(tmp_path / "metrics.jsonl")
+    assert seen == {"latest": "step-00000006", "steps": ["step-00000006"]}
+    ckpts = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["a", "b"]  # no step dirs, pointer, temp or old copies left
 
 
 def test_grad_accumulation_equals_the_big_batch(tmp_path):
@@ -277,7 +383,7 @@ def test_divergence_stops_naming_the_step_and_the_last_good_checkpoint(tmp_path)
     with pytest.raises(NonFiniteError) as err:
         Trainer(m, None, cfg, tmp_path, batches(12), aux_losses=[probe]).fit()
     message = str(err.value)
-    latest = tmp_path / "checkpoints" / "latest"
+    latest = tmp_path / "checkpoints" / "step-00000006"
     assert message.startswith("stage s step 7: 3 non-finite steps") and str(latest) in message
     assert read_state(latest)["stage_step"] == 6  # steps 5 and 6 were skipped: the weights saved are step 4's
     assert all(torch.isfinite(t).all() for t in load_file(str(latest / "model.safetensors")).values())

@@ -1,27 +1,76 @@
 """The one checkpoint format: an HF model directory (config.json + model.safetensors) plus the
-tokenizer, and optionally trainer state for resuming (optimizer/scheduler loaded weights_only).
+tokenizer, and optionally trainer state for resuming (optimizer/scheduler and the random-number states,
+loaded weights_only).
 
 Optimizer state is keyed by parameter name (torch.distributed.checkpoint's full state dict), not by
-position, so one file serves a single process, DDP and FSDP alike."""
+position, so one file serves a single process, DDP and FSDP alike.
+
+Durability: a checkpoint is written into a temp dir, every file fsynced, then a `COMPLETE` marker, then
+renamed into place; the old copy (if any) is moved aside first and deleted last, so a kill at any
+moment leaves either the old or the new checkpoint whole. Mid-stage checkpoints are `step-N/` dirs
+(the last `trainer.keep_checkpoints` kept) with a `latest` pointer file replaced by os.replace."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import random
 import shutil
+import struct
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import torch
+
+from src.utils.atomic import write_text
+
+log = logging.getLogger(__name__)
 
 STATE_FILE = "trainer_state.json"
 OPTIM_FILE = "optimizer.pt"
+RNG_FILE = "rng_state.pt"
+WEIGHTS_FILE = "model.safetensors"
+COMPLETE = "COMPLETE"  # written last: a dir without it is an interrupted write
+LATEST = "latest"  # pointer file: the name of the newest step dir
+STEP_PREFIX = "step-"
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file under ``root`` and the dirs themselves, so a rename after it publishes whole files."""
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(dirpath))
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems do not fsync directories
+        pass
+    finally:
+        os.close(fd)
 
 
 def save_checkpoint(model, tokenizer, out_dir: str | Path, state: dict | None = None,
-                    optimizer_state: dict | None = None, scheduler=None, weights: dict | None = None) -> Path:
-    """Write atomically (temp dir + rename) so a crash never leaves a half checkpoint. `weights`: the
-    model's state dict when the model itself cannot give it (FSDP shards, see gathered_state_dict)."""
+                    optimizer_state: dict | None = None, scheduler=None, weights: dict | None = None,
+                    rng: dict | None = None) -> Path:
+    """Write durably (temp dir, fsync, COMPLETE marker, rename; the old copy removed only after) so a kill
+    never leaves a half checkpoint. `weights`: the model's state dict when the model itself cannot give it
+    (FSDP shards, see gathered_state_dict). `rng`: every rank's random-number states (capture_rng)."""
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
+    old = out_dir.with_name(out_dir.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     model.save_pretrained(str(tmp), safe_serialization=True, state_dict=weights)
@@ -32,9 +81,125 @@ def save_checkpoint(model, tokenizer, out_dir: str | Path, state: dict | None = 
     if optimizer_state is not None:
         torch.save({"optimizer": optimizer_state,
                     "scheduler": scheduler.state_dict() if scheduler is not None else None}, tmp / OPTIM_FILE)
-    shutil.rmtree(out_dir, ignore_errors=True)
+    if rng is not None:
+        torch.save(rng, tmp / RNG_FILE)
+    _fsync_tree(tmp)
+    (tmp / COMPLETE).write_text("ok\n")
+    _fsync_tree(tmp)
+    if out_dir.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        out_dir.rename(old)
     tmp.rename(out_dir)
+    _fsync_dir(out_dir.parent)
+    shutil.rmtree(old, ignore_errors=True)
     return out_dir
+
+
+def step_dir(ckpts: Path, global_step: int) -> Path:
+    return Path(ckpts) / f"{STEP_PREFIX}{global_step:08d}"
+
+
+def step_dirs(ckpts: Path) -> list[Path]:
+    """Mid-stage checkpoint dirs, newest first (temp/old copies excluded)."""
+    found = [d for d in Path(ckpts).glob(f"{STEP_PREFIX}*") if d.is_dir() and d.name[len(STEP_PREFIX):].isdigit()]
+    return sorted(found, key=lambda d: int(d.name[len(STEP_PREFIX):]), reverse=True)
+
+
+def publish_step(ckpts: Path, newest: Path, keep: int) -> None:
+    """Point `latest` at ``newest`` (os.replace) and delete all but the newest ``keep`` step dirs."""
+    pointer = Path(ckpts) / LATEST
+    if pointer.is_dir():  # a run from before step dirs kept its rolling checkpoint here
+        shutil.rmtree(pointer)
+    write_text(pointer, newest.name + "\n")
+    for d in step_dirs(ckpts)[keep:]:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def clear_steps(ckpts: Path) -> None:
+    """Delete the mid-stage checkpoints and the pointer (a completed stage's checkpoint supersedes them)."""
+    (Path(ckpts) / LATEST).unlink(missing_ok=True)
+    for d in step_dirs(ckpts):
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def capture_rng() -> dict:
+    """This process's torch (CPU and CUDA), numpy and python random-number states, as tensors and plain
+    values (loadable with weights_only=True)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, py_state, py_gauss = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "gauss": float(gauss)},
+            "python": {"version": version, "state": list(py_state), "gauss": py_gauss}}
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+
+
+def load_rng(ckpt_dir: str | Path, rank: int, world_size: int) -> dict | None:
+    """This rank's saved random-number state; None (with a warning) when absent or saved by another world size."""
+    path = Path(ckpt_dir) / RNG_FILE
+    if not path.exists():
+        log.warning("%s missing: random-number states not restored (dropout draws will differ)", path)
+        return None
+    ranks = torch.load(path, map_location="cpu", weights_only=True)["ranks"]
+    if len(ranks) != world_size:
+        log.warning("%s holds %d ranks' states, this run has %d: not restored", path, len(ranks), world_size)
+        return None
+    return ranks[rank]
+
+
+def checkpoint_problem(ckpt_dir: Path, mid_stage: bool) -> str | None:
+    """Why ``ckpt_dir`` cannot be resumed from (naming the file), or None when it looks whole: the COMPLETE
+    marker, a parsable state JSON, a safetensors file whose header and data are all there, and for a
+    mid-stage checkpoint the optimizer and random-number state files (zip archives with their directory)."""
+    d = Path(ckpt_dir)
+    if not (d / COMPLETE).exists():
+        return f"{d / COMPLETE} missing (the write was interrupted)"
+    try:
+        state = json.loads((d / STATE_FILE).read_text())
+        if not isinstance(state, dict) or "global_step" not in state:
+            return f"{d / STATE_FILE}: no global_step"
+    except (OSError, ValueError) as e:
+        return f"{d / STATE_FILE}: {e}"
+    problem = _safetensors_problem(d / WEIGHTS_FILE)
+    if problem:
+        return problem
+    for name in (OPTIM_FILE, RNG_FILE) if mid_stage else (RNG_FILE,) if (d / RNG_FILE).exists() else ():
+        path = d / name
+        if not path.exists():
+            return f"{path} missing"
+        try:
+            with zipfile.ZipFile(path) as z:
+                z.infolist()
+        except (OSError, zipfile.BadZipFile) as e:
+            return f"{path}: unreadable ({e})"
+    return None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """A truncated or corrupt safetensors file, checked from its header: 8-byte length, JSON, data extent."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > size - 8:
+                return f"{path}: truncated (header of {n} bytes in a {size}-byte file)"
+            header = json.loads(f.read(n))
+    except (OSError, ValueError, struct.error) as e:
+        return f"{path}: unreadable ({e})"
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + n + end > size:
+        return f"{path}: truncated ({size} bytes, the header needs {8 + n + end})"
+    return None
 
 
 def optimizer_state(modules: torch.nn.Module, optimizer) -> dict:
@@ -77,7 +242,7 @@ def load_weights(model, ckpt_dir: str | Path) -> None:
     """Load model.safetensors into an already-built model of the same architecture (for resume)."""
     from safetensors.torch import load_file
 
-    path = Path(ckpt_dir) / "model.safetensors"
+    path = Path(ckpt_dir) / WEIGHTS_FILE
     state = load_file(str(path))
     missing, unexpected = model.load_state_dict(state, strict=False)
     # Tied output projection is not stored separately.

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 from pathlib import Path
+
+from src.utils.atomic import write_text
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +21,30 @@ class ConsoleLogger:
         self._fh = None
 
     def start(self, run_dir: str | Path, config: dict) -> None:
-        self._fh = open(Path(run_dir) / "metrics.jsonl", "a", buffering=1)
+        self.path = Path(run_dir) / "metrics.jsonl"
+        self._fh = open(self.path, "a", buffering=1)
+
+    def truncate_after(self, step: int) -> int:
+        """Drop the rows logged after ``step`` (a resume replays those steps and logs them again); returns
+        how many were dropped. Unparsable lines (a kill mid-write) go too."""
+        if self._fh is None:
+            return 0
+        self._fh.close()
+        kept, dropped = [], 0
+        for line in self.path.read_text().splitlines():
+            try:
+                keep = json.loads(line).get("step", 0) <= step
+            except (ValueError, AttributeError):
+                keep = False
+            if keep:
+                kept.append(line)
+            else:
+                dropped += 1
+        write_text(self.path, "".join(f"{line}\n" for line in kept))
+        self._fh = open(self.path, "a", buffering=1)
+        if dropped:
+            log.info("metrics.jsonl: %d rows after step %d dropped (they are replayed)", dropped, step)
+        return dropped
 
     def log_metrics(self, metrics: dict, step: int) -> None:
         record = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
@@ -33,6 +60,21 @@ class ConsoleLogger:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+
+class KillAtStep(ConsoleLogger):
+    """A resume drill: logs like ConsoleLogger, then SIGKILLs its own process once step ``step`` is logged, a
+    real `kill -9` (no cleanup, files as the OS has them) at an exact point. Used by the resume tests and
+    scripts/gpu_check.py: `logger._target_=src.training.loggers.KillAtStep +logger.step=N`."""
+
+    def __init__(self, step: int, log_every_to_console: bool = True) -> None:
+        super().__init__(log_every_to_console)
+        self.step = step
+
+    def log_metrics(self, metrics: dict, step: int) -> None:
+        super().log_metrics(metrics, step)
+        if step >= self.step and "loss" in metrics:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 class WandbLogger(ConsoleLogger):

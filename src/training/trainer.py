@@ -21,11 +21,19 @@ from tqdm.auto import tqdm
 from src.data.schema import SkipLog
 from src.data.text import IGNORE_INDEX
 from src.training.checkpoint import (
+    capture_rng,
+    checkpoint_problem,
+    clear_steps,
     load_optimizer_state,
+    load_rng,
     load_weights,
     optimizer_state,
+    publish_step,
     read_state,
+    restore_rng,
     save_checkpoint,
+    step_dir,
+    step_dirs,
 )
 from src.training.distributed import (
     STRATEGIES,
@@ -44,6 +52,7 @@ from src.training.distributed import (
     wrap_model,
 )
 from src.training.param_groups import check_groups, set_trainable
+from src.utils.malloc import tune_glibc_malloc
 from src.utils.ranges import check_range
 
 log = logging.getLogger(__name__)
@@ -78,6 +87,7 @@ class TrainerConfig:
     eval_every: int | None = None
     max_eval_batches: int | None = 50
     save_every: int | None = None
+    keep_checkpoints: int = 2  # mid-stage step-N checkpoints kept (the older ones are deleted)
     max_nonfinite_steps: int = 10  # skipped steps (non-finite loss or gradient norm) before the run stops
     resume: bool = False
     progress: bool = True
@@ -88,6 +98,7 @@ class TrainerConfig:
     # Exact reproduction: one CPU thread and deterministic kernels (CPU results otherwise differ at ~1e-7
     # between thread counts, and some CUDA kernels are non-deterministic). Slower.
     deterministic: bool = False
+    tune_cpu_malloc: bool = True  # CPU on Linux/glibc: keep freed blocks instead of page-faulting them back each step
 
 
 def check_trainer_config(cfg: TrainerConfig) -> None:
@@ -106,6 +117,7 @@ def check_trainer_config(cfg: TrainerConfig) -> None:
         ("trainer.eval_every", cfg.eval_every, 1, {"optional": True, "integer": True}),
         ("trainer.max_eval_batches", cfg.max_eval_batches, 1, {"optional": True, "integer": True}),
         ("trainer.save_every", cfg.save_every, 1, {"optional": True, "integer": True}),
+        ("trainer.keep_checkpoints", cfg.keep_checkpoints, 1, {"integer": True}),
         ("trainer.max_nonfinite_steps", cfg.max_nonfinite_steps, 0, {"integer": True}),
     ):
         check_range(key, value, low, **kw)
@@ -209,6 +221,10 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         if cfg.deterministic:
             make_deterministic()
+        if cfg.tune_cpu_malloc and self.device.type == "cpu":
+            tune_glibc_malloc()
+        if self.device.type == "cpu":
+            log.info("device: cpu, %d thread(s)", torch.get_num_threads())
         self.engine: torch.nn.Module = model  # what a step calls: the model, compiled and/or DDP/FSDP-wrapped
         self.dtype = self._autocast_dtype()
         self.global_step = 0
@@ -217,6 +233,7 @@ class Trainer:
         self.history: list[dict] = []
         self.nonfinite_steps = 0
         self.last_good: Path | None = None  # the newest checkpoint written (all its weights finite)
+        self._rng_to_restore: dict | None = None  # a mid-stage resume restores it just before the step loop
 
     def _autocast_dtype(self) -> torch.dtype | None:
         p = self.cfg.precision
@@ -325,6 +342,9 @@ class Trainer:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             self.model.config.use_cache = False
         resume = self._resume_point() if self.cfg.resume else None
+        if resume is not None and resume["stage_step"] == 0 and self._rng_to_restore is not None:
+            restore_rng(self._rng_to_restore)  # at a stage boundary: before the next stage's set-up, as it ran
+            self._rng_to_restore = None
         batches = self._batches()
         for idx, stage in enumerate(self.cfg.stages):
             done_dir = self.run_dir / "checkpoints" / stage.name
@@ -335,6 +355,8 @@ class Trainer:
             self.history.append(self._run_stage(idx, stage, batches, start, resume if start else None))
             self._save(done_dir, {"stage": stage.name, "stage_index": idx, "stage_step": None, "complete": True,
                                   "global_step": self.global_step, **self._data_position()})
+            if self.dist.is_main:  # the stage's checkpoint supersedes its mid-stage ones
+                clear_steps(self.run_dir / "checkpoints")
             resume = None
         self.engine = self.model
         if self.dist.enabled and not is_sharded(self.model):  # FSDP keeps one (sharded) copy: nothing to compare
@@ -373,11 +395,23 @@ class Trainer:
                                  f"checkpoint: {self.last_good or 'none yet'}. Lower trainer.lr or check the data")
         weights = gathered_state_dict(self.model) if is_sharded(self.model) else None
         optim = optimizer_state(self._trained_modules(), optimizer) if optimizer is not None else None
+        rng = self._rng_states()
         if self.dist.is_main:
-            save_checkpoint(self.model, self.tokenizer, path, state, optim, scheduler, weights=weights)
+            save_checkpoint(self.model, self.tokenizer, path, state, optim, scheduler, weights=weights, rng=rng)
+            if path.name.startswith("step-"):
+                publish_step(path.parent, path, self.cfg.keep_checkpoints)
         if self.dist.enabled:
             barrier()
         self.last_good = path
+
+    def _rng_states(self) -> dict:
+        """Every rank's random-number states (rank 0 gets the list), so a resume draws the same dropout."""
+        mine = capture_rng()
+        if not self.dist.enabled:
+            return {"ranks": [mine]}
+        gathered: list = [None] * self.dist.world_size
+        torch.distributed.all_gather_object(gathered, mine)
+        return {"ranks": gathered}
 
     def _trained_modules(self) -> torch.nn.Module:
         """The model and the extensions with parameters, under one name space for the optimizer state."""
@@ -412,8 +446,10 @@ class Trainer:
         total = self.stage_steps(stage)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(stage.schedule, stage.warmup_steps, total))
         if resume is not None:
-            latest = self.run_dir / "checkpoints" / "latest"
-            load_optimizer_state(latest, self._trained_modules(), optimizer, scheduler, is_sharded(self.model))
+            load_optimizer_state(resume["dir"], self._trained_modules(), optimizer, scheduler, is_sharded(self.model))
+            if self._rng_to_restore is not None:
+                restore_rng(self._rng_to_restore)
+                self._rng_to_restore = None
         self.model.train()
         # tokens / seconds: the target tokens trained on (all processes) and the wall time of this stage's
         # step loop. A resumed stage counts only the steps this process ran, not those before the checkpoint.
@@ -478,7 +514,7 @@ class Trainer:
             if self.cfg.eval_every and (step + 1) % self.cfg.eval_every == 0 and not last:
                 self._log_dev(stage)
             if self.cfg.save_every and (step + 1) % self.cfg.save_every == 0 and not last:
-                self._save(self.run_dir / "checkpoints" / "latest",
+                self._save(step_dir(self.run_dir / "checkpoints", self.global_step),
                            {"stage": stage.name, "stage_index": idx, "stage_step": step + 1,
                             "global_step": self.global_step, **self._data_position()}, optimizer, scheduler)
         bar.close()
@@ -507,22 +543,48 @@ class Trainer:
         return dev
 
     def _resume_point(self) -> dict | None:
-        """Where to continue: after the last complete stage, or from the latest mid-stage checkpoint."""
+        """Where to continue: the furthest checkpoint that validates, a mid-stage `step-N/` or the end of a
+        completed stage. A damaged one is skipped for the next older with a warning naming the file; no
+        usable checkpoint at all is said too, and training starts from the beginning."""
         ckpts = self.run_dir / "checkpoints"
-        latest = read_state(ckpts / "latest")
-        completed = [i for i, s in enumerate(self.cfg.stages) if (read_state(ckpts / s.name) or {}).get("complete")]
+        candidates = []  # (global_step, is_mid_stage, dir, state)
+        for idx, stage in enumerate(self.cfg.stages):
+            state = read_state_safe(ckpts / stage.name)
+            if state is not None and state.get("complete"):
+                candidates.append((state.get("global_step", 0), False, ckpts / stage.name,
+                                   {**state, "stage_index": idx + 1, "stage_step": 0}))
+        for d in step_dirs(ckpts):
+            state = read_state_safe(d) or {}
+            candidates.append((state.get("global_step", -1), True, d, state))
+        candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
         point = None
-        if completed:
-            last = max(completed)
-            state = read_state(ckpts / self.cfg.stages[last].name)
-            point = {**state, "stage_index": last + 1, "stage_step": 0, "dir": ckpts / self.cfg.stages[last].name}
-        if latest and (point is None or latest["stage_index"] >= point["stage_index"]):
-            point = {**latest, "dir": ckpts / "latest"}
-        if point is not None:
-            load_weights(self.model, point["dir"])
-            self.global_step = point["global_step"]
-            self.epoch = point.get("epoch", 0)
-            self.batch_in_epoch = point.get("batch_in_epoch", 0)
-            log.info("resuming at stage %d step %d from %s",
-                     point["stage_index"] + 1, point["stage_step"], point["dir"])
+        for _, mid_stage, d, state in candidates:
+            problem = checkpoint_problem(d, mid_stage)
+            if problem is None and mid_stage and not (0 <= state.get("stage_index", -1) < len(self.cfg.stages)):
+                problem = f"{d}: stage_index {state.get('stage_index')} does not fit trainer.stages"
+            if problem is not None:
+                log.warning("resume: skipping checkpoint %s: %s", d.name, problem)
+                continue
+            point = {**state, "dir": d}
+            break
+        if point is None:
+            log.warning("trainer.resume=true but %s holds no usable checkpoint: training from the beginning", ckpts)
+            return None
+        load_weights(self.model, point["dir"])
+        self.global_step = point["global_step"]
+        self.epoch = point.get("epoch", 0)
+        self.batch_in_epoch = point.get("batch_in_epoch", 0)
+        self._rng_to_restore = load_rng(point["dir"], self.dist.rank, self.dist.world_size)
+        if self.logger is not None and self.dist.is_main and hasattr(self.logger, "truncate_after"):
+            self.logger.truncate_after(self.global_step)  # the steps about to be replayed are logged again
+        log.info("resuming at stage %d step %d (global step %d) from %s",
+                 point["stage_index"] + 1, point["stage_step"], self.global_step, point["dir"])
         return point
+
+
+def read_state_safe(ckpt_dir: Path) -> dict | None:
+    """trainer_state.json, or None when it is missing or unreadable (checkpoint_problem says which)."""
+    try:
+        return read_state(ckpt_dir)
+    except (OSError, ValueError):
+        return None

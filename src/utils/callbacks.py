@@ -1,8 +1,10 @@
-"""Hydra callbacks: the end-of-sweep summary (which jobs failed, and why) and a non-zero exit if any did."""
+"""Hydra callbacks: the output dir checked before Hydra writes to it, and the end-of-sweep summary (which
+jobs failed, and why) with a non-zero exit if any did."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,36 @@ def job_status(run_dir: Path) -> dict | None:
         return None
 
 
+def check_writable(directory: str | Path, key: str) -> None:
+    """Create ``directory`` and write, fsync and delete a probe file in it; a read-only location or a full disk
+    exits with one line naming the dir and the key that sets it (Hydra would otherwise die in a traceback)."""
+    d = Path(directory)
+    probe = d / f".write-probe-{os.getpid()}"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, b"ok")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            probe.unlink(missing_ok=True)
+    except OSError as e:
+        print(f"error: cannot write the output dir {d}: {e.strerror or e}; free some space, make it writable, "
+              f"or choose another with {key}=DIR", file=sys.stderr)
+        sys.exit(2)
+
+
+class OutputDirCheck(Callback):
+    """Before a run or a sweep: its output dir must be writable (one-line error otherwise)."""
+
+    def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        check_writable(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        check_writable(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+
 class SweepSummary(Callback):
     """After a multirun: one line per failed job and a count; exits 1 when any job failed."""
 
@@ -28,8 +60,8 @@ class SweepSummary(Callback):
         sweep = Path(config.hydra.sweep.dir)
         if not sweep.is_dir():
             return
-        statuses = {d: job_status(d) for d in sweep.iterdir() if d.is_dir()}  # each status.json read once
-        jobs = sorted((d for d, s in statuses.items() if s is not None), key=_job_order)
+        statuses = {d: job_status(d) for d in sweep_jobs(sweep)}  # each status.json read once
+        jobs = [d for d, s in statuses.items() if s is not None]
         if not jobs:
             return
         failed = [d for d in jobs if statuses[d].get("status") != "completed"]
@@ -39,6 +71,12 @@ class SweepSummary(Callback):
         lines = [f"  #{d.name.split('_', 1)[0]} {d}: {statuses[d].get('error', 'no message')}" for d in failed]
         print(f"sweep {sweep}: {len(failed)}/{len(jobs)} failed:\n" + "\n".join(lines), file=sys.stderr)
         sys.exit(1)
+
+
+def sweep_jobs(sweep: Path) -> list[Path]:
+    """The job dirs of a sweep dir (Hydra names them `N_...`), in job-number order."""
+    return sorted((d for d in Path(sweep).iterdir() if d.is_dir() and d.name.split("_", 1)[0].isdigit()),
+                  key=_job_order)
 
 
 def _job_order(d: Path) -> tuple[int, str]:

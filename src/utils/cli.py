@@ -8,6 +8,7 @@ import logging
 import os
 import random
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,9 +57,11 @@ def in_multirun() -> bool:
         return False
 
 
-def _write_status(run_dir: Path, status: str, error: str | None = None) -> None:
+def _write_status(run_dir: Path, status: str, start: float, error: str | None = None) -> None:
+    """status.json: completed | failed, the one-line error, and the job's wall time (the demo's timing table)."""
     if dist_info().is_main:
-        write_json(run_dir / STATUS_FILE, {"status": status, **({"error": error} if error else {})})
+        write_json(run_dir / STATUS_FILE, {"status": status, **({"error": error} if error else {}),
+                                           "seconds": round(time.perf_counter() - start, 2)})
 
 
 def entry(fn: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
@@ -70,6 +73,7 @@ def entry(fn: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
 
     @functools.wraps(fn)
     def wrapper(cfg: DictConfig):
+        start = time.perf_counter()
         run_dir = run_dir_of(cfg)
         multirun = in_multirun()
         try:
@@ -80,7 +84,7 @@ def entry(fn: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
             if not dist_info().is_main:  # torchrun: rank 0 logs for everyone
                 logging.getLogger().setLevel(logging.WARNING)
             result = fn(cfg)
-            _write_status(run_dir, "completed")
+            _write_status(run_dir, "completed", start)
             return result
         except USER_ERRORS as e:
             if cfg.get("debug") or os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -92,7 +96,7 @@ def entry(fn: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
                 print("(run with debug=true for the full traceback)", file=sys.stderr)
             log.error("%s: %s", prefix, msg)
             with contextlib.suppress(OSError):
-                _write_status(run_dir, "failed", f"{prefix}: {msg}")
+                _write_status(run_dir, "failed", start, f"{prefix}: {msg}")
             if multirun:
                 return None
             sys.exit(2)
@@ -102,7 +106,7 @@ def entry(fn: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
             log.exception("job crashed")
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             with contextlib.suppress(OSError):
-                _write_status(run_dir, "failed", f"{type(e).__name__}: {first}")
+                _write_status(run_dir, "failed", start, f"{type(e).__name__}: {first}")
             return None
 
     return wrapper

@@ -1,0 +1,213 @@
+"""Every GPU measurement in one prepared call: `make gpu-check` (on a CUDA machine), within ~8 minutes.
+
+    python scripts/gpu_check.py [--out FILE] [--dry-run]
+
+Parts, each a child process with its own time limit; a part that fails or runs out of time is
+reported and skipped, so one failure does not cost the rest of the window:
+  versions    Python, torch, CUDA, transformers, the GPU
+  moe         scripts/bench_moe.py: bf16, grouped kernel vs per-expert loop vs transformers' Mixtral
+              block vs dense FFN, whisper-small and large-v3 shapes
+  encoder     scripts/bench_encoder.py: 5 s clips, pad_to_30s true vs false
+  train_step  scripts/bench_train.py: one training step, upcycled vs dense, whisper-small shapes
+  upcycle     scripts/bench_upcycle.py: SPRI upcycling of a large-v3-shaped model, all 64 FFNs
+  toy_spri    a short bf16 two-stage SPRI training on a small toy corpus with trainer.compile=true
+              (inductor), killed with SIGKILL after a mid-stage-2 checkpoint, resumed, evaluated; checks
+              that it completes, resumed, and that every logged loss is finite
+Writes one Markdown section (GPU name, torch and CUDA versions, date, each part's output and a status
+table) to --out (default: $OUT/gpu_check.md when $OUT is set, else outputs/gpu_check.md), ready to
+paste into docs/benchmarks.md. `--dry-run`: CPU, tiny shapes, fp32, aot_eager (the suite runs it, so
+the script is known to work before anyone spends device time on it).
+
+Interpreter: the one running this script (`make gpu-check` takes .venv's when it exists, else
+python3: a device machine without the package index uses its image's torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+# The toy run: a small corpus and model (as the tests' TINY config), SPRI two-stage.
+TOY = ["data.corpus.n_asr_train=48", "data.corpus.n_asr_dev=8", "data.corpus.n_st_train=12",
+       "data.corpus.n_st_dev=4", "data.corpus.n_st_test=4", "model.toy.d_model=64", "model.toy.encoder_layers=1",
+       "model.toy.decoder_layers=1", "model.toy.ffn_dim=128", "model.pretrain.steps=30",
+       "model.pretrain.vocab_size=600", "model.pretrain.warmup_steps=5", "upcycle=spri", "upcycle.energy=0.9",
+       "moe.num_experts=4", "trainer.total_steps=30", "trainer.warmup_steps=2", "trainer.save_every=4",
+       "trainer.log_every=1", "eval.splits=[test]", "eval.max_examples_per_direction=2", "eval.beam=2",
+       "eval.comet.model=null", "progress=false"]
+KILL_AT = 25  # stage 2 runs steps 11-30; checkpoints at 14, 18, 22: killed after 25, resumed from 22
+
+
+@dataclass
+class Part:
+    name: str
+    title: str
+    cmd: list[str]
+    limit_s: int
+    status: str = "not run"
+    seconds: float = 0.0
+    output: str = ""
+
+
+def run_part(part: Part, env: dict | None = None) -> None:
+    print(f"== {part.name} (limit {part.limit_s} s): {' '.join(part.cmd)}", flush=True)
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(part.cmd, cwd=ROOT, capture_output=True, text=True, timeout=part.limit_s,
+                              env={**os.environ, **(env or {})})
+        part.output = (proc.stdout + ("\n" + proc.stderr if proc.returncode else "")).strip()
+        part.status = "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        part.output, part.status = out.strip(), f"timed out after {part.limit_s} s"
+    except OSError as e:
+        part.status = f"failed ({e})"
+    part.seconds = time.perf_counter() - start
+    print(f"== {part.name}: {part.status} in {part.seconds:.0f} s", flush=True)
+
+
+VERSIONS = """
+import platform, torch
+print(f"python {platform.python_version()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
+      f"cuDNN {torch.backends.cudnn.version() if torch.cuda.is_available() else None}")
+try:
+    import transformers
+    print(f"transformers {transformers.__version__}")
+except ImportError as e:
+    print(f"transformers missing: {e}")
+if torch.cuda.is_available():
+    p = torch.cuda.get_device_properties(0)
+    print(f"GPU: {p.name}, {p.total_memory / 2**30:.0f} GiB, sm{p.major}{p.minor}, {torch.cuda.device_count()} visible")
+else:
+    print("GPU: none (CPU)")
+"""
+
+
+def bench_parts(dry: bool) -> list[Part]:
+    s = "scripts/"
+    if dry:
+        return [
+            Part("moe", "MoE layer", [PY, s + "bench_moe.py", "--shapes", "small", "--tokens", "64", "--repeats", "1",
+                                      "--device", "cpu", "--dtype", "fp32"], 120),
+            Part("encoder", "Encoder, short clips", [PY, s + "bench_encoder.py", "--shape", "tiny", "--batch", "1",
+                                                     "--seconds", "1", "--repeats", "1", "--device", "cpu"], 120),
+            Part("train_step", "Training step", [PY, s + "bench_train.py", "--layers", "1", "--batch", "1",
+                                                 "--seconds", "1", "--steps", "1", "--device", "cpu"], 180),
+            Part("upcycle", "SPRI upcycling", [PY, s + "bench_upcycle.py", "--layers", "1", "--d-model", "128",
+                                               "--device", "cpu"], 120),
+        ]
+    return [
+        Part("moe", "MoE layer (bf16)", [PY, s + "bench_moe.py", "--tokens", "16384", "--dtype", "bf16",
+                                         "--repeats", "7"], 75),
+        Part("encoder", "Encoder, 5 s clips", [PY, s + "bench_encoder.py", "--shape", "small", "--batch", "16",
+                                               "--seconds", "5"], 45),
+        Part("train_step", "Training step, whisper-small shapes", [PY, s + "bench_train.py", "--batch", "16",
+                                                                   "--seconds", "5", "--steps", "10"], 90),
+        Part("upcycle", "SPRI upcycling, large-v3 shape, 64 FFNs", [PY, s + "bench_upcycle.py", "--layers", "32",
+                                                                    "--device", "cuda"], 90),
+    ]
+
+
+def toy_spri(work: Path, dry: bool) -> tuple[list[Part], list[str]]:
+    """Train (killed after step KILL_AT), resume, evaluate; the checks' findings as lines."""
+    run_dir = work / "toy_run"
+    common = [*TOY, f"paths.cache_dir={work / 'cache'}", f"hydra.run.dir={run_dir}"]
+    if dry:
+        common += ["trainer.device=cpu", "trainer.precision=fp32", "trainer.compile=true",
+                   "trainer.compile_backend=aot_eager", "model.pretrain.device=cpu"]
+    else:
+        common += ["trainer.device=cuda", "trainer.precision=bf16", "trainer.compile=true",
+                   "trainer.compile_backend=inductor"]
+    first = Part("toy_spri_killed", "Toy SPRI, bf16 + compile: until killed", [
+        PY, "-m", "src.train", *common, "logger._target_=src.training.loggers.KillAtStep",
+        f"+logger.step={KILL_AT}"], 240 if dry else 150)
+    second = Part("toy_spri_resumed", "Toy SPRI: resumed and evaluated",
+                  [PY, "-m", "src.train", *common, "trainer.resume=true"], 240 if dry else 120)
+    run_part(first)
+    if first.status == "failed (exit -9)":
+        first.status = "ok (killed with SIGKILL as planned)"
+    run_part(second)
+    findings = []
+    text = second.output
+    try:
+        text += (run_dir / "train.log").read_text()
+    except OSError:
+        pass
+    resumed = "resuming at stage 2" in text
+    findings.append(f"resumed mid-stage 2: {'yes' if resumed else 'NO'}")
+    try:
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        losses = [r["loss"] for r in rows if "loss" in r]
+        finite = all(math.isfinite(x) for x in losses)
+        steps = [r["step"] for r in rows if "loss" in r]
+        findings.append(f"losses logged: {len(losses)} (steps {steps[0]}-{steps[-1]}), all finite: "
+                        f"{'yes' if finite else 'NO'}, first {losses[0]:.3f}, last {losses[-1]:.3f}")
+        ok = finite and resumed and steps == list(range(1, steps[-1] + 1))
+    except (OSError, ValueError, IndexError, KeyError) as e:
+        findings.append(f"metrics.jsonl unreadable: {e}")
+        ok = False
+    status = json.loads((run_dir / "status.json").read_text()) if (run_dir / "status.json").exists() else {}
+    results = run_dir / "eval" / "test" / "results.csv"
+    findings.append(f"job status: {status.get('status', 'missing')}; results.csv: "
+                    f"{'present' if results.exists() else 'MISSING'}")
+    if second.status == "ok" and not (ok and results.exists()):
+        second.status = "failed (checks)"
+    return [first, second], findings
+
+
+def markdown(parts: list[Part], findings: list[str], versions: str, dry: bool) -> str:
+    gpu = next((line.split(":", 1)[1].strip() for line in versions.splitlines() if line.startswith("GPU:")), "?")
+    head = (f"## GPU check{' (CPU dry run)' if dry else ''}: {gpu}, {dt.date.today().isoformat()}\n\n"
+            f"`python scripts/gpu_check.py{' --dry-run' if dry else ''}` on {platform.node() or 'this machine'}.\n\n"
+            f"    {versions.strip().replace(chr(10), chr(10) + '    ')}\n\n"
+            "| part | status | seconds |\n| --- | --- | ---: |\n")
+    head += "".join(f"| {p.name} | {p.status} | {p.seconds:.0f} |\n" for p in parts)
+    body = ""
+    for p in parts:
+        if p.name.startswith("toy_spri"):
+            continue
+        out = "\n".join("    " + line for line in p.output.splitlines()) or "    (no output)"
+        body += f"\n### {p.title}\n\n`{' '.join(Path(c).name if c == PY else c for c in p.cmd)}`: {p.status}\n\n{out}\n"
+    body += "\n### Toy SPRI: bf16, compiled, killed, resumed, evaluated\n\n" + "".join(f"- {f}\n" for f in findings)
+    return head + body
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--dry-run", action="store_true", help="CPU, tiny shapes: check that every part runs")
+    ap.add_argument("--work", default=None, help="scratch dir for the toy run (default: a temp dir)")
+    args = ap.parse_args(argv)
+    out = Path(args.out or (Path(os.environ["OUT"]) / "gpu_check.md" if os.environ.get("OUT")
+                            else ROOT / "outputs" / "gpu_check.md"))
+    versions = Part("versions", "Versions", [PY, "-c", VERSIONS], 60)
+    run_part(versions)
+    parts = [versions, *bench_parts(args.dry_run)]
+    for p in parts[1:]:
+        run_part(p, env={"CUDA_VISIBLE_DEVICES": ""} if args.dry_run else None)
+    with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
+        toy, findings = toy_spri(Path(args.work or tmp), args.dry_run)
+    parts += toy
+    md = markdown(parts, findings, versions.output, args.dry_run)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(md)
+    print("\n" + md)
+    print(f"wrote {out}")
+    return 0 if all(p.status.startswith("ok") for p in parts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
