@@ -314,8 +314,11 @@ def test_gradient_checkpointing_trains_the_same(tmp_path):
 
 def test_compiled_moe_training_matches_eager(tmp_path):
     """trainer.compile traces the upcycled model (router, dispatch, SPRI experts) through dynamo and AOT
-    autograd and trains the same model. aot_eager: inductor's CPU code generation is not the point
-    here (and torch 2.11 miscompiles a dynamic-shape index check on CPU); GPU runs use inductor."""
+    autograd and trains the same model, through both of SPRI's stages: stage 1 freezes all but the residual
+    spectrum and the routers, and stage 2 must then train everything (dynamo does not guard on
+    requires_grad: without a recompile per stage, stage 2 left the stage-1-frozen weights untouched).
+    aot_eager: inductor's CPU code generation is not the point here (and torch 2.11 miscompiles a
+    dynamic-shape index check on CPU); GPU runs use inductor."""
     from test_upcycling import upcycled
 
     weights, counts, losses = [], [], []
@@ -324,13 +327,14 @@ def test_compiled_moe_training_matches_eager(tmp_path):
         torch.manual_seed(0)
         m, _, _ = upcycled("spri", energy=0.5)
         m.config.dropout = 0.0
-        cfg = TrainerConfig(stages=[StageConfig(steps=3, lr=1e-2)], progress=False, compile=compiled,
-                            compile_backend="aot_eager", log_every=1)
+        stages = [StageConfig(name="s1", steps=2, lr=1e-2, trainable=["residual", "router"]),
+                  StageConfig(name="s2", steps=2, lr=1e-2, trainable=["all"])]
+        cfg = TrainerConfig(stages=stages, progress=False, compile=compiled, compile_backend="aot_eager", log_every=1)
         data = [b | {"input_features": b["input_features"][..., : 32 + 16 * i]} for i, b in enumerate(batches(3))]
         t = Trainer(m, None, cfg, tmp_path / str(compiled), data)
         t._wrap()
         assert isinstance(t.engine, torch._dynamo.eval_frame.OptimizedModule) is compiled
-        losses.append([loss for _, loss in t.fit()[0]["losses"]])
+        losses.append([loss for stage in t.fit() for _, loss in stage["losses"]])
         weights.append({n: p.detach().clone() for n, p in m.named_parameters()})
         counts.append(torch._dynamo.utils.counters["stats"]["unique_graphs"])
     assert counts[1] > counts[0]  # graphs were really captured

@@ -73,6 +73,11 @@ def wrap_model(model: torch.nn.Module, strategy: str, device: torch.device, *, d
     if distributed and strategy == "fsdp":
         shard_model(model, param_dtype)
         refresh_mixed_precision(model)
+    if compile_backend:
+        # A new stage changes which parameters need gradients, and dynamo does not guard on that: the graphs
+        # compiled in stage 1 would keep treating its frozen weights as constants, so stage 2 would never
+        # train them. Dropping the cache recompiles once per stage.
+        torch._dynamo.reset()
     engine = torch.compile(model, backend=compile_backend) if compile_backend else model
     if distributed and strategy == "ddp":
         from torch.nn.parallel import DistributedDataParallel
