@@ -64,13 +64,13 @@ def run_variant(variant: str, args) -> dict:
 
     def step():
         opt.zero_grad(set_to_none=True)
-        ctx = aux.prepare(model, batch) if aux is not None else contextlib.nullcontext()
+        ctx = aux.before_step(model, batch, 0) if aux is not None else contextlib.nullcontext()
         with ctx, torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
             out = model(input_features=batch["input_features"].to(dev),
                         decoder_input_ids=batch["decoder_input_ids"].to(dev))
             loss, _ = token_loss(out.logits, labels)
             if aux is not None:
-                loss = loss + sum(aux(model, batch, out).values())
+                loss = loss + sum(aux.loss(model, batch, out).values())
         loss.backward()
         opt.step()
 

@@ -150,7 +150,7 @@ def test_self_distillation_threshold_and_padding_select_tokens():
     loss = MoELoss({})
     model = torch.nn.Module()
     model.layer = moe
-    assert float(loss(model, {}, None)["self_distill"]) == 0.0
+    assert float(loss.loss(model, {}, None)["self_distill"]) == 0.0
 
 
 # -- DPSL ----------------------------------------------------------------------------------------
@@ -222,14 +222,14 @@ def test_moe_loss_reads_directions_from_the_prompt_and_honours_warmup():
     model.decoder.layers[0].fc1 = moe
     batch = {"decoder_input_ids": torch.tensor([[1, 51, 9, 9], [1, 50, 9, 9], [1, 7, 9, 9]]),
              "decoder_attention_mask": torch.ones(3, 4)}
-    with loss.prepare(model, batch, step=0):
+    with loss.before_step(model, batch, step=0):
         assert moe.token_lang.tolist() == [1, 0, -1]
         moe(torch.randn(3, 4, 16))
     assert moe.last["lang"].tolist() == [1] * 4 + [0] * 4 + [-1] * 4
-    assert "router_dpsl" in loss(model, batch, None)
-    with loss.prepare(model, batch, step=3):
+    assert "router_dpsl" in loss.loss(model, batch, None)
+    with loss.before_step(model, batch, step=3):
         moe(torch.randn(3, 4, 16))
-    assert "router_dpsl" not in loss(model, batch, None)
+    assert "router_dpsl" not in loss.loss(model, batch, None)
 
 
 # -- SD-MoE --------------------------------------------------------------------------------------
@@ -247,9 +247,9 @@ def sd_step(rank: int, optimizer: str, strategy: str = "random", exact: bool = T
     b = batches(1)[0]
     out = model(input_features=b["input_features"], decoder_input_ids=b["decoder_input_ids"])
     out.logits.float().logsumexp(-1).mean().backward()
-    sd.before_optimizer_step(model, 0)
+    sd.after_backward(model, 0)
     opt.step()
-    sd.after_optimizer_step(model, 0)
+    sd.after_step(model, 0)
     return model, before, sd
 
 
@@ -318,5 +318,5 @@ def test_gradient_checkpointing_with_self_distillation_on_padded_batches(tmp_pat
         b["decoder_attention_mask"][1, 3:] = 0
     tcfg = TrainerConfig(stages=[StageConfig(steps=2, lr=1e-3)], progress=False, gradient_checkpointing=True,
                          log_every=1)
-    history = Trainer(model, None, tcfg, tmp_path, data, aux_losses=[MoELoss.from_config(cfg)]).fit()
+    history = Trainer(model, None, tcfg, tmp_path, data, extensions=[MoELoss.from_config(cfg)]).fit()
     assert len(history[0]["losses"]) == 2

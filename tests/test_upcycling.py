@@ -208,7 +208,7 @@ def spri_stage1(tmp_path, update: str, steps: int = 3):
     for b in data:
         b["feature_lengths"] = torch.tensor([64, 64])
     Trainer(model, None, cfg, tmp_path, data,
-            aux_losses=[MoELoss({"balance": 0.01, "z": 0.001}), ResidualSpectrum(update)]).fit()
+            extensions=[MoELoss({"balance": 0.01, "z": 0.001}), ResidualSpectrum(update)]).fit()
     return model, before
 
 

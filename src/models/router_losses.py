@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from src.models.moe import DPSLConfig, MoEConfig, moe_layers, moe_token_masks
+from src.utils.extension import TrainerExtension
 from src.utils.registry import make_register
 
 
@@ -133,11 +134,11 @@ def dpsl_alphas(cfg: DPSLConfig, num_experts: int, top_k: int,
     return base, by_lang
 
 
-class MoELoss:
-    """Aux loss for the trainer: per MoE layer, coef * each configured router regulariser, plus the
-    layers' own terms (self-distillation), padding masked.
+class MoELoss(TrainerExtension):
+    """Trainer extension: per MoE layer, coef * each configured router regulariser, plus the layers' own
+    terms (self-distillation), padding masked.
 
-    `prepare` tells the layers which tokens are padding, and which direction each example is (from
+    `before_step` tells the layers which tokens are padding, and which direction each example is (from
     the language token of its decoder prompt), before the forward pass.
     """
 
@@ -161,7 +162,7 @@ class MoELoss:
             options["dpsl"] = {"alpha": base, "alpha_by_lang": by_lang, "num_quantiles": cfg.dpsl.num_quantiles}
         return cls(coefs, options, lang_token_ids, {"dpsl": cfg.dpsl.warmup_steps})
 
-    def prepare(self, model, batch: dict, step: int = 0):
+    def before_step(self, model, batch: dict, step: int = 0):
         self.step = step
         enc = None
         if "feature_lengths" in batch:
@@ -183,7 +184,7 @@ class MoELoss:
         limit = self.warmup.get(name)
         return limit is None or self.step < limit
 
-    def __call__(self, model, batch: dict, out) -> dict[str, torch.Tensor]:
+    def loss(self, model, batch: dict, out) -> dict[str, torch.Tensor]:
         totals: dict[str, torch.Tensor] = {}
 
         def add(name: str, value: torch.Tensor) -> None:

@@ -24,6 +24,7 @@ import torch.distributed as dist
 
 from src.models.moe import SDConfig, moe_layers
 from src.training.distributed import assign_full, full
+from src.utils.extension import TrainerExtension
 
 
 def top_input_subspace(weights: torch.Tensor, rank: int) -> torch.Tensor:
@@ -48,8 +49,9 @@ def decouple(delta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return delta - proj + proj.mean(0, keepdim=True)
 
 
-class SpectralDecoupler:
-    """Trainer extension: decouples expert gradients (before the step) and updates (after it)."""
+class SpectralDecoupler(TrainerExtension):
+    """Trainer extension: decouples expert gradients (before the step) and updates (after it). The
+    subspace bases are state: a resumed run continues with the ones in use, not fresh ones."""
 
     def __init__(self, cfg: SDConfig) -> None:
         self.cfg = cfg
@@ -70,18 +72,15 @@ class SpectralDecoupler:
                     out.append((f"{layer_name}.{w}", bank.weight(w, fetch=full), params))
         return out
 
-    def __call__(self, model, batch: dict, out) -> dict[str, torch.Tensor]:
-        return {}
-
     @torch.no_grad()
-    def before_optimizer_step(self, model, step: int) -> None:
+    def after_backward(self, model, step: int) -> None:
         if self.cfg.rank <= 0:
             return
         t0 = time.perf_counter()
         for key, weight, params in self.targets(model):
             if key not in self.bases or step % self.cfg.period == 0:
                 self.bases[key] = top_input_subspace(weight, self.cfg.rank)
-            v = self.bases[key].to(weight.dtype)
+            v = self.bases[key].to(weight.device, weight.dtype)
             for name, p in params:
                 if p.grad is not None:  # under FSDP on whole tensors: the mean runs over all experts
                     assign_full(p.grad, decouple(full(p.grad), v.to(p.grad.dtype)))
@@ -90,13 +89,13 @@ class SpectralDecoupler:
         self._time(t0, count=False)
 
     @torch.no_grad()
-    def after_optimizer_step(self, model, step: int) -> None:
+    def after_step(self, model, step: int) -> None:
         if self.cfg.rank <= 0:
             return
         t0 = time.perf_counter()
         if self.cfg.exact_update:
-            for key, _, params in self.targets(model):
-                v = self.bases[key]
+            for key, weight, params in self.targets(model):
+                v = self.bases[key].to(weight.device)
                 for name, p in params:
                     old = self.before.pop(name, None)
                     if old is not None:
@@ -109,6 +108,12 @@ class SpectralDecoupler:
         self.window_s += dt
         self.total_s += dt
         self.window_steps += int(count)
+
+    def state_dict(self) -> dict:
+        return {"bases": {k: v.detach().cpu() for k, v in self.bases.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.bases = dict(state.get("bases", {}))
 
     def metrics(self, model) -> dict[str, float]:
         """Milliseconds per optimizer step spent decoupling, since the last call."""

@@ -20,12 +20,13 @@ from src.data.text import EOT, TASK_TOKENS, token_id, train_toy_tokenizer
 from src.models.backbone import ModelConfig, set_pad_to_30s, toy_config
 from src.training.loggers import ConsoleLogger
 from src.training.trainer import StageConfig, Trainer, TrainerConfig
+from src.utils.extension import TrainerExtension
 from src.utils.structured import to_dataclass
 
 log = logging.getLogger(__name__)
 
 
-class CTCAuxLoss(torch.nn.Module):
+class CTCAuxLoss(torch.nn.Module, TrainerExtension):
     """Encoder-side CTC over the text tokens, for pretraining only (hybrid CTC/attention).
 
     A small model trained from scratch learns the audio-text alignment far sooner with it; the head
@@ -38,6 +39,9 @@ class CTCAuxLoss(torch.nn.Module):
         super().__init__()
         self.head = torch.nn.Linear(d_model, vocab_size + 1)  # last class = blank
         self.blank, self.eot_id, self.transcribe_id, self.weight = vocab_size, eot_id, transcribe_id, weight
+
+    def loss(self, model, batch: dict, out) -> dict[str, torch.Tensor]:
+        return self(model, batch, out)
 
     def forward(self, model, batch: dict, out) -> dict[str, torch.Tensor]:
         enc = out.encoder_last_hidden_state
@@ -123,7 +127,7 @@ def pretrain_toy(cfg: DictConfig, out: Path) -> dict:
         aux.append(CTCAuxLoss(arch.d_model, len(tokenizer), token_id(tokenizer, EOT),
                               token_id(tokenizer, TASK_TOKENS["transcribe"]), recipe.ctc_weight))
     trainer = Trainer(model, tokenizer, tcfg, work, train_loader, dev_loader, logger=logger, skips=source.skips,
-                      aux_losses=aux, distributed=False)  # one process builds it; other ranks wait on the lock
+                      extensions=aux, distributed=False)  # one process builds it; other ranks wait on the lock
     history = trainer.fit()
     logger.finish()
     model.save_pretrained(str(work / "model"), safe_serialization=True)

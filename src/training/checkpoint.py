@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.json"
 OPTIM_FILE = "optimizer.pt"
 RNG_FILE = "rng_state.pt"
+EXTENSIONS_FILE = "extensions.pt"  # TrainerExtension.state_dict() of each extension that has state
 WEIGHTS_FILE = "model.safetensors"
 COMPLETE = "COMPLETE"  # written last: a dir without it is an interrupted write
 LATEST = "latest"  # pointer file: the name of the newest step dir
@@ -64,7 +65,7 @@ def _fsync_dir(path: Path) -> None:
 
 def save_checkpoint(model, tokenizer, out_dir: str | Path, state: dict | None = None,
                     optimizer_state: dict | None = None, scheduler=None, weights: dict | None = None,
-                    rng: dict | None = None) -> Path:
+                    rng: dict | None = None, extensions: dict | None = None) -> Path:
     """Write durably (temp dir, fsync, COMPLETE marker, rename; the old copy removed only after) so a kill
     never leaves a half checkpoint. `weights`: the model's state dict when the model itself cannot give it
     (FSDP shards, see gathered_state_dict). `rng`: every rank's random-number states (capture_rng)."""
@@ -83,6 +84,8 @@ def save_checkpoint(model, tokenizer, out_dir: str | Path, state: dict | None = 
                     "scheduler": scheduler.state_dict() if scheduler is not None else None}, tmp / OPTIM_FILE)
     if rng is not None:
         torch.save(rng, tmp / RNG_FILE)
+    if extensions:
+        torch.save(extensions, tmp / EXTENSIONS_FILE)
     _fsync_tree(tmp)
     (tmp / COMPLETE).write_text("ok\n")
     _fsync_tree(tmp)
@@ -157,6 +160,12 @@ def load_rng(ckpt_dir: str | Path, rank: int, world_size: int) -> dict | None:
     return ranks[rank]
 
 
+def load_extension_states(ckpt_dir: str | Path) -> dict:
+    """{key: state} as the trainer saved it; {} when the checkpoint has none."""
+    path = Path(ckpt_dir) / EXTENSIONS_FILE
+    return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else {}
+
+
 def checkpoint_problem(ckpt_dir: Path, mid_stage: bool) -> str | None:
     """Why ``ckpt_dir`` cannot be resumed from (naming the file), or None when it looks whole: the COMPLETE
     marker, a parsable state JSON, a safetensors file whose header and data are all there, and for a
@@ -173,7 +182,8 @@ def checkpoint_problem(ckpt_dir: Path, mid_stage: bool) -> str | None:
     problem = _safetensors_problem(d / WEIGHTS_FILE)
     if problem:
         return problem
-    for name in (OPTIM_FILE, RNG_FILE) if mid_stage else (RNG_FILE,) if (d / RNG_FILE).exists() else ():
+    required = (OPTIM_FILE, RNG_FILE) if mid_stage else ()
+    for name in dict.fromkeys([*required, *(f for f in (RNG_FILE, EXTENSIONS_FILE) if (d / f).exists())]):
         path = d / name
         if not path.exists():
             return f"{path} missing"

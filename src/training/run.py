@@ -142,7 +142,7 @@ def train(cfg: DictConfig) -> dict:
         logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
     trainer = Trainer(model, tokenizer, tcfg, run_dir, train_loader, dev_loader,
                       logger=logger, skips=source.skips,
-                      aux_losses=moe_extensions(cfg, model, tokenizer, list(source.directions)))
+                      extensions=moe_extensions(cfg, model, tokenizer, list(source.directions)))
     tables: dict = {}
     try:
         history = trainer.fit()

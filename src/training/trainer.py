@@ -24,6 +24,7 @@ from src.training.checkpoint import (
     capture_rng,
     checkpoint_problem,
     clear_steps,
+    load_extension_states,
     load_optimizer_state,
     load_rng,
     load_weights,
@@ -52,6 +53,7 @@ from src.training.distributed import (
     wrap_model,
 )
 from src.training.param_groups import check_groups, set_trainable
+from src.utils.extension import TrainerExtension
 from src.utils.malloc import tune_glibc_malloc
 from src.utils.ranges import check_range
 
@@ -180,12 +182,8 @@ def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor
     return loss, n
 
 
-# Training extensions (router regularisers, distillation, CTC, SD-MoE): called with (model, batch,
-# model outputs) they add named terms to the translation loss; one that is an nn.Module has its
-# parameters trained too. Optional methods: prepare(model, batch, step) -> context manager around the
-# forward pass; metrics(model) -> dict at log steps; before_optimizer_step(model, step) after backward;
-# after_optimizer_step(model, step).
-AuxLossFn = Callable[[torch.nn.Module, dict, object], dict[str, torch.Tensor]]
+# Training extensions (router regularisers, distillation, CTC, SD-MoE, SPRI's residual spectrum) implement
+# src/utils/extension.py's TrainerExtension: its hooks are the only way they plug into this loop.
 
 
 class NonFiniteError(RuntimeError):
@@ -203,7 +201,7 @@ class Trainer:
         dev_loader: DataLoader | None = None,
         logger=None,
         skips: SkipLog | None = None,
-        aux_losses: list[AuxLossFn] | None = None,
+        extensions: list[TrainerExtension] | None = None,
         distributed: bool = True,
     ) -> None:
         check_trainer_config(cfg)
@@ -215,7 +213,10 @@ class Trainer:
         self.dev_loader = dev_loader
         self.logger = logger
         self.skips = skips if skips is not None else SkipLog()
-        self.aux_losses = aux_losses or []
+        self.extensions = list(extensions or [])
+        for ext in self.extensions:
+            if not isinstance(ext, TrainerExtension):
+                raise TypeError(f"{type(ext).__name__} is not a TrainerExtension (src/utils/extension.py)")
         # distributed=False: a single-process job even under torchrun (e.g. rank 0 pretraining the toy model)
         self.dist = init_distributed(cfg.device) if distributed else DistInfo(local_rank=dist_info().local_rank)
         self.device = resolve_device(cfg.device)
@@ -257,9 +258,8 @@ class Trainer:
         """Extensions' per-batch state (e.g. which tokens are padding), kept through the backward pass:
         gradient checkpointing re-runs the forward there and must see the same state."""
         stack = contextlib.ExitStack()
-        for fn in self.aux_losses:
-            if hasattr(fn, "prepare"):
-                stack.enter_context(fn.prepare(self.model, batch, self.global_step))
+        for ext in self.extensions:
+            stack.enter_context(ext.before_step(self.model, batch, self.global_step))
         return stack
 
     def _forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
@@ -273,8 +273,8 @@ class Trainer:
             loss, n_tokens = token_loss(out.logits, labels)
             metrics = {"loss/translation": loss.detach(), "tokens": n_tokens}
             total = loss
-            for fn in self.aux_losses:
-                for name, value in fn(self.model, batch, out).items():
+            for ext in self.extensions:
+                for name, value in ext.loss(self.model, batch, out).items():
                     total = total + value
                     metrics[f"loss/{name}"] = value.detach()
         return total, metrics
@@ -335,9 +335,9 @@ class Trainer:
     def fit(self) -> list[dict]:
         """Run all stages; returns one summary per stage (first/last loss, dev loss, counts)."""
         self.model.to(self.device)
-        for fn in self.aux_losses:
-            if isinstance(fn, torch.nn.Module):
-                fn.to(self.device)
+        for ext in self.extensions:
+            if isinstance(ext, torch.nn.Module):
+                ext.to(self.device)
         if self.cfg.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             self.model.config.use_cache = False
@@ -396,8 +396,10 @@ class Trainer:
         weights = gathered_state_dict(self.model) if is_sharded(self.model) else None
         optim = optimizer_state(self._trained_modules(), optimizer) if optimizer is not None else None
         rng = self._rng_states()
+        ext_states = {key: st for key, ext in self._extension_keys() if (st := ext.state_dict())}
         if self.dist.is_main:
-            save_checkpoint(self.model, self.tokenizer, path, state, optim, scheduler, weights=weights, rng=rng)
+            save_checkpoint(self.model, self.tokenizer, path, state, optim, scheduler, weights=weights, rng=rng,
+                            extensions=ext_states)
             if path.name.startswith("step-"):
                 publish_step(path.parent, path, self.cfg.keep_checkpoints)
         if self.dist.enabled:
@@ -415,7 +417,7 @@ class Trainer:
 
     def _trained_modules(self) -> torch.nn.Module:
         """The model and the extensions with parameters, under one name space for the optimizer state."""
-        aux = [fn for fn in self.aux_losses if isinstance(fn, torch.nn.Module)]
+        aux = [ext for ext in self.extensions if isinstance(ext, torch.nn.Module)]
         return torch.nn.ModuleDict({"model": self.model, "aux": torch.nn.ModuleList(aux)})
 
     def _wrap(self) -> None:
@@ -427,15 +429,14 @@ class Trainer:
 
     def _run_stage(self, idx: int, stage: StageConfig, batches, start: int, resume: dict | None) -> dict:
         counts = set_trainable(self.model, stage.trainable)
-        for fn in self.aux_losses:
-            if hasattr(fn, "stage_start"):
-                fn.stage_start(self.model, stage)
+        for ext in self.extensions:
+            ext.stage_start(self.model, stage)
         self._wrap()
         log.info("stage %d '%s': training %s of %s parameters (%s)", idx + 1, stage.name,
                  f"{counts['trainable']:,}", f"{counts['total']:,}",
                  ", ".join(f"{g}={counts[g]:,}" for g in stage.trainable))
         params = [p for p in self.model.parameters() if p.requires_grad]
-        params += [p for fn in self.aux_losses if isinstance(fn, torch.nn.Module) for p in fn.parameters()]
+        params += self._extension_params()
         decay = [p for p in params if p.dim() >= 2]
         no_decay = [p for p in params if p.dim() < 2]
         fused = self.device.type == "cuda"
@@ -475,19 +476,21 @@ class Trainer:
                 window_tokens += metrics["tokens"]
                 summary["tokens"] += metrics["tokens"]
             if self.dist.enabled:  # the wrapper syncs the model's gradients; auxiliary heads are ours
-                aux_params = [p for fn in self.aux_losses if isinstance(fn, torch.nn.Module) for p in fn.parameters()]
+                aux_params = self._extension_params()
                 for p in aux_params:  # every rank reduces the same list, used this step or not
                     if p.grad is None:
                         p.grad = torch.zeros_like(p)
                 all_reduce_mean([p.grad for p in aux_params])
-            self._hook("before_optimizer_step")
+            for ext in self.extensions:
+                ext.after_backward(self.model, self.global_step)
             grad_norm = clip_grad_norm(params, self.cfg.clip_norm or None)
             if bad or not bool(torch.isfinite(grad_norm)):  # the same on every rank (norm of synced gradients)
                 optimizer.zero_grad(set_to_none=True)
                 self._skip_nonfinite(stage, step, "loss" if bad else "gradient norm")
             else:
                 optimizer.step()
-                self._hook("after_optimizer_step")
+                for ext in self.extensions:
+                    ext.after_step(self.model, self.global_step)
             scheduler.step()
             self.global_step += 1
             last = step + 1 == total
@@ -503,9 +506,8 @@ class Trainer:
                           "skipped": self.skips.total, "nonfinite_steps": self.nonfinite_steps,
                           **{k: float(v) for k, v in metrics.items()
                              if k.startswith("loss/") and k != "loss/translation"}}
-                for fn in self.aux_losses:
-                    if hasattr(fn, "metrics"):
-                        record.update(fn.metrics(self.model))
+                for ext in self.extensions:
+                    record.update(ext.metrics(self.model))
                 summary["losses"].append((self.global_step, avg))
                 if self.logger is not None and self.dist.is_main:
                     self.logger.log_metrics(record, self.global_step)
@@ -526,10 +528,13 @@ class Trainer:
         summary["dev_loss"] = self._log_dev(stage)
         return summary
 
-    def _hook(self, name: str) -> None:
-        for fn in self.aux_losses:
-            if hasattr(fn, name):
-                getattr(fn, name)(self.model, self.global_step)
+    def _extension_keys(self) -> list[tuple[str, TrainerExtension]]:
+        """A stable key per extension for its saved state: position and class name."""
+        return [(f"{i}:{type(ext).__name__}", ext) for i, ext in enumerate(self.extensions)]
+
+    def _extension_params(self) -> list[torch.nn.Parameter]:
+        """Parameters of the extensions that are modules (e.g. the CTC head), trained with the model's."""
+        return [p for ext in self.extensions if isinstance(ext, torch.nn.Module) for p in ext.parameters()]
 
     def _data_position(self) -> dict:
         return {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch}
@@ -575,6 +580,10 @@ class Trainer:
         self.epoch = point.get("epoch", 0)
         self.batch_in_epoch = point.get("batch_in_epoch", 0)
         self._rng_to_restore = load_rng(point["dir"], self.dist.rank, self.dist.world_size)
+        saved = load_extension_states(point["dir"])
+        for key, ext in self._extension_keys():
+            if key in saved:
+                ext.load_state_dict(saved[key])
         if self.logger is not None and self.dist.is_main and hasattr(self.logger, "truncate_after"):
             self.logger.truncate_after(self.global_step)  # the steps about to be replayed are logged again
         log.info("resuming at stage %d step %d (global step %d) from %s",

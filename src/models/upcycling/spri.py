@@ -28,6 +28,7 @@ import torch
 from src.models.moe import moe_layers
 from src.models.upcycling.base import Strategy, UpcycleConfig, copy_dense, init_router, register_strategy
 from src.training.distributed import assign_full, full
+from src.utils.extension import TrainerExtension
 
 PARTITIONS = ("interleaved", "contiguous", "random")
 STAGE1_UPDATES = ("projected", "left", "right", "full")
@@ -147,7 +148,7 @@ def project_residual(delta: torch.Tensor, u: torch.Tensor, v: torch.Tensor, mode
     return delta
 
 
-class ResidualSpectrum:
+class ResidualSpectrum(TrainerExtension):
     """Trainer extension: in stages whose `trainable` names `residual`, every SPRI expert weight moves only
     in the residual spectrum (gradient projected before the step, the optimizer's update after it)."""
 
@@ -167,14 +168,11 @@ class ResidualSpectrum:
                     out.append((f"{layer_name}.{w}", getattr(bank, w), u, getattr(bank, f"{w}_principal_v")))
         return out
 
-    def __call__(self, model, batch: dict, out) -> dict[str, torch.Tensor]:
-        return {}
-
     def stage_start(self, model, stage) -> None:
         self.active = self.mode != "full" and "residual" in stage.trainable
 
     @torch.no_grad()
-    def before_optimizer_step(self, model, step: int) -> None:
+    def after_backward(self, model, step: int) -> None:
         if not self.active:
             return
         for key, p, u, v in self.targets(model):
@@ -183,7 +181,7 @@ class ResidualSpectrum:
             self.before[key] = p.detach().clone()
 
     @torch.no_grad()
-    def after_optimizer_step(self, model, step: int) -> None:
+    def after_step(self, model, step: int) -> None:
         if not self.active:
             return
         for key, p, u, v in self.targets(model):
