@@ -45,6 +45,11 @@ def is_english_only(tokenizer: PreTrainedTokenizerBase) -> bool:
     return len(tokenizer) == ENGLISH_ONLY_VOCAB
 
 
+# Positions in a multilingual prompt (prompt_ids): <|startoftranscript|> <|xx|> <|task|> <|notimestamps|>.
+PROMPT_LANG_POS = 1
+PROMPT_TASK_POS = 2
+
+
 def prompt_ids(tokenizer: PreTrainedTokenizerBase, tgt_lang: str, task: str = "translate") -> list[int]:
     """The forced decoder prompt, derived from the tokenizer: `<|startoftranscript|><|xx|><|task|><|notimestamps|>`
     (xx the target's Whisper code), or `<|startoftranscript|><|notimestamps|>` for an English-only checkpoint."""

@@ -13,6 +13,7 @@ from transformers.generation.utils import GenerationMixin
 
 from src.data.languages import COVOST2_EN_XX
 from src.data.text import EOT, prompt_ids, token_id
+from src.models.backbone import encoder_lengths
 from src.models.moe import moe_layers
 
 
@@ -57,7 +58,7 @@ class RoutingRecorder:
     @contextlib.contextmanager
     def batch(self, langs: list[str], feature_lengths: torch.Tensor | None):
         self.lang_ids = torch.tensor([self.LANGS.index(lang) for lang in langs])
-        self.enc_lengths = None if feature_lengths is None else ((feature_lengths + 1) // 2).cpu()
+        self.enc_lengths = None if feature_lengths is None else encoder_lengths(feature_lengths).cpu()
         yield
 
     def __enter__(self):

@@ -22,6 +22,21 @@ from src.data.text import EOT, SOT, token_id
 log = logging.getLogger(__name__)
 
 
+def encoder_lengths(frames):
+    """Encoder positions for ``frames`` log-mel frames (an int or a tensor of lengths): Whisper's conv stem
+    halves the length (its second conv has stride 2 and padding 1)."""
+    return (frames + 1) // 2
+
+
+def encoder_audio_mask(n_frames: int, feature_lengths: torch.Tensor | None, batch: int) -> torch.Tensor:
+    """(batch, encoder positions) True where a position holds audio, False on the batch's padding (every
+    position when the lengths are unknown)."""
+    t_enc = encoder_lengths(n_frames)
+    if feature_lengths is None:
+        return torch.ones(batch, t_enc, dtype=torch.bool)
+    return torch.arange(t_enc)[None, :] < encoder_lengths(feature_lengths.cpu())[:, None]
+
+
 class ShortFormWhisperEncoder(WhisperEncoder):
     """WhisperEncoder that takes any even number of frames up to 30 s (positions sliced)."""
 

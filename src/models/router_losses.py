@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from src.data.text import PROMPT_LANG_POS
+from src.models.backbone import encoder_audio_mask
 from src.models.moe import DPSLConfig, MoEConfig, moe_layers, moe_token_masks
 from src.utils.extension import TrainerExtension
 from src.utils.registry import make_register
@@ -166,14 +168,12 @@ class MoELoss(TrainerExtension):
         self.step = step
         enc = None
         if "feature_lengths" in batch:
-            n_frames = batch["input_features"].shape[-1]
-            t_enc = (n_frames + 1) // 2
-            enc_len = (batch["feature_lengths"] + 1) // 2
-            enc = torch.arange(t_enc)[None, :] < enc_len[:, None]
+            feats = batch["input_features"]
+            enc = encoder_audio_mask(feats.shape[-1], batch["feature_lengths"], feats.shape[0])
         dec = batch["decoder_attention_mask"].bool() if "decoder_attention_mask" in batch else None
         lang = None
         if self.lang_token_ids.numel() and "decoder_input_ids" in batch:
-            match = batch["decoder_input_ids"][:, 1:2].cpu() == self.lang_token_ids[None, :]  # prompt: SOT, lang, ...
+            match = batch["decoder_input_ids"][:, PROMPT_LANG_POS, None].cpu() == self.lang_token_ids[None, :]
             lang = torch.where(match.any(1), match.long().argmax(1), torch.full_like(match[:, 0], -1, dtype=torch.long))
         device = next(model.parameters()).device
         return moe_token_masks(model, enc.to(device) if enc is not None else None,

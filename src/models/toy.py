@@ -16,8 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import WhisperForConditionalGeneration
 
 from src.data.loading import build_source, loader_config, make_loader
-from src.data.text import EOT, TASK_TOKENS, token_id, train_toy_tokenizer
-from src.models.backbone import ModelConfig, set_pad_to_30s, toy_config
+from src.data.text import EOT, PROMPT_TASK_POS, TASK_TOKENS, token_id, train_toy_tokenizer
+from src.models.backbone import ModelConfig, encoder_lengths, set_pad_to_30s, toy_config
 from src.training.loggers import ConsoleLogger
 from src.training.trainer import StageConfig, Trainer, TrainerConfig
 from src.utils.extension import TrainerExtension
@@ -45,7 +45,7 @@ class CTCAuxLoss(torch.nn.Module, TrainerExtension):
 
     def forward(self, model, batch: dict, out) -> dict[str, torch.Tensor]:
         enc = out.encoder_last_hidden_state
-        rows = (batch["decoder_input_ids"][:, 2] == self.transcribe_id).to(enc.device)  # prompt: SOT, lang, task
+        rows = (batch["decoder_input_ids"][:, PROMPT_TASK_POS] == self.transcribe_id).to(enc.device)
         if not bool(rows.any()):
             return {"ctc": enc.sum() * 0.0}
         log_probs = self.head(enc[rows]).float().log_softmax(-1).transpose(0, 1)  # (T, B, C)
@@ -54,7 +54,7 @@ class CTCAuxLoss(torch.nn.Module, TrainerExtension):
         targets = labels[keep]
         target_lengths = keep.sum(1)
         lengths = batch["feature_lengths"].to(enc.device)[rows]
-        input_lengths = torch.clamp((lengths + 1) // 2, max=enc.shape[1])
+        input_lengths = torch.clamp(encoder_lengths(lengths), max=enc.shape[1])
         loss = torch.nn.functional.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=self.blank,
                                             zero_infinity=True)
         return {"ctc": self.weight * loss}

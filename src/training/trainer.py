@@ -262,13 +262,17 @@ class Trainer:
             stack.enter_context(ext.before_step(self.model, batch, self.global_step))
         return stack
 
+    def _outputs(self, batch: dict):
+        """The one model call of training and dev evaluation (teacher-forced)."""
+        return self.engine(
+            input_features=batch["input_features"].to(self.device, non_blocking=True),
+            decoder_input_ids=batch["decoder_input_ids"].to(self.device),
+            decoder_attention_mask=batch["decoder_attention_mask"].to(self.device),
+        )
+
     def _forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         with self._autocast():
-            out = self.engine(
-                input_features=batch["input_features"].to(self.device, non_blocking=True),
-                decoder_input_ids=batch["decoder_input_ids"].to(self.device),
-                decoder_attention_mask=batch["decoder_attention_mask"].to(self.device),
-            )
+            out = self._outputs(batch)
             labels = batch["labels"].to(self.device)
             loss, n_tokens = token_loss(out.logits, labels)
             metrics = {"loss/translation": loss.detach(), "tokens": n_tokens}
@@ -319,11 +323,7 @@ class Trainer:
             if not self._account(batch):
                 continue
             with self._autocast():
-                out = self.engine(
-                    input_features=batch["input_features"].to(self.device),
-                    decoder_input_ids=batch["decoder_input_ids"].to(self.device),
-                    decoder_attention_mask=batch["decoder_attention_mask"].to(self.device),
-                )
+                out = self._outputs(batch)
             loss, n = token_loss(out.logits, batch["labels"].to(self.device))
             total += float(loss) * n
             tokens += n

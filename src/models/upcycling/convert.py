@@ -14,6 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from src.data.text import IGNORE_INDEX
+from src.models.backbone import encoder_audio_mask
 from src.models.moe import MoEConfig, MoEFFN, install_moe, moe_layers, record_moe_settings, whisper_ffn_layers
 from src.models.upcycling.base import STRATEGIES, UpcycleConfig
 from src.utils.structured import to_dataclass
@@ -57,10 +58,7 @@ def capture_ffn_inputs(model: nn.Module, layers: list[tuple[str, nn.Module]], ba
     try:
         for batch in batches:
             feats = batch["input_features"]
-            t_enc = (feats.shape[-1] + 1) // 2
-            enc_len = (batch["feature_lengths"] + 1) // 2 if "feature_lengths" in batch else \
-                torch.full((feats.shape[0],), t_enc)
-            state["enc"] = torch.arange(max(t_enc, 1500))[None] < enc_len[:, None]
+            state["enc"] = encoder_audio_mask(feats.shape[-1], batch.get("feature_lengths"), feats.shape[0])
             state["dec"] = batch["decoder_attention_mask"].bool()
             dtype = next(model.parameters()).dtype
             model(input_features=feats.to(device, dtype), decoder_input_ids=batch["decoder_input_ids"].to(device),
