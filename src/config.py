@@ -21,6 +21,7 @@ from src.evaluation.run import EvalConfig
 from src.models.backbone import ModelConfig
 from src.models.moe import MoEConfig
 from src.training.trainer import TrainerConfig, check_trainer_config
+from src.utils.errors import UserError
 from src.utils.structured import to_dataclass
 
 
@@ -61,7 +62,7 @@ def launch_stamp(fmt: str = "%Y-%m-%d_%H-%M-%S") -> str:
 OmegaConf.register_new_resolver("launch_stamp", launch_stamp, replace=True)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config problem the user fixes on the command line or in a yaml."""
 
 

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from src.data.audio import ClipError, ClipStore, probe_duration
 from src.data.schema import SPLITS, Example
 from src.data.source import ExampleSource
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +44,13 @@ def read_tsv(path: Path) -> pd.DataFrame:
             na_filter=False, dtype=str,
         )
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: cannot parse as a CoVoST/Common Voice TSV ({e})") from e
+        raise UserError(f"{path}: cannot parse as a CoVoST/Common Voice TSV ({e})") from e
 
 
 def require_columns(df: pd.DataFrame, path: Path, columns: Sequence[str]) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ValueError(
+        raise UserError(
             f"{path}: missing required column(s) {missing}; found {list(df.columns)}. "
             f"Expected the published CoVoST2/Common Voice format with columns {list(columns)}."
         )
@@ -221,7 +222,7 @@ class CoVoST2Source(ExampleSource):
             return [ex for tgt in self.directions
                     for ex in self._make_examples(df[df["tgt_lang"] == tgt], tgt, f"pretrain {split}")]
         if split not in SPLITS:
-            raise ValueError(f"unknown split '{split}'; use one of {SPLITS}, asr_train/asr_dev or "
+            raise UserError(f"unknown split '{split}'; use one of {SPLITS}, asr_train/asr_dev or "
                              "pretrain_st_train/pretrain_st_dev")
         out: list[Example] = []
         for tgt in self.directions:
@@ -230,7 +231,7 @@ class CoVoST2Source(ExampleSource):
                 df = df.iloc[self.subset_rows(len(df), tgt)]
             made = self._make_examples(df, tgt, f"en_{tgt} {split}")
             if not made:
-                raise ValueError(f"en_{tgt} {split}: no usable examples (skipped so far: {self.skips.as_dict()}); "
+                raise UserError(f"en_{tgt} {split}: no usable examples (skipped so far: {self.skips.as_dict()}); "
                                  f"check the CoVoST2 TSV and en/clips under {self.tables.root}, or drop '{tgt}' "
                                  "from data.directions")
             out.extend(made)

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from src.data.audio import ClipError, ClipStore, decode
 from src.data.schema import Example
 from src.data.source import ExampleSource
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def load_split(name_or_path: str, tgt: str, split: str, revision: str | None = N
         ) from e
     missing = [c for c in REQUIRED if c not in ds.column_names]
     if missing:
-        raise ValueError(
+        raise UserError(
             f"{name_or_path} {config}/{hf_split}: missing column(s) {missing}; found {ds.column_names}. "
             f"Expected the CoVoST2 parquet mirror schema {list(REQUIRED)}."
         )
@@ -105,7 +106,7 @@ class CoVoST2HFSource(ExampleSource):
 
     def examples(self, split: str) -> list[Example]:
         if split not in HF_SPLITS:
-            raise ValueError(f"unknown split '{split}' for data=covost2_hf; use one of {list(HF_SPLITS)}")
+            raise UserError(f"unknown split '{split}' for data=covost2_hf; use one of {list(HF_SPLITS)}")
         out: list[Example] = []
         for tgt in self.directions:
             ds = load_split(self.name_or_path, tgt, split, self.revision)

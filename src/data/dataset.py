@@ -15,6 +15,7 @@ from src.data.audio import ClipError, ClipStore
 from src.data.features import HOP, N_FRAMES_30S, batch_frames, clip_features, pad_features
 from src.data.schema import Example
 from src.data.text import IGNORE_INDEX, encode_target
+from src.utils.errors import UserError
 
 FRAMES_PER_SECOND = 16_000 // HOP
 
@@ -126,7 +127,7 @@ class LengthBucketSampler(Sampler[list[int]]):
             raise ValueError(f"sampler rank {rank} is outside [0, {num_replicas})")
         self.num_replicas, self.rank = num_replicas, rank
         if max_frames < max(lengths, default=0):
-            raise ValueError(
+            raise UserError(
                 f"data.max_batch_frames={max_frames} is smaller than the longest example ({max(lengths)} "
                 "frames); raise it or lower data.max_duration"
             )
@@ -178,7 +179,7 @@ class LengthBucketSampler(Sampler[list[int]]):
             return batches
         per_rank = len(batches) // self.num_replicas
         if per_rank == 0:
-            raise ValueError(f"{len(batches)} batches cannot be shared by {self.num_replicas} processes; "
+            raise UserError(f"{len(batches)} batches cannot be shared by {self.num_replicas} processes; "
                              "use more data or fewer processes")
         return batches[self.rank :: self.num_replicas][:per_rank]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from src.utils.errors import UserError
+
 # Order as in the CoVoST2 paper's En->X table.
 COVOST2_EN_XX: tuple[str, ...] = (
     "de", "ca", "zh-CN", "fa", "et", "mn", "tr", "ar", "sv-SE", "lv", "sl", "ta", "ja", "id", "cy",
@@ -31,10 +33,10 @@ def check_directions(directions: list[str] | tuple[str, ...], source: str = "dat
         if d.startswith("en_"):
             d = d[3:]
         if d not in COVOST2_EN_XX:
-            raise ValueError(
+            raise UserError(
                 f"{source}: unknown CoVoST2 direction '{d}'. Valid En->X codes: {', '.join(COVOST2_EN_XX)}"
             )
         out.append(d)
     if len(set(out)) != len(out):
-        raise ValueError(f"{source}: duplicate directions in {out}")
+        raise UserError(f"{source}: duplicate directions in {out}")
     return out

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from src.utils.atomic import write_json
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class Example:
         return replace(self, id=f"{self.audio}:en", tgt_lang="en", translation=self.sentence)
 
 
-class BadExampleError(RuntimeError):
+class BadExampleError(UserError):
     """A skip turned fatal by `data.on_bad_example=error`."""
 
 
@@ -67,7 +68,7 @@ class SkipLog:
 
     def __init__(self, policy: str = "skip") -> None:
         if policy not in ("skip", "error"):
-            raise ValueError(f"data.on_bad_example must be 'skip' or 'error', got '{policy}'")
+            raise UserError(f"data.on_bad_example must be 'skip' or 'error', got '{policy}'")
         self.policy = policy
         self.counts: Counter[str] = Counter()
         self.examples: dict[str, list[str]] = {}

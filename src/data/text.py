@@ -8,6 +8,7 @@ from pathlib import Path
 from transformers import PreTrainedTokenizerBase, WhisperTokenizerFast
 
 from src.data.languages import COVOST2_EN_XX, language_token
+from src.utils.errors import UserError
 
 SOT = "<|startoftranscript|>"
 EOT = "<|endoftext|>"
@@ -31,7 +32,7 @@ TOY_SPECIAL_TOKENS = [
 def token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
     idx = tokenizer.convert_tokens_to_ids(token)
     if idx is None or idx == tokenizer.unk_token_id and token != tokenizer.unk_token:
-        raise ValueError(f"tokenizer has no token {token}: is it a Whisper tokenizer?")
+        raise UserError(f"tokenizer has no token {token}: is it a Whisper tokenizer?")
     return int(idx)
 
 
@@ -54,10 +55,10 @@ def prompt_ids(tokenizer: PreTrainedTokenizerBase, tgt_lang: str, task: str = "t
     """The forced decoder prompt, derived from the tokenizer: `<|startoftranscript|><|xx|><|task|><|notimestamps|>`
     (xx the target's Whisper code), or `<|startoftranscript|><|notimestamps|>` for an English-only checkpoint."""
     if task not in TASK_TOKENS:
-        raise ValueError(f"task must be one of {sorted(TASK_TOKENS)}, got '{task}'")
+        raise UserError(f"task must be one of {sorted(TASK_TOKENS)}, got '{task}'")
     if is_english_only(tokenizer):
         if task != "transcribe" or tgt_lang != "en":
-            raise ValueError(f"the checkpoint is English-only (*.en): it has no language or task tokens in its "
+            raise UserError(f"the checkpoint is English-only (*.en): it has no language or task tokens in its "
                              f"prompt and cannot {task} into '{tgt_lang}'; use a multilingual checkpoint, or "
                              "eval.task=transcribe")
         return [token_id(tokenizer, t) for t in (SOT, NO_TIMESTAMPS)]

@@ -15,6 +15,7 @@ from src.evaluation.generation import DecodeConfig, RoutingRecorder, decode
 from src.evaluation.metrics import MetricsConfig
 from src.evaluation.results import read_hypotheses, results_markdown, score, write_hypotheses, write_results
 from src.utils.atomic import write_json
+from src.utils.errors import UserError
 from src.utils.ranges import check_range
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ class EvalConfig(DecodeConfig, MetricsConfig):
 
     def check(self) -> None:
         if self.task not in TASK_TOKENS:
-            raise ValueError(f"eval.task must be one of {sorted(TASK_TOKENS)}, got '{self.task}'")
+            raise UserError(f"eval.task must be one of {sorted(TASK_TOKENS)}, got '{self.task}'")
         check_range("eval.beam", self.beam, 1, integer=True)
         check_range("eval.length_penalty", self.length_penalty)
         check_range("eval.max_new_tokens", self.max_new_tokens, 1, integer=True)
@@ -70,7 +71,7 @@ def evaluate_model(model, tokenizer, source, cfg: EvalConfig, out_dir: Path, loa
     """Decode and score every split in cfg.splits into out_dir/eval/<split>/; returns the tables."""
     cfg.check()
     if cfg.task == "translate" and is_english_only(tokenizer):
-        raise ValueError("the checkpoint is English-only (*.en, no language tokens in its prompt) and cannot "
+        raise UserError("the checkpoint is English-only (*.en, no language tokens in its prompt) and cannot "
                          "translate; evaluate it with eval.task=transcribe")
     tables = {}
     transformers.logging.set_verbosity_error()

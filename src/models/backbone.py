@@ -18,6 +18,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from src.data.text import EOT, SOT, token_id
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class ShortFormWhisperEncoder(WhisperEncoder):
             return super().forward(input_features, attention_mask, head_mask, output_attentions,
                                    output_hidden_states, return_dict, **kwargs)
         if n > full:
-            raise ValueError(f"input has {n} mel frames; the encoder takes at most {full} (30 s)")
+            raise UserError(f"input has {n} mel frames; the encoder takes at most {full} (30 s)")
         x = nn.functional.gelu(self.conv1(input_features))
         x = nn.functional.gelu(self.conv2(x)).permute(0, 2, 1)
         hidden = x + self.embed_positions.weight[: x.shape[1]]
@@ -167,7 +168,7 @@ def load_moe_checkpoint(path: Path, config: WhisperConfig, dtype: torch.dtype) -
 
     files = sorted(path.glob("model*.safetensors"))
     if not files:
-        raise OSError(f"{path} has no model*.safetensors")
+        raise UserError(f"{path} has no model*.safetensors")
     model = WhisperForConditionalGeneration(config)
     build_moe_structure(model)
     state = {}
@@ -176,7 +177,7 @@ def load_moe_checkpoint(path: Path, config: WhisperConfig, dtype: torch.dtype) -
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if k != "proj_out.weight"]  # tied to the token embeddings
     if missing or unexpected:
-        raise OSError(f"{path}: weights do not match config.moe (missing {missing[:4]}, unexpected {unexpected[:4]})")
+        raise UserError(f"{path}: weights do not match config.moe (missing {missing[:4]}, unexpected {unexpected[:4]})")
     model.tie_weights()
     return model.to(dtype).eval()
 
@@ -193,7 +194,7 @@ def load_whisper(name_or_path: str | Path, pad_to_30s: bool = True, dtype: str =
             )
         tokenizer = WhisperTokenizerFast.from_pretrained(str(name_or_path))
     except OSError as e:
-        raise OSError(
+        raise UserError(
             f"cannot load a Whisper checkpoint from '{name_or_path}': {e}. Set model.name_or_path to a hub "
             "name (e.g. openai/whisper-small) with network access, or to a local directory holding "
             "config.json, model.safetensors and the tokenizer files."

@@ -46,6 +46,8 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
+from src.utils.errors import UserError
+
 if TYPE_CHECKING:
     from transformers import GenerationConfig, WhisperConfig
 
@@ -72,7 +74,7 @@ _TIMESTAMP = re.compile(r"<\|\d+\.\d\d\|>")
 _LANGUAGE = re.compile(r"<\|[a-z]{2,3}\|>")
 
 
-class ConversionError(ValueError):
+class ConversionError(UserError):
     """A CTranslate2 directory that cannot be converted exactly; the message is one line."""
 
     def __init__(self, message: str) -> None:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.models.dispatch import DISPATCH, expert_forward
+from src.utils.errors import UserError
 from src.utils.ranges import check_range
 from src.utils.structured import to_dataclass
 
@@ -83,30 +84,30 @@ class MoEConfig:
         for key in ("jitter", "balance_coef", "z_coef"):
             check_range(f"moe.{key}", getattr(self, key), 0)
         if self.where not in ("encoder", "decoder", "both"):
-            raise ValueError(f"moe.where: '{self.where}' is not one of encoder, decoder, both")
+            raise UserError(f"moe.where: '{self.where}' is not one of encoder, decoder, both")
         if not 1 <= self.top_k <= self.num_experts:
-            raise ValueError(f"moe.top_k={self.top_k} must be between 1 and moe.num_experts={self.num_experts}")
+            raise UserError(f"moe.top_k={self.top_k} must be between 1 and moe.num_experts={self.num_experts}")
         if self.every < 1:
-            raise ValueError("moe.every must be >= 1")
+            raise UserError("moe.every must be >= 1")
         if self.dispatch not in DISPATCH:
-            raise ValueError(f"moe.dispatch: '{self.dispatch}' is not one of {DISPATCH}")
+            raise UserError(f"moe.dispatch: '{self.dispatch}' is not one of {DISPATCH}")
         if self.capacity_factor is not None and self.capacity_factor <= 0:
-            raise ValueError("moe.capacity_factor must be positive (or null for dropless)")
+            raise UserError("moe.capacity_factor must be positive (or null for dropless)")
         sd, dp, sdm = self.self_distill, self.dpsl, self.sd
         if sd.loss not in DISTILL_LOSSES:
-            raise ValueError(f"moe.self_distill.loss: '{sd.loss}' is not one of {DISTILL_LOSSES}")
+            raise UserError(f"moe.self_distill.loss: '{sd.loss}' is not one of {DISTILL_LOSSES}")
         if sd.coef < 0 or not 0 < sd.threshold <= 1 or sd.temperature <= 0:
-            raise ValueError("moe.self_distill: coef >= 0, 0 < threshold <= 1 and temperature > 0 are required")
+            raise UserError("moe.self_distill: coef >= 0, 0 < threshold <= 1 and temperature > 0 are required")
         alpha = [dp.alpha] if isinstance(dp.alpha, (int, float)) else list(dp.alpha)
         if dp.coef < 0 or any(a <= 0 for a in alpha) or len(alpha) not in (1, self.num_experts):
-            raise ValueError(f"moe.dpsl: coef >= 0 and alpha > 0 (one value, or one per expert: "
+            raise UserError(f"moe.dpsl: coef >= 0 and alpha > 0 (one value, or one per expert: "
                              f"{self.num_experts}) are required, got coef={dp.coef}, alpha={dp.alpha}")
         if dp.language_prior is not None and dp.language_prior != "auto" and not hasattr(dp.language_prior, "items"):
-            raise ValueError("moe.dpsl.language_prior must be null, auto, or a mapping {xx: [expert ids]}")
+            raise UserError("moe.dpsl.language_prior must be null, auto, or a mapping {xx: [expert ids]}")
         if dp.warmup_steps is not None and dp.warmup_steps < 0:
-            raise ValueError("moe.dpsl.warmup_steps must be >= 0 (or null)")
+            raise UserError("moe.dpsl.warmup_steps must be >= 0 (or null)")
         if sdm.rank < 0 or sdm.period < 1:
-            raise ValueError("moe.sd: rank >= 0 and period >= 1 are required")
+            raise UserError("moe.sd: rank >= 0 and period >= 1 are required")
 
 
 class ExpertBank(nn.Module):
@@ -286,7 +287,7 @@ def build_moe_structure(model: nn.Module) -> None:
     """Recreate (uninitialised) MoE layers from `config.moe` so a saved state dict loads strictly."""
     settings = dict(moe_settings(model))
     if settings.pop("layout", "plain") != "plain":
-        raise OSError("this checkpoint stores SPRI experts as principal + residual tensors (before 2026-11-30); "
+        raise UserError("this checkpoint stores SPRI experts as principal + residual tensors (before 2026-11-30); "
                       "re-run the upcycling with the current code, which stores one tensor per expert matrix")
     settings.pop("residual_scale", None)
     cfg = to_dataclass(MoEConfig, settings)

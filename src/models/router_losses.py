@@ -18,6 +18,7 @@ import torch
 from src.data.text import PROMPT_LANG_POS
 from src.models.backbone import encoder_audio_mask
 from src.models.moe import DPSLConfig, MoEConfig, moe_layers, moe_token_masks
+from src.utils.errors import UserError
 from src.utils.extension import TrainerExtension
 from src.utils.registry import make_register
 
@@ -125,13 +126,13 @@ def dpsl_alphas(cfg: DPSLConfig, num_experts: int, top_k: int,
         groups = {str(k): list(v) for k, v in prior.items()}
         unknown = sorted(set(groups) - set(languages))
         if unknown:
-            raise ValueError(f"moe.dpsl.language_prior names directions {unknown} that the data does not have "
+            raise UserError(f"moe.dpsl.language_prior names directions {unknown} that the data does not have "
                              f"({', '.join(languages)})")
     by_lang = base.repeat(len(languages), 1)
     for code, experts in groups.items():
         bad = [e for e in experts if not 0 <= int(e) < num_experts]
         if bad:
-            raise ValueError(f"moe.dpsl.language_prior[{code}]: expert ids {bad} outside 0..{num_experts - 1}")
+            raise UserError(f"moe.dpsl.language_prior[{code}]: expert ids {bad} outside 0..{num_experts - 1}")
         by_lang[languages.index(code), [int(e) for e in experts]] += cfg.prior_boost
     return base, by_lang
 
@@ -148,7 +149,7 @@ class MoELoss(TrainerExtension):
                  lang_token_ids: Sequence[int] = (), warmup: dict[str, int | None] | None = None) -> None:
         unknown = [n for n in coefs if n not in ROUTER_LOSSES]
         if unknown:
-            raise ValueError(f"unknown router loss(es) {unknown}; known: {sorted(ROUTER_LOSSES)}")
+            raise UserError(f"unknown router loss(es) {unknown}; known: {sorted(ROUTER_LOSSES)}")
         self.coefs = {n: c for n, c in coefs.items() if c}
         self.options = options or {}
         self.warmup = warmup or {}

@@ -20,6 +20,7 @@ from src.data.text import EOT, PROMPT_TASK_POS, TASK_TOKENS, token_id, train_toy
 from src.models.backbone import ModelConfig, encoder_lengths, set_pad_to_30s, toy_config
 from src.training.loggers import ConsoleLogger
 from src.training.trainer import StageConfig, Trainer, TrainerConfig
+from src.utils.errors import UserError
 from src.utils.extension import TrainerExtension
 from src.utils.structured import to_dataclass
 
@@ -62,7 +63,7 @@ class CTCAuxLoss(torch.nn.Module, TrainerExtension):
 
 def toy_model_dir(cfg: DictConfig) -> Path:
     if "corpus" not in cfg.data:
-        raise ValueError(
+        raise UserError(
             "model=whisper_toy is pretrained on the toy corpus and needs data=toy; for real CoVoST2 use a "
             "pretrained Whisper (model=whisper_small, or model.name_or_path=DIR)"
         )

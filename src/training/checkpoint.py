@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from src.utils.atomic import write_text
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +242,7 @@ def load_optimizer_state(ckpt_dir: str | Path, modules: torch.nn.Module, optimiz
     try:
         set_optimizer_state_dict(modules, optimizer, blob["optimizer"], options=options)
     except (KeyError, ValueError, RuntimeError) as e:
-        raise RuntimeError(f"{path}: optimizer state does not match this stage's parameters ({e}); "
+        raise UserError(f"{path}: optimizer state does not match this stage's parameters ({e}); "
                            "resume with the same config, or delete the file to restart the optimizer") from e
     if scheduler is not None and blob.get("scheduler") is not None:
         scheduler.load_state_dict(blob["scheduler"])
@@ -258,5 +259,5 @@ def load_weights(model, ckpt_dir: str | Path) -> None:
     # Tied output projection is not stored separately.
     missing = [k for k in missing if not k.endswith("proj_out.weight")]
     if missing or unexpected:
-        raise RuntimeError(f"{path}: checkpoint does not match the model (missing {missing[:5]}, "
+        raise UserError(f"{path}: checkpoint does not match the model (missing {missing[:5]}, "
                            f"unexpected {unexpected[:5]})")

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from src.utils.errors import UserError
+
 STRATEGIES = ("ddp", "fsdp")
 
 
@@ -69,7 +71,7 @@ def wrap_model(model: torch.nn.Module, strategy: str, device: torch.device, *, d
     optimizer state; `param_dtype`: see shard_model) and then compiled, the order both wrappers expect.
     Called once per stage, after the stage has chosen what trains."""
     if strategy not in STRATEGIES:
-        raise ValueError(f"trainer.strategy: '{strategy}' is not one of {STRATEGIES}")
+        raise UserError(f"trainer.strategy: '{strategy}' is not one of {STRATEGIES}")
     if distributed and strategy == "fsdp":
         shard_model(model, param_dtype)
         refresh_mixed_precision(model)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 
 from torch import nn
 
+from src.utils.errors import UserError
 from src.utils.registry import make_register
 
 GroupFn = Callable[[str], bool]
@@ -39,7 +40,7 @@ register_group("shared_expert")(lambda n: ".shared_expert." in n)
 def check_groups(groups: Iterable[str], where: str = "trainable") -> None:
     unknown = [g for g in groups if g not in PARAM_GROUPS]
     if unknown:
-        raise ValueError(f"{where}: unknown parameter group(s) {unknown}; known: {sorted(PARAM_GROUPS)}")
+        raise UserError(f"{where}: unknown parameter group(s) {unknown}; known: {sorted(PARAM_GROUPS)}")
 
 
 # Never trained, whatever a stage names: Whisper's encoder positions are a fixed sinusoid (transformers keeps

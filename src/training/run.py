@@ -28,6 +28,7 @@ from src.training.distributed import init_distributed, is_sharded, shutdown
 from src.training.trainer import Trainer
 from src.utils.atomic import write_json
 from src.utils.cli import run_dir_of, seed_everything
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def train(cfg: DictConfig) -> dict:
     source = build_source(cfg.data)
     train_ex, dev_ex = source.examples("train"), source.examples("dev")
     if not train_ex:
-        raise ValueError(f"no usable training examples (skipped: {source.skips.as_dict()}); check data.root")
+        raise UserError(f"no usable training examples (skipped: {source.skips.as_dict()}); check data.root")
     log.info("data: %d train / %d dev examples over %d directions", len(train_ex), len(dev_ex), len(source.directions))
     lcfg = loader_config(cfg.data)
     kw = {"n_mels": model.config.num_mel_bins, "pad_to_30s": typed("model", cfg).pad_to_30s}
@@ -183,7 +184,7 @@ def evaluate(cfg: DictConfig) -> dict:
         data_cfg, pad_to_30s = run_cfg.data, bool(run_cfg.model.pad_to_30s)
     else:
         if not cfg.checkpoint:
-            raise ValueError("set run_dir=DIR (a training run) or checkpoint=DIR (a model directory)")
+            raise UserError("set run_dir=DIR (a training run) or checkpoint=DIR (a model directory)")
         out, ckpt = run_dir_of(cfg), cfg.checkpoint
         data_cfg, pad_to_30s = cfg.data, typed("model", cfg).pad_to_30s
     if cfg.rescore:

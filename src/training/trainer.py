@@ -53,6 +53,7 @@ from src.training.distributed import (
     wrap_model,
 )
 from src.training.param_groups import check_groups, set_trainable
+from src.utils.errors import UserError
 from src.utils.extension import TrainerExtension
 from src.utils.malloc import tune_glibc_malloc
 from src.utils.ranges import check_range
@@ -105,10 +106,10 @@ class TrainerConfig:
 
 def check_trainer_config(cfg: TrainerConfig) -> None:
     if not cfg.stages:
-        raise ValueError("trainer.stages: at least one stage is required")
+        raise UserError("trainer.stages: at least one stage is required")
     names = [s.name for s in cfg.stages]
     if len(set(names)) != len(names):
-        raise ValueError(f"trainer.stages: stage names must be unique, got {names}")
+        raise UserError(f"trainer.stages: stage names must be unique, got {names}")
     for key, value, low, kw in (
         ("trainer.total_steps", cfg.total_steps, 1, {"optional": True, "integer": True}),
         ("trainer.lr", cfg.lr, 0, {"low_open": True}),
@@ -127,22 +128,22 @@ def check_trainer_config(cfg: TrainerConfig) -> None:
     for i, s in enumerate(cfg.stages):
         where = f"trainer.stages[{i}]"
         if (s.steps is None) == (s.epochs is None):
-            raise ValueError(f"{where}: set exactly one of steps or epochs")
+            raise UserError(f"{where}: set exactly one of steps or epochs")
         check_range(f"{where}.steps", s.steps, 1, optional=True, integer=True)
         check_range(f"{where}.epochs", s.epochs, 0, low_open=True, optional=True)
         check_range(f"{where}.lr", s.lr, 0, low_open=True)
         check_range(f"{where}.warmup_steps", s.warmup_steps, 0, integer=True)
         if s.schedule not in SCHEDULES:
-            raise ValueError(f"{where}.schedule: '{s.schedule}' is not one of {SCHEDULES}")
+            raise UserError(f"{where}.schedule: '{s.schedule}' is not one of {SCHEDULES}")
         check_groups(s.trainable, f"{where}.trainable")
     if cfg.precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise ValueError(f"trainer.precision: '{cfg.precision}' is not one of auto, fp32, bf16")
+        raise UserError(f"trainer.precision: '{cfg.precision}' is not one of auto, fp32, bf16")
     if cfg.grad_accum < 1:
-        raise ValueError("trainer.grad_accum must be >= 1")
+        raise UserError("trainer.grad_accum must be >= 1")
     if cfg.strategy not in STRATEGIES:
-        raise ValueError(f"trainer.strategy: '{cfg.strategy}' is not one of {STRATEGIES}")
+        raise UserError(f"trainer.strategy: '{cfg.strategy}' is not one of {STRATEGIES}")
     if cfg.precision == "fp16":
-        raise ValueError("trainer.precision=fp16 is not supported (no loss scaling); use bf16")
+        raise UserError("trainer.precision=fp16 is not supported (no loss scaling); use bf16")
 
 
 def make_deterministic() -> None:
@@ -300,7 +301,7 @@ class Trainer:
                 if self._account(batch):
                     yield batch
             if yielded == 0 and self.batch_in_epoch == 0:
-                raise ValueError("the training data yields no batches; check the data split and data.loader")
+                raise UserError("the training data yields no batches; check the data split and data.loader")
             self.epoch += 1
             self.batch_in_epoch = 0
 

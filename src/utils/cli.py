@@ -17,18 +17,19 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import ConfigError, validate
-from src.data.schema import BadExampleError
 from src.training.distributed import dist_info
 from src.training.trainer import NonFiniteError
-from src.utils.atomic import write_json, write_text
+from src.utils.atomic import OutputError, write_json, write_text
 from src.utils.callbacks import STATUS_FILE
+from src.utils.errors import UserError
 
 log = logging.getLogger("upcycle_st")
 
 
 
-# Errors that are the user's to fix: shown as one line (full traceback with debug=true).
-USER_ERRORS = (ConfigError, FileNotFoundError, BadExampleError, OSError, ValueError, NonFiniteError)
+# Errors that are the user's to fix: shown as one line (full traceback with debug=true). Anything else (a
+# ValueError from torch, a bug of ours) shows its traceback. ConfigError and BadExampleError are UserErrors.
+USER_ERRORS = (UserError, FileNotFoundError, OutputError, NonFiniteError)
 
 
 def seed_everything(seed: int) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from src.utils.errors import UserError
+
 
 def check_range(key: str, value, low: float | None = None, high: float | None = None, *, low_open: bool = False,
                 high_open: bool = False, optional: bool = False, integer: bool = False) -> None:
@@ -22,4 +24,4 @@ def check_range(key: str, value, low: float | None = None, high: float | None = 
     if ok and high is not None:
         ok = value < high if high_open else value <= high
     if not ok:
-        raise ValueError(f"{key}={value}: must be {allowed}")
+        raise UserError(f"{key}={value}: must be {allowed}")

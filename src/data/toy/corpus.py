@@ -36,6 +36,7 @@ import numpy as np
 
 from src.data.languages import COVOST2_EN_XX, check_directions
 from src.data.toy.grammar import TYPOLOGY, Sentence, language, sample_sentence, translate
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +77,12 @@ def corpus_params(
              "n_st_dev": n_st_dev, "n_st_test": n_st_test}
     for k, v in sizes.items():
         if int(v) != v or v < 0:
-            raise ValueError(f"toy corpus: {k} must be a non-negative integer, got {v!r}")
+            raise UserError(f"toy corpus: {k} must be a non-negative integer, got {v!r}")
     if int(sample_rate) <= 0:
-        raise ValueError(f"toy corpus: sample_rate must be positive, got {sample_rate!r}")
+        raise UserError(f"toy corpus: sample_rate must be positive, got {sample_rate!r}")
     dirs = check_directions(list(directions), source="toy corpus directions")
     if int(pretrain_translations) != pretrain_translations or pretrain_translations < 0:
-        raise ValueError(f"toy corpus: pretrain_translations must be a non-negative integer, "
+        raise UserError(f"toy corpus: pretrain_translations must be a non-negative integer, "
                          f"got {pretrain_translations!r}")
     pretrain_translations = min(int(pretrain_translations), len(dirs))  # at most one per direction
     return {

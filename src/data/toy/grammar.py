@@ -22,6 +22,8 @@ import random
 from dataclasses import dataclass
 from functools import cache
 
+from src.utils.errors import UserError
+
 # --------------------------------------------------------------------------------------------
 # English lexicon. Each table is lemma -> inflected forms; lemmas double as lexicon keys.
 
@@ -342,7 +344,7 @@ class Language:
 
     def __init__(self, code: str) -> None:
         if code not in TYPOLOGY:
-            raise ValueError(f"no synthetic toy language for '{code}'; known: {', '.join(TYPOLOGY)}")
+            raise UserError(f"no synthetic toy language for '{code}'; known: {', '.join(TYPOLOGY)}")
         self.code = code
         self.typology = TYPOLOGY[code]
         self.script = _SCRIPTS[code]

@@ -22,6 +22,8 @@ import threading
 
 import numpy as np
 
+from src.utils.errors import UserError
+
 log = logging.getLogger(__name__)
 
 # espeak_AUDIO_OUTPUT: SYNCHRONOUS = synthesise inside espeak_Synth, hand samples to the callback.
@@ -152,7 +154,7 @@ class Speaker:
             try:
                 lib.espeak_SetSynthCallback(self._callback)
                 if lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
-                    raise ValueError(f"eSpeak NG has no voice '{voice}' (try one of {ENGLISH_VOICES})")
+                    raise UserError(f"eSpeak NG has no voice '{voice}' (try one of {ENGLISH_VOICES})")
                 # SetVoiceByName resets parameters to the voice's defaults, so set ours afterwards.
                 for param, value in ((_RATE, rate), (_PITCH, pitch), (_VOLUME, 100), (_RANGE, 50)):
                     lib.espeak_SetParameter(param, int(value), 0)

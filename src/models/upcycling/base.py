@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from src.models.moe import MoEFFN
+from src.utils.errors import UserError
 from src.utils.registry import make_register
 
 
@@ -28,9 +29,9 @@ class UpcycleConfig:
     def check(self) -> None:
         """Raise ValueError naming the bad knob (called when the config is validated)."""
         if self.calibration_examples < 0 or self.calibration_tokens < 1:
-            raise ValueError("upcycle.calibration_examples must be >= 0 and upcycle.calibration_tokens >= 1")
+            raise UserError("upcycle.calibration_examples must be >= 0 and upcycle.calibration_tokens >= 1")
         if not 0.0 <= self.heldout_fraction < 1.0:
-            raise ValueError(f"upcycle.heldout_fraction must be in [0, 1), got {self.heldout_fraction}")
+            raise UserError(f"upcycle.heldout_fraction must be in [0, 1), got {self.heldout_fraction}")
 
 
 class Strategy:

@@ -58,6 +58,7 @@ from torch import nn
 
 from src.models.upcycling.base import Strategy, UpcycleConfig, copy_dense, register_strategy
 from src.models.upcycling.spri import principal_rank
+from src.utils.errors import UserError
 
 SVD_MODES = ("weighted", "projected")
 ALL_TOKENS = 2**62  # capture_ffn_inputs' cap, set so that it keeps every token of a batch
@@ -80,21 +81,21 @@ class ClusterConfig(UpcycleConfig):
     def check(self) -> None:
         super().check()
         if self.svd_mode not in SVD_MODES:
-            raise ValueError(f"upcycle.svd_mode: '{self.svd_mode}' is not one of {SVD_MODES}")
+            raise UserError(f"upcycle.svd_mode: '{self.svd_mode}' is not one of {SVD_MODES}")
         if self.calibration_examples < 1:
-            raise ValueError("upcycle.calibration_examples: cluster upcycling needs at least one example")
+            raise UserError("upcycle.calibration_examples: cluster upcycling needs at least one example")
         if self.router_temperature <= 0 or self.kmeans_iters < 1:
-            raise ValueError("upcycle.router_temperature must be > 0 and upcycle.kmeans_iters >= 1")
+            raise UserError("upcycle.router_temperature must be > 0 and upcycle.kmeans_iters >= 1")
         if self.rank is None and (self.energy is None or not 0.0 <= float(self.energy) <= 1.0):
-            raise ValueError(f"upcycle.energy must be in [0, 1] (or set upcycle.rank), got {self.energy!r}")
+            raise UserError(f"upcycle.energy must be in [0, 1] (or set upcycle.rank), got {self.energy!r}")
         if self.rank is not None and self.rank < 0:
-            raise ValueError(f"upcycle.rank must be >= 0, got {self.rank}")
+            raise UserError(f"upcycle.rank must be >= 0, got {self.rank}")
         if not 0.0 <= self.shrinkage <= 1.0 or self.ridge <= 0:
-            raise ValueError("upcycle.shrinkage must be in [0, 1] and upcycle.ridge > 0")
+            raise UserError("upcycle.shrinkage must be in [0, 1] and upcycle.ridge > 0")
         if self.min_cluster_factor < 0 or (self.min_cluster_tokens is not None and self.min_cluster_tokens < 0):
-            raise ValueError("upcycle.min_cluster_factor and upcycle.min_cluster_tokens must be >= 0")
+            raise UserError("upcycle.min_cluster_factor and upcycle.min_cluster_tokens must be >= 0")
         if self.hidden_gram_gib <= 0:
-            raise ValueError("upcycle.hidden_gram_gib must be > 0")
+            raise UserError("upcycle.hidden_gram_gib must be > 0")
 
 
 def spherical_kmeans(x: torch.Tensor, k: int, iters: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,7 +103,7 @@ def spherical_kmeans(x: torch.Tensor, k: int, iters: int, gen: torch.Generator) 
     device, x = x.device, x.cpu()  # on the CPU: the generator is a CPU one, and this is cheap
     n = x.shape[0]
     if n < k:
-        raise ValueError(f"spherical k-means: {n} calibration tokens for {k} clusters; raise "
+        raise UserError(f"spherical k-means: {n} calibration tokens for {k} clusters; raise "
                          "upcycle.calibration_examples")
     xn = F.normalize(x.double(), dim=1)
     centroids = [xn[int(torch.randint(n, (1,), generator=gen))]]
@@ -160,7 +161,7 @@ def weight_from_cov(w: torch.Tensor, cov: torch.Tensor, mode: str, rank: int | N
     every component returns W itself (what the formula gives, without its round-off).
     """
     if mode not in SVD_MODES:
-        raise ValueError(f"upcycle.svd_mode must be one of {SVD_MODES}, got '{mode}'")
+        raise UserError(f"upcycle.svd_mode must be one of {SVD_MODES}, got '{mode}'")
     lam, q = torch.linalg.eigh(cov.double())
     lam, q = lam.flip(0).clamp_min(1e-300), q.flip(1)  # descending
     wd = w.detach().to(cov.device, torch.float64)
@@ -257,7 +258,7 @@ def fit_layers(source: _Source, E: int, cfg: ClusterConfig) -> dict[str, LayerFi
     for name in names:
         x = source.samples.get(name)
         if x is None or x.shape[0] == 0:
-            raise ValueError(f"upcycle=cluster: no calibration tokens for {name} (check upcycle.calibration_examples)")
+            raise UserError(f"upcycle=cluster: no calibration tokens for {name} (check upcycle.calibration_examples)")
         c, _ = spherical_kmeans(x.float().cpu(), E, cfg.kmeans_iters, _kmeans_gen(name))
         cent[name] = c.to(dev[name], torch.float64)
         d = c.shape[1]
@@ -363,7 +364,7 @@ class Cluster(Strategy):
         if isinstance(calib, torch.Tensor) and calib.shape[0]:
             calib = (fit_layers(_Sample(calib, fc1, fc2), moe.experts.num_experts, cfg)["layer"], calib)
         if not isinstance(calib, tuple):
-            raise ValueError("upcycle=cluster needs calibration inputs: the training data gave none "
+            raise UserError("upcycle=cluster needs calibration inputs: the training data gave none "
                              "(check upcycle.calibration_examples and the train split)")
         fit, sample = calib
         copy_dense(moe, fc1, fc2)

@@ -17,6 +17,7 @@ from src.data.text import IGNORE_INDEX
 from src.models.backbone import encoder_audio_mask
 from src.models.moe import MoEConfig, MoEFFN, install_moe, moe_layers, record_moe_settings, whisper_ffn_layers
 from src.models.upcycling.base import STRATEGIES, UpcycleConfig
+from src.utils.errors import UserError
 from src.utils.structured import to_dataclass
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def strategy_config(node) -> UpcycleConfig:
     """The `upcycle` group as its strategy's dataclass (unknown knobs are errors)."""
     name = node.get("strategy", "dense") if hasattr(node, "get") else node["strategy"]
     if name not in STRATEGIES:
-        raise ValueError(f"upcycle.strategy: unknown strategy '{name}'; known: {sorted(STRATEGIES)}")
+        raise UserError(f"upcycle.strategy: unknown strategy '{name}'; known: {sorted(STRATEGIES)}")
     schema = STRATEGIES[name].config
     return to_dataclass(schema, node)
 
@@ -184,7 +185,7 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
     t0 = time.perf_counter()
     layers = whisper_ffn_layers(model, moe_cfg.where, moe_cfg.every)
     if strategy.needs_calibration and not calib:
-        raise ValueError(f"upcycle={ucfg.strategy} needs calibration data (upcycle.calibration_examples "
+        raise UserError(f"upcycle={ucfg.strategy} needs calibration data (upcycle.calibration_examples "
                          "training examples); none were given")
     measure = heldout or calib
     inputs = capture_ffn_inputs(model, layers, calib, ucfg.calibration_tokens, seed) if calib else {}
@@ -192,7 +193,7 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
     dense_ce = teacher_forced_ce(model, measure) if labelled(measure) else None
     knob = strategy.auto_knob(ucfg)
     if knob is not None and not labelled(calib):
-        raise ValueError(f"upcycle.{knob}=auto needs labelled calibration batches (upcycle.calibration_examples)")
+        raise UserError(f"upcycle.{knob}=auto needs labelled calibration batches (upcycle.calibration_examples)")
     fit_ce = (dense_ce if measure is calib else teacher_forced_ce(model, calib)) if knob is not None else None
     dense = {name: (layer.fc1, layer.fc2) for name, layer in layers}
     state = strategy.prepare_layers(model, layers, calib or [], ucfg, inputs, moe_cfg.num_experts)

@@ -9,6 +9,8 @@ import torch
 
 from src.models.upcycling.base import Strategy, UpcycleConfig, copy_dense, init_router, register_strategy
 from src.models.upcycling.noise import pick_neurons
+from src.utils.errors import UserError
+from src.utils.ranges import check_range
 
 
 @dataclass
@@ -18,6 +20,13 @@ class DropConfig(UpcycleConfig):
     # false samples each matrix's indices separately (as the reference code does).
     shared_indices: bool = True
     stats: str = "slice"  # N(mean, std) of the dropped slice's original values, or of the whole "matrix"
+
+    def check(self) -> None:
+        """At start-up (config validation), before any model loads."""
+        super().check()
+        if self.stats not in ("slice", "matrix"):
+            raise UserError(f"upcycle.stats must be 'slice' or 'matrix', got '{self.stats}'")
+        check_range("upcycle.ratio", self.ratio, 0, 1)
 
 
 def _normal_like(values: torch.Tensor, ref: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -31,8 +40,6 @@ class Drop(Strategy):
 
     @torch.no_grad()
     def init_experts(self, moe, fc1, fc2, cfg: DropConfig, gen, calib=None) -> dict:
-        if cfg.stats not in ("slice", "matrix"):
-            raise ValueError(f"upcycle.stats must be 'slice' or 'matrix', got '{cfg.stats}'")
         copy_dense(moe, fc1, fc2)
         init_router(moe, cfg.router_std, gen)
         bank, n = moe.experts, fc1.weight.shape[0]

@@ -28,6 +28,7 @@ import torch
 from src.models.moe import moe_layers
 from src.models.upcycling.base import Strategy, UpcycleConfig, copy_dense, init_router, register_strategy
 from src.training.distributed import assign_full, full
+from src.utils.errors import UserError
 from src.utils.extension import TrainerExtension
 
 PARTITIONS = ("interleaved", "contiguous", "random")
@@ -47,30 +48,30 @@ class SPRIConfig(UpcycleConfig):
     def check(self) -> None:
         super().check()
         if self.partition not in PARTITIONS:
-            raise ValueError(f"upcycle.partition must be one of {PARTITIONS}, got '{self.partition}'")
+            raise UserError(f"upcycle.partition must be one of {PARTITIONS}, got '{self.partition}'")
         if self.stage1_update not in STAGE1_UPDATES:
-            raise ValueError(f"upcycle.stage1_update must be one of {STAGE1_UPDATES}, got '{self.stage1_update}'")
+            raise UserError(f"upcycle.stage1_update must be one of {STAGE1_UPDATES}, got '{self.stage1_update}'")
         if self.rank is None and self.energy != "auto" and (
                 not isinstance(self.energy, (int, float)) or not 0.0 <= float(self.energy) <= 1.0):
-            raise ValueError(f"upcycle.energy must be auto or a number in [0, 1] (or set upcycle.rank), "
+            raise UserError(f"upcycle.energy must be auto or a number in [0, 1] (or set upcycle.rank), "
                              f"got {self.energy!r}")
         if self.rank is not None and self.rank < 0:
-            raise ValueError(f"upcycle.rank must be >= 0, got {self.rank}")
+            raise UserError(f"upcycle.rank must be >= 0, got {self.rank}")
         if self.max_init_loss_ratio < 1.0:
-            raise ValueError(f"upcycle.max_init_loss_ratio must be >= 1 (1 = the dense model's loss), "
+            raise UserError(f"upcycle.max_init_loss_ratio must be >= 1 (1 = the dense model's loss), "
                              f"got {self.max_init_loss_ratio}")
         if self.energy == "auto" and self.rank is None and self.calibration_examples < 1:
-            raise ValueError("upcycle.energy=auto measures the init loss on calibration batches: set "
+            raise UserError("upcycle.energy=auto measures the init loss on calibration batches: set "
                              "upcycle.calibration_examples >= 1, or a fixed upcycle.energy / upcycle.rank")
 
 
 def principal_rank(s: torch.Tensor, rank: int | None, energy: float | None) -> int:
     if rank is not None:
         if not 0 <= rank <= s.numel():
-            raise ValueError(f"upcycle.rank={rank} is outside [0, {s.numel()}]")
+            raise UserError(f"upcycle.rank={rank} is outside [0, {s.numel()}]")
         return int(rank)
     if energy is None or not 0.0 <= energy <= 1.0:
-        raise ValueError("upcycle: set upcycle.rank, or upcycle.energy in [0, 1]")
+        raise UserError("upcycle: set upcycle.rank, or upcycle.energy in [0, 1]")
     if energy == 0.0:
         return 0
     cum = (s.double() ** 2).cumsum(0) / (s.double() ** 2).sum()
@@ -88,7 +89,7 @@ def partition_components(first: int, total: int, num_experts: int, how: str, gen
     if how == "contiguous":
         bounds = torch.linspace(0, len(comps), num_experts + 1).round().long().tolist()
         return [comps[bounds[e] : bounds[e + 1]] for e in range(num_experts)]
-    raise ValueError(f"upcycle.partition must be one of {PARTITIONS}, got '{how}'")
+    raise UserError(f"upcycle.partition must be one of {PARTITIONS}, got '{how}'")
 
 
 Spectrum = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # float64 thin SVD (u, s, vh)
