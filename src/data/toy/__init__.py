@@ -1,4 +1,4 @@
-"""The embedded synthetic toy corpus (DESIGN.md 4.3): eSpeak NG speech + 15 invented languages.
+"""The embedded synthetic toy corpus (docs/design.md §1): eSpeak NG speech + 15 invented languages.
 
 Importing this package does not load eSpeak NG; only building clips does (``tts.py``, GPL).
 """

@@ -1,4 +1,4 @@
-"""Build the embedded toy corpus in the Common Voice v4 + CoVoST2 layout (DESIGN.md 4.1, 4.3).
+"""Build the embedded toy corpus in the Common Voice v4 + CoVoST2 layout (docs/design.md §1-2).
 
 The corpus is synthetic: English sentences from :mod:`src.data.toy.grammar`, spoken by eSpeak NG
 (:mod:`src.data.toy.tts`), translated into 15 synthetic languages. It is written exactly as the real
