@@ -10,13 +10,12 @@ from src.utils.cli import entry
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 @entry
 def main(cfg: DictConfig) -> None:
+    from src.evaluation.results import summary
     from src.training.run import evaluate
 
     tables = evaluate(cfg)
     for split, table in tables.items():
-        avg = table[-1]
-        comet = "n/a" if avg["comet"] is None else f"{avg['comet']:.2f}"
-        print(f"{split}: BLEU {avg['bleu']:.2f}  chrF {avg['chrf']:.2f}  COMET {comet}  ({avg['segments']} segments)")
+        print(f"{split}: {summary(table[-1])}")  # the average row
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Writes comparison.md/.csv (strategy x training schedule rows, per-direction BLEU, mean ± std over
 seeds, Δ vs dense, paired bootstrap vs dense per seed pair, and what each row cost: optimizer steps,
 target tokens, wall time, active / total parameters), bleu_by_direction.png and per-strategy
-expert-usage heatmaps, and prints the table.
+expert-usage heatmaps, and prints the table. The compared metrics (BLEU, COMET) and the headline
+(BLEU) are the metric registry's (src/evaluation/metrics.py).
 """
 
 from __future__ import annotations

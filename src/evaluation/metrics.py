@@ -1,17 +1,25 @@
-"""Scores per direction, one path for training-time and standalone evaluation: sacrebleu BLEU and
-chrF (zh/ja character-level by default, the CoVoST2 convention), COMET (unbabel-comet), and WER (jiwer,
-after Whisper's English text normaliser) for the English transcription direction."""
+"""Scores per direction, one path for training-time and standalone evaluation, and the metric registry
+that drives scoring, the results columns and the cross-run comparison: sacrebleu BLEU and chrF (zh/ja
+character-level by default, the CoVoST2 convention), COMET (unbabel-comet), and WER (jiwer, after
+Whisper's English text normaliser) for the English transcription direction.
+
+Adding a metric is one registration: subclass `Metric`, say what it is (label, tasks, which way is better,
+digits, ...), implement `score_direction`, and decorate it with `@register_metric(name)`; results.csv/.md
+get its column and, with `compared = True`, the comparison report gets its mean, spread and delta."""
 
 from __future__ import annotations
 
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import sacrebleu
 
 from src.data.languages import CHAR_LEVEL
+from src.utils.registry import make_register
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +45,6 @@ def bleu_tokenizer(lang: str, overrides: dict[str, str] | None = None) -> str:
     return "char" if lang in CHAR_LEVEL else "13a"
 
 
-def bleu_chrf(hyps: list[str], refs: list[str], lang: str, overrides: dict[str, str] | None = None) -> dict:
-    """Corpus BLEU (case-sensitive, detokenised input) and chrF with their sacrebleu signatures."""
-    bleu = sacrebleu.metrics.BLEU(tokenize=bleu_tokenizer(lang, overrides))
-    chrf = sacrebleu.metrics.CHRF()
-    b, c = bleu.corpus_score(hyps, [refs]), chrf.corpus_score(hyps, [refs])
-    return {"bleu": b.score, "chrf": c.score, "bleu_signature": str(bleu.get_signature()),
-            "chrf_signature": str(chrf.get_signature())}
-
-
 def word_error_rate(hyps: list[str], refs: list[str]) -> float | None:
     """Corpus WER x100 after Whisper's English normaliser (as Whisper's papers report it); references that
     normalise to nothing are left out (WER is undefined on them). None when none is left."""
@@ -60,7 +59,12 @@ def word_error_rate(hyps: list[str], refs: list[str]) -> float | None:
     return 100.0 * jiwer.wer([r for _, r in pairs], [h for h, _ in pairs])
 
 
-class CometUnavailable(RuntimeError):
+class MetricUnavailable(RuntimeError):
+    """The metric cannot run here (no model, offline): an optional metric's note says why, and the other
+    metrics are still reported, unless the configuration requires it."""
+
+
+class CometUnavailable(MetricUnavailable):
     pass
 
 
@@ -100,3 +104,201 @@ def comet_scores(srcs: list[str], hyps: list[str], refs: list[str], cfg: CometCo
     if not all(math.isfinite(s) for s in scores):
         raise CometUnavailable("COMET returned non-finite scores")
     return scores
+
+
+# --- The registry -----------------------------------------------------------------------------------------
+
+TRANSLATE, TRANSCRIBE = "translate", "transcribe"
+_TASK_NOUN = {TRANSLATE: "translation", TRANSCRIBE: "transcription"}
+
+
+def direction_task(direction: str) -> str:
+    """CoVoST2's English direction `en` is transcription (ASR); every En->X direction is translation."""
+    return TRANSCRIBE if direction == "en" else TRANSLATE
+
+
+@dataclass(frozen=True)
+class Segments:
+    """One direction's segments, in the order of its hypotheses file: what a metric scores."""
+
+    lang: str
+    srcs: list[str]
+    hyps: list[str]
+    refs: list[str]
+
+
+class Score(NamedTuple):
+    """A direction's corpus score (None: undefined there) and, for a metric with a signature, its signature."""
+
+    value: float | None
+    signature: str = ""
+
+
+NO_SCORE = Score(None)
+
+
+class Metric:
+    """One metric's definition; everything that writes or compares scores asks the registry, so a metric
+    is described here once. Subclass, set the attributes, implement `score_direction` (or `score_split`
+    for a metric that scores all directions in one pass), and register with `@register_metric(name)`."""
+
+    name: str = ""  # the results column and the prefix of its comparison columns (set by register_metric)
+    label: str = ""  # how tables, notes and plots name it
+    # The directions it scores (by direction_task); the average row is over the first of these tasks that
+    # the split has (BLEU: the translations, or the transcription in a transcription-only evaluation).
+    tasks: tuple[str, ...] = (TRANSLATE, TRANSCRIBE)
+    higher_is_better: bool = True  # which way a significant difference counts as better
+    digits: int = 2  # decimals in results.md and the comparison (per-direction comparison cells: one fewer)
+    signature: bool = False  # writes `<name>_signature` per direction, listed under results.md
+    optional: bool = False  # may be unavailable (MetricUnavailable): `<name>_note` says why, the rest is reported
+    compared: bool = False  # in the cross-run comparison: mean ± std over seeds and Δ vs the baseline
+    headline: bool = False  # the comparison's lead: its per-direction columns, bar plot and paired bootstrap
+
+    @property
+    def signature_column(self) -> str:
+        return f"{self.name}_signature"
+
+    @property
+    def note_column(self) -> str:
+        return f"{self.name}_note"
+
+    def score_direction(self, seg: Segments, cfg: MetricsConfig) -> Score:
+        """The corpus score of one direction."""
+        raise NotImplementedError
+
+    def score_split(self, split: dict[str, Segments], cfg: MetricsConfig) -> dict[str, Score]:
+        """Scores of the directions it applies to (the split's order); default: each on its own."""
+        return {lang: self.score_direction(seg, cfg) for lang, seg in split.items()}
+
+    def switched_off(self, cfg: MetricsConfig) -> str | None:
+        """Why the configuration turns an optional metric off (its note; never fatal); None: it runs."""
+        return None
+
+    def required(self, cfg: MetricsConfig) -> bool:
+        """True: an optional metric's MetricUnavailable fails the evaluation instead of becoming a note."""
+        return False
+
+    def paired_metric(self, lang: str) -> sacrebleu.metrics.base.Metric:
+        """The sacrebleu metric for the comparison's paired bootstrap (the headline metric's)."""
+        raise NotImplementedError(f"{self.name} has no paired significance test")
+
+    def scores_and_note(self, split: dict[str, Segments], cfg: MetricsConfig) -> tuple[dict[str, Score], str]:
+        """Scores of the directions in its tasks and the split's note: why there are none, or ''."""
+        mine = {lang: seg for lang, seg in split.items() if direction_task(lang) in self.tasks}
+        if not mine:
+            present = [_TASK_NOUN[t] for t in _TASK_NOUN if any(direction_task(d) == t for d in split)]
+            return {}, f"not applicable: {' and '.join(present)} only" if present else ""
+        if self.optional and (reason := self.switched_off(cfg)):
+            return {}, f"unavailable: {reason}"
+        try:
+            return self.score_split(mine, cfg), ""
+        except MetricUnavailable as e:
+            if not self.optional or self.required(cfg):
+                raise
+            log.warning("%s unavailable: %s (the other metrics still reported)", self.label, e)
+            return {}, f"unavailable: {e}"
+
+    def average(self, rows: list[dict]) -> float | None:
+        """The average row's value: the mean over the directions of the first of its tasks that `rows`
+        has, directions without a value left out; None when none has one."""
+        for task in self.tasks:
+            own = [r for r in rows if direction_task(r["direction"]) == task]
+            if own:
+                values = [r[self.name] for r in own if r[self.name] is not None]
+                return sum(values) / len(values) if values else None
+        return None
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(name: str) -> Callable[[type[Metric]], type[Metric]]:
+    """Registers one instance of the class (metrics are stateless); registration order is column order."""
+
+    def deco(cls: type[Metric]) -> type[Metric]:
+        cls.name = name
+        make_register(METRICS)(name)(cls())
+        return cls
+
+    return deco
+
+
+def compared_metrics() -> list[Metric]:
+    """The metrics in the cross-run comparison, registry order (the headline always among them)."""
+    return [m for m in METRICS.values() if m.compared or m.headline]
+
+
+def headline_metric() -> Metric:
+    """The metric the comparison leads with and tests for significance: one, so the report's per-direction
+    columns, bar plot and sig. +/- columns all speak of the same metric."""
+    heads = [m for m in METRICS.values() if m.headline]
+    if len(heads) != 1:
+        raise RuntimeError(f"exactly one registered metric must be the headline, got {[m.name for m in heads]}")
+    return heads[0]
+
+
+# --- The metrics (registration order is the results' column order) -----------------------------------------
+
+
+@register_metric("bleu")
+class Bleu(Metric):
+    """Corpus BLEU, case-sensitive on detokenised text, tokenizer per language (bleu_tokenizer)."""
+
+    label = "BLEU"
+    signature = True
+    compared = True
+    headline = True
+
+    def score_direction(self, seg: Segments, cfg: MetricsConfig) -> Score:
+        bleu = sacrebleu.metrics.BLEU(tokenize=bleu_tokenizer(seg.lang, cfg.bleu_tokenize))
+        return Score(bleu.corpus_score(seg.hyps, [seg.refs]).score, str(bleu.get_signature()))
+
+    def paired_metric(self, lang: str) -> sacrebleu.metrics.base.Metric:
+        return sacrebleu.metrics.BLEU(tokenize=bleu_tokenizer(lang))
+
+
+@register_metric("chrf")
+class Chrf(Metric):
+    label = "chrF"
+
+    def score_direction(self, seg: Segments, cfg: MetricsConfig) -> Score:
+        return Score(sacrebleu.metrics.CHRF().corpus_score(seg.hyps, [seg.refs]).score)
+
+
+@register_metric("comet")
+class Comet(Metric):
+    """The mean segment COMET of a direction; a translation metric (it needs a source and a translation)."""
+
+    label = "COMET"
+    tasks = (TRANSLATE,)
+    optional = True
+    compared = True
+
+    def switched_off(self, cfg: MetricsConfig) -> str | None:
+        return None if cfg.comet.model else "eval.comet.model is null"
+
+    def required(self, cfg: MetricsConfig) -> bool:
+        return cfg.comet.required
+
+    def score_split(self, split: dict[str, Segments], cfg: MetricsConfig) -> dict[str, Score]:
+        """One pass over every direction's segments: the model loads once."""
+        segs = list(split.values())
+        flat = comet_scores([s for g in segs for s in g.srcs], [h for g in segs for h in g.hyps],
+                            [r for g in segs for r in g.refs], cfg.comet)
+        out, start = {}, 0
+        for lang, seg in split.items():
+            part, start = flat[start:start + len(seg.hyps)], start + len(seg.hyps)
+            out[lang] = Score(sum(part) / len(part) if part else None)
+        return out
+
+
+@register_metric("wer")
+class Wer(Metric):
+    """Corpus WER x100 (word_error_rate) of the English transcription direction."""
+
+    label = "WER"
+    tasks = (TRANSCRIBE,)
+    higher_is_better = False
+
+    def score_direction(self, seg: Segments, cfg: MetricsConfig) -> Score:
+        return Score(word_error_rate(seg.hyps, seg.refs))

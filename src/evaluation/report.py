@@ -1,7 +1,8 @@
 """Comparison across runs: strategies (and training schedules) x directions, mean and std over seeds,
 delta vs dense, paired-bootstrap significance vs dense per seed pair (sacrebleu), what each number cost
-(optimizer steps, target tokens, wall time, active / total parameters), and plots (BLEU bars,
-expert-usage heatmaps)."""
+(optimizer steps, target tokens, wall time, active / total parameters), and plots (headline-metric bars,
+expert-usage heatmaps). Which metrics it compares, and which one leads (per-direction columns, bars,
+significance; BLEU), is the metric registry's say (src.evaluation.metrics)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from src.data.languages import COVOST2_EN_XX
-from src.evaluation.metrics import bleu_tokenizer
+from src.evaluation.metrics import Metric, compared_metrics, headline_metric
 from src.evaluation.results import fmt, read_hypotheses, read_results
 from src.utils.atomic import atomic_open, write_text
 from src.utils.callbacks import job_status
@@ -137,10 +138,11 @@ def _mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
 
 
 def paired_bootstrap(base: Run, system: Run, split: str, n_samples: int = 1000) -> dict[str, float]:
-    """Per direction: sacrebleu's paired-bootstrap p-value of system vs base BLEU (same segments)."""
-    from sacrebleu.metrics import BLEU
+    """Per direction: sacrebleu's paired-bootstrap p-value of system vs base on the headline metric (BLEU),
+    same segments."""
     from sacrebleu.significance import PairedTest
 
+    metric = headline_metric()
     out = {}
     base_rows, sys_rows = read_hypotheses(base.path / "eval" / split), read_hypotheses(system.path / "eval" / split)
     for lang in base_rows:
@@ -153,10 +155,10 @@ def paired_bootstrap(base: Run, system: Run, split: str, n_samples: int = 1000) 
             continue
         refs = [b[i]["ref"] for i in ids]
         test = PairedTest([("baseline", [b[i]["hyp"] for i in ids]), ("system", [s[i]["hyp"] for i in ids])],
-                          metrics={"BLEU": BLEU(tokenize=bleu_tokenizer(lang))}, references=[refs],
+                          metrics={metric.label: metric.paired_metric(lang)}, references=[refs],
                           test_type="bs", n_samples=n_samples)
         _, results = test()
-        out[lang] = float(results["BLEU"][1].p_value)
+        out[lang] = float(results[metric.label][1].p_value)
     return out
 
 
@@ -174,7 +176,9 @@ def _by_seed(group: list[Run]) -> dict[int, Run]:
 
 def significance(base_runs: list[Run], group: list[Run], split: str, alpha: float = 0.05) -> dict:
     """Paired bootstrap vs the baseline for every seed both have (same seed in both): directions
-    significantly better / worse summed over the seed pairs and per seed, and the p-values by seed."""
+    significantly better / worse (the headline metric's direction of better) summed over the seed pairs and
+    per seed, and the p-values by seed."""
+    metric = headline_metric()
     base, system = _by_seed(base_runs), _by_seed(group)
     better = worse = 0
     per_seed, pvalues = [], {}
@@ -182,10 +186,11 @@ def significance(base_runs: list[Run], group: list[Run], split: str, alpha: floa
         pvals = paired_bootstrap(base[seed], system[seed], split)
         b = w = 0
         for d, p in pvals.items():
-            sb = system[seed].results.get(d, {}).get("bleu")
-            bb = base[seed].results.get(d, {}).get("bleu")
+            sb = system[seed].results.get(d, {}).get(metric.name)
+            bb = base[seed].results.get(d, {}).get(metric.name)
             if p < alpha and sb is not None and bb is not None:
-                b, w = b + (sb > bb), w + (sb < bb)
+                up, down = (sb > bb, sb < bb) if metric.higher_is_better else (sb < bb, sb > bb)
+                b, w = b + up, w + down
         better, worse = better + b, worse + w
         per_seed.append(f"s{seed} {b}/{w}")
         pvalues[str(seed)] = {d: round(p, 4) for d, p in pvals.items()}
@@ -196,10 +201,11 @@ def significance(base_runs: list[Run], group: list[Run], split: str, alpha: floa
 
 
 def compare(runs: list[Run], split: str, baseline: str = "dense", alpha: float = 0.05) -> tuple[list[dict], list[str]]:
-    """One row per (strategy, training schedule): per-direction BLEU/COMET means, averages with std
-    over seeds, deltas vs the baseline, how many directions are significantly better / worse than it
-    (per seed pair and summed), and the mean cost over seeds. The baseline is the `baseline` strategy's
-    group (the one with most seeds if it ran under several schedules); without it there are no deltas."""
+    """One row per (strategy, training schedule): per compared metric (BLEU, COMET) the per-direction
+    means, the average with its std over seeds and the delta vs the baseline; how many directions are
+    significantly better / worse than it (per seed pair and summed), and the mean cost over seeds. The
+    baseline is the `baseline` strategy's group (the one with most seeds if it ran under several
+    schedules); without it there are no deltas."""
     groups: dict[tuple[str, str | None], list[Run]] = defaultdict(list)
     for r in runs:
         groups[(r.strategy, r.schedule)].append(r)
@@ -213,7 +219,7 @@ def compare(runs: list[Run], split: str, baseline: str = "dense", alpha: float =
         row: dict = {"strategy": strategy, "schedule": schedule, "seeds": len(group),
                      "seed_list": " ".join(str(r.seed) for r in sorted(group, key=lambda r: r.seed)),
                      "baseline": key == base_key}
-        for metric in ("bleu", "comet"):
+        for metric in (m.name for m in compared_metrics()):
             for d in directions:
                 row[f"{metric}_{d}"] = _mean_std([r.results.get(d, {}).get(metric) for r in group])[0]
             row[f"{metric}_avg"], row[f"{metric}_std"] = _mean_std([r.results["average"][metric] for r in group])
@@ -244,15 +250,23 @@ def _minutes(seconds: float | None) -> str:
     return f"{m:.1f}" if m >= 1 else f"{m:.2g}"  # a short run is not "0.0"
 
 
-def _pm(mean: float | None, std: float | None) -> str:
-    return "n/a" if mean is None else f"{mean:.2f} ± {fmt(std)}"
+def _pm(mean: float | None, std: float | None, digits: int = 2) -> str:
+    return "n/a" if mean is None else f"{mean:.{digits}f} ± {fmt(std, digits)}"
 
 
 def comparison_markdown(rows: list[dict], directions: list[str], split: str, baseline: str) -> str:
+    """The table, headline metric per direction first (one digit fewer: the table is wide), then per
+    compared metric its average ± std and Δ, then significance and cost; the columns explained above it."""
     has_base = any(r.get("baseline") for r in rows)
-    head = ["strategy", "schedule", "seeds", *[f"en-{d}" for d in directions], "BLEU avg ± std"]
-    head += [f"Δ vs {baseline}"] if has_base else []
-    head += ["COMET avg ± std"] + (["Δ COMET", "sig. +/−", "sig. +/− per seed"] if has_base else [])
+    lead, metrics = headline_metric(), compared_metrics()
+
+    def delta_head(m: Metric) -> str:
+        return f"Δ vs {baseline}" if m is lead else f"Δ {m.label}"
+
+    head = ["strategy", "schedule", "seeds", *[f"en-{d}" for d in directions]]
+    for m in metrics:
+        head += [f"{m.label} avg ± std"] + ([delta_head(m)] if has_base else [])
+    head += ["sig. +/−", "sig. +/− per seed"] if has_base else []
     head += ["steps", "tokens", "wall min", "params active / total"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -263,21 +277,22 @@ def comparison_markdown(rows: list[dict], directions: list[str], split: str, bas
             sig = per_seed = "no shared seed" if other else ""
         params = "n/a" if r["active_params"] is None and r["total_params"] is None \
             else f"{_count(r['active_params'])} / {_count(r['total_params'])}"
-        cells = [r["strategy"], r["schedule"] or "n/a", str(r["seeds"]), *[fmt(r[f"bleu_{d}"], 1) for d in directions],
-                 _pm(r["bleu_avg"], r["bleu_std"])]
-        cells += [fmt(r["bleu_delta"]) if other else ""] if has_base else []
-        cells += [_pm(r["comet_avg"], r["comet_std"])]
-        cells += [fmt(r["comet_delta"]) if other else "", sig, per_seed] if has_base else []
+        cells = [r["strategy"], r["schedule"] or "n/a", str(r["seeds"]),
+                 *[fmt(r[f"{lead.name}_{d}"], lead.digits - 1) for d in directions]]
+        for m in metrics:
+            cells += [_pm(r[f"{m.name}_avg"], r[f"{m.name}_std"], m.digits)]
+            cells += [fmt(r[f"{m.name}_delta"], m.digits) if other else ""] if has_base else []
+        cells += [sig, per_seed] if has_base else []
         cells += [fmt(r["steps"], 0), _count(r["tokens"]),
                   _minutes(r["seconds"]), params]
         lines.append("| " + " | ".join(cells) + " |")
     if has_base:
         versus = (f"Δ: difference of the means from {baseline}; sig. +/−: directions where sacrebleu's paired "
-                  f"bootstrap (1000 samples, p<0.05) finds the row's BLEU better/worse than {baseline} on the same "
-                  "seed, summed over the seeds both ran (per seed in the next column). ")
+                  f"bootstrap (1000 samples, p<0.05) finds the row's {lead.label} better/worse than {baseline} on "
+                  "the same seed, summed over the seeds both ran (per seed in the next column). ")
     else:
         versus = f"No {baseline} run found: no deltas or significance. "
-    return (f"BLEU per direction on {split}, mean over seeds; rows are strategy x schedule (trainable groups "
+    return (f"{lead.label} per direction on {split}, mean over seeds; rows are strategy x schedule (trainable groups "
             "per stage); avg ± std: the average over directions, mean and sample std over seeds. " + versus
             + "Cost, mean over seeds: optimizer steps, target tokens trained on, wall minutes of the training "
             "stages, active / total parameters; n/a where a run dir does not record it.\n\n"
@@ -290,7 +305,8 @@ def row_name(row: dict, rows: list[dict]) -> str:
     return f"{row['strategy']} ({row['schedule'] or 'n/a'})" if several else row["strategy"]
 
 
-def plot_bleu_bars(rows: list[dict], directions: list[str], path: Path) -> None:
+def plot_bars(rows: list[dict], directions: list[str], path: Path, metric: Metric) -> None:
+    """The metric per direction and on average, one bar per row."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -300,13 +316,13 @@ def plot_bleu_bars(rows: list[dict], directions: list[str], path: Path) -> None:
     width = 0.8 / max(1, len(rows))
     for i, r in enumerate(rows):
         xs = [j + i * width for j in range(len(directions) + 1)]
-        ys = [r[f"bleu_{d}"] or 0.0 for d in directions] + [r["bleu_avg"] or 0.0]
+        ys = [r[f"{metric.name}_{d}"] or 0.0 for d in directions] + [r[f"{metric.name}_avg"] or 0.0]
         ax.bar(xs, ys, width, label=row_name(r, rows))
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(directions) + 1)])
     ax.set_xticklabels([f"en-{d}" for d in directions] + ["avg"], rotation=45, ha="right")
-    ax.set_ylabel("BLEU")
+    ax.set_ylabel(metric.label)
     ax.legend(ncols=min(len(rows), 6), fontsize=8)
-    ax.set_title("BLEU per direction by strategy")
+    ax.set_title(f"{metric.label} per direction by strategy")
     fig.tight_layout()
     with atomic_open(path, "wb") as f:
         fig.savefig(f, dpi=120, format="png")
@@ -339,8 +355,9 @@ def plot_expert_usage(routing: dict, path: Path, title: str) -> None:
 
 
 def build_report(paths: list[str | Path], out_dir: Path, split: str = "test", baseline: str = "dense") -> dict:
-    """Write comparison.{md,csv}, bleu_by_direction.png and expert_usage_<strategy>.png into out_dir
-    (`<strategy>_<schedule>` where a strategy ran under several schedules)."""
+    """Write comparison.{md,csv}, <headline metric>_by_direction.png (bleu_by_direction.png) and
+    expert_usage_<strategy>.png into out_dir (`<strategy>_<schedule>` where a strategy ran under several
+    schedules)."""
     runs = find_runs(paths, split)
     rows, directions = compare(runs, split, baseline)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -351,8 +368,9 @@ def build_report(paths: list[str | Path], out_dir: Path, split: str = "test", ba
         w = csv.DictWriter(f, keys)
         w.writeheader()
         w.writerows(rows)
-    plots = [out_dir / "bleu_by_direction.png"]
-    plot_bleu_bars(rows, directions, plots[0])
+    lead = headline_metric()
+    plots = [out_dir / f"{lead.name}_by_direction.png"]
+    plot_bars(rows, directions, plots[0], lead)
     for row in rows:
         group = [r for r in runs if (r.strategy, r.schedule) == (row["strategy"], row["schedule"])]
         run = min(group, key=lambda r: r.seed)

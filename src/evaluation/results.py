@@ -1,5 +1,6 @@
 """Per-run results: hypotheses per direction as TSV, and the results table (one row per direction
-plus the average over the translation directions) as CSV and Markdown. Rescoring reads only these TSVs."""
+plus the average over the translation directions) as CSV and Markdown. Rescoring reads only these TSVs.
+The metric columns are the registry's (src.evaluation.metrics.METRICS): nothing here names a metric."""
 
 from __future__ import annotations
 
@@ -8,15 +9,22 @@ import logging
 from pathlib import Path
 
 from src.data.languages import COVOST2_EN_XX
-from src.evaluation.metrics import CometUnavailable, MetricsConfig, bleu_chrf, comet_scores, word_error_rate
+from src.evaluation.metrics import METRICS, NO_SCORE, MetricsConfig, Score, Segments
 from src.utils.atomic import atomic_open, write_text
 
 log = logging.getLogger(__name__)
 
 TSV_COLUMNS = ("id", "src", "ref", "hyp")
-RESULT_COLUMNS = ("direction", "bleu", "chrf", "comet", "wer", "segments", "bleu_signature", "comet_note")
 # English first: the transcription direction (scored by WER; COMET is a translation metric and skips it).
 DIRECTIONS = ("en", *COVOST2_EN_XX)
+
+
+def result_columns() -> tuple[str, ...]:
+    """direction, one column per registered metric, segments, then the metrics' signature and note columns
+    (a function, not a constant: a metric registered later gets its column too)."""
+    metrics = list(METRICS.values())
+    return ("direction", *[m.name for m in metrics], "segments",
+            *[m.signature_column for m in metrics if m.signature], *[m.note_column for m in metrics if m.optional])
 
 
 def _clean(text: str) -> str:
@@ -46,51 +54,32 @@ def read_hypotheses(split_dir: Path) -> dict[str, list[dict]]:
 
 
 def score(rows_by_lang: dict[str, list[dict]], cfg: MetricsConfig) -> list[dict]:
-    """Result rows: one per direction (CoVoST2 order) and the average over directions."""
-    table = []
-    comet_note = ""
-    all_rows = [(lang, r) for lang, rows in rows_by_lang.items() if lang != "en" for r in rows]
-    comet = None
-    if not all_rows:
-        comet_note = "not applicable: transcription only"
-    elif cfg.comet.model:
-        try:
-            flat = comet_scores([r["src"] for _, r in all_rows], [r["hyp"] for _, r in all_rows],
-                                [r["ref"] for _, r in all_rows], cfg.comet)
-            comet = {}
-            for (lang, _), s in zip(all_rows, flat):
-                comet.setdefault(lang, []).append(s)
-        except CometUnavailable as e:
-            if cfg.comet.required:
-                raise
-            comet_note = f"unavailable: {e}"
-            log.warning("COMET %s (BLEU/chrF still reported)", comet_note)
-    else:
-        comet_note = "unavailable: eval.comet.model is null"
-    for lang in [c for c in DIRECTIONS if c in rows_by_lang]:
-        rows = rows_by_lang[lang]
-        hyps, refs = [r["hyp"] for r in rows], [r["ref"] for r in rows]
-        s = bleu_chrf(hyps, refs, lang, cfg.bleu_tokenize)
-        c = sum(comet[lang]) / len(comet[lang]) if comet and comet.get(lang) else None
-        w = word_error_rate(hyps, refs) if lang == "en" else None
-        table.append({"direction": lang, "bleu": s["bleu"], "chrf": s["chrf"], "comet": c, "wer": w,
-                      "segments": len(rows), "bleu_signature": s["bleu_signature"], "comet_note": comet_note})
-    if table:
-        translation = [r for r in table if r["direction"] != "en"] or table  # the average is over translations
+    """Result rows: one per direction (CoVoST2 order) and the average over directions, every registered
+    metric in each (None where it does not apply or is unavailable; its note says which)."""
+    split = {lang: Segments(lang, [r["src"] for r in rows], [r["hyp"] for r in rows], [r["ref"] for r in rows])
+             for lang, rows in rows_by_lang.items()}
+    metrics = list(METRICS.values())
+    scores, notes = {}, {}
+    for m in metrics:
+        scores[m.name], notes[m.name] = m.scores_and_note(split, cfg)
 
-        def mean(key: str) -> float | None:
-            values = [r[key] for r in (table if key == "wer" else translation) if r[key] is not None]
-            return sum(values) / len(values) if values else None
+    def row(direction: str, own: dict[str, Score], segments: int) -> dict:
+        """In result_columns() order (the average row is also train_summary.json's `results`)."""
+        return {"direction": direction, **{m.name: own[m.name].value for m in metrics}, "segments": segments,
+                **{m.signature_column: own[m.name].signature for m in metrics if m.signature},
+                **{m.note_column: notes[m.name] for m in metrics if m.optional}}
 
-        table.append({"direction": "average", "bleu": mean("bleu"), "chrf": mean("chrf"), "comet": mean("comet"),
-                      "wer": mean("wer"), "segments": sum(r["segments"] for r in table),
-                      "bleu_signature": "", "comet_note": comet_note})
+    table = [row(lang, {m.name: scores[m.name].get(lang, NO_SCORE) for m in metrics}, len(rows_by_lang[lang]))
+             for lang in DIRECTIONS if lang in rows_by_lang]
+    if table:  # the average's signature stays empty: it is no one corpus
+        table.append(row("average", {m.name: Score(m.average(table)) for m in metrics},
+                         sum(r["segments"] for r in table)))
     return table
 
 
 def write_results(split_dir: Path, table: list[dict]) -> None:
     with atomic_open(split_dir / "results.csv", "w", encoding="utf-8", newline="") as f:
-        w = csv.DictWriter(f, RESULT_COLUMNS)
+        w = csv.DictWriter(f, result_columns())
         w.writeheader()
         w.writerows(table)
     write_text(split_dir / "results.md", results_markdown(table))
@@ -100,7 +89,7 @@ def read_results(path: Path) -> list[dict]:
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     for r in rows:
-        for k in ("bleu", "chrf", "comet", "wer"):
+        for k in METRICS:  # a metric registered after the file was written reads as None
             r[k] = float(r[k]) if r.get(k) not in (None, "") else None
         r["segments"] = int(r["segments"])
     return rows
@@ -110,17 +99,28 @@ def fmt(v, digits: int = 2) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
+def summary(row: dict) -> str:
+    """One line for the console: every metric of a results row (e.g. the average) and its segments."""
+    scores = "  ".join(f"{m.label} {fmt(row.get(m.name), m.digits)}" for m in METRICS.values())
+    return f"{scores}  ({row['segments']} segments)"
+
+
 def results_markdown(table: list[dict]) -> str:
-    lines = ["| direction | BLEU | chrF | COMET | WER | segments |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    """The results table; under it the optional metrics' notes, then the metrics' signatures."""
+    metrics = list(METRICS.values())
+    lines = ["| direction | " + " | ".join(m.label for m in metrics) + " | segments |",
+             "| --- |" + " ---: |" * (len(metrics) + 1)]
     for r in table:
         name = {"average": "**average**", "en": "en (ASR)"}.get(r["direction"], f"en-{r['direction']}")
-        lines.append(f"| {name} | {fmt(r['bleu'])} | {fmt(r['chrf'])} | {fmt(r['comet'])} | {fmt(r.get('wer'))} "
-                     f"| {r['segments']} |")
-    notes = {r["comet_note"] for r in table if r.get("comet_note")}
-    sigs = sorted({r["bleu_signature"] for r in table if r.get("bleu_signature")})
+        lines.append(f"| {name} | " + " | ".join(fmt(r.get(m.name), m.digits) for m in metrics)
+                     + f" | {r['segments']} |")
     out = "\n".join(lines) + "\n"
-    if notes:
-        out += "\nCOMET " + "; ".join(sorted(notes)) + "\n"
-    if sigs:
-        out += "\nBLEU signatures: " + "; ".join(f"`{s}`" for s in sigs) + "\n"
+    for m in metrics:
+        notes = {r[m.note_column] for r in table if m.optional and r.get(m.note_column)}
+        if notes:
+            out += f"\n{m.label} " + "; ".join(sorted(notes)) + "\n"
+    for m in metrics:
+        sigs = sorted({r[m.signature_column] for r in table if m.signature and r.get(m.signature_column)})
+        if sigs:
+            out += f"\n{m.label} signatures: " + "; ".join(f"`{s}`" for s in sigs) + "\n"
     return out
