@@ -29,7 +29,7 @@ from src.models import dispatch  # noqa: E402
 from src.models.moe import MoEConfig, MoEFFN  # noqa: E402
 from src.utils.bench import device_name, interleaved_medians  # noqa: E402
 
-SHAPES = {"small": 768, "large_v3": 1280}  # d_model; FFN 4d
+SHAPES = {"small": 768, "large_v3": 1280, "tiny": 64}  # d_model; FFN 4d (tiny: a dry run of the script)
 GROUPED = "ours, grouped kernel (moe.dispatch=grouped)"
 LOOP = "ours, per-expert loop (moe.dispatch=loop)"
 MIXTRAL_GATED = "transformers Mixtral block (gated, matched FLOPs)"
@@ -91,7 +91,7 @@ def bench_shape(d: int, args) -> tuple[list[tuple[str, float]], str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    ap.add_argument("--shapes", nargs="+", default=["small", "large_v3"], choices=list(SHAPES))
     ap.add_argument("--tokens", type=int, default=4096)
     ap.add_argument("--experts", type=int, default=8)
     ap.add_argument("--top-k", type=int, default=2)

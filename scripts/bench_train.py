@@ -37,9 +37,11 @@ def run_variant(variant: str, args) -> dict:
     dev = torch.device(args.device)
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     torch.manual_seed(0)
-    d = 768
-    cfg = WhisperConfig(d_model=d, encoder_layers=args.layers, decoder_layers=args.layers, encoder_attention_heads=12,
-                        decoder_attention_heads=12, encoder_ffn_dim=4 * d, decoder_ffn_dim=4 * d, vocab_size=51865)
+    d = args.d_model
+    heads = max(1, d // 64)  # whisper-small: 12 heads of 64
+    cfg = WhisperConfig(d_model=d, encoder_layers=args.layers, decoder_layers=args.layers,
+                        encoder_attention_heads=heads, decoder_attention_heads=heads, encoder_ffn_dim=4 * d,
+                        decoder_ffn_dim=4 * d, vocab_size=51865)
     model = WhisperForConditionalGeneration(cfg)
     set_pad_to_30s(model, False)
     aux = None
@@ -94,6 +96,7 @@ def main() -> None:
     ap.add_argument("--target-tokens", type=int, default=32)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--layers", type=int, default=12, help="encoder and decoder layers each (whisper-small: 12)")
+    ap.add_argument("--d-model", type=int, default=768, help="whisper-small: 768 (12 heads); smaller for a dry run")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--dispatch", default="auto", choices=["auto", "grouped", "loop"], help="moe.dispatch")
     ap.add_argument("--variant", choices=["dense", "moe"], help=argparse.SUPPRESS)
@@ -105,12 +108,14 @@ def main() -> None:
     for variant in ("dense", "moe"):
         cmd = [sys.executable, __file__, "--variant", variant, "--batch", str(args.batch), "--seconds",
                str(args.seconds), "--target-tokens", str(args.target_tokens), "--steps", str(args.steps),
-               "--device", args.device, "--dispatch", args.dispatch, "--layers", str(args.layers)]
+               "--device", args.device, "--dispatch", args.dispatch, "--layers", str(args.layers),
+               "--d-model", str(args.d_model)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
         rows[variant] = json.loads(out.stdout.strip().splitlines()[-1])
     name = device_name(args.device)
     mem = "peak allocated MiB" if args.device.startswith("cuda") else "peak RSS growth MiB"
-    shape = "whisper-small shapes" if args.layers == 12 else f"whisper-small layers, {args.layers}+{args.layers}"
+    shape = ("whisper-small shapes" if args.layers == 12 and args.d_model == 768
+             else f"d_model {args.d_model}, {args.layers}+{args.layers} layers")
     print(f"training step, {shape}, batch {args.batch} x {args.seconds:g} s, {args.target_tokens} "
           f"target tokens, {name}")
     print(f"| {'model':<28} | {'parameters':>11} | {'s/step':>8} | {mem:>20} |")

@@ -44,7 +44,8 @@ PY = sys.executable
 TOY = ["data.corpus.n_asr_train=48", "data.corpus.n_asr_dev=8", "data.corpus.n_st_train=12",
        "data.corpus.n_st_dev=4", "data.corpus.n_st_test=4", "model.toy.d_model=64", "model.toy.encoder_layers=1",
        "model.toy.decoder_layers=1", "model.toy.ffn_dim=128", "model.pretrain.steps=30",
-       "model.pretrain.vocab_size=600", "model.pretrain.warmup_steps=5", "upcycle=spri", "upcycle.energy=0.9",
+       "model.pretrain.vocab_size=600", "model.pretrain.lr=3e-3", "model.pretrain.warmup_steps=5",
+       "upcycle=spri", "upcycle.energy=0.9",
        "moe.num_experts=4", "trainer.total_steps=30", "trainer.warmup_steps=2", "trainer.save_every=4",
        "trainer.log_every=1", "eval.splits=[test]", "eval.max_examples_per_direction=2", "eval.beam=2",
        "eval.comet.model=null", "progress=false"]
@@ -100,12 +101,13 @@ def bench_parts(dry: bool) -> list[Part]:
     s = "scripts/"
     if dry:
         return [
-            Part("moe", "MoE layer", [PY, s + "bench_moe.py", "--shapes", "small", "--tokens", "64", "--repeats", "1",
+            Part("moe", "MoE layer", [PY, s + "bench_moe.py", "--shapes", "tiny", "--tokens", "64", "--repeats", "1",
                                       "--device", "cpu", "--dtype", "fp32"], 120),
             Part("encoder", "Encoder, short clips", [PY, s + "bench_encoder.py", "--shape", "tiny", "--batch", "1",
                                                      "--seconds", "1", "--repeats", "1", "--device", "cpu"], 120),
-            Part("train_step", "Training step", [PY, s + "bench_train.py", "--layers", "1", "--batch", "1",
-                                                 "--seconds", "1", "--steps", "1", "--device", "cpu"], 180),
+            Part("train_step", "Training step", [PY, s + "bench_train.py", "--layers", "1", "--d-model", "64",
+                                                 "--batch", "1", "--seconds", "1", "--steps", "1", "--device", "cpu"],
+                 180),
             Part("upcycle", "SPRI upcycling", [PY, s + "bench_upcycle.py", "--layers", "1", "--d-model", "128",
                                                "--device", "cpu"], 120),
         ]
@@ -121,13 +123,13 @@ def bench_parts(dry: bool) -> list[Part]:
     ]
 
 
-def toy_spri(work: Path, dry: bool) -> tuple[list[Part], list[str]]:
+def toy_spri(work: Path, cache: Path, dry: bool) -> tuple[list[Part], list[str]]:
     """Train (killed after step KILL_AT), resume, evaluate; the checks' findings as lines."""
     run_dir = work / "toy_run"
-    common = [*TOY, f"paths.cache_dir={work / 'cache'}", f"hydra.run.dir={run_dir}"]
+    common = [*TOY, f"paths.cache_dir={cache}", f"hydra.run.dir={run_dir}"]
     if dry:
         common += ["trainer.device=cpu", "trainer.precision=fp32", "trainer.compile=true",
-                   "trainer.compile_backend=aot_eager", "model.pretrain.device=cpu"]
+                   "trainer.compile_backend=aot_eager"]
     else:
         common += ["trainer.device=cuda", "trainer.precision=bf16", "trainer.compile=true",
                    "trainer.compile_backend=inductor"]
@@ -190,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None)
     ap.add_argument("--dry-run", action="store_true", help="CPU, tiny shapes: check that every part runs")
     ap.add_argument("--work", default=None, help="scratch dir for the toy run (default: a temp dir)")
+    ap.add_argument("--cache", default=None, help="paths.cache_dir for the toy corpus and model (default: in --work)")
     args = ap.parse_args(argv)
     out = Path(args.out or (Path(os.environ["OUT"]) / "gpu_check.md" if os.environ.get("OUT")
                             else ROOT / "outputs" / "gpu_check.md"))
@@ -199,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     for p in parts[1:]:
         run_part(p, env={"CUDA_VISIBLE_DEVICES": ""} if args.dry_run else None)
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
-        toy, findings = toy_spri(Path(args.work or tmp), args.dry_run)
+        work = Path(args.work or tmp)
+        toy, findings = toy_spri(work, Path(args.cache) if args.cache else work / "cache", args.dry_run)
     parts += toy
     md = markdown(parts, findings, versions.output, args.dry_run)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from src.utils.cli import entry
 @entry
 def main(cfg: DictConfig) -> None:
     from src.evaluation.results import summary
-    from src.training.run import evaluate
+    from src.pipelines.evaluate import evaluate
 
     tables = evaluate(cfg)
     for split, table in tables.items():

@@ -13,7 +13,7 @@ from src.utils.cli import entry
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 @entry
 def main(cfg: DictConfig) -> None:
-    from src.models.toy import ensure_toy_model
+    from src.training.toy_pretrain import ensure_toy_model
 
     path = ensure_toy_model(cfg, force=bool(cfg.get("rebuild", True)))
     print(f"toy model: {path}")

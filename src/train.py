@@ -9,7 +9,7 @@ from src.utils.cli import entry
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 @entry
 def main(cfg: DictConfig) -> None:
-    from src.training.run import train
+    from src.pipelines.train import train
 
     train(cfg)
 

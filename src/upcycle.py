@@ -14,7 +14,7 @@ from src.utils.cli import entry
 @hydra.main(version_base="1.3", config_path="../conf", config_name="convert")
 @entry
 def main(cfg: DictConfig) -> None:
-    from src.training.run import convert
+    from src.pipelines.upcycle import convert
 
     report = convert(cfg)
     print(f"{report['strategy']}: {len(report['layers'])} MoE layers, {report['total_parameters']:,} total / "

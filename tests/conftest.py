@@ -58,3 +58,16 @@ def cv_root(tmp_path: Path) -> Path:
         rows.append(["not_in_cv.mp3", "ghost", "ghost", "train"])  # dropped by the inner join
         write_tsv(root / f"covost_v2.en_{tgt}.tsv", ["path", "sentence", "translation", "split"], rows)
     return root
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A dense run through the real `src.train` on the tiny toy corpus (TINY); its cache (tiny corpus and
+    pretrained tiny toy model) is shared by every test that runs the entry points: (tmp dir, run dir)."""
+    from helpers import TINY, run
+
+    tmp = tmp_path_factory.mktemp("e2e")
+    run_dir = tmp / "run"
+    run("src.train", ["upcycle=dense", f"paths.cache_dir={tmp / 'cache'}", f"hydra.run.dir={run_dir}", *TINY])
+    return tmp, run_dir
+

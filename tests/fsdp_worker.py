@@ -11,14 +11,13 @@ import torch.distributed as dist
 from src.training.checkpoint import load_optimizer_state, optimizer_state, save_checkpoint
 from src.training.distributed import (
     all_reduce_mean,
-    assign_full,
     clip_grad_norm,
-    full,
     gathered_state_dict,
     release_gathered,
     shard_model,
     wrap_model,
 )
+from src.utils.sharding import assign_full, full
 
 
 class Block(torch.nn.Module):

@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import torch
-from transformers import WhisperConfig, WhisperForConditionalGeneration
+from helpers import tiny_whisper
 
 from src.models.backbone import ShortFormWhisperEncoder, load_whisper, set_pad_to_30s
-
-
-def tiny_whisper() -> WhisperForConditionalGeneration:
-    torch.manual_seed(0)
-    cfg = WhisperConfig(vocab_size=64, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
-                        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80,
-                        max_source_positions=1500, max_target_positions=32, pad_token_id=0,
-                        decoder_start_token_id=1, eos_token_id=0, bos_token_id=0, suppress_tokens=[])
-    return WhisperForConditionalGeneration(cfg).eval()
 
 
 def test_padded_input_gives_stock_logits_in_both_modes():

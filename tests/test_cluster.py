@@ -9,8 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from test_backbone import tiny_whisper
-from test_upcycling import calib_batch, ucfg
+from helpers import calib_batch, tiny_whisper, ucfg
 from torch import nn
 
 from src.models.backbone import set_pad_to_30s

@@ -90,7 +90,7 @@ STRATEGY_NAMES = sorted(p.stem for p in (Path(CONF_DIR) / "upcycle").glob("*.yam
 def test_covost2_preset_gives_every_strategy_the_same_budget_and_frozen_set():
     """experiment=covost2: equal steps, equal peak lr / warmup / schedule, the last stage trains everything,
     and the dense baseline trains every parameter but Whisper's fixed encoder positions."""
-    from test_backbone import tiny_whisper
+    from helpers import tiny_whisper
 
     from src.training.param_groups import set_trainable
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train_e2e import ROOT, TINY
+from helpers import ROOT, TINY
 
 from src.data.dataset import LengthBucketSampler
 

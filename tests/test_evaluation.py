@@ -116,7 +116,7 @@ def test_comet_unavailable_is_reported_not_fatal(tmp_path):
 
 
 def test_evaluate_model_writes_tables_and_routing(tmp_path, cv_root):
-    from test_upcycling import ucfg
+    from helpers import ucfg
     from transformers import WhisperForConditionalGeneration
 
     from src.data.covost2 import CoVoST2Source

@@ -10,10 +10,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_gpu_check_dry_run_runs_every_part_and_writes_one_section(tmp_path):
+def test_gpu_check_dry_run_runs_every_part_and_writes_one_section(tmp_path, trained):
+    """The toy run reuses the session's tiny toy corpus and model (gpu_check's TOY = the tests' TINY sizes)."""
     out = tmp_path / "gpu_check.md"
     proc = subprocess.run([sys.executable, "scripts/gpu_check.py", "--dry-run", "--out", str(out),
-                           "--work", str(tmp_path / "work")], cwd=ROOT, capture_output=True, text=True, timeout=900)
+                           "--work", str(tmp_path / "work"), "--cache", str(trained[0] / "cache")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     md = out.read_text()
     assert md.startswith("## GPU check (CPU dry run): none (CPU), ")
@@ -23,3 +25,4 @@ def test_gpu_check_dry_run_runs_every_part_and_writes_one_section(tmp_path):
     assert "resumed mid-stage 2: yes" in md and "all finite: yes" in md and "(steps 1-30)" in md
     assert "job status: completed; results.csv: present" in md
     assert "| dense FFN" in md and "step time MoE / dense" in md and "SPRI upcycling" in md
+    assert len(list((trained[0] / "cache" / "whisper_toy").glob("*/model.safetensors"))) == 1  # reused, not rebuilt

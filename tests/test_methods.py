@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import upcycled
 from scipy.stats import beta as scipy_beta
-from test_upcycling import upcycled
 
 from src.models.moe import DPSLConfig, MoEConfig, MoEFFN, SDConfig, SelfDistillConfig, moe_layers
 from src.models.router_losses import ROUTER_LOSSES, MoELoss, Routing, beta_quantiles, dpsl_alphas
@@ -91,8 +91,7 @@ def test_cluster_upcycling_router_rows_are_scaled_unit_centroids_and_report_size
 
 
 def test_cluster_needs_calibration():
-    from test_backbone import tiny_whisper
-    from test_upcycling import MOE, ucfg
+    from helpers import MOE, tiny_whisper, ucfg
 
     from src.models.upcycling.convert import upcycle_model
 
@@ -237,7 +236,7 @@ def test_moe_loss_reads_directions_from_the_prompt_and_honours_warmup():
 
 def sd_step(rank: int, optimizer: str, strategy: str = "random", exact: bool = True):
     """One trainer-like step on an upcycled tiny model: (weights before, after, decoupler)."""
-    from test_trainer import batches
+    from helpers import batches
 
     model, _, _ = upcycled(strategy, **({"energy": 0.5} if strategy == "spri" else {}))
     sd = SpectralDecoupler(SDConfig(rank=rank, period=1, exact_update=exact))
@@ -278,7 +277,7 @@ def test_sd_rank_zero_is_ordinary_training():
     a, _, _ = sd_step(rank=0, optimizer="adamw")
     torch.manual_seed(0)
     model, _, _ = upcycled("random")
-    from test_trainer import batches
+    from helpers import batches
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-2)
@@ -306,7 +305,7 @@ def test_router_logits_stay_fp32_under_bf16_autocast():
 
 def test_gradient_checkpointing_with_self_distillation_on_padded_batches(tmp_path):
     """Checkpointing re-runs the forward in backward: the padding masks must still be set then."""
-    from test_trainer import batches
+    from helpers import batches
 
     from src.training.trainer import StageConfig, Trainer, TrainerConfig
 

@@ -8,35 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "data.corpus.n_asr_train=48", "data.corpus.n_asr_dev=8", "data.corpus.n_st_train=12",
-    "data.corpus.n_st_dev=4", "data.corpus.n_st_test=4",
-    "model.toy.d_model=64", "model.toy.encoder_layers=1", "model.toy.decoder_layers=1",
-    "model.toy.ffn_dim=128", "model.pretrain.steps=30", "model.pretrain.vocab_size=600",
-    "model.pretrain.lr=3e-3", "model.pretrain.warmup_steps=5",
-    "trainer.total_steps=40", "trainer.stages.0.warmup_steps=5", "trainer.stages.0.lr=3e-3",
-    "eval.beam=2", "eval.max_new_tokens=200", "eval.comet.model=null",
-    "trainer.log_every=5", "progress=false",
-]
-
-
-def run(module: str, args: list[str], cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
-    run_dir = tmp / "run"
-    run("src.train", ["upcycle=dense", f"paths.cache_dir={tmp / 'cache'}", f"hydra.run.dir={run_dir}", *TINY])
-    return tmp, run_dir
+from helpers import ROOT, TINY, run
 
 
 def test_run_dir_has_config_checkpoint_and_log(trained):

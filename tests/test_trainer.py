@@ -7,25 +7,12 @@ import json
 
 import pytest
 import torch
-from test_backbone import tiny_whisper
+from helpers import batches, tiny_whisper
 
-from src.data.text import IGNORE_INDEX
 from src.training.checkpoint import read_state
 from src.training.loggers import ConsoleLogger, WandbLogger
 from src.training.trainer import StageConfig, Trainer, TrainerConfig, lr_lambda
 from src.utils.extension import TrainerExtension
-
-
-def batches(n: int = 4, bs: int = 2, seed: int = 0) -> list[dict]:
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for _ in range(n):
-        dec = torch.randint(2, 60, (bs, 6), generator=g)
-        labels = dec.roll(-1, dims=1)
-        labels[:, -1] = IGNORE_INDEX
-        out.append({"input_features": torch.randn(bs, 80, 64, generator=g), "decoder_input_ids": dec,
-                    "decoder_attention_mask": torch.ones_like(dec), "labels": labels, "skipped": []})
-    return out
 
 
 def model(dropout: float = 0.0):
@@ -237,7 +224,7 @@ def test_console_and_offline_wandb_loggers(tmp_path):
 
 
 def test_ctc_pretraining_loss_trains_head_and_encoder(tmp_path):
-    from src.models.toy import CTCAuxLoss
+    from src.training.toy_pretrain import CTCAuxLoss
 
     m = model()
     data = batches(2)
@@ -320,7 +307,7 @@ def test_compiled_moe_training_matches_eager(tmp_path):
     requires_grad: without a recompile per stage, stage 2 left the stage-1-frozen weights untouched).
     aot_eager: inductor's CPU code generation is not the point here (and torch 2.11 miscompiles a
     dynamic-shape index check on CPU); GPU runs use inductor."""
-    from test_upcycling import upcycled
+    from helpers import upcycled
 
     weights, counts, losses = [], [], []
     for compiled in (False, True):
@@ -422,7 +409,7 @@ def test_sd_moe_resume_continues_with_the_saved_subspace(tmp_path, keep_state):
     """SD-MoE recomputes its subspace bases every `period` steps. A resume between two recomputations
     continues with the saved bases (TrainerExtension.state_dict in extensions.pt) and ends bit-identical;
     the control, with that file deleted, recomputes fresh bases at the resume step and ends elsewhere."""
-    from test_upcycling import upcycled
+    from helpers import upcycled
 
     from src.models.moe import SDConfig
     from src.models.sd_moe import SpectralDecoupler
@@ -457,4 +444,5 @@ def test_an_extension_must_implement_the_protocol(tmp_path):
             return {}
 
     with pytest.raises(TypeError, match="Legacy is not a TrainerExtension"):
-        Trainer(model(), None, TrainerConfig(progress=False), tmp_path, batches(1), extensions=[Legacy()])
+        Trainer(model(), None, TrainerConfig(stages=[StageConfig(steps=1)], progress=False), tmp_path, batches(1),
+                extensions=[Legacy()])

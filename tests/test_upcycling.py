@@ -6,42 +6,14 @@ import json
 
 import pytest
 import torch
-from omegaconf import OmegaConf
-from test_backbone import tiny_whisper
+from helpers import MOE, calib_batch, tiny_whisper, ucfg, upcycled
 
 from src.models.backbone import load_whisper, set_pad_to_30s
 from src.models.moe import MoEConfig, moe_layers
 from src.models.upcycling import STRATEGIES
-from src.models.upcycling.convert import strategy_config, upcycle_model
+from src.models.upcycling.convert import upcycle_model
 from src.models.upcycling.spri import partition_components, principal_rank, spri_split
 from src.training.checkpoint import save_checkpoint
-
-MOE = MoEConfig(num_experts=4, top_k=2)
-
-
-def ucfg(strategy: str, **kw):
-    return strategy_config(OmegaConf.create({"strategy": strategy, **kw}))
-
-
-def calib_batch(seed: int = 0) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    dec = torch.randint(2, 60, (2, 5), generator=g)
-    mask = torch.ones_like(dec)
-    mask[1, 3:] = 0
-    return {"input_features": torch.randn(2, 80, 64, generator=g), "decoder_input_ids": dec,
-            "decoder_attention_mask": mask, "feature_lengths": torch.tensor([64, 40])}
-
-
-def upcycled(strategy: str, moe: MoEConfig = MOE, **kw):
-    model = tiny_whisper()
-    set_pad_to_30s(model, False)
-    with torch.no_grad():  # non-zero biases, so copying and re-initialising them is visible
-        for n, p in model.named_parameters():
-            if n.endswith(".bias"):
-                p.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(len(n)))
-    dense = {n: p.detach().clone() for n, p in model.named_parameters()}
-    report = upcycle_model(model, moe, ucfg(strategy, **kw), seed=0, calib=[calib_batch()], progress=False)
-    return model, dense, report
 
 
 def test_vanilla_equals_dense_ffn_at_init_in_encoder_and_decoder():
@@ -194,7 +166,7 @@ def test_checkpoint_round_trip_gives_same_logits(strategy, tmp_path):
 
 def spri_stage1(tmp_path, update: str, steps: int = 3):
     """(model, weights before) after `steps` AdamW steps of SPRI's stage 1 with ``update``."""
-    from test_trainer import batches
+    from helpers import batches
 
     from src.models.router_losses import MoELoss
     from src.models.upcycling.spri import ResidualSpectrum

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 import hydra
+import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
@@ -67,7 +68,10 @@ def make_loader(
     sampler = LengthBucketSampler(lengths, cfg.max_batch_frames, cfg.max_batch_size, shuffle=shuffle, seed=seed,
                                   num_replicas=num_replicas, rank=rank)
     collate = Collator(token_id(tokenizer, EOT), pad_to_30s=pad_to_30s, pad_multiple=cfg.pad_multiple)
+    # Its own generator: a DataLoader without one draws its workers' base seed from the global torch RNG each
+    # time an epoch's iterator starts, which shifts the dropout stream; a resumed run starts its iterator at
+    # another point of that stream than the uninterrupted run did, and would then draw different dropout.
     return DataLoader(
         dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers,
-        persistent_workers=cfg.num_workers > 0,
+        persistent_workers=cfg.num_workers > 0, generator=torch.Generator().manual_seed(seed),
     )

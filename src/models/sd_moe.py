@@ -23,8 +23,8 @@ import torch
 import torch.distributed as dist
 
 from src.models.moe import SDConfig, moe_layers
-from src.training.distributed import assign_full, full
 from src.utils.extension import TrainerExtension
+from src.utils.sharding import assign_full, full
 
 
 def top_input_subspace(weights: torch.Tensor, rank: int) -> torch.Tensor:

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 
 from src.utils.errors import UserError
+from src.utils.sharding import full
 
 STRATEGIES = ("ddp", "fsdp")
 
@@ -141,24 +142,6 @@ def release_gathered(model: torch.nn.Module) -> None:
     backward reshards them, so free them now rather than hold a second full copy of the embeddings."""
     if is_sharded(model):
         model.reshard()
-
-
-def full(t: torch.Tensor) -> torch.Tensor:
-    """The whole tensor behind an FSDP shard (a collective: every process must call it); plain tensors as is."""
-    from torch.distributed.tensor import DTensor
-
-    return t.full_tensor() if isinstance(t, DTensor) else t
-
-
-@torch.no_grad()
-def assign_full(dst: torch.Tensor, value: torch.Tensor) -> None:
-    """Write a whole tensor into `dst`, or into this process's shard of it when `dst` is sharded."""
-    from torch.distributed.tensor import DTensor, distribute_tensor
-
-    if isinstance(dst, DTensor):
-        dst.to_local().copy_(distribute_tensor(value, dst.device_mesh, dst.placements).to_local())
-    else:
-        dst.copy_(value)
 
 
 def clip_grad_norm(params: list[torch.Tensor], max_norm: float | None) -> torch.Tensor:

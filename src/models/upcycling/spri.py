@@ -27,9 +27,9 @@ import torch
 
 from src.models.moe import moe_layers
 from src.models.upcycling.base import Strategy, UpcycleConfig, copy_dense, init_router, register_strategy
-from src.training.distributed import assign_full, full
 from src.utils.errors import UserError
 from src.utils.extension import TrainerExtension
+from src.utils.sharding import assign_full, full
 
 PARTITIONS = ("interleaved", "contiguous", "random")
 STAGE1_UPDATES = ("projected", "left", "right", "full")

@@ -1,0 +1,67 @@
+"""Config to objects: the model and tokenizer, the upcycling calibration batches, the trainer extensions.
+
+The one place that knows which config group builds which object (audiocraft's builders.py pattern), so the
+pipelines read as the steps of their job.
+"""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import DictConfig
+
+from src.config import typed
+from src.data.languages import language_token
+from src.data.loading import loader_config, make_loader
+from src.data.text import token_id
+from src.models.backbone import load_whisper
+from src.models.moe import moe_layers
+from src.models.router_losses import MoELoss
+from src.models.sd_moe import SpectralDecoupler
+from src.models.upcycling import STRATEGIES
+from src.models.upcycling.convert import strategy_config
+from src.models.upcycling.spri import ResidualSpectrum, SPRIConfig
+from src.training.toy_pretrain import ensure_toy_model
+
+
+def load_model(cfg: DictConfig):
+    """(model, tokenizer) for `cfg.model`: a Whisper by name/path, or the cached toy model."""
+    mcfg = typed("model", cfg)
+    path = mcfg.name_or_path or ensure_toy_model(cfg)
+    return load_whisper(path, pad_to_30s=mcfg.pad_to_30s, dtype=mcfg.dtype)
+
+
+def calibration_batches(cfg: DictConfig, ucfg, model, tokenizer, source, examples: list
+                        ) -> tuple[list[dict], list[dict]]:
+    """(fit, held-out) batches of `upcycle.calibration_examples` examples drawn (by seed) from ``examples``;
+    `upcycle.heldout_fraction` of them are held out for the report (none when fewer than 4 are drawn)."""
+    n = int(ucfg.calibration_examples)
+    if not examples or n <= 0 or not STRATEGIES[ucfg.strategy].is_moe:
+        return [], []
+    pick = torch.randperm(len(examples), generator=torch.Generator().manual_seed(int(cfg.seed)))[:n].tolist()
+    n_held = int(len(pick) * ucfg.heldout_fraction) if len(pick) >= 4 else 0
+    fit, held = pick[: len(pick) - n_held], pick[len(pick) - n_held:]
+
+    def batches(idx: list[int]) -> list[dict]:
+        if not idx:
+            return []
+        loader = make_loader([examples[i] for i in sorted(idx)], source, tokenizer, loader_config(cfg.data),
+                             n_mels=model.config.num_mel_bins, pad_to_30s=typed("model", cfg).pad_to_30s,
+                             shuffle=False)
+        return [b for b in loader if "input_features" in b]
+
+    return batches(fit), batches(held)
+
+
+def moe_extensions(cfg: DictConfig, model, tokenizer, languages: list[str]) -> list:
+    """The trainer extensions an MoE model needs: router regularisers + self-distillation, SD-MoE."""
+    if not moe_layers(model):
+        return []
+    moe = typed("moe", cfg)
+    ids = [token_id(tokenizer, language_token(c)) for c in languages] if tokenizer is not None else []
+    out = [MoELoss.from_config(moe, languages, ids)]
+    ucfg = strategy_config(cfg.upcycle)
+    if isinstance(ucfg, SPRIConfig):
+        out.append(ResidualSpectrum(ucfg.stage1_update))
+    if moe.sd.rank > 0:
+        out.append(SpectralDecoupler(moe.sd))
+    return out

@@ -1,0 +1,92 @@
+"""The train job (`python -m src.train`): build model and data from the config, upcycle, train, evaluate, save."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from src.config import typed
+from src.data.loading import build_source, loader_config, make_loader
+from src.evaluation.run import evaluate_model
+from src.models.backbone import load_whisper
+from src.models.moe import moe_layers
+from src.models.upcycling.convert import expert_similarity
+from src.pipelines.builders import load_model, moe_extensions
+from src.pipelines.upcycle import REPORT, upcycle
+from src.training.distributed import init_distributed, is_sharded, shutdown
+from src.training.trainer import Trainer
+from src.utils.atomic import write_json
+from src.utils.cli import run_dir_of, seed_everything
+from src.utils.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def record_spectra_after_training(model, report: dict, run_dir: Path) -> None:
+    """Adds each MoE layer's inter-expert similarity after training to the upcycling report."""
+    after = {}
+    for name, moe in moe_layers(model):
+        cos, overlap = expert_similarity(moe)
+        after[name] = {"expert_cosine_mean": cos, "subspace_overlap": overlap}
+    if after:
+        report["after_training"] = after
+        write_json(Path(run_dir) / REPORT, report)
+
+
+def last_checkpoint(run_dir: Path, tcfg) -> Path:
+    return Path(run_dir) / "checkpoints" / tcfg.stages[-1].name
+
+
+def train(cfg: DictConfig) -> dict:
+    run_dir = run_dir_of(cfg)
+    tcfg = typed("trainer", cfg)
+    info = init_distributed(tcfg.device)  # torchrun / accelerate: one process per GPU, one run dir for all
+    model, tokenizer = load_model(cfg)
+    seed_everything(int(cfg.seed))  # the same random stream whether or not the toy model was just pretrained
+    source = build_source(cfg.data)
+    train_ex, dev_ex = source.examples("train"), source.examples("dev")
+    if not train_ex:
+        raise UserError(f"no usable training examples (skipped: {source.skips.as_dict()}); check data.root")
+    log.info("data: %d train / %d dev examples over %d directions", len(train_ex), len(dev_ex), len(source.directions))
+    lcfg = loader_config(cfg.data)
+    kw = {"n_mels": model.config.num_mel_bins, "pad_to_30s": typed("model", cfg).pad_to_30s}
+    train_loader = make_loader(train_ex, source, tokenizer, lcfg, shuffle=True, seed=int(cfg.seed),
+                               num_replicas=info.world_size, rank=info.rank, **kw)
+    dev_loader = make_loader(dev_ex, source, tokenizer, lcfg, shuffle=False, **kw) if dev_ex else None
+    # Every rank upcycles identically (seeded); only rank 0 writes files and logs.
+    report = upcycle(model, cfg, tokenizer, source, train_ex, run_dir if info.is_main else None)
+    log.info("model: %s, %s total / %s active parameters", report["strategy"], f"{report['total_parameters']:,}",
+             f"{report['active_parameters']:,}")
+    logger = hydra.utils.instantiate(cfg.logger) if info.is_main else None
+    if logger is not None:
+        logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
+    trainer = Trainer(model, tokenizer, tcfg, run_dir, train_loader, dev_loader,
+                      logger=logger, skips=source.skips,
+                      extensions=moe_extensions(cfg, model, tokenizer, list(source.directions)))
+    tables: dict = {}
+    try:
+        history = trainer.fit()
+        shutdown()  # the ranks are done together (fit checked their weights agree); rank 0 evaluates alone
+        if info.is_main and is_sharded(model):  # FSDP left rank 0 a shard: evaluate the saved whole model
+            model, _ = load_whisper(last_checkpoint(run_dir, tcfg), pad_to_30s=kw["pad_to_30s"],
+                                    dtype=typed("model", cfg).dtype)
+        if info.is_main:
+            record_spectra_after_training(model, report, run_dir)
+            tables = evaluate_model(model, tokenizer, source, typed("eval", cfg), run_dir, lcfg, kw["pad_to_30s"],
+                                    progress=bool(cfg.progress), logger=logger)
+    finally:
+        if logger is not None:
+            logger.finish()
+    last = last_checkpoint(run_dir, tcfg)
+    summary = {"run_dir": str(run_dir), "checkpoint": str(last), "stages": history,
+               "train_examples": len(train_ex), "dev_examples": len(dev_ex), "skipped": source.skips.as_dict(),
+               "results": {split: table[-1] for split, table in tables.items()}, "processes": info.world_size}
+    if info.is_main:
+        source.skips.log_summary(log)
+        source.skips.save(run_dir / "skipped.json")
+        write_json(Path(run_dir) / "train_summary.json", summary, default=str)
+        log.info("checkpoint: %s", last)
+    return summary

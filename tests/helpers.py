@@ -1,0 +1,91 @@
+"""Builders the tests share (a tiny Whisper, synthetic batches, an upcycled model, the tiny toy-run overrides).
+
+A module of helpers, not of tests: test modules import from here, never from each other.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+from src.data.text import IGNORE_INDEX
+from src.models.backbone import set_pad_to_30s
+from src.models.moe import MoEConfig
+from src.models.upcycling.convert import strategy_config, upcycle_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The real entry points on a tiny toy corpus and model (seconds, not minutes).
+TINY = [
+    "data.corpus.n_asr_train=48", "data.corpus.n_asr_dev=8", "data.corpus.n_st_train=12",
+    "data.corpus.n_st_dev=4", "data.corpus.n_st_test=4",
+    "model.toy.d_model=64", "model.toy.encoder_layers=1", "model.toy.decoder_layers=1",
+    "model.toy.ffn_dim=128", "model.pretrain.steps=30", "model.pretrain.vocab_size=600",
+    "model.pretrain.lr=3e-3", "model.pretrain.warmup_steps=5",
+    "trainer.total_steps=40", "trainer.stages.0.warmup_steps=5", "trainer.stages.0.lr=3e-3",
+    "eval.beam=2", "eval.max_new_tokens=200", "eval.comet.model=null",
+    "trainer.log_every=5", "progress=false",
+]
+
+MOE = MoEConfig(num_experts=4, top_k=2)
+
+
+def run(module: str, args: list[str], cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """`python -m module args` in a child process; asserts exit 0 (showing stderr's tail otherwise)."""
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def tiny_whisper() -> WhisperForConditionalGeneration:
+    torch.manual_seed(0)
+    cfg = WhisperConfig(vocab_size=64, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+                        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80,
+                        max_source_positions=1500, max_target_positions=32, pad_token_id=0,
+                        decoder_start_token_id=1, eos_token_id=0, bos_token_id=0, suppress_tokens=[])
+    return WhisperForConditionalGeneration(cfg).eval()
+
+
+def batches(n: int = 4, bs: int = 2, seed: int = 0) -> list[dict]:
+    """Training batches for tiny_whisper: random features, 6-token targets, labels shifted by one."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        dec = torch.randint(2, 60, (bs, 6), generator=g)
+        labels = dec.roll(-1, dims=1)
+        labels[:, -1] = IGNORE_INDEX
+        out.append({"input_features": torch.randn(bs, 80, 64, generator=g), "decoder_input_ids": dec,
+                    "decoder_attention_mask": torch.ones_like(dec), "labels": labels, "skipped": []})
+    return out
+
+
+def ucfg(strategy: str, **kw):
+    return strategy_config(OmegaConf.create({"strategy": strategy, **kw}))
+
+
+def calib_batch(seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    dec = torch.randint(2, 60, (2, 5), generator=g)
+    mask = torch.ones_like(dec)
+    mask[1, 3:] = 0
+    return {"input_features": torch.randn(2, 80, 64, generator=g), "decoder_input_ids": dec,
+            "decoder_attention_mask": mask, "feature_lengths": torch.tensor([64, 40])}
+
+
+def upcycled(strategy: str, moe: MoEConfig = MOE, **kw):
+    """tiny_whisper (non-zero biases) upcycled by ``strategy``: (model, dense weights, report)."""
+    model = tiny_whisper()
+    set_pad_to_30s(model, False)
+    with torch.no_grad():  # non-zero biases, so copying and re-initialising them is visible
+        for n, p in model.named_parameters():
+            if n.endswith(".bias"):
+                p.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(len(n)))
+    dense = {n: p.detach().clone() for n, p in model.named_parameters()}
+    report = upcycle_model(model, moe, ucfg(strategy, **kw), seed=0, calib=[calib_batch()], progress=False)
+    return model, dense, report
