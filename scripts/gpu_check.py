@@ -15,7 +15,7 @@ reported and skipped, so one failure does not cost the rest of the window:
               that it completes, resumed, and that every logged loss is finite
 Writes one Markdown section (GPU name, torch and CUDA versions, date, each part's output and a status
 table) to --out (default: $OUT/gpu_check.md when $OUT is set, else outputs/gpu_check.md), ready to
-paste into docs/benchmarks.md. `--dry-run`: CPU, tiny shapes, fp32, aot_eager (the suite runs it, so
+paste into docs/benchmarks.md. `--dry-run`: CPU, tiny shapes, fp32, not compiled (the suite runs it, so
 the script is known to work before anyone spends device time on it).
 
 Interpreter: the one running this script (`make gpu-check` takes .venv's when it exists, else
@@ -127,9 +127,8 @@ def toy_spri(work: Path, cache: Path, dry: bool) -> tuple[list[Part], list[str]]
     """Train (killed after step KILL_AT), resume, evaluate; the checks' findings as lines."""
     run_dir = work / "toy_run"
     common = [*TOY, f"paths.cache_dir={cache}", f"hydra.run.dir={run_dir}"]
-    if dry:
-        common += ["trainer.device=cpu", "trainer.precision=fp32", "trainer.compile=true",
-                   "trainer.compile_backend=aot_eager"]
+    if dry:  # compiling on CPU is tested elsewhere (tests/test_trainer.py, aot_eager, both stages); not here
+        common += ["trainer.device=cpu", "trainer.precision=fp32", "trainer.compile=false"]
     else:
         common += ["trainer.device=cuda", "trainer.precision=bf16", "trainer.compile=true",
                    "trainer.compile_backend=inductor"]

@@ -1,4 +1,4 @@
-"""scripts/gpu_check.py's CPU dry run: every part runs (tiny shapes, fp32, aot_eager), the toy SPRI run is
+"""scripts/gpu_check.py's CPU dry run: every part runs (tiny shapes, fp32, not compiled), the toy SPRI run is
 killed with SIGKILL mid-stage 2, resumed and evaluated, and the Markdown section says so."""
 
 from __future__ import annotations
