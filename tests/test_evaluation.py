@@ -11,18 +11,13 @@ import pytest
 import sacrebleu
 import torch
 from comet_tiny import build_tiny_comet
+from metrics_golden import TRANSLATIONS
 
 from src.evaluation.metrics import CometConfig, MetricsConfig
 from src.evaluation.results import read_hypotheses, read_results, score, write_hypotheses, write_results
 from src.evaluation.run import EvalConfig, evaluate_model, rescore_split
 
-ROWS = {
-    "de": [{"id": "a.de", "src": "the cat sleeps", "ref": "Die Katze schläft.", "hyp": "Die Katze schläft"},
-           {"id": "b.de", "src": "a dog runs", "ref": "Ein Hund rennt.", "hyp": "ein Hund läuft."}],
-    "zh-CN": [{"id": "a.zh-CN", "src": "the cat sleeps", "ref": "猫在睡觉。", "hyp": "猫睡觉。"},
-              {"id": "b.zh-CN", "src": "a dog runs", "ref": "一只狗在跑。", "hyp": "狗在跑"}],
-    "ja": [{"id": "a.ja", "src": "the cat sleeps", "ref": "猫が寝ている。", "hyp": "猫が寝る。"}],
-}
+ROWS = TRANSLATIONS  # the fixed hypotheses the metric goldens use too
 NO_COMET = MetricsConfig(comet=CometConfig(model=None))
 
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import sacrebleu
 
 from src.data.languages import CHAR_LEVEL
-from src.utils.registry import make_register
+from src.utils.registry import make_instance_register
 
 log = logging.getLogger(__name__)
 
@@ -212,15 +211,8 @@ class Metric:
 METRICS: dict[str, Metric] = {}
 
 
-def register_metric(name: str) -> Callable[[type[Metric]], type[Metric]]:
-    """Registers one instance of the class (metrics are stateless); registration order is column order."""
-
-    def deco(cls: type[Metric]) -> type[Metric]:
-        cls.name = name
-        make_register(METRICS)(name)(cls())
-        return cls
-
-    return deco
+# Registers one instance of the class (metrics are stateless); registration order is column order.
+register_metric = make_instance_register(METRICS)
 
 
 def compared_metrics() -> list[Metric]:

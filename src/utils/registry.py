@@ -17,3 +17,21 @@ def make_register(table: dict[str, T]) -> Callable[[str], Callable[[T], T]]:
         return deco
 
     return register
+
+
+C = TypeVar("C", bound=type)
+
+
+def make_instance_register(table: dict[str, object]) -> Callable[[str], Callable[[C], C]]:
+    """For classes of stateless plug-ins (strategies, metrics): the decorator sets ``cls.name`` and registers
+    one instance under it; the class itself is returned unchanged. Registration order is kept."""
+    def register(name: str) -> Callable[[C], C]:
+        def deco(cls: C) -> C:
+            cls.name = name
+            table[name] = cls()
+            return cls
+
+        return deco
+
+    return register
+

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +10,7 @@ from torch import nn
 
 from src.models.moe import MoEFFN
 from src.utils.errors import UserError
-from src.utils.registry import make_register
+from src.utils.registry import make_instance_register
 
 
 @dataclass
@@ -68,15 +67,7 @@ class Strategy:
 STRATEGIES: dict[str, Strategy] = {}
 
 
-def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
-    """Registers one instance of the class (strategies are stateless)."""
-
-    def deco(cls: type[Strategy]) -> type[Strategy]:
-        cls.name = name
-        make_register(STRATEGIES)(name)(cls())
-        return cls
-
-    return deco
+register_strategy = make_instance_register(STRATEGIES)  # one instance per class: strategies are stateless
 
 
 @torch.no_grad()
