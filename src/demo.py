@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         ("toy corpus", [py, "-m", "src.data.summary", *common], "built, or reused from paths.cache_dir"),
         ("dense toy model", [py, "-m", "src.pretrain", "+rebuild=false", *common],
          "pretrained, or reused from paths.cache_dir"),
-        ("sweep", [py, "-m", "src.train", "-m", *common, f"upcycle={args.strategies}", f"seed={args.seeds}",
+        # seed before upcycle: seed-major job order, so the first jobs of a seeds run are the one-seed demo
+        ("sweep", [py, "-m", "src.train", "-m", *common, f"seed={args.seeds}", f"upcycle={args.strategies}",
                    "hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}", f"hydra.sweep.dir={out}"],
          f"{n} jobs, {jobs} at a time, {max(1, (os.cpu_count() or 1) // jobs)} thread(s) each"),
     ]
