@@ -43,12 +43,16 @@ def _fsync_tree(root: Path) -> None:
     """fsync every file under ``root`` and the dirs themselves, so a rename after it publishes whole files."""
     for dirpath, _, files in os.walk(root):
         for name in files:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync_file(Path(dirpath) / name)
         _fsync_dir(Path(dirpath))
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -87,9 +91,11 @@ def save_checkpoint(model, tokenizer, out_dir: str | Path, state: dict | None = 
         torch.save(rng, tmp / RNG_FILE)
     if extensions:
         torch.save(extensions, tmp / EXTENSIONS_FILE)
-    _fsync_tree(tmp)
-    (tmp / COMPLETE).write_text("ok\n")
-    _fsync_tree(tmp)
+    _fsync_tree(tmp)  # every file durable before the marker says so
+    marker = tmp / COMPLETE
+    marker.write_text("ok\n")
+    _fsync_file(marker)  # the data files were synced above: only the marker and the dir entry remain
+    _fsync_dir(tmp)
     if out_dir.exists():
         shutil.rmtree(old, ignore_errors=True)
         out_dir.rename(old)
