@@ -1,0 +1,152 @@
+"""The before/after record of issue 16's redesign: what a fixed seed and config produce, end to end.
+
+`trace()` upcycles a tiny Whisper with every strategy (and router losses, DPSL with a language prior,
+self-distillation, SD-MoE, capacity, a shared expert, jitter, gradient checkpointing, a two-stage
+SPRI schedule), trains a few steps through the real Trainer with its extensions, and records the
+upcycling report, every logged loss term, the final logits and the routing recorder's counts; plus the
+composed Hydra config of every upcycle choice. tests/golden/equivalence.json holds the trace the code
+gave before the redesign; test_equivalence.py asserts the code still gives it.
+
+    python tests/equivalence.py --write   # re-record (only for an intended change of behaviour)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from transformers import GenerationConfig
+from transformers.generation.utils import GenerationMixin
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from helpers import ROOT, batches, calib_batch, tiny_whisper, ucfg  # noqa: E402
+
+from src.evaluation.generation import RoutingRecorder  # noqa: E402
+from src.models.backbone import set_pad_to_30s  # noqa: E402
+from src.models.moe import DPSLConfig, MoEConfig, SDConfig, SelfDistillConfig  # noqa: E402
+from src.models.router_losses import MoELoss  # noqa: E402
+from src.models.sd_moe import SpectralDecoupler  # noqa: E402
+from src.models.upcycling.convert import upcycle_model  # noqa: E402
+from src.models.upcycling.spri import ResidualSpectrum  # noqa: E402
+from src.training.loggers import ConsoleLogger  # noqa: E402
+from src.training.trainer import StageConfig, Trainer, TrainerConfig  # noqa: E402
+
+GOLDEN = ROOT / "tests" / "golden" / "equivalence.json"
+LANG_IDS = (7, 9)  # stand-in language tokens of the tiny vocabulary (directions "de", "ja")
+ONE = [StageConfig(name="all", steps=3, lr=3e-3, trainable=["all"], warmup_steps=1)]
+TWO = [StageConfig(name="stage1", steps=2, lr=3e-3, trainable=["residual", "router"], warmup_steps=1),
+       StageConfig(name="stage2", steps=2, lr=1e-3, trainable=["all"], warmup_steps=1)]
+
+# name: (strategy, strategy knobs, MoE settings, stages, gradient checkpointing)
+SCENARIOS = {
+    "dense": ("dense", {}, MoEConfig(num_experts=4, top_k=2), ONE, False),
+    "vanilla": ("vanilla", {}, MoEConfig(num_experts=4, top_k=2, capacity_factor=1.0), ONE, False),
+    "random": ("random", {}, MoEConfig(num_experts=4, top_k=2, jitter=0.1, shared_expert=True), ONE, True),
+    "drop": ("drop", {}, MoEConfig(num_experts=4, top_k=1, where="decoder", every=2), ONE, False),
+    "spri": ("spri", {"energy": 0.9}, MoEConfig(num_experts=4, top_k=2, sd=SDConfig(rank=4, period=2)), TWO, False),
+    "cluster": ("cluster", {"kmeans_iters": 5, "min_cluster_tokens": 1},
+                MoEConfig(num_experts=2, top_k=1, self_distill=SelfDistillConfig(coef=0.1, threshold=0.9),
+                          dpsl=DPSLConfig(coef=0.01, language_prior="auto", num_quantiles=8)), ONE, True),
+}
+
+
+def language_batches(n: int, seed: int) -> list[dict]:
+    """helpers.batches with a language token at the prompt's language position and ragged lengths."""
+    out = batches(n, seed=seed)
+    for i, b in enumerate(out):
+        b["decoder_input_ids"][:, 1] = torch.tensor([LANG_IDS[i % 2], LANG_IDS[(i + 1) % 2]])
+        b["decoder_attention_mask"][1, 4:] = 0
+        b["labels"][1, 3:] = -100
+        b["feature_lengths"] = torch.tensor([64, 40])
+    return out
+
+
+def floats(t: torch.Tensor) -> list[float]:
+    return [float(v) for v in t.detach().double().reshape(-1)]
+
+
+def run_scenario(name: str, tmp: Path) -> dict:
+    (tmp / name).mkdir(parents=True)
+    strategy, knobs, moe, stages, checkpointing = SCENARIOS[name]
+    torch.manual_seed(0)
+    model = tiny_whisper()
+    set_pad_to_30s(model, False)
+    report = upcycle_model(model, moe, ucfg(strategy, **knobs), seed=0, calib=[calib_batch()], progress=False,
+                           heldout=[language_batches(1, seed=5)[0]])
+    report.pop("upcycle_seconds", None)
+    ext = []
+    if report["num_experts"] > 1:
+        ext.append(MoELoss.from_config(moe, ["de", "ja"], LANG_IDS))
+        if strategy == "spri":
+            ext.append(ResidualSpectrum("projected"))
+        if moe.sd.rank:
+            ext.append(SpectralDecoupler(moe.sd))
+    for mod in model.modules():  # dropout on: the random stream must be consumed identically
+        if hasattr(mod, "dropout") and isinstance(mod.dropout, float):
+            mod.dropout = 0.1
+    cfg = TrainerConfig(stages=stages, progress=False, log_every=1, deterministic=True,
+                        gradient_checkpointing=checkpointing)
+    logger = ConsoleLogger(False)
+    logger.start(tmp / name, {})
+    torch.manual_seed(1)
+    history = Trainer(model, None, cfg, tmp / name, language_batches(4, seed=1), language_batches(2, seed=3),
+                      extensions=ext,
+                      logger=logger).fit()
+    logged = [json.loads(line) for line in (tmp / name / "metrics.jsonl").read_text().splitlines()]
+    model.eval()
+    probe = language_batches(1, seed=9)[0]
+    recorder = RoutingRecorder(model)
+    with torch.no_grad(), recorder, recorder.batch(["de", "ja"], probe["feature_lengths"]):
+        logits = model(input_features=probe["input_features"], decoder_input_ids=probe["decoder_input_ids"],
+                       decoder_attention_mask=probe["decoder_attention_mask"]).logits
+        gen = GenerationConfig(num_beams=2, do_sample=False, max_new_tokens=6, eos_token_id=0, pad_token_id=0,
+                               decoder_start_token_id=1)
+        tokens = GenerationMixin.generate(model, input_features=probe["input_features"],
+                                          decoder_input_ids=probe["decoder_input_ids"][:, :2], generation_config=gen)
+    return {
+        "report": report,
+        "losses": [[h["losses"], h["dev_loss"]] for h in history],
+        "metrics": [{k: v for k, v in r.items() if k not in ("time", "elapsed_s", "step_s", "tokens_per_s",
+                                                                   "sd/overhead_ms")}
+                    for r in logged],
+        "logits": floats(logits[:, :, :8]),
+        "logits_sum": float(logits.double().sum()),
+        "routing": recorder.as_dict(),
+        "generated": tokens.tolist(),
+    }
+
+
+def composed_configs() -> dict:
+    """The composed config of every upcycle choice (and the trainer override), Hydra's own keys aside."""
+    out = {}
+    choices = sorted(p.stem for p in (ROOT / "conf" / "upcycle").glob("*.yaml") if p.stem != "base")
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        for choice in choices:
+            for extra in ([], ["trainer=two_stage"], ["trainer=one_stage"]):
+                cfg = compose("config", overrides=[f"upcycle={choice}", *extra])
+                data = OmegaConf.to_container(cfg, resolve=False)
+                data.pop("hydra", None)
+                out[" ".join([f"upcycle={choice}", *extra])] = data
+    return out
+
+
+def trace(tmp: Path) -> dict:
+    torch.set_num_threads(1)  # one reduction order
+    return {"scenarios": {name: run_scenario(name, tmp) for name in SCENARIOS}, "configs": composed_configs()}
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        result = trace(Path(d))
+    text = json.dumps(result, indent=1, sort_keys=True, default=str)
+    if "--write" in sys.argv:
+        GOLDEN.write_text(text + "\n")
+        print(f"wrote {GOLDEN}")
+    else:
+        print(text[:2000])
