@@ -5,7 +5,7 @@
 Rows, on the same tokens (E=8, k=2 by default):
 - dense FFN (fc1 -> GELU -> fc2, d -> 4d -> d): the reference; an MoE does k FFN evaluations per
   token, so the ideal MoE time is k x dense;
-- ours: MoEFFN (router + sort + expert matmuls + scatter), the project's one dispatch path, with the
+- ours: MoEBlock (router + sort + expert matmuls + scatter), the project's one dispatch path, with the
   expert matmuls as torch's grouped kernel and as the per-expert loop (`moe.dispatch`); the ratios
   use the one `moe.dispatch=auto` takes on this device and dtype;
 - transformers' MixtralSparseMoeBlock: gated SwiGLU experts at matched FLOPs (intermediate 2/3 x 4d,
@@ -26,7 +26,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from src.models import dispatch  # noqa: E402
-from src.models.moe import MoEConfig, MoEFFN  # noqa: E402
+from src.models.moe import MoEBlock, MoEConfig  # noqa: E402
 from src.utils.bench import device_name, interleaved_medians  # noqa: E402
 
 SHAPES = {"small": 768, "large_v3": 1280, "tiny": 64}  # d_model; FFN 4d (tiny: a dry run of the script)
@@ -73,7 +73,7 @@ def bench_shape(d: int, args) -> tuple[list[tuple[str, float]], str]:
     moes = {}
     for mode in ("grouped", "loop"):
         torch.manual_seed(1)
-        moes[mode] = MoEFFN(d, ff, MoEConfig(num_experts=E, top_k=k, dispatch=mode)).to(dev)
+        moes[mode] = MoEBlock(d, ff, MoEConfig(num_experts=E, top_k=k, dispatch=mode)).to(dev)
         with torch.no_grad():
             for p in moes[mode].experts.parameters():
                 p.normal_(0, 0.02)

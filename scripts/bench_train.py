@@ -32,6 +32,7 @@ def run_variant(variant: str, args) -> dict:
     from src.models.moe import MoEConfig
     from src.models.router_losses import MoELoss
     from src.models.upcycling.convert import strategy_config, upcycle_model
+    from src.models.whisper_moe import RoutingCollector
     from src.training.trainer import token_loss
 
     dev = torch.device(args.device)
@@ -53,6 +54,7 @@ def run_variant(variant: str, args) -> dict:
                 if hasattr(m, "router"):
                     m.router.weight.normal_(0, 0.5)
         aux = MoELoss.from_config(moe_cfg)
+        collector = RoutingCollector(model)
     model.to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=dev.type == "cuda")
     frames = int(args.seconds * 100)
@@ -66,13 +68,13 @@ def run_variant(variant: str, args) -> dict:
 
     def step():
         opt.zero_grad(set_to_none=True)
-        ctx = aux.before_step(model, batch, 0) if aux is not None else contextlib.nullcontext()
-        with ctx, torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
+        ctx = collector.collect() if aux is not None else contextlib.nullcontext()
+        with ctx as routing, torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
             out = model(input_features=batch["input_features"].to(dev),
                         decoder_input_ids=batch["decoder_input_ids"].to(dev))
             loss, _ = token_loss(out.logits, labels)
             if aux is not None:
-                loss = loss + sum(aux.loss(model, batch, out).values())
+                loss = loss + sum(aux.loss(model, batch, out, routing).values())
         loss.backward()
         opt.step()
 

@@ -13,10 +13,11 @@ from helpers import calib_batch, tiny_whisper, ucfg
 from torch import nn
 
 from src.models.backbone import set_pad_to_30s
-from src.models.moe import MoEConfig, MoEFFN, moe_layers
+from src.models.moe import MoEBlock, MoEConfig
 from src.models.upcycling import STRATEGIES
 from src.models.upcycling.cluster import ClusterConfig
 from src.models.upcycling.convert import upcycle_model
+from src.models.whisper_moe import MoEEncoderLayer, moe_layers
 
 D, FF = 16, 64
 
@@ -51,21 +52,21 @@ def dense_ffn(d: int = D, f: int = FF, seed: int = 0) -> tuple[nn.Linear, nn.Lin
     return fc1, fc2
 
 
-def init(x: torch.Tensor, E: int = 2, fc=None, **kw) -> tuple[MoEFFN, dict, nn.Linear, nn.Linear]:
+def init(x: torch.Tensor, E: int = 2, fc=None, **kw) -> tuple[MoEBlock, dict, nn.Linear, nn.Linear]:
     fc1, fc2 = fc or dense_ffn(x.shape[1])
-    moe = MoEFFN(x.shape[1], fc1.weight.shape[0], MoEConfig(num_experts=E, top_k=1))
+    moe = MoEBlock(x.shape[1], fc1.weight.shape[0], MoEConfig(num_experts=E, top_k=1))
     cfg = ClusterConfig(strategy="cluster", **kw)
     cfg.check()
     report = STRATEGIES["cluster"].init_experts(moe, fc1, fc2, cfg, torch.Generator().manual_seed(0), x)
     return moe, report, fc1, fc2
 
 
-def expert_out(moe: MoEFFN, e: int, x: torch.Tensor) -> torch.Tensor:
+def expert_out(moe: MoEBlock, e: int, x: torch.Tensor) -> torch.Tensor:
     bank = moe.experts
     return F.linear(F.gelu(F.linear(x, bank.w1[e], bank.b1[e])), bank.w2[e], bank.b2[e])
 
 
-def heldout_error(moe: MoEFFN, fc1, fc2, x: torch.Tensor) -> float:
+def heldout_error(moe: MoEBlock, fc1, fc2, x: torch.Tensor) -> float:
     """Mean over experts of the relative FFN-output error on fresh tokens routed (top-1) to that expert."""
     with torch.no_grad():
         route = moe.router(x).argmax(-1)
@@ -179,7 +180,7 @@ def test_energy_one_upcycled_model_matches_dense_on_held_out_batches_and_layers_
         assert rows[name]["clusters_copied_dense"] == 0
         torch.testing.assert_close(moe.experts.w1, dense[f"model.{name}.fc1.weight"].expand_as(moe.experts.w1))
     enc = model.model.encoder.layers[0]  # the dense FFNs swapped in for the passes are swapped out again
-    assert isinstance(enc.fc1, MoEFFN) and isinstance(enc.fc2, nn.Identity)
+    assert isinstance(enc, MoEEncoderLayer) and isinstance(enc.mlp, MoEBlock) and not hasattr(enc, "fc1")
 
 
 def test_small_clusters_keep_the_dense_ffn_and_are_counted():

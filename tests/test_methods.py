@@ -10,10 +10,19 @@ import torch.nn.functional as F
 from helpers import upcycled
 from scipy.stats import beta as scipy_beta
 
-from src.models.moe import DPSLConfig, MoEConfig, MoEFFN, SDConfig, SelfDistillConfig, moe_layers
-from src.models.router_losses import ROUTER_LOSSES, MoELoss, Routing, beta_quantiles, dpsl_alphas
+from src.models.moe import DPSLConfig, MoEBlock, MoEConfig, SDConfig, SelfDistillConfig, self_distill_loss
+from src.models.router_losses import (
+    ROUTER_LOSSES,
+    MaskedRouting,
+    MoELoss,
+    beta_quantiles,
+    dpsl_alphas,
+    flat_for,
+    token_masks,
+)
 from src.models.sd_moe import SpectralDecoupler
 from src.models.upcycling.cluster import data_aware_weight, spherical_kmeans
+from src.models.whisper_moe import moe_layers
 
 # -- k-means -----------------------------------------------------------------------------------
 
@@ -85,7 +94,7 @@ def test_cluster_upcycling_router_rows_are_scaled_unit_centroids_and_report_size
     assert len(sizes) == 4 and sum(sizes) == 52  # 32 + 20 real encoder frames of the calibration batch
     assert sum(rows["decoder.layers.0"]["cluster_sizes"]) == 8  # teacher-forced decoder tokens, padding excluded
     # the experts differ from the dense FFN (restricted to their clusters) but keep its biases
-    w = dense["model.encoder.layers.0.fc1.weight"]
+    w = dense["model.encoder.layers.0.fc1.weight"]  # the dense model's names
     assert all(not torch.allclose(enc.experts.w1[e], w) for e in range(4) if sizes[e] >= 2)
     torch.testing.assert_close(enc.experts.b1[0], dense["model.encoder.layers.0.fc1.bias"])
 
@@ -102,10 +111,10 @@ def test_cluster_needs_calibration():
 # -- self-distillation ---------------------------------------------------------------------------
 
 
-def distill_moe(coef: float = 1.0, loss: str = "mse", identical: bool = False) -> MoEFFN:
+def distill_moe(coef: float = 1.0, loss: str = "mse", identical: bool = False) -> MoEBlock:
     torch.manual_seed(0)
     cfg = MoEConfig(num_experts=4, top_k=2, self_distill=SelfDistillConfig(coef=coef, loss=loss, threshold=1.0))
-    moe = MoEFFN(16, 32, cfg)
+    moe = MoEBlock(16, 32, cfg)
     for p in moe.parameters():
         torch.nn.init.normal_(p, std=0.3)
     if identical:
@@ -119,19 +128,17 @@ def distill_moe(coef: float = 1.0, loss: str = "mse", identical: bool = False) -
 @pytest.mark.parametrize("loss", ["mse", "kl"])
 def test_self_distillation_is_zero_for_identical_experts(loss):
     moe = distill_moe(loss=loss, identical=True)
-    moe(torch.randn(2, 7, 16))
-    assert float(moe.last["self_distill"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(self_distill_loss(moe, moe(torch.randn(2, 7, 16))[1], None)) == pytest.approx(0.0, abs=1e-6)
     moe = distill_moe(loss=loss)
-    moe(torch.randn(2, 7, 16))
-    assert float(moe.last["self_distill"]) > 1e-4
+    assert float(self_distill_loss(moe, moe(torch.randn(2, 7, 16))[1], None)) > 1e-4
 
 
 def test_self_distillation_gradient_reaches_the_student_only():
     moe = distill_moe()
     x = torch.randn(1, 1, 16)  # one token: two experts in the student, all four in the teacher
-    moe(x)
-    idx = moe.last["idx"]
-    loss = moe.last["self_distill"]
+    _, routing = moe(x)
+    idx = routing.idx
+    loss = self_distill_loss(moe, routing, None)
     grads = torch.autograd.grad(loss, [moe.experts.w1, moe.router.weight])
     chosen = set(idx.reshape(-1).tolist())
     # only the experts the tokens were routed to get a gradient: the teacher (all experts) gets none
@@ -143,13 +150,17 @@ def test_self_distillation_gradient_reaches_the_student_only():
 
 def test_self_distillation_threshold_and_padding_select_tokens():
     moe = distill_moe()
-    moe.cfg.self_distill.threshold = 1e-6  # no token is that uncertain
-    moe(torch.randn(1, 5, 16))
-    assert float(moe.last["self_distill"]) == 0.0
-    loss = MoELoss({})
+    x = torch.randn(1, 5, 16)
     model = torch.nn.Module()
-    model.layer = moe
-    assert float(loss.loss(model, {}, None)["self_distill"]) == 0.0
+    model.decoder = torch.nn.Module()
+    model.decoder.mlp = moe
+    loss = MoELoss({})
+    real = {"decoder_attention_mask": torch.ones(1, 5)}
+    assert float(loss.loss(model, real, None, {"decoder": moe(x)[1]})["self_distill"]) > 0
+    padding = {"decoder_attention_mask": torch.zeros(1, 5)}  # every token padding: nothing to distil
+    assert float(loss.loss(model, padding, None, {"decoder": moe(x)[1]})["self_distill"]) == 0.0
+    moe.cfg.self_distill.threshold = 1e-6  # no token is that uncertain
+    assert float(loss.loss(model, real, None, {"decoder": moe(x)[1]})["self_distill"]) == 0.0
 
 
 # -- DPSL ----------------------------------------------------------------------------------------
@@ -166,12 +177,12 @@ def test_dpsl_is_small_on_prior_samples_and_grows_when_routing_collapses(alpha):
     E, n = 4, 4000
     a = torch.full((E,), float(alpha)) if isinstance(alpha, float) else torch.tensor(alpha)
     probs = torch.distributions.Dirichlet(a).sample((n,))
-    fit = ROUTER_LOSSES["dpsl"](Routing(probs.log(), probs.topk(2).indices, E), alpha=a)
+    fit = ROUTER_LOSSES["dpsl"](MaskedRouting(probs.log(), probs.topk(2).indices, E), alpha=a)
     collapsed = torch.full((n, E), -9.0)
     collapsed[:, 0] = 9.0
-    bad = ROUTER_LOSSES["dpsl"](Routing(collapsed, collapsed.topk(2).indices, E), alpha=a)
+    bad = ROUTER_LOSSES["dpsl"](MaskedRouting(collapsed, collapsed.topk(2).indices, E), alpha=a)
     uniform = torch.zeros(n, E)
-    flat = ROUTER_LOSSES["dpsl"](Routing(uniform, uniform.topk(2).indices, E), alpha=a)
+    flat = ROUTER_LOSSES["dpsl"](MaskedRouting(uniform, uniform.topk(2).indices, E), alpha=a)
     assert float(fit) < 1e-3
     assert float(bad) > 50 * float(fit) and float(flat) > 10 * float(fit)
 
@@ -184,7 +195,7 @@ def test_dpsl_gradient_moves_probabilities_towards_the_prior():
     opt = torch.optim.Adam([logits], lr=0.05)
     first = None
     for _ in range(100):
-        loss = ROUTER_LOSSES["dpsl"](Routing(logits, logits.topk(2).indices, E), alpha=a, num_quantiles=64)
+        loss = ROUTER_LOSSES["dpsl"](MaskedRouting(logits, logits.topk(2).indices, E), alpha=a, num_quantiles=64)
         first = float(loss) if first is None else first
         opt.zero_grad()
         loss.backward()
@@ -204,7 +215,7 @@ def test_dpsl_language_prior_raises_alpha_of_each_directions_experts():
     # per-direction matching: decoder tokens of "ja" drawn from ja's prior fit it, not the symmetric one
     probs = torch.distributions.Dirichlet(by_lang[1]).sample((3000,))
     lang = torch.ones(3000, dtype=torch.long)
-    r = Routing(probs.log(), probs.topk(2).indices, 4, lang, decoder=True)
+    r = MaskedRouting(probs.log(), probs.topk(2).indices, 4, lang, decoder=True)
     with_prior = ROUTER_LOSSES["dpsl"](r, alpha=base, alpha_by_lang=by_lang)
     without = ROUTER_LOSSES["dpsl"](r, alpha=base)
     assert float(with_prior) < 0.2 * float(without)
@@ -214,21 +225,21 @@ def test_moe_loss_reads_directions_from_the_prompt_and_honours_warmup():
     cfg = MoEConfig(num_experts=4, top_k=2, balance_coef=0.0, z_coef=0.0,
                     dpsl=DPSLConfig(coef=1.0, language_prior="auto", warmup_steps=3))
     loss = MoELoss.from_config(cfg, ["de", "ja"], lang_token_ids=[50, 51])
-    moe = MoEFFN(16, 32, cfg)
+    moe = MoEBlock(16, 32, cfg)
     model = torch.nn.Module()
     model.decoder = torch.nn.Module()
     model.decoder.layers = torch.nn.ModuleList([torch.nn.Module()])
-    model.decoder.layers[0].fc1 = moe
+    model.decoder.layers[0].mlp = moe
     batch = {"decoder_input_ids": torch.tensor([[1, 51, 9, 9], [1, 50, 9, 9], [1, 7, 9, 9]]),
              "decoder_attention_mask": torch.ones(3, 4)}
+    _, dec, lang = token_masks(batch, loss.lang_token_ids, torch.device("cpu"))
+    assert lang.tolist() == [1, 0, -1]
+    routing = {"decoder.layers.0": moe(torch.randn(3, 4, 16))[1]}
+    assert flat_for(routing["decoder.layers.0"], dec, lang)[1].tolist() == [1] * 4 + [0] * 4 + [-1] * 4
     with loss.before_step(model, batch, step=0):
-        assert moe.token_lang.tolist() == [1, 0, -1]
-        moe(torch.randn(3, 4, 16))
-    assert moe.last["lang"].tolist() == [1] * 4 + [0] * 4 + [-1] * 4
-    assert "router_dpsl" in loss.loss(model, batch, None)
+        assert "router_dpsl" in loss.loss(model, batch, None, routing)
     with loss.before_step(model, batch, step=3):
-        moe(torch.randn(3, 4, 16))
-    assert "router_dpsl" not in loss.loss(model, batch, None)
+        assert "router_dpsl" not in loss.loss(model, batch, None, routing)
 
 
 # -- SD-MoE --------------------------------------------------------------------------------------
@@ -299,8 +310,8 @@ def test_sd_logs_overhead():
 def test_router_logits_stay_fp32_under_bf16_autocast():
     moe = distill_moe()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        moe(torch.randn(1, 4, 16))
-    assert moe.last["logits"].dtype == torch.float32
+        _, routing = moe(torch.randn(1, 4, 16))
+    assert routing.logits.dtype == torch.float32
 
 
 def test_gradient_checkpointing_with_self_distillation_on_padded_batches(tmp_path):

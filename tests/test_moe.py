@@ -9,20 +9,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from src.models.moe import MoEConfig, MoEFFN, capacity_mask
-from src.models.router_losses import ROUTER_LOSSES, MoELoss, Routing
-from src.training.param_groups import PARAM_GROUPS
+from src.models.moe import MoEBlock, MoEConfig, capacity_mask
+from src.models.router_losses import ROUTER_LOSSES, MaskedRouting, MoELoss
+from src.training.param_groups import PARAM_GROUPS, owners_of
 
 
-def random_moe(**kw) -> MoEFFN:
+def random_moe(**kw) -> MoEBlock:
     torch.manual_seed(0)
-    moe = MoEFFN(16, 32, MoEConfig(num_experts=4, top_k=2, **kw))
+    moe = MoEBlock(16, 32, MoEConfig(num_experts=4, top_k=2, **kw))
     for p in moe.parameters():
         torch.nn.init.normal_(p, std=0.2)
     return moe
 
 
-def reference(moe: MoEFFN, x: torch.Tensor) -> torch.Tensor:
+def reference(moe: MoEBlock, x: torch.Tensor) -> torch.Tensor:
     """Token by token, expert by expert: the definition the dispatch must equal."""
     logits = x.float() @ moe.router.weight.float().t()
     probs = logits.softmax(-1)
@@ -53,7 +53,8 @@ def dispatch_path(request):
 def test_dispatch_matches_the_definition_forward_and_backward(renormalize, dispatch_path):
     moe = random_moe(renormalize=renormalize, dispatch=dispatch_path)
     x = torch.randn(2, 7, 16, requires_grad=True)
-    out = moe(x)
+    out, routing = moe(x)
+    assert routing.logits.shape == (14, 4) and routing.idx.shape == routing.weights.shape == (14, 2)
     ref = reference(moe, x.reshape(-1, 16)).reshape(2, 7, 16)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
     g = torch.randn_like(out)
@@ -69,26 +70,24 @@ def test_router_losses_match_formulas_and_mask_padding():
     p = logits.softmax(-1)
     f = torch.tensor([3, 2, 1, 0]) / 6
     expected = 4 * float((f * p.mean(0)).sum())
-    assert float(ROUTER_LOSSES["balance"](Routing(logits, idx, 4))) == pytest.approx(expected, rel=1e-6)
+    assert float(ROUTER_LOSSES["balance"](MaskedRouting(logits, idx, 4))) == pytest.approx(expected, rel=1e-6)
     z = sum(math.log(sum(math.exp(v) for v in row)) ** 2 for row in logits.tolist()) / 3
-    assert float(ROUTER_LOSSES["z"](Routing(logits, idx, 4))) == pytest.approx(z, rel=1e-6)
+    assert float(ROUTER_LOSSES["z"](MaskedRouting(logits, idx, 4))) == pytest.approx(z, rel=1e-6)
     # Perfect balance gives 1: uniform probabilities, uniform assignment.
-    balanced = Routing(torch.zeros(4, 4), torch.tensor([[0, 1], [2, 3], [0, 1], [2, 3]]), 4)
+    balanced = MaskedRouting(torch.zeros(4, 4), torch.tensor([[0, 1], [2, 3], [0, 1], [2, 3]]), 4)
     assert float(ROUTER_LOSSES["balance"](balanced)) == pytest.approx(1.0)
 
     moe = random_moe(balance_coef=1.0, z_coef=1.0)
     x = torch.randn(1, 5, 16)
     mask = torch.tensor([[True, True, True, False, False]])
-    moe.token_mask = mask
-    moe(x)
     loss = MoELoss({"balance": 1.0, "z": 1.0})
     model = torch.nn.Module()
-    model.layer = moe
-    out = loss.loss(model, {}, None)
+    model.decoder = torch.nn.Module()
+    model.decoder.mlp = moe
+    out = loss.loss(model, {"decoder_attention_mask": mask}, None, {"decoder": moe(x)[1]})
     # Same as computing on the 3 real tokens alone.
-    moe.token_mask = None
-    moe(x[:, :3])
-    alone = loss.loss(model, {}, None)
+    alone = loss.loss(model, {"decoder_attention_mask": mask[:, :3]}, None, {"decoder": moe(x[:, :3])[1]})
+    assert set(out) == {"router_balance", "router_z"}
     for k in out:
         torch.testing.assert_close(out[k], alone[k])
 
@@ -98,23 +97,26 @@ def test_capacity_keeps_first_choices_up_to_capacity():
     keep = capacity_mask(idx, num_experts=4, factor=1.0)  # capacity = ceil(8/4) = 2 per expert
     assert keep[:, 0].tolist() == [1, 1, 0, 0] and keep[:, 1].tolist() == [1, 1, 1, 1]
     moe = random_moe(capacity_factor=0.5)
-    assert torch.isfinite(moe(torch.randn(3, 16))).all()
+    assert torch.isfinite(moe(torch.randn(3, 16))[0]).all()
 
 
 def test_moe_parameter_groups():
-    moe = random_moe(shared_expert=True)
-    names = [f"model.encoder.layers.0.fc1.{n}" for n, _ in moe.named_parameters()]
-    pick = {g: sorted(n.split("fc1.")[1] for n in names if PARAM_GROUPS[g](n))
-            for g in ("router", "residual", "experts", "shared_expert")}
+    model = torch.nn.Module()
+    model.layer = torch.nn.Module()
+    model.layer.mlp = random_moe(shared_expert=True)
+    owners = owners_of(model)
+    pick = {g: sorted(n.split("mlp.")[1] for n in owners if PARAM_GROUPS[g](n, owners[n]))
+            for g in ("router", "residual", "experts", "shared_expert", "ffn")}
     assert pick["router"] == ["router.weight"]
     assert pick["residual"] == ["experts.w1", "experts.w2"]  # the expert weight matrices, not their biases
     assert pick["experts"] == ["experts.b1", "experts.b2", "experts.w1", "experts.w2"]
     assert len(pick["shared_expert"]) == 4
+    assert pick["ffn"] == sorted(pick["experts"] + pick["shared_expert"])  # by module type: no router in ffn
 
 
 def test_bad_moe_settings_are_clear():
     with pytest.raises(ValueError, match="moe.top_k=3 must be between 1 and moe.num_experts=2"):
-        MoEFFN(8, 16, MoEConfig(num_experts=2, top_k=3))
+        MoEBlock(8, 16, MoEConfig(num_experts=2, top_k=3))
     with pytest.raises(ValueError, match="moe.where"):
         MoEConfig(where="middle").check()
 
@@ -176,7 +178,7 @@ def test_loop_backward_skips_frozen_experts_and_keeps_the_input_gradient():
         moe.experts.w1.requires_grad_(not frozen)
         moe.experts.b2.requires_grad_(not frozen)
         x = torch.randn(2, 7, 16, requires_grad=True)
-        moe(x).square().sum().backward()
+        moe(x)[0].square().sum().backward()
         grads[frozen] = x.grad
         assert (moe.experts.w1.grad is None) is frozen and (moe.experts.b2.grad is None) is frozen
         assert moe.experts.w2.grad is not None and moe.experts.w2.grad.abs().sum() > 0

@@ -339,7 +339,7 @@ class NaNAfter(TrainerExtension):
     def __init__(self, bad: set[int]) -> None:
         self.calls, self.bad = 0, bad
 
-    def loss(self, model, batch, out) -> dict[str, torch.Tensor]:
+    def loss(self, model, batch, out, routing) -> dict[str, torch.Tensor]:
         self.calls += 1
         return {"nan_probe": out.logits.sum() * (float("nan") if self.calls in self.bad else 0.0)}
 

@@ -9,10 +9,11 @@ import torch
 from helpers import MOE, calib_batch, tiny_whisper, ucfg, upcycled
 
 from src.models.backbone import load_whisper, set_pad_to_30s
-from src.models.moe import MoEConfig, moe_layers
+from src.models.moe import MoEConfig
 from src.models.upcycling import STRATEGIES
 from src.models.upcycling.convert import upcycle_model
 from src.models.upcycling.spri import partition_components, principal_rank, spri_split
+from src.models.whisper_moe import moe_layers
 from src.training.checkpoint import save_checkpoint
 
 
@@ -190,7 +191,7 @@ def principal_leak(model, before) -> tuple[float, float]:
     for name, moe in moe_layers(model):
         bank = moe.experts
         for w in ("w1", "w2"):
-            delta = (getattr(bank, w) - before[f"model.{name}.fc1.experts.{w}"]).double()
+            delta = (getattr(bank, w) - before[f"model.{name}.mlp.experts.{w}"]).double()
             u, v = getattr(bank, f"{w}_principal_u").double(), getattr(bank, f"{w}_principal_v").double()
             for e in range(delta.shape[0]):
                 size = float(delta[e].norm())

@@ -14,7 +14,7 @@ from transformers.generation.utils import GenerationMixin
 from src.data.languages import COVOST2_EN_XX
 from src.data.text import EOT, prompt_ids, token_id
 from src.models.backbone import encoder_lengths
-from src.models.moe import moe_layers
+from src.models.whisper_moe import moe_layers
 
 
 @dataclass
@@ -42,7 +42,7 @@ class RoutingRecorder:
 
     def _hook(self, name: str):
         def fn(module, inputs, output):
-            idx = module.last["idx"].cpu()
+            idx = output[1].idx.cpu()  # the block's Routing record
             rows = inputs[0].shape[0]  # batch (encoder) or batch * beams (decoder)
             per_row = idx.reshape(rows, -1, idx.shape[-1])
             example = torch.arange(rows) // max(1, rows // len(self.lang_ids))

@@ -164,7 +164,7 @@ def load_moe_checkpoint(path: Path, config: WhisperConfig, dtype: torch.dtype) -
     """An upcycled checkpoint: rebuild the MoE structure from config.moe, then load strictly."""
     from safetensors.torch import load_file
 
-    from src.models.moe import build_moe_structure
+    from src.models.whisper_moe import build_moe_structure, renamed_moe_keys
 
     files = sorted(path.glob("model*.safetensors"))
     if not files:
@@ -174,7 +174,7 @@ def load_moe_checkpoint(path: Path, config: WhisperConfig, dtype: torch.dtype) -
     state = {}
     for f in files:
         state.update(load_file(str(f)))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, unexpected = model.load_state_dict(renamed_moe_keys(state), strict=False)
     missing = [k for k in missing if k != "proj_out.weight"]  # tied to the token embeddings
     if missing or unexpected:
         raise UserError(f"{path}: weights do not match config.moe (missing {missing[:4]}, unexpected {unexpected[:4]})")

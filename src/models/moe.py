@@ -1,4 +1,5 @@
-"""The MoE FFN that replaces Whisper's fc1 -> GELU -> fc2, and the helpers to install it.
+"""The MoE block that takes the FFN slot of a Whisper layer (src/models/whisper_moe.py installs it), its config
+and its output record.
 
 Experts are stacked (E, ...) tensors so dispatch is one grouped computation and DDP sees every
 parameter. Every strategy stores the same layout (one tensor per expert matrix), so the same learning
@@ -8,11 +9,10 @@ residual spectrum) it restricts through its trainer extension, not through a dif
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,6 @@ from torch import nn
 from src.models.dispatch import DISPATCH, expert_forward
 from src.utils.errors import UserError
 from src.utils.ranges import check_range
-from src.utils.structured import to_dataclass
 
 DISTILL_LOSSES = ("mse", "kl")
 
@@ -141,12 +140,29 @@ class Router(nn.Linear):
             return F.linear(x.float(), self.weight.float())
 
 
-class MoEFFN(nn.Module):
-    """Router (fp32 softmax, top-k, optional renormalisation and jitter) over an ExpertBank.
+class Routing(NamedTuple):
+    """What one MoE block decided for one forward call: its output record (the way transformers' MoE models
+    return `router_logits`). Flat over the tokens of the call, padding included: which tokens are padding
+    is a property of the batch, so the consumers (router losses, self-distillation, the routing recorder)
+    mask with the batch's masks (`token_masks`)."""
 
-    Installed as the layer's `fc1` with `fc2` and the activation set to identity, so transformers'
-    own layer code runs unchanged around it.
-    """
+    logits: torch.Tensor  # (N, E) fp32, before jitter
+    weights: torch.Tensor  # (N, k) combine weights (after renormalisation and capacity)
+    idx: torch.Tensor  # (N, k) chosen experts
+    inputs: torch.Tensor  # (N, D) the block's input: the expert ensemble of self-distillation runs on it
+    routed: torch.Tensor  # (N, D) the routed experts' combined output (the shared expert's not added)
+
+
+class SharedExpert(nn.Sequential):
+    """An always-on dense FFN next to the routed experts (`moe.shared_expert`)."""
+
+    def __init__(self, d_model: int, d_ff: int):
+        super().__init__(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model))
+
+
+class MoEBlock(nn.Module):
+    """The FFN slot of an MoE Whisper layer: route -> dispatch -> experts -> combine (Megatron-Core's
+    MoELayer reads the same way). Returns the output and its `Routing` record; holds no per-batch state."""
 
     def __init__(self, d_model: int, d_ff: int, cfg: MoEConfig):
         super().__init__()
@@ -154,14 +170,10 @@ class MoEFFN(nn.Module):
         self.cfg = cfg
         self.router = Router(d_model, cfg.num_experts, bias=False)
         self.experts = ExpertBank(cfg.num_experts, d_model, d_ff)
-        self.shared_expert = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model)) \
-            if cfg.shared_expert else None
-        self.token_mask: torch.Tensor | None = None  # (B, T) bool, set by moe_token_masks()
-        self.token_lang: torch.Tensor | None = None  # (B,) target-language index per example, same source
-        self.last: dict[str, torch.Tensor] = {}
+        self.shared_expert = SharedExpert(d_model, d_ff) if cfg.shared_expert else None
 
     def route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(logits fp32 (N, E), top-k weights (N, k), top-k expert ids (N, k))."""
+        """(logits fp32 (N, E), top-k weights (N, k), top-k expert ids (N, k)); jitter only in training."""
         logits = self.router(x)
         if self.training and self.cfg.jitter > 0:
             logits = logits + torch.randn_like(logits) * self.cfg.jitter
@@ -171,56 +183,56 @@ class MoEFFN(nn.Module):
             weights = weights / weights.sum(-1, keepdim=True)
         return logits, weights, idx
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+    def dispatch(self, weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """The combine weights after the capacity limit (assignments over an expert's capacity get 0)."""
+        if self.cfg.capacity_factor is None:
+            return weights
+        return weights * capacity_mask(idx, self.cfg.num_experts, self.cfg.capacity_factor)
+
+    def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, Routing]:
         shape = hidden.shape
         x = hidden.reshape(-1, shape[-1])
         logits, weights, idx = self.route(x)
-        keep = None
-        if self.cfg.capacity_factor is not None:
-            keep = capacity_mask(idx, self.cfg.num_experts, self.cfg.capacity_factor)
-            weights = weights * keep
-        out = expert_forward(x, weights.to(x.dtype), idx, self.experts, self.cfg.dispatch)
-        mask = self.token_mask.reshape(-1) if self.token_mask is not None and self.token_mask.numel() == x.shape[0] \
-            else None
-        lang = self.token_lang[:, None].expand(shape[:-1]).reshape(-1) \
-            if self.token_lang is not None and hidden.dim() == 3 and shape[0] == self.token_lang.shape[0] else None
-        self.last = {"logits": logits, "idx": idx, "mask": mask, "lang": lang}
-        if self.training and self.cfg.self_distill.coef > 0:
-            self.last["self_distill"] = self.self_distill_loss(x, logits, out, mask)
-        if self.shared_expert is not None:
-            out = out + self.shared_expert(x)
-        return out.reshape(shape)
+        weights = self.dispatch(weights, idx)
+        routed = expert_forward(x, weights.to(x.dtype), idx, self.experts, self.cfg.dispatch)
+        out = routed if self.shared_expert is None else routed + self.shared_expert(x)
+        return out.reshape(shape), Routing(logits, weights, idx, x, routed)
 
-    def self_distill_loss(self, x: torch.Tensor, logits: torch.Tensor, student: torch.Tensor,
-                          mask: torch.Tensor | None) -> torch.Tensor:
-        """Distance of the routed output to the all-expert ensemble, on the router's uncertain tokens."""
-        cfg = self.cfg.self_distill
-        probs = logits.softmax(-1)
-        sel = probs.max(-1).values < cfg.threshold
-        if mask is not None:
-            sel = sel & mask
-        if not bool(sel.any()):
-            return student.sum() * 0.0
-        with torch.no_grad():
-            n, E = int(sel.sum()), self.cfg.num_experts
-            every = torch.arange(E, device=x.device).expand(n, E)
-            teacher = expert_forward(x[sel], probs[sel].to(x.dtype), every, self.experts, self.cfg.dispatch)
-        s = student[sel].float()
-        if cfg.loss == "mse":
-            return cfg.coef * F.mse_loss(s, teacher.float())
-        t = cfg.temperature
-        return cfg.coef * t * t * F.kl_div((s / t).log_softmax(-1), (teacher.float() / t).log_softmax(-1),
-                                           log_target=True, reduction="batchmean")
+    @torch.no_grad()
+    def ensemble(self, x: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        """Every expert on every row of ``x``, weighted by ``probs`` (N, E): self-distillation's teacher."""
+        every = torch.arange(self.cfg.num_experts, device=x.device).expand(x.shape[0], self.cfg.num_experts)
+        return expert_forward(x, probs.to(x.dtype), every, self.experts, self.cfg.dispatch)
 
-    def routing_stats(self) -> dict[str, torch.Tensor]:
-        """Per-expert load (fraction of top-k assignments) and mean routing entropy, padding excluded."""
-        logits, idx, mask = self.last["logits"], self.last["idx"], self.last["mask"]
-        if mask is not None:
-            logits, idx = logits[mask], idx[mask]
-        probs = logits.softmax(-1)
-        load = torch.bincount(idx.reshape(-1), minlength=self.cfg.num_experts).float() / max(1, idx.numel())
-        entropy = -(probs * probs.clamp_min(1e-9).log()).sum(-1).mean()
-        return {"load": load.detach(), "entropy": entropy.detach()}
+
+def self_distill_loss(block: MoEBlock, r: Routing, mask: torch.Tensor | None) -> torch.Tensor:
+    """Distance of the routed output to the all-expert ensemble, on the router's uncertain tokens (padding
+    excluded by ``mask`` (N,))."""
+    cfg = block.cfg.self_distill
+    probs = r.logits.softmax(-1)
+    sel = probs.max(-1).values < cfg.threshold
+    if mask is not None:
+        sel = sel & mask
+    if not bool(sel.any()):
+        return r.routed.sum() * 0.0
+    teacher = block.ensemble(r.inputs[sel], probs[sel])
+    s = r.routed[sel].float()
+    if cfg.loss == "mse":
+        return cfg.coef * F.mse_loss(s, teacher.float())
+    t = cfg.temperature
+    return cfg.coef * t * t * F.kl_div((s / t).log_softmax(-1), (teacher.float() / t).log_softmax(-1),
+                                       log_target=True, reduction="batchmean")
+
+
+def routing_stats(logits: torch.Tensor, idx: torch.Tensor, num_experts: int, mask: torch.Tensor | None
+                  ) -> dict[str, torch.Tensor]:
+    """Per-expert load (fraction of top-k assignments) and mean routing entropy, padding excluded."""
+    if mask is not None:
+        logits, idx = logits[mask], idx[mask]
+    probs = logits.softmax(-1)
+    load = torch.bincount(idx.reshape(-1), minlength=num_experts).float() / max(1, idx.numel())
+    entropy = -(probs * probs.clamp_min(1e-9).log()).sum(-1).mean()
+    return {"load": load.detach(), "entropy": entropy.detach()}
 
 
 def capacity_mask(idx: torch.Tensor, num_experts: int, factor: float) -> torch.Tensor:
@@ -231,66 +243,3 @@ def capacity_mask(idx: torch.Tensor, num_experts: int, factor: float) -> torch.T
     onehot = F.one_hot(flat, num_experts)
     position = (onehot.cumsum(0) * onehot).sum(-1) - 1
     return (position < capacity).reshape(k, n).t().to(torch.float32)
-
-
-# -- installing MoE layers in a Whisper model -----------------------------------------------------
-def whisper_ffn_layers(model: nn.Module, where: str, every: int) -> list[tuple[str, nn.Module]]:
-    """(name, layer) of the layers whose FFN becomes MoE: every n-th layer of encoder/decoder."""
-    out = []
-    for side in ("encoder", "decoder"):
-        if where not in (side, "both"):
-            continue
-        layers = getattr(model.model, side).layers
-        for i, layer in enumerate(layers):
-            if (i + 1) % every == 0:
-                out.append((f"{side}.layers.{i}", layer))
-    return out
-
-
-def install_moe(layer: nn.Module, moe: MoEFFN) -> None:
-    layer.fc1 = moe
-    layer.fc2 = nn.Identity()
-    layer.activation_fn = nn.Identity()
-
-
-def moe_layers(model: nn.Module) -> list[tuple[str, MoEFFN]]:
-    return [(name.removeprefix("model.").removesuffix(".fc1"), m) for name, m in model.named_modules()
-            if isinstance(m, MoEFFN)]
-
-
-@contextlib.contextmanager
-def moe_token_masks(model: nn.Module, encoder_mask: torch.Tensor | None, decoder_mask: torch.Tensor | None,
-                    lang: torch.Tensor | None = None):
-    """Tell encoder/decoder MoE layers which tokens are padding (and each example's target-language
-    index, for language-aware router losses) while a forward pass runs."""
-    layers = moe_layers(model)
-    for name, m in layers:
-        m.token_mask = encoder_mask if name.startswith("encoder") else decoder_mask
-        m.token_lang = lang
-    try:
-        yield
-    finally:
-        for _, m in layers:
-            m.token_mask = m.token_lang = None
-
-
-def moe_settings(model: nn.Module) -> dict | None:
-    return getattr(model.config, "moe", None)
-
-
-def record_moe_settings(model: nn.Module, cfg: MoEConfig, upcycle: dict) -> None:
-    model.config.moe = asdict(cfg)
-    model.config.upcycle = upcycle
-
-
-def build_moe_structure(model: nn.Module) -> None:
-    """Recreate (uninitialised) MoE layers from `config.moe` so a saved state dict loads strictly."""
-    settings = dict(moe_settings(model))
-    if settings.pop("layout", "plain") != "plain":
-        raise UserError("this checkpoint stores SPRI experts as principal + residual tensors (before 2026-11-30); "
-                      "re-run the upcycling with the current code, which stores one tensor per expert matrix")
-    settings.pop("residual_scale", None)
-    cfg = to_dataclass(MoEConfig, settings)
-    for _, layer in whisper_ffn_layers(model, cfg.where, cfg.every):
-        d_ff, d_model = layer.fc1.weight.shape
-        install_moe(layer, MoEFFN(d_model, d_ff, cfg))

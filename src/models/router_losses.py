@@ -1,9 +1,9 @@
 """Router regularisers, one registry, plus the MoE training loss that sums them over layers.
 
 Each registered loss maps one MoE layer's routing (fp32 logits, top-k ids, per-token target
-language; padding already removed) and its options to a scalar. `MoELoss` adds, per layer,
-coef * loss for every configured regulariser, and the terms the layers computed themselves during
-the forward pass (expert-ensemble self-distillation).
+language; padding already removed) and its options to a scalar. `MoELoss` reads every block's
+`Routing` record of the forward pass (src/models/whisper_moe.py RoutingCollector) and adds, per layer,
+coef * loss for every configured regulariser and expert-ensemble self-distillation.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ import torch
 
 from src.data.text import PROMPT_LANG_POS
 from src.models.backbone import encoder_audio_mask
-from src.models.moe import DPSLConfig, MoEConfig, moe_layers, moe_token_masks
+from src.models.moe import DPSLConfig, MoEConfig, Routing, routing_stats, self_distill_loss
+from src.models.whisper_moe import moe_layers
 from src.utils.errors import UserError
 from src.utils.extension import TrainerExtension
 from src.utils.registry import make_register
 
 
 @dataclass
-class Routing:
+class MaskedRouting:
     """One MoE layer's routing decisions on the real (non-padding) tokens of a batch."""
 
     logits: torch.Tensor  # (N, E) fp32
@@ -34,13 +35,13 @@ class Routing:
     decoder: bool = False
 
 
-RouterLossFn = Callable[..., torch.Tensor]  # (routing, **options) -> scalar
+RouterLossFn = Callable[..., torch.Tensor]  # (masked routing, **options) -> scalar
 ROUTER_LOSSES: dict[str, RouterLossFn] = {}
 register_router_loss = make_register(ROUTER_LOSSES)
 
 
 @register_router_loss("balance")
-def load_balance(r: Routing) -> torch.Tensor:
+def load_balance(r: MaskedRouting) -> torch.Tensor:
     """E * sum_i f_i P_i; f_i = fraction of top-k assignments to expert i, P_i = mean probability."""
     probs = r.logits.softmax(-1)
     f = torch.bincount(r.idx.reshape(-1), minlength=r.num_experts).to(probs.dtype) / max(1, r.idx.numel())
@@ -48,7 +49,7 @@ def load_balance(r: Routing) -> torch.Tensor:
 
 
 @register_router_loss("z")
-def z_loss(r: Routing) -> torch.Tensor:
+def z_loss(r: MaskedRouting) -> torch.Tensor:
     """mean(logsumexp(logits)^2): keeps router logits small (ST-MoE)."""
     return torch.logsumexp(r.logits, dim=-1).pow(2).mean()
 
@@ -78,7 +79,7 @@ def empirical_quantiles(p: torch.Tensor, m: int) -> torch.Tensor:
 
 
 @register_router_loss("dpsl")
-def dpsl(r: Routing, alpha: torch.Tensor, alpha_by_lang: torch.Tensor | None = None,
+def dpsl(r: MaskedRouting, alpha: torch.Tensor, alpha_by_lang: torch.Tensor | None = None,
          num_quantiles: int = 512) -> torch.Tensor:
     """Dirichlet-prior shaping: per expert k, quantile-match the tokens' router probabilities to the
     Beta(alpha_k, A - alpha_k) marginal of Dirichlet(alpha), mean squared difference.
@@ -137,12 +138,40 @@ def dpsl_alphas(cfg: DPSLConfig, num_experts: int, top_k: int,
     return base, by_lang
 
 
-class MoELoss(TrainerExtension):
-    """Trainer extension: per MoE layer, coef * each configured router regulariser, plus the layers' own
-    terms (self-distillation), padding masked.
+def token_masks(batch: dict, lang_token_ids: torch.Tensor, device: torch.device
+                ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """(encoder mask (B, T_enc), decoder mask (B, T_dec), direction per example (B,), -1 where unknown) of a
+    training batch: True on real tokens; the direction from the language token of the decoder prompt."""
+    enc = dec = lang = None
+    if "feature_lengths" in batch:
+        feats = batch["input_features"]
+        enc = encoder_audio_mask(feats.shape[-1], batch["feature_lengths"], feats.shape[0]).to(device)
+    if "decoder_attention_mask" in batch:
+        dec = batch["decoder_attention_mask"].bool().to(device)
+    if lang_token_ids.numel() and "decoder_input_ids" in batch:
+        match = batch["decoder_input_ids"][:, PROMPT_LANG_POS, None].cpu() == lang_token_ids[None, :]
+        lang = torch.where(match.any(1), match.long().argmax(1), torch.full_like(match[:, 0], -1, dtype=torch.long))
+        lang = lang.to(device)
+    return enc, dec, lang
 
-    `before_step` tells the layers which tokens are padding, and which direction each example is (from
-    the language token of its decoder prompt), before the forward pass.
+
+def flat_for(r: Routing, mask: torch.Tensor | None, lang: torch.Tensor | None
+             ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The batch's (B, T) token mask and (B,) directions as per-token vectors of the record's N = B * T tokens
+    (None where they do not fit the block's input, e.g. a block run on another batch)."""
+    n = r.idx.shape[0]
+    mask = mask.reshape(-1) if mask is not None and mask.numel() == n else None
+    lang = lang[:, None].expand(lang.shape[0], n // lang.shape[0]).reshape(-1) \
+        if lang is not None and n % lang.shape[0] == 0 else None
+    return mask, lang
+
+
+class MoELoss(TrainerExtension):
+    """Trainer extension: per MoE layer, coef * each configured router regulariser, plus expert-ensemble
+    self-distillation where `moe.self_distill.coef` > 0, on the layers' Routing records, padding masked.
+
+    Which tokens are padding, and which direction each example is (the language token of its decoder
+    prompt), come from the batch (`token_masks`).
     """
 
     def __init__(self, coefs: dict[str, float], options: dict[str, dict] | None = None,
@@ -155,6 +184,7 @@ class MoELoss(TrainerExtension):
         self.warmup = warmup or {}
         self.lang_token_ids = torch.tensor(list(lang_token_ids), dtype=torch.long)
         self.step = 0
+        self.latest: dict[str, tuple] = {}  # metrics(): (logits, idx, mask, E) of the last batch per layer
 
     @classmethod
     def from_config(cls, cfg: MoEConfig, languages: Sequence[str] = (), lang_token_ids: Sequence[int] = ()) -> MoELoss:
@@ -166,53 +196,48 @@ class MoELoss(TrainerExtension):
         return cls(coefs, options, lang_token_ids, {"dpsl": cfg.dpsl.warmup_steps})
 
     def before_step(self, model, batch: dict, step: int = 0):
-        self.step = step
-        enc = None
-        if "feature_lengths" in batch:
-            feats = batch["input_features"]
-            enc = encoder_audio_mask(feats.shape[-1], batch["feature_lengths"], feats.shape[0])
-        dec = batch["decoder_attention_mask"].bool() if "decoder_attention_mask" in batch else None
-        lang = None
-        if self.lang_token_ids.numel() and "decoder_input_ids" in batch:
-            match = batch["decoder_input_ids"][:, PROMPT_LANG_POS, None].cpu() == self.lang_token_ids[None, :]
-            lang = torch.where(match.any(1), match.long().argmax(1), torch.full_like(match[:, 0], -1, dtype=torch.long))
-        device = next(model.parameters()).device
-        return moe_token_masks(model, enc.to(device) if enc is not None else None,
-                               dec.to(device) if dec is not None else None,
-                               lang.to(device) if lang is not None else None)
+        self.step = step  # warmup-limited losses (dpsl.warmup_steps) count optimizer steps
+        return super().before_step(model, batch, step)
 
     def active(self, name: str) -> bool:
         limit = self.warmup.get(name)
         return limit is None or self.step < limit
 
-    def loss(self, model, batch: dict, out) -> dict[str, torch.Tensor]:
+    def loss(self, model, batch: dict, out, routing: dict[str, Routing]) -> dict[str, torch.Tensor]:
         totals: dict[str, torch.Tensor] = {}
 
         def add(name: str, value: torch.Tensor) -> None:
             totals[name] = totals[name] + value if name in totals else value
 
-        for name, layer in moe_layers(model):
-            last = layer.last
-            logits, idx, mask, lang = last["logits"], last["idx"], last["mask"], last.get("lang")
-            if mask is not None:
-                logits, idx = logits[mask], idx[mask]
-                lang = lang[mask] if lang is not None else None
-            routing = Routing(logits, idx, layer.cfg.num_experts, lang, name.startswith("decoder"))
+        device = next(model.parameters()).device
+        enc, dec, lang_per_example = token_masks(batch, self.lang_token_ids, device)
+        self.latest = {}
+        for name, block in moe_layers(model):
+            r = routing.get(name)
+            if r is None:
+                continue
+            decoder = name.startswith("decoder")
+            mask, lang = flat_for(r, dec if decoder else enc, lang_per_example)
+            E = block.cfg.num_experts
+            self.latest[name] = (r.logits.detach(), r.idx, mask, E)
+            logits, idx = (r.logits, r.idx) if mask is None else (r.logits[mask], r.idx[mask])
+            if mask is not None and lang is not None:
+                lang = lang[mask]
+            routed = MaskedRouting(logits, idx, E, lang, decoder)
             for loss_name, coef in self.coefs.items():
                 if self.active(loss_name):
-                    value = ROUTER_LOSSES[loss_name](routing, **self.options.get(loss_name, {}))
+                    value = ROUTER_LOSSES[loss_name](routed, **self.options.get(loss_name, {}))
                     add(f"router_{loss_name}", coef * value)
-            if "self_distill" in last:
-                add("self_distill", last["self_distill"])
+            if block.cfg.self_distill.coef > 0:
+                add("self_distill", self_distill_loss(block, r, mask))
         return totals
 
-    @staticmethod
-    def metrics(model) -> dict[str, float]:
-        """Per-layer routing entropy and the largest expert load (1/E is perfectly balanced)."""
+    def metrics(self, model) -> dict[str, float]:
+        """Per-layer routing entropy and the largest expert load (1/E is perfectly balanced), on the last
+        batch of the step."""
         out = {}
-        for name, layer in moe_layers(model):
-            if layer.last:
-                s = layer.routing_stats()
-                out[f"moe/{name}/entropy"] = float(s["entropy"])
-                out[f"moe/{name}/max_load"] = float(s["load"].max())
+        for name, (logits, idx, mask, E) in self.latest.items():
+            s = routing_stats(logits, idx, E, mask)
+            out[f"moe/{name}/entropy"] = float(s["entropy"])
+            out[f"moe/{name}/max_load"] = float(s["load"].max())
         return out

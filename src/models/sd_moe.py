@@ -22,7 +22,8 @@ import time
 import torch
 import torch.distributed as dist
 
-from src.models.moe import SDConfig, moe_layers
+from src.models.moe import SDConfig
+from src.models.whisper_moe import moe_layers
 from src.utils.extension import TrainerExtension
 from src.utils.sharding import assign_full, full
 

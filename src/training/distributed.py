@@ -109,7 +109,7 @@ def shard_model(model: torch.nn.Module, param_dtype: torch.dtype | None = None) 
             if getattr(module, "fsdp_fp32", False):
                 fully_shard(module, mp_policy=fp32)
     layer_types = set(getattr(model, "_no_split_modules", None) or [])
-    units = [m for m in model.modules() if type(m).__name__ in layer_types]
+    units = [m for m in model.modules() if any(c.__name__ in layer_types for c in type(m).__mro__)]  # MoE layers too
     for module in units:
         fully_shard(module, mp_policy=policy)
     fully_shard(model, mp_policy=policy)

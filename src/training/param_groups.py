@@ -1,7 +1,8 @@
 """Named parameter groups that training stages select with `trainable: [...]`.
 
-One registry: a group is a predicate over (parameter name, module path). MoE groups (router,
-residual, experts, shared_expert) select the MoE layers' parameters.
+One registry: a group is a predicate over (parameter name, the modules on its path). The MoE groups
+(router, experts, residual, shared_expert) select by module type, so no name pattern can catch a part
+it does not mean (a router is never in `ffn`).
 """
 
 from __future__ import annotations
@@ -11,30 +12,49 @@ from collections.abc import Callable, Iterable
 
 from torch import nn
 
+from src.models.moe import ExpertBank, MoEBlock, Router, SharedExpert
 from src.utils.errors import UserError
 from src.utils.registry import make_register
 
-GroupFn = Callable[[str], bool]
+GroupFn = Callable[[str, tuple[nn.Module, ...]], bool]  # (parameter name, its modules from the root down)
 PARAM_GROUPS: dict[str, GroupFn] = {}
 
 
 register_group = make_register(PARAM_GROUPS)
 
 
-register_group("all")(lambda n: True)
-register_group("attention")(lambda n: re.search(r"(self_attn|encoder_attn)(_layer_norm)?\.", n) is not None)
-register_group("embeddings")(lambda n: re.search(r"(embed_tokens|embed_positions|conv[12])\.", n) is not None)
-register_group("ffn")(lambda n: re.search(r"\.(fc1|fc2|final_layer_norm)\.", n) is not None)
-register_group("layer_norm")(lambda n: "layer_norm" in n)
-register_group("encoder")(lambda n: ".encoder." in f".{n}")
-register_group("decoder")(lambda n: ".decoder." in f".{n}")
-# MoE parts (src/models/moe.py): routers, all routed-expert tensors, SPRI's two halves, shared expert.
-register_group("router")(lambda n: ".router." in n)
-register_group("experts")(lambda n: ".experts." in n)
+def _under(*types: type) -> Callable[[str, tuple[nn.Module, ...]], bool]:
+    return lambda n, owners: any(isinstance(m, types) for m in owners)
+
+
+# transformers' Whisper modules, by their names in the state dict.
+register_group("all")(lambda n, owners: True)
+register_group("attention")(lambda n, owners: re.search(r"(self_attn|encoder_attn)(_layer_norm)?\.", n) is not None)
+register_group("embeddings")(lambda n, owners: re.search(r"(embed_tokens|embed_positions|conv[12])\.", n) is not None)
+register_group("layer_norm")(lambda n, owners: "layer_norm" in n)
+register_group("encoder")(lambda n, owners: ".encoder." in f".{n}")
+register_group("decoder")(lambda n, owners: ".decoder." in f".{n}")
+# The FFN slot: a dense layer's fc1/fc2, an MoE layer's block without its router; and the norm before it.
+register_group("ffn")(lambda n, owners: re.search(r"\.(fc1|fc2|final_layer_norm)\.", n) is not None
+                      or (_under(MoEBlock)(n, owners) and not _under(Router)(n, owners)))
+# MoE parts (src/models/moe.py), by module type: routers, routed experts, shared expert.
+register_group("router")(_under(Router))
+register_group("experts")(_under(ExpertBank))
 # The routed experts' weight matrices (not biases): SPRI's stage 1 moves them in the residual spectrum only
 # (src/models/upcycling/spri.py ResidualSpectrum), any other strategy naming it trains them unrestricted.
-register_group("residual")(lambda n: re.search(r"\.experts\.w[12]$", n) is not None)
-register_group("shared_expert")(lambda n: ".shared_expert." in n)
+register_group("residual")(lambda n, owners: isinstance(owners[-1], ExpertBank) and n.endswith((".w1", ".w2")))
+register_group("shared_expert")(_under(SharedExpert))
+
+
+def owners_of(model: nn.Module) -> dict[str, tuple[nn.Module, ...]]:
+    """{parameter name: the modules on its path, root first}."""
+    out = {}
+    for prefix, module in model.named_modules():
+        chain = tuple(model.get_submodule(".".join(prefix.split(".")[:i])) for i in range(prefix.count(".") + 2)) \
+            if prefix else (model,)
+        for pname, _ in module.named_parameters(recurse=False):
+            out[f"{prefix}.{pname}" if prefix else pname] = chain
+    return out
 
 
 def check_groups(groups: Iterable[str], where: str = "trainable") -> None:
@@ -54,8 +74,9 @@ def set_trainable(model: nn.Module, groups: Iterable[str]) -> dict[str, int]:
     groups = list(groups)
     check_groups(groups)
     counts = dict.fromkeys(groups, 0)
+    owners = owners_of(model)
     for name, p in model.named_parameters():
-        hit = [g for g in groups if PARAM_GROUPS[g](name)] if not FIXED.search(name) else []
+        hit = [g for g in groups if PARAM_GROUPS[g](name, owners[name])] if not FIXED.search(name) else []
         p.requires_grad_(bool(hit))
         for g in hit:
             counts[g] += p.numel()

@@ -41,7 +41,7 @@ class CTCAuxLoss(torch.nn.Module, TrainerExtension):
         self.head = torch.nn.Linear(d_model, vocab_size + 1)  # last class = blank
         self.blank, self.eot_id, self.transcribe_id, self.weight = vocab_size, eot_id, transcribe_id, weight
 
-    def loss(self, model, batch: dict, out) -> dict[str, torch.Tensor]:
+    def loss(self, model, batch: dict, out, routing: dict) -> dict[str, torch.Tensor]:
         return self(model, batch, out)
 
     def forward(self, model, batch: dict, out) -> dict[str, torch.Tensor]:

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from src.data.schema import SkipLog
 from src.data.text import IGNORE_INDEX
+from src.models.whisper_moe import RoutingCollector
 from src.training.checkpoint import (
     capture_rng,
     checkpoint_problem,
@@ -227,6 +228,7 @@ class Trainer:
             tune_glibc_malloc()
         if self.device.type == "cpu":
             log.info("device: cpu, %d thread(s)", torch.get_num_threads())
+        self.routing = RoutingCollector(model)  # the MoE blocks' Routing records of each training forward
         self.engine: torch.nn.Module = model  # what a step calls: the model, compiled and/or DDP/FSDP-wrapped
         self.dtype = self._autocast_dtype()
         self.global_step = 0
@@ -272,14 +274,14 @@ class Trainer:
         )
 
     def _forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        with self._autocast():
+        with self._autocast(), self.routing.collect() as routing:
             out = self._outputs(batch)
             labels = batch["labels"].to(self.device)
             loss, n_tokens = token_loss(out.logits, labels)
             metrics = {"loss/translation": loss.detach(), "tokens": n_tokens}
             total = loss
             for ext in self.extensions:
-                for name, value in ext.loss(self.model, batch, out).items():
+                for name, value in ext.loss(self.model, batch, out, routing).items():
                     total = total + value
                     metrics[f"loss/{name}"] = value.detach()
         return total, metrics

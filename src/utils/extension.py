@@ -10,7 +10,8 @@ overrides what it needs. Per optimizer step the trainer calls, in order:
 
     before_step(model, batch, step)   a context kept open through forward AND backward (gradient
                                       checkpointing re-runs the forward inside backward), per micro-batch
-    loss(model, batch, out)           named loss terms added to the training loss, per micro-batch
+    loss(model, batch, out, routing)  named loss terms added to the training loss, per micro-batch;
+                                      `routing` maps each MoE layer to its block's Routing record
     after_backward(model, step)       gradients final (synced, not yet clipped): gradient surgery
     after_step(model, step)           after optimizer.step(): update surgery
     metrics(model)                    extra values for the log, at log steps
@@ -37,7 +38,7 @@ class TrainerExtension:
     def before_step(self, model: torch.nn.Module, batch: dict, step: int) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
 
-    def loss(self, model: torch.nn.Module, batch: dict, out: Any) -> dict[str, torch.Tensor]:
+    def loss(self, model: torch.nn.Module, batch: dict, out: Any, routing: dict[str, Any]) -> dict[str, torch.Tensor]:
         return {}
 
     def after_backward(self, model: torch.nn.Module, step: int) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from src.models.moe import MoEFFN
+from src.models.moe import MoEBlock
 from src.utils.errors import UserError
 from src.utils.registry import make_instance_register
 
@@ -34,7 +34,7 @@ class UpcycleConfig:
 
 
 class Strategy:
-    """Turns one dense FFN (fc1, fc2) into an initialised MoEFFN."""
+    """Turns one dense FFN (fc1, fc2) into an initialised MoEBlock."""
 
     name: str = ""
     config: type[UpcycleConfig] = UpcycleConfig
@@ -57,7 +57,7 @@ class Strategy:
         is still dense; a strategy may run its own passes over ``batches``). Default: `prepare` per layer."""
         return {name: self.prepare(name, layer.fc1, layer.fc2, cfg, inputs.get(name)) for name, layer in layers}
 
-    def init_experts(self, moe: MoEFFN, fc1: nn.Linear, fc2: nn.Linear, cfg: UpcycleConfig,
+    def init_experts(self, moe: MoEBlock, fc1: nn.Linear, fc2: nn.Linear, cfg: UpcycleConfig,
                      gen: torch.Generator, calib: Any = None) -> dict:
         """Fill moe's experts and router (may be called again on the same moe: it must overwrite everything);
         returns extra report fields (e.g. reconstruction_error)."""
@@ -71,13 +71,13 @@ register_strategy = make_instance_register(STRATEGIES)  # one instance per class
 
 
 @torch.no_grad()
-def init_router(moe: MoEFFN, std: float, gen: torch.Generator) -> None:
+def init_router(moe: MoEBlock, std: float, gen: torch.Generator) -> None:
     w = moe.router.weight
     w.copy_(torch.randn(w.shape, generator=gen) * std)
 
 
 @torch.no_grad()
-def copy_dense(moe: MoEFFN, fc1: nn.Linear, fc2: nn.Linear) -> None:
+def copy_dense(moe: MoEBlock, fc1: nn.Linear, fc2: nn.Linear) -> None:
     """Every expert (and the biases) an exact copy of the dense FFN; shared expert too."""
     bank = moe.experts
     bank.b1.copy_(fc1.bias.expand_as(bank.b1))

@@ -15,8 +15,9 @@ from tqdm.auto import tqdm
 
 from src.data.text import IGNORE_INDEX
 from src.models.backbone import encoder_audio_mask
-from src.models.moe import MoEConfig, MoEFFN, install_moe, moe_layers, record_moe_settings, whisper_ffn_layers
+from src.models.moe import MoEBlock, MoEConfig
 from src.models.upcycling.base import STRATEGIES, UpcycleConfig
+from src.models.whisper_moe import install_moe, moe_layers, record_moe_settings, whisper_ffn_layers
 from src.utils.errors import UserError
 from src.utils.structured import to_dataclass
 
@@ -101,7 +102,7 @@ def _pairs(n: int) -> list[tuple[int, int]]:
 
 
 @torch.no_grad()
-def expert_similarity(moe: MoEFFN, rank: int = REPORT_RANK) -> tuple[float, float]:
+def expert_similarity(moe: MoEBlock, rank: int = REPORT_RANK) -> tuple[float, float]:
     """(mean pairwise cosine of flattened expert weights, mean overlap of top-`rank` subspaces).
 
     Overlap of experts a, b = ||V_a^T V_b||_F^2 / r for their top-r right singular vectors (1 = same
@@ -201,8 +202,8 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
     for name, layer in layers:
         fc1 = layer.fc1
         d_ff, d_model = fc1.weight.shape
-        moes[name] = MoEFFN(d_model, d_ff, moe_cfg).to(fc1.weight.device, fc1.weight.dtype)
-        install_moe(layer, moes[name])
+        moes[name] = MoEBlock(d_model, d_ff, moe_cfg).to(fc1.weight.device, fc1.weight.dtype)
+        install_moe(model, name, moes[name])
 
     def init_all(cfg: UpcycleConfig, show: bool = False) -> dict[str, dict]:
         return {name: strategy.init_experts(moe, *dense[name], cfg, torch.Generator().manual_seed(
@@ -233,11 +234,10 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
                 moe.eval()
                 x = x.to(fc1.weight.device, fc1.weight.dtype)
                 dense_out = fc2(F.gelu(fc1(x)))
-                row["output_deviation"] = float((moe(x) - dense_out).norm() / dense_out.norm().clamp_min(1e-12))
+                row["output_deviation"] = float((moe(x)[0] - dense_out).norm() / dense_out.norm().clamp_min(1e-12))
                 logits = moe.router(x)  # a saturated router (top-1 near 1) never leaves its init choices
                 row["router_top1_mean"] = float(logits.softmax(-1).max(-1).values.mean())
                 row["router_z_loss"] = float(logits.logsumexp(-1).pow(2).mean())
-                moe.last = {}
         row["expert_cosine_mean"], row["subspace_overlap"] = expert_similarity(moe)
         report["layers"].append(row)
     record_moe_settings(model, moe_cfg, {k: v for k, v in asdict(ucfg).items()})

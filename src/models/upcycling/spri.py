@@ -25,8 +25,8 @@ from typing import Any
 
 import torch
 
-from src.models.moe import moe_layers
 from src.models.upcycling.base import Strategy, UpcycleConfig, copy_dense, init_router, register_strategy
+from src.models.whisper_moe import moe_layers
 from src.utils.errors import UserError
 from src.utils.extension import TrainerExtension
 from src.utils.sharding import assign_full, full
