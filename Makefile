@@ -58,7 +58,7 @@ summary: $(STAMP)  ## summarise a data source
 
 STRATEGIES := dense,vanilla,random,drop,spri
 # demo-full adds cluster-aware upcycling (with self-distillation) and SPRI with DPSL and with SD-MoE.
-STRATEGIES_FULL := $(STRATEGIES),cluster,spri_dpsl,spri_sd
+STRATEGIES_FULL := $(STRATEGIES),cluster,spri_dpsl,spri_sd_moe
 DEMO_DIR := outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
 # The main job (src/demo.py): build or reuse the toy corpus and dense toy model, train every strategy in

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -27,10 +28,10 @@ from helpers import ROOT, batches, calib_batch, tiny_whisper, ucfg  # noqa: E402
 
 from src.evaluation.generation import RoutingRecorder  # noqa: E402
 from src.models.backbone import set_pad_to_30s  # noqa: E402
-from src.models.moe import DPSLConfig, MoEConfig, SDConfig, SelfDistillConfig  # noqa: E402
+from src.models.moe import DPSLConfig, MoEConfig, SDMoEConfig, SelfDistillConfig  # noqa: E402
 from src.models.router_losses import MoELoss  # noqa: E402
 from src.models.sd_moe import SpectralDecoupler  # noqa: E402
-from src.models.upcycling.convert import upcycle_model  # noqa: E402
+from src.models.upcycling.convert import strategy_config, upcycle_model  # noqa: E402
 from src.models.upcycling.spri import ResidualSpectrum  # noqa: E402
 from src.training.loggers import ConsoleLogger  # noqa: E402
 from src.training.trainer import StageConfig, Trainer, TrainerConfig  # noqa: E402
@@ -47,7 +48,8 @@ SCENARIOS = {
     "vanilla": ("vanilla", {}, MoEConfig(num_experts=4, top_k=2, capacity_factor=1.0), ONE, False),
     "random": ("random", {}, MoEConfig(num_experts=4, top_k=2, jitter=0.1, shared_expert=True), ONE, True),
     "drop": ("drop", {}, MoEConfig(num_experts=4, top_k=1, where="decoder", every=2), ONE, False),
-    "spri": ("spri", {"energy": 0.9}, MoEConfig(num_experts=4, top_k=2, sd=SDConfig(rank=4, period=2)), TWO, False),
+    "spri": ("spri", {"energy": 0.9}, MoEConfig(num_experts=4, top_k=2, sd_moe=SDMoEConfig(rank=4, period=2)), TWO,
+             False),
     "cluster": ("cluster", {"kmeans_iters": 5, "min_cluster_tokens": 1},
                 MoEConfig(num_experts=2, top_k=1, self_distill=SelfDistillConfig(coef=0.1, threshold=0.9),
                           dpsl=DPSLConfig(coef=0.01, language_prior="auto", num_quantiles=8)), ONE, True),
@@ -83,8 +85,8 @@ def run_scenario(name: str, tmp: Path) -> dict:
         ext.append(MoELoss.from_config(moe, ["de", "ja"], LANG_IDS))
         if strategy == "spri":
             ext.append(ResidualSpectrum("projected"))
-        if moe.sd.rank:
-            ext.append(SpectralDecoupler(moe.sd))
+        if moe.sd_moe.rank:
+            ext.append(SpectralDecoupler(moe.sd_moe))
     for mod in model.modules():  # dropout on: the random stream must be consumed identically
         if hasattr(mod, "dropout") and isinstance(mod.dropout, float):
             mod.dropout = 0.1
@@ -111,7 +113,7 @@ def run_scenario(name: str, tmp: Path) -> dict:
         "report": report,
         "losses": [[h["losses"], h["dev_loss"]] for h in history],
         "metrics": [{k: v for k, v in r.items() if k not in ("time", "elapsed_s", "step_s", "tokens_per_s",
-                                                                   "sd/overhead_ms")}
+                                                                   "sd/overhead_ms", "sd_moe/overhead_ms")}
                     for r in logged],
         "logits": floats(logits[:, :, :8]),
         "logits_sum": float(logits.double().sum()),
@@ -130,6 +132,8 @@ def composed_configs() -> dict:
                 cfg = compose("config", overrides=[f"upcycle={choice}", *extra])
                 data = OmegaConf.to_container(cfg, resolve=False)
                 data.pop("hydra", None)
+                # the strategy's knobs as its code reads them (a yaml may leave a dataclass default implicit)
+                data["upcycle"] = asdict(strategy_config(OmegaConf.create(data["upcycle"])))
                 out[" ".join([f"upcycle={choice}", *extra])] = data
     return out
 

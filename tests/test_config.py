@@ -84,7 +84,7 @@ def test_each_method_trains_on_its_own_schedule_with_the_same_step_budget():
     assert [s.name for s in make_cfg(["upcycle=spri", "trainer=one_stage"]).trainer.stages] == ["finetune"]
 
 
-STRATEGY_NAMES = sorted(p.stem for p in (Path(CONF_DIR) / "upcycle").glob("*.yaml"))
+STRATEGY_NAMES = sorted(p.stem for p in (Path(CONF_DIR) / "upcycle").glob("*.yaml") if p.stem != "base")
 
 
 def test_covost2_preset_gives_every_strategy_the_same_budget_and_frozen_set():
@@ -115,6 +115,7 @@ def test_covost2_preset_gives_every_strategy_the_same_budget_and_frozen_set():
     (["upcycle=spri", "upcycle.stage1_trainable=[residuals]"], r"upcycle.stage1_trainable: unknown parameter group"),
     (["upcycle=vanilla", "moe.top_k=9"], r"moe.top_k=9 must be between 1 and moe.num_experts=8"),
     (["upcycle=vanilla", "+moe.experts=4"], r"moe.experts"),
+    (["upcycle=base"], r"upcycle.strategy: not set; conf/upcycle/base.yaml holds the shared defaults"),
 ])
 def test_moe_and_upcycle_validation(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -135,7 +136,7 @@ def test_every_experiment_preset_composes_and_validates(experiment):
         expected = {"covost2": "dense", "cluster_covost2": "cluster"}.get(experiment, "spri")
         assert cfg.upcycle.strategy == expected
         assert (moe.dpsl.coef > 0) == experiment.startswith("dpsl")
-        assert (moe.sd.rank > 0) == experiment.startswith("sdmoe")
+        assert (moe.sd_moe.rank > 0) == experiment.startswith("sdmoe")
         assert (moe.self_distill.coef > 0) == experiment.startswith("cluster")
 
 
@@ -144,7 +145,7 @@ def test_every_experiment_preset_composes_and_validates(experiment):
     (["upcycle=vanilla", "moe.self_distill.loss=l1"], r"moe.self_distill.loss: 'l1'"),
     (["upcycle=vanilla", "moe.dpsl.coef=1", "moe.dpsl.alpha=[1,2]"], r"one per expert: 8"),
     (["upcycle=vanilla", "moe.dpsl.coef=1", "moe.dpsl.language_prior=always"], r"moe.dpsl.language_prior"),
-    (["upcycle=vanilla", "moe.sd.period=0"], r"moe.sd"),
+    (["upcycle=vanilla", "moe.sd_moe.period=0"], r"moe.sd_moe"),
     (["trainer.strategy=zero3"], r"trainer.strategy: 'zero3'"),
     (["upcycle=vanilla", "moe.dispatch=einsum"], r"moe.dispatch: 'einsum'"),
 ])

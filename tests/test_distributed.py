@@ -66,7 +66,7 @@ def two_process_runs(tmp_path_factory, toy_cache) -> dict[str, Path]:
     runs = {}
     for strategy in ("ddp", "fsdp"):
         runs[strategy] = tmp / strategy
-        train_two_processes(runs[strategy], toy_cache, "upcycle=spri_sd", "trainer.total_steps=4",
+        train_two_processes(runs[strategy], toy_cache, "upcycle=spri_sd_moe", "trainer.total_steps=4",
                             f"trainer.strategy={strategy}", "trainer.save_every=2",
                             "trainer.gradient_checkpointing=true")
     return runs
@@ -101,7 +101,7 @@ def test_torchrun_fsdp_trains_the_same_weights_as_ddp(two_process_runs):
         for k in a:
             assert a[k].shape == b[k].shape and torch.allclose(a[k], b[k], atol=1e-5), k
     records = [json.loads(line) for line in (fsdp / "metrics.jsonl").read_text().splitlines()]
-    assert all(r["sd/overhead_ms"] > 0 for r in records if "loss" in r)  # SD-MoE ran on the sharded experts
+    assert all(r["sd_moe/overhead_ms"] > 0 for r in records if "loss" in r)  # SD-MoE ran on the sharded experts
     summary = json.loads((fsdp / "train_summary.json").read_text())  # rank 0 evaluated the reloaded whole model
     assert summary["results"]["test"]["segments"] == 15
     ddp_bleu = json.loads((ddp / "train_summary.json").read_text())["results"]["test"]["bleu"]

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from helpers import upcycled
 from scipy.stats import beta as scipy_beta
 
-from src.models.moe import DPSLConfig, MoEBlock, MoEConfig, SDConfig, SelfDistillConfig, self_distill_loss
+from src.models.moe import DPSLConfig, MoEBlock, MoEConfig, SDMoEConfig, SelfDistillConfig, self_distill_loss
 from src.models.router_losses import (
     ROUTER_LOSSES,
     MaskedRouting,
@@ -250,7 +250,7 @@ def sd_step(rank: int, optimizer: str, strategy: str = "random", exact: bool = T
     from helpers import batches
 
     model, _, _ = upcycled(strategy, **({"energy": 0.5} if strategy == "spri" else {}))
-    sd = SpectralDecoupler(SDConfig(rank=rank, period=1, exact_update=exact))
+    sd = SpectralDecoupler(SDMoEConfig(rank=rank, period=1, exact_update=exact))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=0.1) if optimizer == "sgd" else torch.optim.AdamW(params, lr=1e-2)
     before = {id(p): p.detach().clone() for p in model.parameters()}
@@ -303,7 +303,7 @@ def test_sd_rank_zero_is_ordinary_training():
 def test_sd_logs_overhead():
     _, _, sd = sd_step(rank=2, optimizer="sgd")
     m = sd.metrics(None)
-    assert m["sd/overhead_ms"] > 0 and sd.total_s > 0
+    assert m["sd_moe/overhead_ms"] > 0 and sd.total_s > 0
     assert sd.metrics(None) == {}  # the window resets
 
 

@@ -157,7 +157,7 @@ def test_cluster_run_with_dpsl_and_sd_moe_logs_every_method(trained):
                       *[o for o in TINY if not o.startswith("trainer.")], "trainer.total_steps=4",
                       "trainer.log_every=1", "moe.num_experts=4", "upcycle.calibration_examples=40",
                       "moe.self_distill.threshold=1.0", "moe.dpsl.coef=0.01", "moe.dpsl.language_prior=auto",
-                      "moe.sd.rank=2", "moe.sd.period=2", "eval.splits=[]"])
+                      "moe.sd_moe.rank=2", "moe.sd_moe.period=2", "eval.splits=[]"])
     report = json.loads((run_dir / "upcycling_report.json").read_text())
     assert report["strategy"] == "cluster"
     for row in report["layers"]:
@@ -167,7 +167,7 @@ def test_cluster_run_with_dpsl_and_sd_moe_logs_every_method(trained):
     train = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in train if "loss" in r]
     assert len(train) == 4
-    assert all(r["loss/self_distill"] > 0 and r["loss/router_dpsl"] > 0 and r["sd/overhead_ms"] > 0 for r in train)
+    assert all(r["loss/self_distill"] > 0 and r["loss/router_dpsl"] > 0 and r["sd_moe/overhead_ms"] > 0 for r in train)
 
 
 def _weights(ckpt: Path) -> dict:

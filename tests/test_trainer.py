@@ -411,7 +411,7 @@ def test_sd_moe_resume_continues_with_the_saved_subspace(tmp_path, keep_state):
     the control, with that file deleted, recomputes fresh bases at the resume step and ends elsewhere."""
     from helpers import upcycled
 
-    from src.models.moe import SDConfig
+    from src.models.moe import SDMoEConfig
     from src.models.sd_moe import SpectralDecoupler
     from src.training.checkpoint import EXTENSIONS_FILE
 
@@ -422,7 +422,7 @@ def test_sd_moe_resume_continues_with_the_saved_subspace(tmp_path, keep_state):
         torch.manual_seed(0)
         m, _, _ = upcycled("random")
         cfg = TrainerConfig(stages=stages, progress=False, save_every=2, resume=resume)
-        sd = SpectralDecoupler(SDConfig(rank=2, period=3, exact_update=True))
+        sd = SpectralDecoupler(SDMoEConfig(rank=2, period=3, exact_update=True))
         Trainer(m, None, cfg, tmp_path / name, loader, extensions=[sd]).fit()
         return m
 

@@ -43,13 +43,13 @@ class Run:
 
 def method_label(cfg) -> str:
     """The comparison row a run belongs to: its strategy plus the training-time methods it adds
-    (`spri+dpsl`, `spri+sd`; self-distillation is part of `cluster`, `+distill` elsewhere)."""
+    (`spri+dpsl`, `spri+sd_moe`; self-distillation is part of `cluster`, `+distill` elsewhere)."""
     def on(key: str) -> bool:
         return bool(OmegaConf.select(cfg, key, default=0) or 0)
 
     strategy = str(OmegaConf.select(cfg, "upcycle.strategy", default="dense"))
     extras = [name for name, key in (("distill", "moe.self_distill.coef"), ("dpsl", "moe.dpsl.coef"),
-                                     ("sd", "moe.sd.rank"))
+                                     ("sd_moe", "moe.sd_moe.rank"))
               if strategy != "dense" and on(key) and not (name == "distill" and strategy == "cluster")]
     return "+".join([strategy, *extras])
 

@@ -53,8 +53,8 @@ class DPSLConfig:
 
 
 @dataclass
-class SDConfig:
-    """Spectral-decoupled experts (`moe.sd`, Huang et al. 2026); off at rank 0."""
+class SDMoEConfig:
+    """Spectral-decoupled experts (`moe.sd_moe`, Huang et al. 2026); off at rank 0."""
 
     rank: int = 0  # common spectral rank r_c of the shared subspace
     period: int = 50  # recompute the subspace every n optimizer steps
@@ -76,7 +76,7 @@ class MoEConfig:
     z_coef: float = 1e-3
     self_distill: SelfDistillConfig = field(default_factory=SelfDistillConfig)
     dpsl: DPSLConfig = field(default_factory=DPSLConfig)
-    sd: SDConfig = field(default_factory=SDConfig)
+    sd_moe: SDMoEConfig = field(default_factory=SDMoEConfig)
 
     def check(self) -> None:
         check_range("moe.num_experts", self.num_experts, 1, integer=True)
@@ -92,10 +92,10 @@ class MoEConfig:
             raise UserError(f"moe.dispatch: '{self.dispatch}' is not one of {DISPATCH}")
         if self.capacity_factor is not None and self.capacity_factor <= 0:
             raise UserError("moe.capacity_factor must be positive (or null for dropless)")
-        sd, dp, sdm = self.self_distill, self.dpsl, self.sd
-        if sd.loss not in DISTILL_LOSSES:
-            raise UserError(f"moe.self_distill.loss: '{sd.loss}' is not one of {DISTILL_LOSSES}")
-        if sd.coef < 0 or not 0 < sd.threshold <= 1 or sd.temperature <= 0:
+        distill, dp, sdm = self.self_distill, self.dpsl, self.sd_moe
+        if distill.loss not in DISTILL_LOSSES:
+            raise UserError(f"moe.self_distill.loss: '{distill.loss}' is not one of {DISTILL_LOSSES}")
+        if distill.coef < 0 or not 0 < distill.threshold <= 1 or distill.temperature <= 0:
             raise UserError("moe.self_distill: coef >= 0, 0 < threshold <= 1 and temperature > 0 are required")
         alpha = [dp.alpha] if isinstance(dp.alpha, (int, float)) else list(dp.alpha)
         if dp.coef < 0 or any(a <= 0 for a in alpha) or len(alpha) not in (1, self.num_experts):
@@ -106,7 +106,7 @@ class MoEConfig:
         if dp.warmup_steps is not None and dp.warmup_steps < 0:
             raise UserError("moe.dpsl.warmup_steps must be >= 0 (or null)")
         if sdm.rank < 0 or sdm.period < 1:
-            raise UserError("moe.sd: rank >= 0 and period >= 1 are required")
+            raise UserError("moe.sd_moe: rank >= 0 and period >= 1 are required")
 
 
 class ExpertBank(nn.Module):

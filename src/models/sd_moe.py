@@ -1,4 +1,4 @@
-"""Spectral-decoupled experts (SD-MoE, Huang et al. 2026) as a trainer extension (`moe.sd`).
+"""Spectral-decoupled experts (SD-MoE, Huang et al. 2026) as a trainer extension (`moe.sd_moe`).
 
 Each MoE layer's expert matrices W_e (out, in) share a common top-r input subspace V (in, r): the
 top right singular vectors of all experts stacked, recomputed every `period` optimizer steps from
@@ -22,7 +22,7 @@ import time
 import torch
 import torch.distributed as dist
 
-from src.models.moe import SDConfig
+from src.models.moe import SDMoEConfig
 from src.models.whisper_moe import moe_layers
 from src.utils.extension import TrainerExtension
 from src.utils.sharding import assign_full, full
@@ -54,7 +54,7 @@ class SpectralDecoupler(TrainerExtension):
     """Trainer extension: decouples expert gradients (before the step) and updates (after it). The
     subspace bases are state: a resumed run continues with the ones in use, not fresh ones."""
 
-    def __init__(self, cfg: SDConfig) -> None:
+    def __init__(self, cfg: SDMoEConfig) -> None:
         self.cfg = cfg
         self.bases: dict[str, torch.Tensor] = {}
         self.before: dict[str, torch.Tensor] = {}
@@ -122,4 +122,4 @@ class SpectralDecoupler(TrainerExtension):
             return {}
         ms = 1000 * self.window_s / self.window_steps
         self.window_s, self.window_steps = 0.0, 0
-        return {"sd/overhead_ms": ms}
+        return {"sd_moe/overhead_ms": ms}

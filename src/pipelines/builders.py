@@ -62,6 +62,6 @@ def moe_extensions(cfg: DictConfig, model, tokenizer, languages: list[str]) -> l
     ucfg = strategy_config(cfg.upcycle)
     if isinstance(ucfg, SPRIConfig):
         out.append(ResidualSpectrum(ucfg.stage1_update))
-    if moe.sd.rank > 0:
-        out.append(SpectralDecoupler(moe.sd))
+    if moe.sd_moe.rank > 0:
+        out.append(SpectralDecoupler(moe.sd_moe))
     return out

@@ -28,7 +28,10 @@ REPORT_RANK = 16  # top singular directions compared by subspace_overlap
 
 def strategy_config(node) -> UpcycleConfig:
     """The `upcycle` group as its strategy's dataclass (unknown knobs are errors)."""
-    name = node.get("strategy", "dense") if hasattr(node, "get") else node["strategy"]
+    name = node.get("strategy") if hasattr(node, "get") else node["strategy"]
+    if name is None:
+        raise UserError(f"upcycle.strategy: not set; conf/upcycle/base.yaml holds the shared defaults, not a strategy: "
+                        f"choose upcycle=<one of {sorted(STRATEGIES)}>")
     if name not in STRATEGIES:
         raise UserError(f"upcycle.strategy: unknown strategy '{name}'; known: {sorted(STRATEGIES)}")
     schema = STRATEGIES[name].config
