@@ -150,7 +150,7 @@ def validate(cfg: DictConfig) -> None:
 
 def _check_upcycle(cfg: DictConfig) -> None:
     """`upcycle` is checked against the dataclass of the strategy it names (registry)."""
-    from src.models.upcycling.convert import strategy_config
+    from src.models.upcycling.upcycle import strategy_config
     from src.training.param_groups import check_groups
 
     try:

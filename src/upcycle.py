@@ -11,12 +11,12 @@ from omegaconf import DictConfig
 from src.utils.cli import entry
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="convert")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="upcycle")
 @entry
 def main(cfg: DictConfig) -> None:
-    from src.pipelines.upcycle import convert
+    from src.pipelines.upcycle import upcycle_checkpoint
 
-    report = convert(cfg)
+    report = upcycle_checkpoint(cfg)
     print(f"{report['strategy']}: {len(report['layers'])} MoE layers, {report['total_parameters']:,} total / "
           f"{report['active_parameters']:,} active parameters -> {cfg.out}")
 

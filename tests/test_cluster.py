@@ -16,7 +16,7 @@ from src.models.backbone import set_pad_to_30s
 from src.models.moe import MoEBlock, MoEConfig
 from src.models.upcycling import STRATEGIES
 from src.models.upcycling.cluster import ClusterConfig
-from src.models.upcycling.convert import upcycle_model
+from src.models.upcycling.upcycle import upcycle_model
 from src.models.whisper_moe import MoEEncoderLayer, moe_layers
 
 D, FF = 16, 64

@@ -102,7 +102,7 @@ def test_cluster_upcycling_router_rows_are_scaled_unit_centroids_and_report_size
 def test_cluster_needs_calibration():
     from helpers import MOE, tiny_whisper, ucfg
 
-    from src.models.upcycling.convert import upcycle_model
+    from src.models.upcycling.upcycle import upcycle_model
 
     with pytest.raises(ValueError, match="calibration"):
         upcycle_model(tiny_whisper(), MOE, ucfg("cluster"), seed=0, calib=None, progress=False)

@@ -25,7 +25,7 @@ from src.models.backbone import load_whisper, set_pad_to_30s
 from src.models.moe import MoEConfig
 from src.models.tiny_en import ensure_tiny_en
 from src.models.upcycling import STRATEGIES
-from src.models.upcycling.convert import strategy_config, upcycle_model
+from src.models.upcycling.upcycle import strategy_config, upcycle_model
 from src.models.whisper_moe import moe_layers
 from src.training.checkpoint import save_checkpoint
 

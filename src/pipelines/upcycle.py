@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from src.config import typed
 from src.data.loading import build_source
-from src.models.upcycling.convert import strategy_config, upcycle_model
+from src.models.upcycling.upcycle import strategy_config, upcycle_model
 from src.pipelines.builders import calibration_batches, load_model
 from src.training.checkpoint import save_checkpoint
 from src.utils.atomic import write_json
@@ -29,7 +29,7 @@ def upcycle(model, cfg: DictConfig, tokenizer, source, examples: list, report_di
     return report
 
 
-def convert(cfg: DictConfig) -> dict:
+def upcycle_checkpoint(cfg: DictConfig) -> dict:
     """Dense checkpoint -> upcycled MoE checkpoint in cfg.out (with its upcycling report)."""
     model, tokenizer = load_model(cfg)
     source = build_source(cfg.data)

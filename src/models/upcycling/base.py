@@ -42,7 +42,7 @@ class Strategy:
     needs_calibration: bool = False  # init_experts uses the layer's calibration inputs
 
     def auto_knob(self, cfg: UpcycleConfig) -> str | None:
-        """The knob set to `auto`, chosen in [0, 1] by bisection on the init loss (see convert.search_knob)."""
+        """The knob set to `auto`, chosen in [0, 1] by bisection on the init loss (see upcycle.search_knob)."""
         return None
 
     def prepare(self, name: str, fc1: nn.Linear, fc2: nn.Linear, cfg: UpcycleConfig,

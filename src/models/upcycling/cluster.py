@@ -10,7 +10,7 @@ How (and why, after the defects measured in the 2026 review):
 
 * k-means runs on the seeded token sample of the calibration pass (`calibration_tokens` per layer, which now
   bounds only that sample). Then streaming passes of the dense model over *all* calibration batches assign
-  every valid token (padding excluded: the passes reuse convert.capture_ffn_inputs one batch at a time) to
+  every valid token (padding excluded: the passes reuse upcycle.capture_ffn_inputs one batch at a time) to
   its nearest centroid and accumulate per-cluster Gram matrices X_e^T X_e and counts in float64 - no token
   cap per cluster.
 * The SVD weights each expert by its cluster's covariance shrunk toward the layer's pooled one,
@@ -33,7 +33,7 @@ How (and why, after the defects measured in the 2026 review):
 
 Each layer's report row gets cluster_sizes (all calibration tokens), cluster_ranks, clusters_copied_dense,
 min_cluster_tokens (the threshold used), kmeans_tokens, gram_tokens, router_input_norm, and the init
-router's router_top1_fit / router_z_loss_fit on the k-means sample (fit tokens; convert's router_top1_mean /
+router's router_top1_fit / router_z_loss_fit on the k-means sample (fit tokens; the upcycling report's router_top1_mean /
 router_z_loss and output_deviation are on the held-out calibration batches when there are any).
 
 Cost: E d^2 (pass 1) and, per pass-2 group, E d_ff^2 float64 accumulators per layer on the weights' device
@@ -229,10 +229,10 @@ class _Batches(_Source):
         self.dense = {name: (layer.fc1, layer.fc2) for name, layer in layers}
 
     def stream(self, names, fn) -> None:
-        from src.models.upcycling.convert import capture_ffn_inputs  # here: convert imports this package
+        from src.models.upcycling.upcycle import capture_ffn_inputs  # here: upcycle.py imports this package
 
         chosen = [(name, layer) for name, layer in self.layers if name in names]
-        for batch in self.batches:  # one batch at a time: convert's own padding masks, bounded memory
+        for batch in self.batches:  # one batch at a time: upcycle.py's own padding masks, bounded memory
             for name, x in capture_ffn_inputs(self.model, chosen, [batch], ALL_TOKENS).items():
                 fn(name, x)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from src.models.upcycling.base import Strategy, UpcycleConfig, copy_dense, init_router, register_strategy
-from src.models.upcycling.noise import pick_neurons
+from src.models.upcycling.random import pick_neurons
 from src.utils.errors import UserError
 from src.utils.ranges import check_range
 

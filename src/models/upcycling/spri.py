@@ -14,7 +14,7 @@ after it). `stage1_update` chooses the variant: projected (both sides, default),
 
 `energy: auto` picks the smallest energy whose upcycled model stays within `max_init_loss_ratio` of
 the dense model's teacher-forced loss on the calibration batches (bisection, in src/models/upcycling/
-convert.py): pretrained spectra are flat (tiny.en keeps 214 of 384 directions at energy 0.9), so a fixed
+upcycle.py): pretrained spectra are flat (tiny.en keeps 214 of 384 directions at energy 0.9), so a fixed
 energy tuned on one model disrupts another.
 """
 

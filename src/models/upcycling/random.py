@@ -1,4 +1,4 @@
-"""`upcycle=random` (noise upcycling): copies, then Gaussian noise on a fraction of each expert's
+"""`upcycle=random` (random-perturbation upcycling): copies, then Gaussian noise on a fraction of each expert's
 intermediate neurons (rows of W1 and b1, the matching columns of W2)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from src.models.upcycling.base import Strategy, UpcycleConfig, copy_dense, init_
 
 
 @dataclass
-class NoiseConfig(UpcycleConfig):
+class RandomConfig(UpcycleConfig):
     ratio: float = 0.5  # fraction of intermediate neurons perturbed per expert
     sigma: float = 0.02
     relative_sigma: bool = False  # true: sigma times each weight's std
@@ -22,11 +22,11 @@ def pick_neurons(n: int, ratio: float, gen: torch.Generator) -> torch.Tensor:
 
 
 @register_strategy("random")
-class Noise(Strategy):
-    config = NoiseConfig
+class RandomPerturbation(Strategy):
+    config = RandomConfig
 
     @torch.no_grad()
-    def init_experts(self, moe, fc1, fc2, cfg: NoiseConfig, gen, calib=None) -> dict:
+    def init_experts(self, moe, fc1, fc2, cfg: RandomConfig, gen, calib=None) -> dict:
         copy_dense(moe, fc1, fc2)
         init_router(moe, cfg.router_std, gen)
         bank = moe.experts
