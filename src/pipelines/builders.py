@@ -17,8 +17,8 @@ from src.models.backbone import load_whisper
 from src.models.router_losses import MoELoss
 from src.models.sd_moe import SpectralDecoupler
 from src.models.upcycling import STRATEGIES
-from src.models.upcycling.upcycle import strategy_config
 from src.models.upcycling.spri import ResidualSpectrum, SPRIConfig
+from src.models.upcycling.upcycle import strategy_config
 from src.models.whisper_moe import moe_layers
 from src.training.toy_pretrain import ensure_toy_model
 

@@ -33,7 +33,7 @@ How (and why, after the defects measured in the 2026 review):
 
 Each layer's report row gets cluster_sizes (all calibration tokens), cluster_ranks, clusters_copied_dense,
 min_cluster_tokens (the threshold used), kmeans_tokens, gram_tokens, router_input_norm, and the init
-router's router_top1_fit / router_z_loss_fit on the k-means sample (fit tokens; the upcycling report's router_top1_mean /
+router's router_top1_fit / router_z_loss_fit on the k-means sample (fit tokens; the report's router_top1_mean /
 router_z_loss and output_deviation are on the held-out calibration batches when there are any).
 
 Cost: E d^2 (pass 1) and, per pass-2 group, E d_ff^2 float64 accumulators per layer on the weights' device
