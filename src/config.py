@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 from dataclasses import dataclass
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -131,8 +132,25 @@ def _check_target(group: str, node: DictConfig, nested: dict[str, type]) -> None
                 raise ConfigError(f"{group}.{key}.{getattr(e, 'full_key', '')}: {_first_line(e)}") from None
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError for the first problem found."""
+@dataclass
+class RunSettings:
+    """The composed config, typed once at start-up (`validate`, called by src.utils.cli.entry): the pipelines
+    read these dataclasses and hand the parts down. `cfg` keeps the composition itself, for the groups built
+    from their `_target_` (data, logger) and for writing the run's config."""
+
+    cfg: DictConfig
+    model: ModelConfig
+    trainer: TrainerConfig
+    moe: MoEConfig
+    eval: EvalConfig
+    paths: PathsConfig
+    upcycle: Any  # the strategy's own UpcycleConfig subclass (src/models/upcycling)
+    seed: int = 1
+    progress: bool = True
+
+
+def validate(cfg: DictConfig) -> RunSettings:
+    """The run's settings, typed; raises ConfigError for the first problem found."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(f"{missing[0]}: missing required value; set it, e.g. {missing[0]}=...")
@@ -140,15 +158,16 @@ def validate(cfg: DictConfig) -> None:
     for key in cfg:
         if key not in known:
             raise ConfigError(f"{key}: unknown top-level key; known: {sorted(known)}")
-    for group in SCHEMAS:
-        typed(group, cfg)
+    groups = {group: typed(group, cfg) for group in SCHEMAS}
     for group, nested in TARGET_GROUPS.items():
         _check_target(group, cfg[group], nested)
-    _check_upcycle(cfg)
-    check_combinations(cfg)
+    run = RunSettings(cfg=cfg, upcycle=_check_upcycle(cfg, groups["moe"]), seed=int(cfg.seed),
+                      progress=bool(cfg.get("progress", True)), **groups)
+    check_combinations(run)
+    return run
 
 
-def _check_upcycle(cfg: DictConfig) -> None:
+def _check_upcycle(cfg: DictConfig, moe: MoEConfig):
     """`upcycle` is checked against the dataclass of the strategy it names (registry)."""
     from src.models.upcycling.upcycle import strategy_config
     from src.training.param_groups import check_groups
@@ -162,18 +181,19 @@ def _check_upcycle(cfg: DictConfig) -> None:
     except ValueError as e:
         raise ConfigError(str(e)) from None
     try:
-        typed("moe", cfg).check()
+        moe.check()
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    return ucfg
 
 
-def check_combinations(cfg: DictConfig) -> None:
+def check_combinations(run: RunSettings) -> None:
+    cfg, model = run.cfg, run.model
     try:
-        check_trainer_config(typed("trainer", cfg))
-        typed("eval", cfg).check()
+        check_trainer_config(run.trainer)
+        run.eval.check()
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    model: ModelConfig = typed("model", cfg)
     if model.name_or_path is None and model.toy is None:
         raise ConfigError("model.name_or_path: set a hub name or local path (or use model=whisper_toy)")
     if model.toy is not None and model.name_or_path is None and "corpus" not in cfg.data:

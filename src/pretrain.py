@@ -5,17 +5,18 @@
 """
 
 import hydra
-from omegaconf import DictConfig
 
+from src.config import RunSettings
 from src.utils.cli import entry
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 @entry
-def main(cfg: DictConfig) -> None:
+def main(run: RunSettings) -> None:
     from src.training.toy_pretrain import ensure_toy_model
 
-    path = ensure_toy_model(cfg, force=bool(cfg.get("rebuild", True)))
+    path = ensure_toy_model(run.model, run.cfg.data, run.paths.cache_dir, run.progress,
+                            force=bool(run.cfg.get("rebuild", True)))
     print(f"toy model: {path}")
 
 

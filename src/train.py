@@ -1,17 +1,17 @@
 """Train (and upcycle) a Whisper speech-translation model: `python -m src.train upcycle=spri data=covost2`."""
 
 import hydra
-from omegaconf import DictConfig
 
+from src.config import RunSettings
 from src.utils.cli import entry
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 @entry
-def main(cfg: DictConfig) -> None:
+def main(run: RunSettings) -> None:
     from src.pipelines.train import train
 
-    train(cfg)
+    train(run)
 
 
 if __name__ == "__main__":

@@ -6,19 +6,19 @@ DIR/upcycling_report.json, calibrating on `upcycle.calibration_examples` trainin
 """
 
 import hydra
-from omegaconf import DictConfig
 
+from src.config import RunSettings
 from src.utils.cli import entry
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="upcycle")
 @entry
-def main(cfg: DictConfig) -> None:
+def main(run: RunSettings) -> None:
     from src.pipelines.upcycle import upcycle_checkpoint
 
-    report = upcycle_checkpoint(cfg)
+    report = upcycle_checkpoint(run)
     print(f"{report['strategy']}: {len(report['layers'])} MoE layers, {report['total_parameters']:,} total / "
-          f"{report['active_parameters']:,} active parameters -> {cfg.out}")
+          f"{report['active_parameters']:,} active parameters -> {run.cfg.out}")
 
 
 if __name__ == "__main__":

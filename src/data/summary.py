@@ -7,7 +7,6 @@ import json
 from collections import Counter
 
 import hydra
-from omegaconf import DictConfig
 
 from src.data.loading import build_source
 from src.data.schema import SPLITS
@@ -37,8 +36,8 @@ def format_table(summary: dict) -> str:
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
 @entry
-def main(cfg: DictConfig) -> None:
-    source = build_source(cfg.data)
+def main(run) -> None:  # src.config.RunSettings
+    source = build_source(run.cfg.data)
     summary = summarize(source)
     print(format_table(summary))
     print(json.dumps(summary))

@@ -7,9 +7,8 @@ pipelines read as the steps of their job.
 from __future__ import annotations
 
 import torch
-from omegaconf import DictConfig
 
-from src.config import typed
+from src.config import RunSettings
 from src.data.languages import language_token
 from src.data.loading import loader_config, make_loader
 from src.data.text import token_id
@@ -18,50 +17,48 @@ from src.models.router_losses import MoELoss
 from src.models.sd_moe import SpectralDecoupler
 from src.models.upcycling import STRATEGIES
 from src.models.upcycling.spri import ResidualSpectrum, SPRIConfig
-from src.models.upcycling.upcycle import strategy_config
 from src.models.whisper_moe import moe_layers
 from src.training.toy_pretrain import ensure_toy_model
 
 
-def load_model(cfg: DictConfig):
-    """(model, tokenizer) for `cfg.model`: a Whisper by name/path, or the cached toy model."""
-    mcfg = typed("model", cfg)
-    path = mcfg.name_or_path or ensure_toy_model(cfg)
+def load_model(run: RunSettings):
+    """(model, tokenizer) for `model`: a Whisper by name/path, or the cached toy model."""
+    mcfg = run.model
+    path = mcfg.name_or_path or ensure_toy_model(mcfg, run.cfg.data, run.paths.cache_dir, run.progress)
     return load_whisper(path, pad_to_30s=mcfg.pad_to_30s, dtype=mcfg.dtype)
 
 
-def calibration_batches(cfg: DictConfig, ucfg, model, tokenizer, source, examples: list
-                        ) -> tuple[list[dict], list[dict]]:
+def calibration_batches(run: RunSettings, model, tokenizer, source, examples: list) -> tuple[list[dict], list[dict]]:
     """(fit, held-out) batches of `upcycle.calibration_examples` examples drawn (by seed) from ``examples``;
     `upcycle.heldout_fraction` of them are held out for the report (none when fewer than 4 are drawn)."""
+    ucfg = run.upcycle
     n = int(ucfg.calibration_examples)
     if not examples or n <= 0 or not STRATEGIES[ucfg.strategy].is_moe:
         return [], []
-    pick = torch.randperm(len(examples), generator=torch.Generator().manual_seed(int(cfg.seed)))[:n].tolist()
+    pick = torch.randperm(len(examples), generator=torch.Generator().manual_seed(run.seed))[:n].tolist()
     n_held = int(len(pick) * ucfg.heldout_fraction) if len(pick) >= 4 else 0
     fit, held = pick[: len(pick) - n_held], pick[len(pick) - n_held:]
 
     def batches(idx: list[int]) -> list[dict]:
         if not idx:
             return []
-        loader = make_loader([examples[i] for i in sorted(idx)], source, tokenizer, loader_config(cfg.data),
-                             n_mels=model.config.num_mel_bins, pad_to_30s=typed("model", cfg).pad_to_30s,
+        loader = make_loader([examples[i] for i in sorted(idx)], source, tokenizer, loader_config(run.cfg.data),
+                             n_mels=model.config.num_mel_bins, pad_to_30s=run.model.pad_to_30s,
                              shuffle=False)
         return [b for b in loader if "input_features" in b]
 
     return batches(fit), batches(held)
 
 
-def moe_extensions(cfg: DictConfig, model, tokenizer, languages: list[str]) -> list:
+def moe_extensions(run: RunSettings, model, tokenizer, languages: list[str]) -> list:
     """The trainer extensions an MoE model needs: router regularisers + self-distillation, SD-MoE."""
     if not moe_layers(model):
         return []
-    moe = typed("moe", cfg)
+    moe = run.moe
     ids = [token_id(tokenizer, language_token(c)) for c in languages] if tokenizer is not None else []
     out = [MoELoss.from_config(moe, languages, ids)]
-    ucfg = strategy_config(cfg.upcycle)
-    if isinstance(ucfg, SPRIConfig):
-        out.append(ResidualSpectrum(ucfg.stage1_update))
+    if isinstance(run.upcycle, SPRIConfig):
+        out.append(ResidualSpectrum(run.upcycle.stage1_update))
     if moe.sd_moe.rank > 0:
         out.append(SpectralDecoupler(moe.sd_moe))
     return out

@@ -7,9 +7,9 @@ import json
 import logging
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from src.config import typed
+from src.config import RunSettings
 from src.data.loading import build_source, loader_config
 from src.evaluation.run import evaluate_model, rescore_split
 from src.models.backbone import load_whisper
@@ -19,10 +19,10 @@ from src.utils.errors import UserError
 log = logging.getLogger(__name__)
 
 
-def evaluate(cfg: DictConfig) -> dict:
+def evaluate(run: RunSettings) -> dict:
     """`python -m src.evaluate`: a run dir's final checkpoint and data, or checkpoint= plus data overrides;
     with rescore=true only the saved hypotheses are rescored."""
-    ecfg = typed("eval", cfg)
+    cfg, ecfg = run.cfg, run.eval
     if cfg.run_dir:
         out = Path(cfg.run_dir)
         if not (out / "config.yaml").exists():
@@ -35,7 +35,7 @@ def evaluate(cfg: DictConfig) -> dict:
         if not cfg.checkpoint:
             raise UserError("set run_dir=DIR (a training run) or checkpoint=DIR (a model directory)")
         out, ckpt = run_dir_of(cfg), cfg.checkpoint
-        data_cfg, pad_to_30s = cfg.data, typed("model", cfg).pad_to_30s
+        data_cfg, pad_to_30s = cfg.data, run.model.pad_to_30s
     if cfg.rescore:
         return {split: rescore_split(out / "eval" / split, ecfg, split=split) for split in ecfg.splits}
     if ckpt is None:
@@ -43,6 +43,6 @@ def evaluate(cfg: DictConfig) -> dict:
     model, tokenizer = load_whisper(ckpt, pad_to_30s=pad_to_30s)
     source = build_source(data_cfg)
     tables = evaluate_model(model, tokenizer, source, ecfg, out, loader_config(data_cfg), pad_to_30s,
-                            progress=bool(cfg.progress))
+                            progress=run.progress)
     source.skips.log_summary(log)
     return tables

@@ -6,9 +6,9 @@ import logging
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from src.config import typed
+from src.config import RunSettings
 from src.data.loading import build_source, loader_config, make_loader
 from src.evaluation.run import evaluate_model
 from src.models.backbone import load_whisper
@@ -40,24 +40,23 @@ def last_checkpoint(run_dir: Path, tcfg) -> Path:
     return Path(run_dir) / "checkpoints" / tcfg.stages[-1].name
 
 
-def train(cfg: DictConfig) -> dict:
-    run_dir = run_dir_of(cfg)
-    tcfg = typed("trainer", cfg)
+def train(run: RunSettings) -> dict:
+    cfg, run_dir, tcfg = run.cfg, run_dir_of(run.cfg), run.trainer
     info = init_distributed(tcfg.device)  # torchrun / accelerate: one process per GPU, one run dir for all
-    model, tokenizer = load_model(cfg)
-    seed_everything(int(cfg.seed))  # the same random stream whether or not the toy model was just pretrained
+    model, tokenizer = load_model(run)
+    seed_everything(run.seed)  # the same random stream whether or not the toy model was just pretrained
     source = build_source(cfg.data)
     train_ex, dev_ex = source.examples("train"), source.examples("dev")
     if not train_ex:
         raise UserError(f"no usable training examples (skipped: {source.skips.as_dict()}); check data.root")
     log.info("data: %d train / %d dev examples over %d directions", len(train_ex), len(dev_ex), len(source.directions))
     lcfg = loader_config(cfg.data)
-    kw = {"n_mels": model.config.num_mel_bins, "pad_to_30s": typed("model", cfg).pad_to_30s}
-    train_loader = make_loader(train_ex, source, tokenizer, lcfg, shuffle=True, seed=int(cfg.seed),
+    kw = {"n_mels": model.config.num_mel_bins, "pad_to_30s": run.model.pad_to_30s}
+    train_loader = make_loader(train_ex, source, tokenizer, lcfg, shuffle=True, seed=run.seed,
                                num_replicas=info.world_size, rank=info.rank, **kw)
     dev_loader = make_loader(dev_ex, source, tokenizer, lcfg, shuffle=False, **kw) if dev_ex else None
     # Every rank upcycles identically (seeded); only rank 0 writes files and logs.
-    report = upcycle(model, cfg, tokenizer, source, train_ex, run_dir if info.is_main else None)
+    report = upcycle(model, run, tokenizer, source, train_ex, run_dir if info.is_main else None)
     log.info("model: %s, %s total / %s active parameters", report["strategy"], f"{report['total_parameters']:,}",
              f"{report['active_parameters']:,}")
     logger = hydra.utils.instantiate(cfg.logger) if info.is_main else None
@@ -65,18 +64,18 @@ def train(cfg: DictConfig) -> dict:
         logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
     trainer = Trainer(model, tokenizer, tcfg, run_dir, train_loader, dev_loader,
                       logger=logger, skips=source.skips,
-                      extensions=moe_extensions(cfg, model, tokenizer, list(source.directions)))
+                      extensions=moe_extensions(run, model, tokenizer, list(source.directions)))
     tables: dict = {}
     try:
         history = trainer.fit()
         shutdown()  # the ranks are done together (fit checked their weights agree); rank 0 evaluates alone
         if info.is_main and is_sharded(model):  # FSDP left rank 0 a shard: evaluate the saved whole model
             model, _ = load_whisper(last_checkpoint(run_dir, tcfg), pad_to_30s=kw["pad_to_30s"],
-                                    dtype=typed("model", cfg).dtype)
+                                    dtype=run.model.dtype)
         if info.is_main:
             record_spectra_after_training(model, report, run_dir)
-            tables = evaluate_model(model, tokenizer, source, typed("eval", cfg), run_dir, lcfg, kw["pad_to_30s"],
-                                    progress=bool(cfg.progress), logger=logger)
+            tables = evaluate_model(model, tokenizer, source, run.eval, run_dir, lcfg, kw["pad_to_30s"],
+                                    progress=run.progress, logger=logger)
     finally:
         if logger is not None:
             logger.finish()

@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -22,7 +23,6 @@ from src.training.loggers import ConsoleLogger
 from src.training.trainer import StageConfig, Trainer, TrainerConfig
 from src.utils.errors import UserError
 from src.utils.extension import TrainerExtension
-from src.utils.structured import to_dataclass
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +61,16 @@ class CTCAuxLoss(torch.nn.Module, TrainerExtension):
         return {"ctc": self.weight * loss}
 
 
-def toy_model_dir(cfg: DictConfig) -> Path:
-    if "corpus" not in cfg.data:
+def toy_model_dir(mcfg: ModelConfig, data: DictConfig, cache_dir: str) -> Path:
+    if "corpus" not in data:
         raise UserError(
             "model=whisper_toy is pretrained on the toy corpus and needs data=toy; for real CoVoST2 use a "
             "pretrained Whisper (model=whisper_small, or model.name_or_path=DIR)"
         )
-    key = {"toy": OmegaConf.to_container(cfg.model.toy, resolve=True),
-           "pretrain": OmegaConf.to_container(cfg.model.pretrain, resolve=True),
-           "corpus": OmegaConf.to_container(cfg.data.corpus, resolve=True)}
+    key = {"toy": asdict(mcfg.toy), "pretrain": asdict(mcfg.pretrain),
+           "corpus": OmegaConf.to_container(data.corpus, resolve=True)}
     tag = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(cfg.paths.cache_dir).expanduser() / "whisper_toy" / tag
+    return Path(cache_dir).expanduser() / "whisper_toy" / tag
 
 
 @contextlib.contextmanager
@@ -86,22 +85,23 @@ def _lock(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def ensure_toy_model(cfg: DictConfig, force: bool = False) -> Path:
-    """Path of the pretrained toy model, pretraining it first when it is not cached."""
-    out = toy_model_dir(cfg)
+def ensure_toy_model(mcfg: ModelConfig, data: DictConfig, cache_dir: str, progress: bool = True,
+                     force: bool = False) -> Path:
+    """Path of the pretrained toy model (`mcfg.toy`, `mcfg.pretrain`, on the toy corpus of ``data``),
+    pretraining it first when it is not cached."""
+    out = toy_model_dir(mcfg, data, cache_dir)
     with _lock(out.with_suffix(".lock")):
         if (out / "model.safetensors").exists() and not force:
             return out
         log.info("pretraining the dense toy model into %s (once; cached afterwards)", out)
-        pretrain_toy(cfg, out)
+        pretrain_toy(mcfg, data, out, progress)
     return out
 
 
-def pretrain_toy(cfg: DictConfig, out: Path) -> dict:
-    mcfg: ModelConfig = to_dataclass(ModelConfig, OmegaConf.to_container(cfg.model, resolve=True))
+def pretrain_toy(mcfg: ModelConfig, data: DictConfig, out: Path, progress: bool = True) -> dict:
     recipe, arch = mcfg.pretrain, mcfg.toy
     torch.manual_seed(recipe.seed)
-    source = build_source(cfg.data)
+    source = build_source(data)
     # English ASR plus one translation per clip: the toy stand-in for a multilingual pretrained model.
     train = source.examples("asr_train") + source.examples("pretrain_st_train")
     dev = source.examples("asr_dev") + source.examples("pretrain_st_dev")
@@ -111,7 +111,7 @@ def pretrain_toy(cfg: DictConfig, out: Path) -> dict:
     tokenizer = train_toy_tokenizer(texts, work / "tokenizer", recipe.vocab_size)  # also creates `work`
     model = WhisperForConditionalGeneration(toy_config(tokenizer, arch))
     set_pad_to_30s(model, False)
-    lcfg = loader_config(cfg.data)
+    lcfg = loader_config(data)
     lcfg.max_batch_frames, lcfg.max_batch_size = recipe.max_batch_frames, recipe.max_batch_size
     kw = {"n_mels": arch.num_mel_bins, "pad_to_30s": False}
     train_loader = make_loader(train, source, tokenizer, lcfg, shuffle=True, seed=recipe.seed, **kw)
@@ -119,7 +119,7 @@ def pretrain_toy(cfg: DictConfig, out: Path) -> dict:
     tcfg = TrainerConfig(
         stages=[StageConfig(name="pretrain", steps=recipe.steps, lr=recipe.lr, warmup_steps=recipe.warmup_steps,
                             schedule="linear", trainable=["all"])],
-        log_every=max(1, recipe.steps // 20), progress=cfg.get("progress", True), device=recipe.device,
+        log_every=max(1, recipe.steps // 20), progress=progress, device=recipe.device,
     )
     logger = ConsoleLogger()
     logger.start(work, {})

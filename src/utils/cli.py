@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import ConfigError, validate
+from src.config import ConfigError, RunSettings, validate
 from src.training.distributed import dist_info
 from src.training.trainer import NonFiniteError
 from src.utils.atomic import OutputError, write_json, write_text
@@ -65,7 +65,7 @@ def _write_status(run_dir: Path, status: str, start: float, error: str | None = 
                                            "seconds": round(time.perf_counter() - start, 2)})
 
 
-def entry(fn: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
+def entry(fn: Callable[[RunSettings], object]) -> Callable[[DictConfig], object]:
     """Validate the config, save it resolved into the run dir, run, and turn user errors into one line.
 
     Every job writes status.json. Under multirun a failing job (a user error or a crash, whose traceback goes
@@ -78,13 +78,13 @@ def entry(fn: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
         run_dir = run_dir_of(cfg)
         multirun = in_multirun()
         try:
-            validate(cfg)
+            run = validate(cfg)
             run_dir.mkdir(parents=True, exist_ok=True)
             write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
             seed_everything(int(cfg.seed))
             if not dist_info().is_main:  # torchrun: rank 0 logs for everyone
                 logging.getLogger().setLevel(logging.WARNING)
-            result = fn(cfg)
+            result = fn(run)
             _write_status(run_dir, "completed", start)
             return result
         except USER_ERRORS as e:
