@@ -127,7 +127,7 @@ def toy_spri(work: Path, cache: Path, dry: bool) -> tuple[list[Part], list[str]]
     """Train (killed after step KILL_AT), resume, evaluate; the checks' findings as lines."""
     run_dir = work / "toy_run"
     common = [*TOY, f"paths.cache_dir={cache}", f"hydra.run.dir={run_dir}"]
-    if dry:  # compiling on CPU is tested elsewhere (tests/test_trainer.py, aot_eager, both stages); not here
+    if dry:  # compiling on CPU is tested elsewhere (tests/training/test_trainer.py, aot_eager, both stages); not here
         common += ["trainer.device=cpu", "trainer.precision=fp32", "trainer.compile=false"]
     else:
         common += ["trainer.device=cuda", "trainer.precision=bf16", "trainer.compile=true",

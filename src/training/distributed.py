@@ -126,7 +126,7 @@ def refresh_mixed_precision(model: torch.nn.Module) -> None:
 
     for module in model.modules():
         if isinstance(module, FSDPModule):
-            group = module._get_fsdp_state()._fsdp_param_group  # private, pinned by tests/fsdp_worker.py
+            group = module._get_fsdp_state()._fsdp_param_group  # private, pinned by tests/training/fsdp_worker.py
             if group is not None:
                 group._init_mp_dtypes()
 

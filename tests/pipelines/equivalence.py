@@ -7,7 +7,7 @@ upcycling report, every logged loss term, the final logits and the routing recor
 composed Hydra config of every upcycle choice. tests/golden/equivalence.json holds the trace the code
 gave before the redesign; test_equivalence.py asserts the code still gives it.
 
-    python tests/equivalence.py --write   # re-record (only for an intended change of behaviour)
+    python tests/pipelines/equivalence.py --write   # re-record (only for an intended change of behaviour)
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 from transformers import GenerationConfig
 from transformers.generation.utils import GenerationMixin
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: helpers
 from helpers import ROOT, batches, calib_batch, tiny_whisper, ucfg  # noqa: E402
 
 from src.evaluation.generation import RoutingRecorder  # noqa: E402

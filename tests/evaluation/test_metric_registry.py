@@ -1,5 +1,5 @@
 """The metric registry: the same hypotheses give byte-identical results.csv/.md and comparison.md/.csv
-to the hard-coded metrics before it (tests/golden/metrics/, written by tests/metrics_golden.py against
+to the hard-coded metrics before it (tests/golden/metrics/, written by tests/evaluation/metrics_golden.py against
 commit 0f788f3), and a metric registered in one place gets its columns in the results and the report."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from src.evaluation.metrics import (
 from src.evaluation.report import build_report
 from src.evaluation.results import read_results, score, summary, write_results
 
-GOLDEN = Path(__file__).parent / "golden" / "metrics"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "metrics"
 
 
 def unversioned(data: bytes) -> str:

@@ -1,5 +1,5 @@
 """Issue 16's redesign is behaviour-preserving: the same seeds and configs give the trace recorded before it
-(tests/equivalence.py; the golden file came from the code before the redesign)."""
+(tests/pipelines/equivalence.py; the golden file came from the code before the redesign)."""
 
 from __future__ import annotations
 

@@ -128,7 +128,7 @@ def test_torchrun_fsdp_bf16_trains_in_stage_2_what_stage_1_froze(toy_cache, tmp_
 def test_fsdp_helpers_match_a_plain_replica(tmp_path):
     """Clipping over sharded + unsharded gradients, whole-weight gathering, writing a whole tensor into
     shards and the optimizer state's save/broadcast-load, each checked against a replica (fsdp_worker.py)."""
-    proc = torchrun([str(ROOT / "tests" / "fsdp_worker.py"), str(tmp_path / "ckpt")], timeout=300)
+    proc = torchrun([str(ROOT / "tests" / "training" / "fsdp_worker.py"), str(tmp_path / "ckpt")], timeout=300)
     assert "rank 0 ok" in proc.stdout and "rank 1 ok" in proc.stdout
 
 

@@ -1,4 +1,5 @@
-"""The tiny offline COMET checkpoint from tests/comet_tiny.py loads and predicts with the real unbabel-comet code."""
+"""The tiny offline COMET checkpoint (comet_tiny.py, next to this file) loads and predicts with the real
+unbabel-comet code."""
 
 from __future__ import annotations
 

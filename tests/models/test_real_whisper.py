@@ -31,7 +31,7 @@ from src.training.checkpoint import save_checkpoint
 
 pytestmark = pytest.mark.real_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MOE_STRATEGIES = sorted(name for name, s in STRATEGIES.items() if s.is_moe)
 EVERY_FFN = dict(num_experts=4, top_k=2, where="both", every=1)
 

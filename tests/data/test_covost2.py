@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CLIPS, SPLIT_OF, write_tsv
+from helpers import ROOT
 
 from src.data.covost2 import CoVoST2Source, read_tsv
 from src.data.schema import BadExampleError
@@ -114,7 +115,7 @@ def test_structural_errors_name_the_file_and_fix(cv_root, tmp_path):
 def test_prepare_script_writes_manifest_and_a_valid_16k_copy(cv_root, tmp_path):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("prep", Path(__file__).parents[1] / "scripts" / "prepare_covost2.py")
+    spec = importlib.util.spec_from_file_location("prep", ROOT / "scripts" / "prepare_covost2.py")
     prep = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(prep)
     out = tmp_path / "prepared"

@@ -25,7 +25,7 @@ import src.models.ctranslate2_convert as conv
 from src.models.backbone import load_whisper
 from src.models.ctranslate2_convert import ConversionError, convert_ct2_whisper
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DTYPE_IDS = {"float32": 0, "int8": 1, "int16": 2, "int32": 3, "float16": 4, "bfloat16": 5}
 
 

@@ -5,10 +5,10 @@ It uses only the API that existed before the registry (score, write_results, bui
 COMET hook `comet_scores`), so the expected files under tests/golden/metrics/ were written by running
 this module against the code before the registry (commit 0f788f3):
 
-    python tests/metrics_golden.py tests/golden/metrics src.evaluation.results
+    python tests/evaluation/metrics_golden.py tests/golden/metrics src.evaluation.results
 
 (the last argument: the module whose `comet_scores` the scoring calls, src.evaluation.metrics since
-the registry). tests/test_metric_registry.py builds them again with the current code and compares.
+the registry). tests/evaluation/test_metric_registry.py builds them again with the current code and compares.
 COMET is a deterministic stand-in (no model), so the files do not depend on a checkpoint or network.
 """
 
