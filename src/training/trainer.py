@@ -258,8 +258,8 @@ class Trainer:
         return "input_features" in batch
 
     def _prepared(self, batch: dict) -> contextlib.ExitStack:
-        """Extensions' per-batch state (e.g. which tokens are padding), kept through the backward pass:
-        gradient checkpointing re-runs the forward there and must see the same state."""
+        """Extensions' per-batch contexts (`before_step`), kept open through the backward pass: gradient
+        checkpointing re-runs the forward there. (The MoE routing needs none: it is data, src/models/whisper_moe.py.)"""
         stack = contextlib.ExitStack()
         for ext in self.extensions:
             stack.enter_context(ext.before_step(self.model, batch, self.global_step))

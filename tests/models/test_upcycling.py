@@ -165,6 +165,29 @@ def test_checkpoint_round_trip_gives_same_logits(strategy, tmp_path):
     assert len(moe_layers(loaded)) == len(rep["layers"])
 
 
+def test_a_checkpoint_from_before_the_moe_block_had_its_slot_still_loads(tmp_path):
+    """MoE weights saved as `...fc1.router.weight` (the block installed inside fc1, before issue 16) load
+    into today's `...mlp.router.weight` and give the same logits."""
+    from safetensors.torch import load_file, save_file
+
+    from src.data.text import train_toy_tokenizer
+
+    model, _, _ = upcycled("vanilla", MoEConfig(num_experts=4, top_k=2, shared_expert=True))
+    tok = train_toy_tokenizer(["hello world"] * 5, tmp_path / "tok", vocab_size=300)
+    save_checkpoint(model, tok, tmp_path / "ckpt")
+    weights = tmp_path / "ckpt" / "model.safetensors"
+    state = load_file(str(weights))
+    old = {k.replace(".mlp.", ".fc1."): v for k, v in state.items()}
+    assert sum(".fc1.router." in k or ".fc1.shared_expert." in k for k in old) == 4 * 5  # per layer: router, 2 x (w, b)
+    save_file(old, str(weights), metadata={"format": "pt"})
+    loaded, _ = load_whisper(tmp_path / "ckpt", pad_to_30s=False)
+    batch = calib_batch(1)
+    with torch.no_grad():
+        a = model.eval()(input_features=batch["input_features"], decoder_input_ids=batch["decoder_input_ids"]).logits
+        b = loaded.eval()(input_features=batch["input_features"], decoder_input_ids=batch["decoder_input_ids"]).logits
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def spri_stage1(tmp_path, update: str, steps: int = 3):
     """(model, weights before) after `steps` AdamW steps of SPRI's stage 1 with ``update``."""
     from helpers import batches
