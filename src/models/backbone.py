@@ -1,7 +1,7 @@
 """The Whisper backbone: loading by hub name or path, the toy config, and short-clip encoding.
 
-`pad_to_30s=false` swaps the encoder's class for one that accepts fewer than 3000 frames by slicing
-the (fixed, sinusoidal) positional embeddings; at exactly 3000 frames it runs transformers' own code.
+`pad_to_30s=false` puts an encoder in the model that accepts fewer than 3000 frames by slicing the (fixed,
+sinusoidal) positional embeddings; at exactly 3000 frames it runs transformers' own code.
 """
 
 from __future__ import annotations
@@ -89,9 +89,17 @@ _HEAD_MASK_ARG = _layer_takes_head_mask()
 
 
 def set_pad_to_30s(model: WhisperForConditionalGeneration, pad_to_30s: bool) -> None:
-    """Switch the encoder between transformers' exact 30 s encoder and the short-clip one."""
+    """Put transformers' exact 30 s encoder or the short-clip one in the model's encoder slot. The new module
+    is built empty (on the meta device) and adopts the old one's submodules, so no weight is copied."""
     encoder = model.get_encoder()
-    encoder.__class__ = WhisperEncoder if pad_to_30s else ShortFormWhisperEncoder
+    cls = WhisperEncoder if pad_to_30s else ShortFormWhisperEncoder
+    if type(encoder) is not cls:
+        with torch.device("meta"):
+            new = cls(encoder.config)
+        for name, child in encoder.named_children():
+            setattr(new, name, child)
+        new.gradient_checkpointing = encoder.gradient_checkpointing
+        model.model.encoder = new.train(encoder.training)
     model.config.pad_to_30s = bool(pad_to_30s)
 
 

@@ -7,6 +7,7 @@ upcycling report, every logged loss term, the final logits and the routing recor
 composed Hydra config of every upcycle choice. tests/golden/equivalence.json holds the trace the code
 gave before the redesign; test_equivalence.py asserts the code still gives it.
 
+    python tests/pipelines/equivalence.py           # how many recorded floats the code reproduces to the bit
     python tests/pipelines/equivalence.py --write   # re-record (only for an intended change of behaviour)
 """
 
@@ -122,6 +123,16 @@ def run_scenario(name: str, tmp: Path) -> dict:
     }
 
 
+def renamed(old: dict) -> dict:
+    """The recording in today's names: issue 16 renamed SD-MoE's `moe.sd` to `moe.sd_moe` (and the preset
+    `upcycle=spri_sd` to `spri_sd_moe`); nothing else changed name."""
+    configs = {}
+    for choice, cfg in old["configs"].items():
+        cfg["moe"] = {("sd_moe" if k == "sd" else k): v for k, v in cfg["moe"].items()}
+        configs[choice.replace("upcycle=spri_sd", "upcycle=spri_sd_moe")] = cfg
+    return {**old, "configs": configs}
+
+
 def composed_configs() -> dict:
     """The composed config of every upcycle choice (and the trainer override), Hydra's own keys aside."""
     out = {}
@@ -152,5 +163,19 @@ if __name__ == "__main__":
     if "--write" in sys.argv:
         GOLDEN.write_text(text + "\n")
         print(f"wrote {GOLDEN}")
-    else:
-        print(text[:2000])
+    else:  # how many recorded floats the current code reproduces to the bit
+        old, new = renamed(json.loads(GOLDEN.read_text()))["scenarios"], json.loads(text)["scenarios"]
+        pairs = []
+
+        def walk(a, b) -> None:
+            if isinstance(a, dict):
+                for k in a:
+                    walk(a[k], b.get(k) if isinstance(b, dict) else None)
+            elif isinstance(a, list):
+                for x, y in zip(a, b or []):
+                    walk(x, y)
+            elif isinstance(a, float):
+                pairs.append(a == b)
+
+        walk(old, new)
+        print(f"{sum(pairs)} of {len(pairs)} recorded floats bit-identical")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 
-from equivalence import GOLDEN, trace
+from equivalence import GOLDEN, renamed, trace
 
 
 def differences(old, new, path: str = "") -> list[str]:
@@ -22,16 +22,6 @@ def differences(old, new, path: str = "") -> list[str]:
     if isinstance(old, float) and isinstance(new, (int, float)):
         return [] if math.isclose(old, new, rel_tol=1e-6, abs_tol=1e-9) else [f"{path}: {old!r} -> {new!r}"]
     return [] if old == new else [f"{path}: {old!r} -> {new!r}"]
-
-
-def renamed(old: dict) -> dict:
-    """The recording in today's names: issue 16 renamed SD-MoE's `moe.sd` to `moe.sd_moe` (and the preset
-    `upcycle=spri_sd` to `spri_sd_moe`); nothing else changed name."""
-    configs = {}
-    for choice, cfg in old["configs"].items():
-        cfg["moe"] = {("sd_moe" if k == "sd" else k): v for k, v in cfg["moe"].items()}
-        configs[choice.replace("upcycle=spri_sd", "upcycle=spri_sd_moe")] = cfg
-    return {**old, "configs": configs}
 
 
 def test_trace_matches_the_recording_from_before_the_redesign(tmp_path):
