@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 CV_COLUMNS = ("path", "sentence", "client_id")
 COVOST_COLUMNS = ("path", "translation", "split")
 SPLIT_FILE_COLUMNS = ("path", "sentence", "translation")
-ASR_COLUMNS = ("path", "sentence")
 HOW_TO_GET = (
     "Download Common Voice v4 English (en/clips/*.mp3 and en/validated.tsv) and the CoVoST2 "
     "translation TSVs (covost_v2.en_XX.tsv), and set data.root (and data.tsv_dir if the TSVs live "
@@ -118,15 +117,6 @@ class CoVoST2Tables:
             f"Or drop '{tgt}' from data.directions."
         )
 
-    def asr(self, split: str, with_translation: bool = False) -> pd.DataFrame:
-        """The toy corpus's pretraining split (English ASR; with_translation: a row per translation of a clip)."""
-        path = self.tsv_dir / f"toy_asr.{split}.tsv"
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found: the pretraining split exists only in the toy corpus")
-        df = read_tsv(path)
-        require_columns(df, path, ASR_COLUMNS + (("tgt_lang", "translation") if with_translation else ()))
-        return df if with_translation else df.drop_duplicates("path")  # a row per translation of a clip
-
 
 class CoVoST2Source(ExampleSource):
     """CoVoST2 En->X examples over one shared clip store (each English clip decoded once)."""
@@ -209,21 +199,9 @@ class CoVoST2Source(ExampleSource):
 
     # -- public ---------------------------------------------------------------------------------
     def examples(self, split: str) -> list[Example]:
-        """All usable examples of a split, direction by direction.
-
-        Splits: train / dev / test (the ST directions) and asr_train / asr_dev (English ASR, toy only).
-        """
-        if split.startswith("asr_"):
-            df = self.tables.asr(split[4:])
-            df = df.assign(translation=df["sentence"])
-            return self._make_examples(df, "en", f"asr {split[4:]}")
-        if split.startswith("pretrain_st_"):
-            df = self.tables.asr(split[len("pretrain_st_"):], with_translation=True)
-            return [ex for tgt in self.directions
-                    for ex in self._make_examples(df[df["tgt_lang"] == tgt], tgt, f"pretrain {split}")]
+        """All usable examples of a split (train / dev / test), direction by direction."""
         if split not in SPLITS:
-            raise UserError(f"unknown split '{split}'; use one of {SPLITS}, asr_train/asr_dev or "
-                             "pretrain_st_train/pretrain_st_dev")
+            raise UserError(f"unknown split '{split}'; use one of {SPLITS}")
         out: list[Example] = []
         for tgt in self.directions:
             df = self.tables.direction(tgt, split)
