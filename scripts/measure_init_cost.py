@@ -29,8 +29,9 @@ from src.evaluation.run import task_examples  # noqa: E402
 from src.models.backbone import load_whisper, set_pad_to_30s  # noqa: E402
 from src.models.moe import MoEConfig  # noqa: E402
 from src.models.tiny_en import ensure_tiny_en  # noqa: E402
-from src.models.upcycling import STRATEGIES  # noqa: E402
-from src.models.upcycling.upcycle import strategy_config, teacher_forced_ce, upcycle_model  # noqa: E402
+from src.models.upcycling import STRATEGIES, strategy_config  # noqa: E402
+from src.models.upcycling.calibration import teacher_forced_ce  # noqa: E402
+from src.models.upcycling.upcycle import upcycle_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

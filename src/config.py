@@ -169,7 +169,7 @@ def validate(cfg: DictConfig) -> RunSettings:
 
 def _check_upcycle(cfg: DictConfig, moe: MoEConfig):
     """`upcycle` is checked against the dataclass of the strategy it names (registry)."""
-    from src.models.upcycling.upcycle import strategy_config
+    from src.models.upcycling import strategy_config
     from src.training.param_groups import check_groups
 
     try:

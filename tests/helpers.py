@@ -16,7 +16,8 @@ from transformers import WhisperConfig, WhisperForConditionalGeneration
 from src.data.text import IGNORE_INDEX
 from src.models.backbone import set_pad_to_30s
 from src.models.moe import MoEConfig
-from src.models.upcycling.upcycle import strategy_config, upcycle_model
+from src.models.upcycling import strategy_config
+from src.models.upcycling.upcycle import upcycle_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

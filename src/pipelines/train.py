@@ -12,7 +12,7 @@ from src.config import RunSettings
 from src.data.loading import build_source, loader_config, make_loader
 from src.evaluation.run import evaluate_model
 from src.models.backbone import load_whisper
-from src.models.upcycling.upcycle import expert_similarity
+from src.models.upcycling.diagnostics import expert_similarity
 from src.models.whisper_moe import moe_layers
 from src.pipelines.builders import load_model, moe_extensions
 from src.pipelines.upcycle import REPORT, upcycle

@@ -24,8 +24,8 @@ from src.evaluation.run import EvalConfig, evaluate_model, task_examples
 from src.models.backbone import load_whisper, set_pad_to_30s
 from src.models.moe import MoEConfig
 from src.models.tiny_en import ensure_tiny_en
-from src.models.upcycling import STRATEGIES
-from src.models.upcycling.upcycle import strategy_config, upcycle_model
+from src.models.upcycling import STRATEGIES, strategy_config
+from src.models.upcycling.upcycle import upcycle_model
 from src.models.whisper_moe import moe_layers
 from src.training.checkpoint import save_checkpoint
 

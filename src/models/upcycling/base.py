@@ -11,6 +11,7 @@ from torch import nn
 from src.models.moe import MoEBlock
 from src.utils.errors import UserError
 from src.utils.registry import make_instance_register
+from src.utils.structured import to_dataclass
 
 
 @dataclass
@@ -68,6 +69,18 @@ STRATEGIES: dict[str, Strategy] = {}
 
 
 register_strategy = make_instance_register(STRATEGIES)  # one instance per class: strategies are stateless
+
+
+def strategy_config(node) -> UpcycleConfig:
+    """The `upcycle` group as its strategy's dataclass (unknown knobs are errors)."""
+    name = node.get("strategy") if hasattr(node, "get") else node["strategy"]
+    if name is None:
+        raise UserError(f"upcycle.strategy: not set; conf/upcycle/base.yaml holds the shared defaults, not a strategy: "
+                        f"choose upcycle=<one of {sorted(STRATEGIES)}>")
+    if name not in STRATEGIES:
+        raise UserError(f"upcycle.strategy: unknown strategy '{name}'; known: {sorted(STRATEGIES)}")
+    schema = STRATEGIES[name].config
+    return to_dataclass(schema, node)
 
 
 @torch.no_grad()

@@ -229,7 +229,7 @@ class _Batches(_Source):
         self.dense = {name: (layer.fc1, layer.fc2) for name, layer in layers}
 
     def stream(self, names, fn) -> None:
-        from src.models.upcycling.upcycle import capture_ffn_inputs  # here: upcycle.py imports this package
+        from src.models.upcycling.calibration import capture_ffn_inputs
 
         chosen = [(name, layer) for name, layer in self.layers if name in names]
         for batch in self.batches:  # one batch at a time: upcycle.py's own padding masks, bounded memory

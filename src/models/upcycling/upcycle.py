@@ -1,4 +1,5 @@
-"""Dense Whisper -> MoE Whisper with a registered strategy, plus the upcycling report."""
+"""Dense Whisper -> MoE Whisper with a registered strategy, and the upcycling report (calibration.py measures,
+diagnostics.py compares the experts)."""
 
 from __future__ import annotations
 
@@ -13,147 +14,17 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from src.data.text import IGNORE_INDEX
-from src.models.backbone import encoder_audio_mask
 from src.models.moe import MoEBlock, MoEConfig
 from src.models.upcycling.base import STRATEGIES, UpcycleConfig
-from src.models.whisper_moe import install_moe, moe_layers, record_moe_settings, whisper_ffn_layers
+from src.models.upcycling.calibration import capture_ffn_inputs, labelled, teacher_forced_ce
+from src.models.upcycling.diagnostics import expert_similarity, parameter_counts
+from src.models.whisper_moe import install_moe, record_moe_settings, whisper_ffn_layers
 from src.utils.errors import UserError
-from src.utils.structured import to_dataclass
 
 log = logging.getLogger(__name__)
 
-REPORT_RANK = 16  # top singular directions compared by subspace_overlap
-
-
-def strategy_config(node) -> UpcycleConfig:
-    """The `upcycle` group as its strategy's dataclass (unknown knobs are errors)."""
-    name = node.get("strategy") if hasattr(node, "get") else node["strategy"]
-    if name is None:
-        raise UserError(f"upcycle.strategy: not set; conf/upcycle/base.yaml holds the shared defaults, not a strategy: "
-                        f"choose upcycle=<one of {sorted(STRATEGIES)}>")
-    if name not in STRATEGIES:
-        raise UserError(f"upcycle.strategy: unknown strategy '{name}'; known: {sorted(STRATEGIES)}")
-    schema = STRATEGIES[name].config
-    return to_dataclass(schema, node)
-
-
-@torch.no_grad()
-def capture_ffn_inputs(model: nn.Module, layers: list[tuple[str, nn.Module]], batches: list[dict],
-                       max_tokens: int = 16384, seed: int = 0) -> dict[str, torch.Tensor]:
-    """The inputs of each chosen FFN (final_layer_norm outputs) over ``batches``, padding excluded.
-
-    Decoder inputs are teacher-forced states. At most ``max_tokens`` per layer are kept: a seeded
-    share of each batch, so memory stays bounded for large models and many calibration examples.
-    """
-    captured: dict[str, list[torch.Tensor]] = {name: [] for name, _ in layers}
-    per_batch = -(-max_tokens // max(1, len(batches)))
-    gen = torch.Generator().manual_seed(seed)
-    state: dict = {}
-    hooks = []
-    for name, layer in layers:
-        def hook(_m, _inp, out, name=name):
-            mask = state["enc"] if name.startswith("encoder") else state["dec"]
-            x = out[mask[:, : out.shape[1]].to(out.device)].float().cpu()
-            captured[name].append(x[torch.randperm(x.shape[0], generator=gen)[:per_batch]])
-        hooks.append(layer.final_layer_norm.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    try:
-        for batch in batches:
-            feats = batch["input_features"]
-            state["enc"] = encoder_audio_mask(feats.shape[-1], batch.get("feature_lengths"), feats.shape[0])
-            state["dec"] = batch["decoder_attention_mask"].bool()
-            dtype = next(model.parameters()).dtype
-            model(input_features=feats.to(device, dtype), decoder_input_ids=batch["decoder_input_ids"].to(device),
-                  decoder_attention_mask=batch["decoder_attention_mask"].to(device))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    return {name: torch.cat(xs)[:max_tokens] for name, xs in captured.items() if xs}
-
-
-@torch.no_grad()
-def teacher_forced_ce(model: nn.Module, batches: list[dict]) -> float:
-    """Token-weighted mean cross-entropy of the labels, teacher-forced, over ``batches`` (eval mode).
-
-    The end-to-end cost of an init: per-layer output deviations do not say how errors compound
-    through the stack, this does.
-    """
-    was_training = model.training
-    model.eval()
-    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
-    total, tokens = 0.0, 0
-    try:
-        for batch in batches:
-            logits = model(input_features=batch["input_features"].to(device, dtype),
-                           decoder_input_ids=batch["decoder_input_ids"].to(device),
-                           decoder_attention_mask=batch["decoder_attention_mask"].to(device)).logits
-            labels = batch["labels"].to(device)
-            total += float(F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                           ignore_index=IGNORE_INDEX, reduction="sum"))
-            tokens += int((labels != IGNORE_INDEX).sum())
-    finally:
-        model.train(was_training)
-    return total / max(1, tokens)
-
-
-def _pairs(n: int) -> list[tuple[int, int]]:
-    return [(a, b) for a in range(n) for b in range(a + 1, n)]
-
-
-@torch.no_grad()
-def expert_similarity(moe: MoEBlock, rank: int = REPORT_RANK) -> tuple[float, float]:
-    """(mean pairwise cosine of flattened expert weights, mean overlap of top-`rank` subspaces).
-
-    Overlap of experts a, b = ||V_a^T V_b||_F^2 / r for their top-r right singular vectors (1 = same
-    subspace, about r/d for random ones), averaged over W1 and W2.
-    """
-    bank = moe.experts
-    w1, w2 = bank.weight("w1").float(), bank.weight("w2").float()
-    E = w1.shape[0]
-    if E < 2:
-        return 1.0, 1.0
-    flat = F.normalize(torch.cat([w1.reshape(E, -1), w2.reshape(E, -1)], 1), dim=1)
-    cos = flat @ flat.t()
-    cos_mean = float(torch.stack([cos[a, b] for a, b in _pairs(E)]).mean())
-    overlaps = []
-    for w in (w1, w2):
-        r = min(rank, min(w.shape[1:]))
-        vs = [top_right_singular(w[e], r) for e in range(E)]
-        overlaps += [float((vs[a].t() @ vs[b]).pow(2).sum() / r) for a, b in _pairs(E)]
-    return cos_mean, sum(overlaps) / len(overlaps)
-
-
-def top_right_singular(w: torch.Tensor, r: int) -> torch.Tensor:
-    """(in, r) top right singular vectors: exact SVD for small matrices, randomized (svd_lowrank with
-    power iterations) for large ones, where a full SVD per expert per layer dominated the report."""
-    if min(w.shape) <= 512:
-        return torch.linalg.svd(w, full_matrices=False)[2][:r].t()
-    return torch.svd_lowrank(w, q=min(r + 10, *w.shape), niter=4)[2][:, :r]
-
-
-def parameter_counts(model: nn.Module) -> dict[str, int]:
-    """Total parameters, and active ones per token (routed experts counted k/E of the time)."""
-    total = sum(p.numel() for p in model.parameters())
-    inactive = 0.0
-    for _, moe in moe_layers(model):
-        k, E = moe.cfg.top_k, moe.cfg.num_experts
-        for p in moe.experts.parameters():
-            if p.dim() >= 2 and p.shape[0] == E:
-                inactive += p.numel() * (1 - k / E)
-    return {"total_parameters": total, "active_parameters": int(round(total - inactive))}
-
-
 def _layer_seed(seed: int, name: str) -> int:
     return int(hashlib.sha1(f"{seed}:{name}".encode()).hexdigest()[:12], 16)
-
-
-def labelled(batches: list[dict] | None) -> bool:
-    """The end-to-end cost needs labels: batches from the data pipeline have them (hand-built ones may not)."""
-    return bool(batches) and all("labels" in b for b in batches)
 
 
 AUTO_STEPS = 10  # bisection steps of an `auto` knob in [0, 1]: resolution 1/1024
