@@ -145,6 +145,17 @@ def test_drop_per_matrix_indices_option():
     assert int(rows.sum()) == int(cols.sum()) == 16 and not torch.equal(rows, cols)
 
 
+def reloaded_with_same_logits(model, ckpt):
+    """The checkpoint loaded back; asserts its logits equal ``model``'s to the bit."""
+    loaded, _ = load_whisper(ckpt, pad_to_30s=False)
+    batch = calib_batch(1)
+    with torch.no_grad():
+        a = model.eval()(input_features=batch["input_features"], decoder_input_ids=batch["decoder_input_ids"]).logits
+        b = loaded.eval()(input_features=batch["input_features"], decoder_input_ids=batch["decoder_input_ids"]).logits
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    return loaded
+
+
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))
 def test_checkpoint_round_trip_gives_same_logits(strategy, tmp_path):
     from src.data.text import train_toy_tokenizer
@@ -156,12 +167,7 @@ def test_checkpoint_round_trip_gives_same_logits(strategy, tmp_path):
     assert (config.get("moe") is None) == (strategy == "dense")
     if strategy != "dense":
         assert config["upcycle"]["strategy"] == strategy and config["moe"]["num_experts"] == 4
-    loaded, _ = load_whisper(tmp_path / "ckpt", pad_to_30s=False)
-    batch = calib_batch(1)
-    with torch.no_grad():
-        a = model.eval()(input_features=batch["input_features"], decoder_input_ids=batch["decoder_input_ids"]).logits
-        b = loaded.eval()(input_features=batch["input_features"], decoder_input_ids=batch["decoder_input_ids"]).logits
-    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    loaded = reloaded_with_same_logits(model, tmp_path / "ckpt")
     assert len(moe_layers(loaded)) == len(rep["layers"])
 
 
@@ -180,12 +186,7 @@ def test_a_checkpoint_from_before_the_moe_block_had_its_slot_still_loads(tmp_pat
     old = {k.replace(".mlp.", ".fc1."): v for k, v in state.items()}
     assert sum(".fc1.router." in k or ".fc1.shared_expert." in k for k in old) == 4 * 5  # per layer: router, 2 x (w, b)
     save_file(old, str(weights), metadata={"format": "pt"})
-    loaded, _ = load_whisper(tmp_path / "ckpt", pad_to_30s=False)
-    batch = calib_batch(1)
-    with torch.no_grad():
-        a = model.eval()(input_features=batch["input_features"], decoder_input_ids=batch["decoder_input_ids"]).logits
-        b = loaded.eval()(input_features=batch["input_features"], decoder_input_ids=batch["decoder_input_ids"]).logits
-    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    reloaded_with_same_logits(model, tmp_path / "ckpt")
 
 
 def spri_stage1(tmp_path, update: str, steps: int = 3):
