@@ -54,7 +54,7 @@ pretrain: $(STAMP)  ## build the toy corpus and pretrain the dense toy model
 	$(PY) -m src.pretrain
 
 summary: $(STAMP)  ## summarise a data source
-	$(PY) -m src.data.summary
+	$(PY) -m src.summary
 
 STRATEGIES := dense,vanilla,random,drop,spri
 # demo-full adds cluster-aware upcycling (with self-distillation) and SPRI with DPSL and with SD-MoE.

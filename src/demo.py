@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     t = tm.Timing(command="python -m src.demo " + " ".join(argv if argv is not None else sys.argv[1:]))
     common = [f"experiment={args.experiment}", "progress=false", *args.overrides]
     phases = [
-        ("toy corpus", [py, "-m", "src.data.summary", *common], "built, or reused from paths.cache_dir"),
+        ("toy corpus", [py, "-m", "src.summary", *common], "built, or reused from paths.cache_dir"),
         ("dense toy model", [py, "-m", "src.pretrain", "+rebuild=false", *common],
          "pretrained, or reused from paths.cache_dir"),
         # seed before upcycle: seed-major job order, so the first jobs of a seeds run are the one-seed demo

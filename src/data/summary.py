@@ -1,16 +1,11 @@
-"""`python -m src.data.summary data=... [overrides]`: usable examples per split and direction and
-skip counts by reason. The last line printed is that summary as one JSON object."""
+"""Usable examples per split and direction, and skip counts by reason, of a data source (the entry point is
+`python -m src.summary`)."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
-import hydra
-
-from src.data.loading import build_source
 from src.data.schema import SPLITS
-from src.utils.cli import entry
 
 
 def summarize(source, splits=SPLITS) -> dict:
@@ -32,16 +27,3 @@ def format_table(summary: dict) -> str:
     skipped = summary["skipped"]
     lines.append("skipped: " + (", ".join(f"{k}={v}" for k, v in skipped.items()) if skipped else "none"))
     return "\n".join(lines)
-
-
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
-@entry
-def main(run) -> None:  # src.config.RunSettings
-    source = build_source(run.cfg.data)
-    summary = summarize(source)
-    print(format_table(summary))
-    print(json.dumps(summary))
-
-
-if __name__ == "__main__":
-    main()

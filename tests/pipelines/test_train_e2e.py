@@ -50,7 +50,7 @@ def test_toy_model_is_cached_and_reused(trained):
 
 def test_data_summary_last_line_is_json(trained):
     tmp, _ = trained
-    proc = run("src.data.summary", [f"paths.cache_dir={tmp / 'cache'}", f"hydra.run.dir={tmp / 'sum'}",
+    proc = run("src.summary", [f"paths.cache_dir={tmp / 'cache'}", f"hydra.run.dir={tmp / 'sum'}",
                                     *[o for o in TINY if o.startswith(("data.", "progress"))], "data.check_audio=true"])
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["splits"]["train"] == {d: 12 for d in summary["splits"]["train"]}

@@ -49,7 +49,7 @@ def test_an_unwritable_output_dir_stops_before_hydra_with_one_line(tmp_path):
 
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    proc = subprocess.run([sys.executable, "-m", "src.data.summary", f"hydra.run.dir={blocker / 'run'}"],
+    proc = subprocess.run([sys.executable, "-m", "src.summary", f"hydra.run.dir={blocker / 'run'}"],
                           cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
