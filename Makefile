@@ -86,7 +86,7 @@ bench: $(STAMP)  ## CPU-sized benchmarks
 
 # Every GPU measurement in one call (scripts/gpu_check.py; ~8 min on one H100/H200): .venv's Python when it
 # exists, else python3 (a device machine without the package index uses its image's torch). DRY=1: the
-# CPU dry run with tiny shapes (the suite runs it too).
+# CPU dry run with tiny shapes (make test-slow runs it too; run it before spending device time).
 GPU_PY := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 gpu-check:  ## GPU benchmarks + a compiled bf16 SPRI run with kill/resume, one Markdown section (DRY=1: CPU dry run)
 	$(GPU_PY) scripts/gpu_check.py $(if $(DRY),--dry-run) $(if $(OUT_FILE),--out $(OUT_FILE))

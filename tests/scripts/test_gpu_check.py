@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # about 65 s: `make test-slow` (or `make gpu-check DRY=1`) before spending device time
 def test_gpu_check_dry_run_runs_every_part_and_writes_one_section(tmp_path, trained):
     """The toy run reuses the session's tiny toy corpus and model (gpu_check's TOY = the tests' TINY sizes)."""
     out = tmp_path / "gpu_check.md"
