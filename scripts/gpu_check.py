@@ -15,8 +15,8 @@ reported and skipped, so one failure does not cost the rest of the window:
               that it completes, resumed, and that every logged loss is finite
 Writes one Markdown section (GPU name, torch and CUDA versions, date, each part's output and a status
 table) to --out (default: $OUT/gpu_check.md when $OUT is set, else outputs/gpu_check.md), ready to
-paste into docs/benchmarks.md. `--dry-run`: CPU, tiny shapes, fp32, not compiled (`make test-slow` runs it, and so should anyone about
-to spend device time on the script: `make gpu-check DRY=1`, about a minute).
+paste into docs/benchmarks.md. `--dry-run`: CPU, tiny shapes, fp32, not compiled (`make test-slow` runs
+it, and so should anyone about to spend device time on the script: `make gpu-check DRY=1`, a minute).
 
 Interpreter: the one running this script (`make gpu-check` takes .venv's when it exists, else
 python3: a device machine without the package index uses its image's torch).
