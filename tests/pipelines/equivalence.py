@@ -151,8 +151,12 @@ def composed_configs() -> dict:
 
 
 def trace(tmp: Path) -> dict:
-    torch.set_num_threads(1)  # one reduction order
-    return {"scenarios": {name: run_scenario(name, tmp) for name in SCENARIOS}, "configs": composed_configs()}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one reduction order (the recording's)
+    try:
+        return {"scenarios": {name: run_scenario(name, tmp) for name in SCENARIOS}, "configs": composed_configs()}
+    finally:
+        torch.set_num_threads(threads)  # the rest of the test session keeps its own
 
 
 if __name__ == "__main__":
