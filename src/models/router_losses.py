@@ -185,6 +185,7 @@ class MoELoss(TrainerExtension):
         self.lang_token_ids = torch.tensor(list(lang_token_ids), dtype=torch.long)
         self.step = 0
         self.latest: dict[str, tuple] = {}  # metrics(): (logits, idx, mask, E) of the last batch per layer
+        self._blocks: tuple[torch.nn.Module, list] | None = None  # (model, its MoE blocks): found once, not per step
 
     @classmethod
     def from_config(cls, cfg: MoEConfig, languages: Sequence[str] = (), lang_token_ids: Sequence[int] = ()) -> MoELoss:
@@ -209,10 +210,13 @@ class MoELoss(TrainerExtension):
         def add(name: str, value: torch.Tensor) -> None:
             totals[name] = totals[name] + value if name in totals else value
 
-        device = next(model.parameters()).device
-        enc, dec, lang_per_example = token_masks(batch, self.lang_token_ids, device)
+        if self._blocks is None or self._blocks[0] is not model:
+            self._blocks = (model, moe_layers(model))
+        blocks = self._blocks[1]
+        enc, dec, lang_per_example = token_masks(batch, self.lang_token_ids, blocks[0][1].router.weight.device
+                                                 if blocks else torch.device("cpu"))
         self.latest = {}
-        for name, block in moe_layers(model):
+        for name, block in blocks:
             r = routing.get(name)
             if r is None:
                 continue

@@ -30,14 +30,22 @@ def _adopt(layer: nn.Module, dense: nn.Module, block: MoEBlock, names: tuple[str
     if getattr(dense, "activation_dropout", 0.0):
         raise UserError(f"config.activation_dropout={dense.activation_dropout}: MoE layers apply no activation "
                         "dropout (every Whisper checkpoint has 0); set it to 0 before upcycling")
-    layer.embed_dim, layer.dropout, layer.activation_dropout = dense.embed_dim, dense.dropout, 0.0
+    layer.embed_dim, layer.dropout = dense.embed_dim, dense.dropout
     for name in names:
         setattr(layer, name, getattr(dense, name))
     layer.mlp = block
     layer.final_layer_norm = dense.final_layer_norm
 
 
-class MoEEncoderLayer(WhisperEncoderLayer):
+class _MoEFFNSlot:
+    """The FFN half both MoE layers share: final_layer_norm -> mlp -> dropout -> residual."""
+
+    def _ffn(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        out, _ = self.mlp(self.final_layer_norm(hidden_states))  # the record reaches the RoutingCollector
+        return hidden_states + F.dropout(out, p=self.dropout, training=self.training)
+
+
+class MoEEncoderLayer(_MoEFFNSlot, WhisperEncoderLayer):
     """WhisperEncoderLayer with an MoE block in the FFN slot."""
 
     def __init__(self, dense: WhisperEncoderLayer, block: MoEBlock):
@@ -56,18 +64,12 @@ class MoEEncoderLayer(WhisperEncoderLayer):
             hidden_states = torch.clamp(hidden_states, min=-clamp_value, max=clamp_value)
         return hidden_states, attn_weights
 
-    def _ffn(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        out, _ = self.mlp(self.final_layer_norm(hidden_states))  # the record reaches the RoutingCollector
-        return hidden_states + F.dropout(out, p=self.dropout, training=self.training)
 
-
-class MoEDecoderLayer(WhisperDecoderLayer):
+class MoEDecoderLayer(_MoEFFNSlot, WhisperDecoderLayer):
     """WhisperDecoderLayer with an MoE block in the FFN slot."""
 
     def __init__(self, dense: WhisperDecoderLayer, block: MoEBlock):
         _adopt(self, dense, block, ("self_attn", "self_attn_layer_norm", "encoder_attn", "encoder_attn_layer_norm"))
-
-    _ffn = MoEEncoderLayer._ffn
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 encoder_hidden_states: torch.Tensor | None = None, encoder_attention_mask: torch.Tensor | None = None,

@@ -48,10 +48,11 @@ register_group("shared_expert")(_under(SharedExpert))
 
 def owners_of(model: nn.Module) -> dict[str, tuple[nn.Module, ...]]:
     """{parameter name: the modules on its path, root first}."""
+    modules = dict(model.named_modules())
     out = {}
-    for prefix, module in model.named_modules():
-        chain = tuple(model.get_submodule(".".join(prefix.split(".")[:i])) for i in range(prefix.count(".") + 2)) \
-            if prefix else (model,)
+    for prefix, module in modules.items():
+        parts = prefix.split(".") if prefix else []
+        chain = tuple(modules[".".join(parts[:i])] for i in range(len(parts) + 1))
         for pname, _ in module.named_parameters(recurse=False):
             out[f"{prefix}.{pname}" if prefix else pname] = chain
     return out
