@@ -4,11 +4,11 @@
                        [--jobs N] [--out DIR] [-- extra Hydra overrides]
     python -m src.demo --readme DIR     # write DIR/timing.md into README.md's timing block
 
-Phases, each a child process: the toy corpus and the dense toy model (cached under paths.cache_dir; a
-warm run reuses them), the sweep (a Hydra multirun whose jobs run in parallel processes through the
-joblib launcher, the CPU threads divided between them: on 2 cores two one-thread jobs train ~1.6x
-faster together than one two-thread job), and the comparison report. Prints and writes
-DIR/timing.{md,json}; exits non-zero when any phase or job failed.
+Phases, each a child process: the toy corpus and the dense toy models, one per seed (the pretrained model
+is a seed too; cached under paths.cache_dir, a warm run reuses them), the sweep (a Hydra multirun whose
+jobs run in parallel processes through the joblib launcher, the CPU threads divided between them: on
+2 cores two one-thread jobs train ~1.6x faster together than one two-thread job), and the comparison
+report. Prints and writes DIR/timing.{md,json}; exits non-zero when any phase or job failed.
 """
 
 from __future__ import annotations
@@ -29,6 +29,27 @@ def default_jobs(n_jobs: int) -> int:
     return max(1, min(n_jobs, 3 * (os.cpu_count() or 1)))
 
 
+def demo_phases(experiment: str, strategies: str, seeds: str, out: Path, jobs: int | None = None,
+                overrides: list[str] | None = None) -> list[tuple[str, list[str], str]]:
+    """(name, command, note) of the phases before the report: corpus, one toy model per seed, the sweep."""
+    py, n_seeds = sys.executable, len(seeds.split(","))
+    n = len(strategies.split(",")) * n_seeds
+    jobs = jobs or default_jobs(n)
+    common = [f"experiment={experiment}", "progress=false", *(overrides or [])]
+    return [
+        ("toy corpus", [py, "-m", "src.summary", *common], "built, or reused from paths.cache_dir"),
+        # the model is a seed: one toy model per seed (pretraining seed = fine-tuning seed), in parallel
+        ("dense toy model", [py, "-m", "src.pretrain", "-m", "+rebuild=false", *common, f"seed={seeds}",
+                             "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_seeds}",
+                             f"hydra.sweep.dir={out / '.pretrain'}"],
+         f"{n_seeds} model(s), one per seed: pretrained, or reused from paths.cache_dir"),
+        # seed before upcycle: seed-major job order, so the first jobs of a seeds run are the one-seed demo
+        ("sweep", [py, "-m", "src.train", "-m", *common, f"seed={seeds}", f"upcycle={strategies}",
+                   "hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}", f"hydra.sweep.dir={out}"],
+         f"{n} jobs, {jobs} at a time, {max(1, (os.cpu_count() or 1) // jobs)} thread(s) each"),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--experiment", default="toy_demo")
@@ -47,30 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     import datetime as dt
 
     out = Path(args.out or f"outputs/demo/{dt.datetime.now():%Y-%m-%d_%H-%M-%S}")
-    n = len(args.strategies.split(",")) * len(args.seeds.split(","))
-    jobs = args.jobs or default_jobs(n)
-    py = sys.executable
     t = tm.Timing(command="python -m src.demo " + " ".join(argv if argv is not None else sys.argv[1:]))
-    common = [f"experiment={args.experiment}", "progress=false", *args.overrides]
-    phases = [
-        ("toy corpus", [py, "-m", "src.summary", *common], "built, or reused from paths.cache_dir"),
-        ("dense toy model", [py, "-m", "src.pretrain", "+rebuild=false", *common],
-         "pretrained, or reused from paths.cache_dir"),
-        # seed before upcycle: seed-major job order, so the first jobs of a seeds run are the one-seed demo
-        ("sweep", [py, "-m", "src.train", "-m", *common, f"seed={args.seeds}", f"upcycle={args.strategies}",
-                   "hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}", f"hydra.sweep.dir={out}"],
-         f"{n} jobs, {jobs} at a time, {max(1, (os.cpu_count() or 1) // jobs)} thread(s) each"),
-    ]
     failed = 0
-    for name, cmd, note in phases:
+    steps = demo_phases(args.experiment, args.strategies, args.seeds, out, args.jobs, args.overrides)
+    for name, cmd, note in steps:
         rc = tm.run_phase(name, cmd, t, note=note)
         failed |= rc
         if rc and name != "sweep":  # the sweep's failed jobs are listed; the report still covers the rest
             break
     else:
         t.jobs = tm.collect_jobs(out)
-        failed |= tm.run_phase("report", [py, "-m", "src.report", str(out), "--out", str(out / "report")], t,
-                               note="comparison tables and plots")
+        report = [sys.executable, "-m", "src.report", str(out), "--out", str(out / "report")]
+        failed |= tm.run_phase("report", report, t, note="comparison tables and plots")
     md = tm.finish(t, out)
     print("\n" + md)
     print(f"timing: {out / 'timing.md'} (README: python -m src.demo --readme {out})")

@@ -117,3 +117,16 @@ def test_trainer_applies_the_tuning_on_cpu_unless_turned_off(tmp_path, monkeypat
         Trainer(model, None, TrainerConfig(stages=[StageConfig(steps=1)], progress=False, tune_cpu_malloc=flag,
                                            device="cpu"), tmp_path, [])
     assert calls == [1]
+
+
+def test_the_demo_pretrains_one_toy_model_per_seed_before_the_sweep(tmp_path):
+    from src.demo import demo_phases
+
+    phases = demo_phases("toy_demo", "dense,spri", "1,2,3", tmp_path / "out", jobs=4)
+    assert [name for name, _, _ in phases] == ["toy corpus", "dense toy model", "sweep"]
+    pretrain, sweep = phases[1][1], phases[2][1]
+    assert pretrain[2:5] == ["src.pretrain", "-m", "+rebuild=false"]
+    assert "seed=1,2,3" in pretrain and "hydra.launcher.n_jobs=3" in pretrain  # the three models in parallel
+    assert f"hydra.sweep.dir={tmp_path / 'out' / '.pretrain'}" in pretrain  # hidden: the report skips it
+    assert "seed=1,2,3" in sweep and "upcycle=dense,spri" in sweep and "hydra.launcher.n_jobs=4" in sweep
+    assert sweep.index("seed=1,2,3") < sweep.index("upcycle=dense,spri")  # seed-major job order

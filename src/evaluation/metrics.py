@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import numpy as np
 import sacrebleu
 
 from src.data.languages import CHAR_LEVEL
@@ -127,10 +128,13 @@ class Segments:
 
 
 class Score(NamedTuple):
-    """A direction's corpus score (None: undefined there) and, for a metric with a signature, its signature."""
+    """A direction's corpus score (None: undefined there), for a metric with a signature its signature, and
+    for a metric whose corpus score is the mean of segment scores that cost a model to compute (COMET) the
+    segment scores, kept (segment_scores.json) so that intervals need no second pass of the model."""
 
     value: float | None
     signature: str = ""
+    segments: tuple[float, ...] | None = None
 
 
 NO_SCORE = Score(None)
@@ -177,9 +181,20 @@ class Metric:
         """True: an optional metric's MetricUnavailable fails the evaluation instead of becoming a note."""
         return False
 
-    def paired_metric(self, lang: str) -> sacrebleu.metrics.base.Metric:
-        """The sacrebleu metric for the comparison's paired bootstrap (the headline metric's)."""
+    def paired_metric(self, lang: str, cfg: MetricsConfig) -> sacrebleu.metrics.base.Metric:
+        """The sacrebleu metric for the comparison's paired bootstrap (the headline metric's), as the run
+        scored it (cfg: the run's eval settings, e.g. its tokenizer overrides)."""
         raise NotImplementedError(f"{self.name} has no paired significance test")
+
+    def segment_stats(self, seg: Segments, cfg: MetricsConfig) -> np.ndarray | None:
+        """Per-segment sufficient statistics, (segments, k): their column sums over any subset of segments give
+        that subset's corpus score through `corpus_from_stats` (what the bootstrap resamples). None: this metric
+        cannot be recomputed from the text alone (its stored segment scores are used, if any)."""
+        return None
+
+    def corpus_from_stats(self, summed: np.ndarray, n: int) -> np.ndarray:
+        """Corpus scores from summed statistics, (..., k) -> (...); default: the mean of segment scores."""
+        return summed[..., 0] / n
 
     def scores_and_note(self, split: dict[str, Segments], cfg: MetricsConfig) -> tuple[dict[str, Score], str]:
         """Scores of the directions in its tasks and the split's note: why there are none, or ''."""
@@ -241,12 +256,39 @@ class Bleu(Metric):
     compared = True
     headline = True
 
+    def paired_metric(self, lang: str, cfg: MetricsConfig) -> sacrebleu.metrics.base.Metric:
+        return sacrebleu.metrics.BLEU(tokenize=bleu_tokenizer(lang, cfg.bleu_tokenize))
+
     def score_direction(self, seg: Segments, cfg: MetricsConfig) -> Score:
-        bleu = sacrebleu.metrics.BLEU(tokenize=bleu_tokenizer(seg.lang, cfg.bleu_tokenize))
+        bleu = self.paired_metric(seg.lang, cfg)
         return Score(bleu.corpus_score(seg.hyps, [seg.refs]).score, str(bleu.get_signature()))
 
-    def paired_metric(self, lang: str) -> sacrebleu.metrics.base.Metric:
-        return sacrebleu.metrics.BLEU(tokenize=bleu_tokenizer(lang))
+    def segment_stats(self, seg: Segments, cfg: MetricsConfig) -> np.ndarray:
+        """sacrebleu's own statistics per segment: hyp length, ref length, matching and total n-grams (1-4)."""
+        stats = self.paired_metric(seg.lang, cfg)._extract_corpus_statistics(seg.hyps, [seg.refs])
+        return np.asarray(stats, dtype=np.float64).reshape(len(seg.hyps), 2 + 2 * BLEU_ORDER)
+
+    def corpus_from_stats(self, summed: np.ndarray, n: int) -> np.ndarray:
+        return bleu_from_stats(summed)
+
+
+BLEU_ORDER = sacrebleu.metrics.bleu.MAX_NGRAM_ORDER
+
+
+def bleu_from_stats(stats: np.ndarray) -> np.ndarray:
+    """sacrebleu's corpus BLEU (BLEU.compute_bleu: `exp` smoothing, no effective order) from summed segment
+    statistics (..., 2 + 2 * order), vectorised over the leading axes, for thousands of bootstrap draws."""
+    sys_len, ref_len = stats[..., 0], stats[..., 1]
+    correct, total = stats[..., 2:2 + BLEU_ORDER], stats[..., 2 + BLEU_ORDER:]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        bp = np.where(sys_len < ref_len, np.where(sys_len > 0, np.exp(1 - ref_len / sys_len), 0.0), 1.0)
+        zero = correct == 0
+        smooth = 2.0 ** np.cumsum(zero, axis=-1)  # mteval's smoothing: halve again at each order without a match
+        prec = np.where(zero, 100.0 / (smooth * total), 100.0 * correct / total)
+        prec = np.where(np.cumprod(total > 0, axis=-1).astype(bool), prec, 0.0)  # orders past an empty one: 0
+        logs = np.where(prec > 0, np.log(np.where(prec > 0, prec, 1.0)), -9999999999.0)  # sacrebleu's my_log
+    score = bp * np.exp(logs.mean(axis=-1))
+    return np.where(correct.sum(axis=-1) == 0, 0.0, score)
 
 
 @register_metric("chrf")
@@ -280,7 +322,7 @@ class Comet(Metric):
         out, start = {}, 0
         for lang, seg in split.items():
             part, start = flat[start:start + len(seg.hyps)], start + len(seg.hyps)
-            out[lang] = Score(sum(part) / len(part) if part else None)
+            out[lang] = Score(sum(part) / len(part) if part else None, segments=tuple(part))
         return out
 
 

@@ -12,16 +12,19 @@ import logging
 import re
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from omegaconf import OmegaConf
 
 from src.data.languages import COVOST2_EN_XX
-from src.evaluation.metrics import Metric, compared_metrics, headline_metric
+from src.evaluation.intervals import Bootstrap, Interval, SegmentStats, interval, method_note, run_segment_stats
+from src.evaluation.metrics import Metric, MetricsConfig, compared_metrics, headline_metric
 from src.evaluation.results import fmt, read_hypotheses, read_results
 from src.utils.atomic import atomic_open, write_text
 from src.utils.callbacks import job_status
+from src.utils.machine import machine_label
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,10 @@ class Run:
     seconds: float | None = None  # wall time of the stages' step loops
     total_params: int | None = None
     active_params: int | None = None
+    scoring: MetricsConfig = field(default_factory=MetricsConfig)  # how the run scored (its tokenizer overrides)
+    machine: dict | None = None  # train_summary.json's record of the machine (src/utils/machine.py)
+    model: str | None = None  # the pretrained model it started from (the toy model's cache dir, or its name)
+    selection: str | None = None  # which weights were evaluated: "last", "best dev loss (...)", ...
 
 
 def method_label(cfg) -> str:
@@ -87,6 +94,17 @@ def _stage_sum(stages: list, key: str) -> float | None:
     return sum(vals)
 
 
+def run_record(run_dir: Path, cfg) -> dict:
+    """What a run recorded about itself: how it scored, its machine, its pretrained model, its selection."""
+    summary = _read_json(run_dir / "train_summary.json") or {}
+    model = summary.get("model") if isinstance(summary.get("model"), dict) else {}
+    selection = summary.get("selection") if isinstance(summary.get("selection"), dict) else {}
+    tokenize = OmegaConf.select(cfg, "eval.bleu_tokenize", default=None)
+    return {"scoring": MetricsConfig(bleu_tokenize=dict(tokenize or {})),
+            "machine": summary.get("machine") if isinstance(summary.get("machine"), dict) else None,
+            "model": model.get("label"), "selection": selection.get("label")}
+
+
 def run_cost(run_dir: Path) -> dict:
     """steps / tokens / seconds from train_summary.json's stages, total / active parameters from
     upcycling_report.json; None for whatever is missing."""
@@ -124,7 +142,8 @@ def find_runs(paths: list[str | Path], split: str) -> list[Run]:
                 continue
             cfg = OmegaConf.load(d / "config.yaml")
             runs.append(Run(d, method_label(cfg), int(cfg.get("seed", 0)),
-                            {r["direction"]: r for r in read_results(res)}, schedule_label(cfg), **run_cost(d)))
+                            {r["direction"]: r for r in read_results(res)}, schedule_label(cfg), **run_cost(d),
+                            **run_record(d, cfg)))
     if not runs:
         raise FileNotFoundError(f"no run with eval/{split}/results.csv under {', '.join(map(str, paths))}")
     return runs
@@ -142,6 +161,7 @@ def paired_bootstrap(base: Run, system: Run, split: str, n_samples: int = 1000) 
     same segments."""
     from sacrebleu.significance import PairedTest
 
+    logging.getLogger("sacrebleu").setLevel(logging.WARNING)  # its per-test progress lines are noise here
     metric = headline_metric()
     out = {}
     base_rows, sys_rows = read_hypotheses(base.path / "eval" / split), read_hypotheses(system.path / "eval" / split)
@@ -155,7 +175,7 @@ def paired_bootstrap(base: Run, system: Run, split: str, n_samples: int = 1000) 
             continue
         refs = [b[i]["ref"] for i in ids]
         test = PairedTest([("baseline", [b[i]["hyp"] for i in ids]), ("system", [s[i]["hyp"] for i in ids])],
-                          metrics={metric.label: metric.paired_metric(lang)}, references=[refs],
+                          metrics={metric.label: metric.paired_metric(lang, base.scoring)}, references=[refs],
                           test_type="bs", n_samples=n_samples)
         _, results = test()
         out[lang] = float(results[metric.label][1].p_value)
@@ -230,8 +250,49 @@ def compare(runs: list[Run], split: str, baseline: str = "dense", alpha: float =
             row.update(significance(base_runs, group, split, alpha))
         for cost in ("steps", "tokens", "seconds", "active_params", "total_params"):
             row[cost] = _mean_std([getattr(r, cost) for r in group])[0]
+        row["selection"] = " / ".join(sorted({r.selection or "n/a" for r in group}))
         rows.append(row)
+    for metric in compared_metrics():
+        add_intervals(rows, groups, base_key, split, metric)
     return rows, directions
+
+
+def add_intervals(rows: list[dict], groups: dict, base_key, split: str, metric: Metric) -> None:
+    """Each row's interval of its average (`<metric>_ci`) and of its Δ vs the baseline (`<metric>_delta_ci`,
+    seeds paired; `<metric>_delta_sig`: the interval excludes 0), on the sentences every run shares
+    (src/evaluation/intervals.py). Rows whose runs lack the metric's segments get none."""
+    stats: dict[Path, SegmentStats | None] = {r.path: run_segment_stats(r.path, split, metric, r.scoring)
+                                              for group in groups.values() for r in group}
+    have = [st for st in stats.values() if st is not None]
+    if not have:
+        return
+    boot = Bootstrap(have, metric)
+    if not boot.directions:
+        return
+    avg = {path: boot.averages(st) for path, st in stats.items() if st is not None}
+    base = {r.seed: avg[r.path] for r in _by_seed(groups.get(base_key, [])).values() if r.path in avg}
+    for row in rows:
+        own = {seed: avg[r.path] for seed, r in _by_seed(groups[(row["strategy"], row["schedule"])]).items()
+               if r.path in avg}
+        if not own:
+            continue
+        ci = interval([p for p, _ in own.values()], [d for _, d in own.values()])
+        row[f"{metric.name}_ci_low"], row[f"{metric.name}_ci_high"] = ci.low, ci.high
+        shared = sorted(set(own) & set(base))
+        if row["baseline"] or not shared:
+            continue
+        deltas = [own[s][0] - base[s][0] for s in shared]
+        ci = interval(deltas, [own[s][1] - base[s][1] for s in shared])
+        row[f"{metric.name}_delta"] = float(np.mean(deltas))  # over the seeds both ran: the interval's centre
+        row[f"{metric.name}_delta_ci_low"], row[f"{metric.name}_delta_ci_high"] = ci.low, ci.high
+        row[f"{metric.name}_delta_sig"] = ci.excludes_zero
+        row[f"{metric.name}_delta_pairs"] = len(shared)
+
+
+def row_interval(row: dict, key: str) -> Interval | None:
+    """The interval `add_intervals` stored under `key` (`bleu_ci`, `bleu_delta_ci`), or None."""
+    low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
+    return None if low is None or high is None else Interval(low, high)
 
 
 def _count(v: float | None) -> str:
@@ -254,20 +315,72 @@ def _pm(mean: float | None, std: float | None, digits: int = 2) -> str:
     return "n/a" if mean is None else f"{mean:.{digits}f} ± {fmt(std, digits)}"
 
 
-def comparison_markdown(rows: list[dict], directions: list[str], split: str, baseline: str) -> str:
+def _with_interval(text: str, ci: Interval | None, digits: int) -> str:
+    return text if ci is None else f"{text} [{ci.low:.{digits}f}, {ci.high:.{digits}f}]"
+
+
+def _delta_cell(r: dict, m: Metric) -> str:
+    """Δ [interval], `n.s.` where the interval covers 0."""
+    ci = row_interval(r, f"{m.name}_delta_ci")
+    text = _with_interval(fmt(r[f"{m.name}_delta"], m.digits), ci, m.digits)
+    return text + (" n.s." if ci is not None and not ci.excludes_zero else "")
+
+
+def verdicts(rows: list[dict], baseline: str) -> list[str]:
+    """One line per compared row and metric: its Δ, interval, seeds paired, and what the interval allows."""
+    lines = []
+    for r in rows:
+        for m in compared_metrics():
+            ci = row_interval(r, f"{m.name}_delta_ci")
+            if r["baseline"] or ci is None:
+                continue
+            better = (ci.low > 0) == m.higher_is_better
+            claim = (f"{'better' if better else 'worse'} than {baseline}" if ci.excludes_zero
+                     else f"not significantly different from {baseline} (the interval covers 0)")
+            seeds = r[f"{m.name}_delta_pairs"]
+            lines.append(f"- {row_name(r, rows)}: Δ {m.label} {r[f'{m.name}_delta']:+.{m.digits}f} "
+                         f"[{ci.low:+.{m.digits}f}, {ci.high:+.{m.digits}f}] over {seeds} seed pair"
+                         f"{'s' if seeds != 1 else ''}: {claim}")
+    return lines
+
+
+def provenance(runs: list[Run]) -> list[str]:
+    """Notes on where the rows come from: the pretrained model per seed, and every machine when they differ."""
+    notes = []
+    models = defaultdict(set)
+    for r in runs:
+        models[r.seed].add(r.model or "n/a")
+    if any(m != {"n/a"} for m in models.values()):
+        notes.append("Pretrained model per seed: " + "; ".join(
+            f"seed {seed}: {', '.join(sorted(m))}" for seed, m in sorted(models.items())) + ".")
+    machines = sorted({machine_label(r.machine) for r in runs if r.machine})
+    if len(machines) > 1:
+        notes.append(f"**The runs come from {len(machines)} different machines** ({'; '.join(machines)}): "
+                     "CPU kernels differ in their last bits, so the same seed does not give the same numbers "
+                     "across them.")
+    elif machines:
+        notes.append(f"Machine: {machines[0]}.")
+    if any(r.machine is None for r in runs):
+        notes.append("Some runs do not record their machine (older run dirs).")
+    return notes
+
+
+def comparison_markdown(rows: list[dict], directions: list[str], split: str, baseline: str,
+                        runs: list[Run] | None = None) -> str:
     """The table, headline metric per direction first (one digit fewer: the table is wide), then per
-    compared metric its average ± std and Δ, then significance and cost; the columns explained above it."""
+    compared metric its average ± std [interval] and Δ [interval], then significance, selection and cost;
+    the columns explained above it, the provenance and the verdicts below it."""
     has_base = any(r.get("baseline") for r in rows)
     lead, metrics = headline_metric(), compared_metrics()
 
     def delta_head(m: Metric) -> str:
-        return f"Δ vs {baseline}" if m is lead else f"Δ {m.label}"
+        return f"Δ vs {baseline} [95% CI]" if m is lead else f"Δ {m.label} [95% CI]"
 
     head = ["strategy", "schedule", "seeds", *[f"en-{d}" for d in directions]]
     for m in metrics:
-        head += [f"{m.label} avg ± std"] + ([delta_head(m)] if has_base else [])
+        head += [f"{m.label} avg ± std [95% CI]"] + ([delta_head(m)] if has_base else [])
     head += ["sig. +/−", "sig. +/− per seed"] if has_base else []
-    head += ["steps", "tokens", "wall min", "params active / total"]
+    head += ["selection", "steps", "tokens", "wall min", "params active / total"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         other = has_base and not r["baseline"]
@@ -280,23 +393,32 @@ def comparison_markdown(rows: list[dict], directions: list[str], split: str, bas
         cells = [r["strategy"], r["schedule"] or "n/a", str(r["seeds"]),
                  *[fmt(r[f"{lead.name}_{d}"], lead.digits - 1) for d in directions]]
         for m in metrics:
-            cells += [_pm(r[f"{m.name}_avg"], r[f"{m.name}_std"], m.digits)]
-            cells += [fmt(r[f"{m.name}_delta"], m.digits) if other else ""] if has_base else []
+            cells += [_with_interval(_pm(r[f"{m.name}_avg"], r[f"{m.name}_std"], m.digits),
+                                     row_interval(r, f"{m.name}_ci"), m.digits)]
+            cells += [_delta_cell(r, m) if other else ""] if has_base else []
         cells += [sig, per_seed] if has_base else []
-        cells += [fmt(r["steps"], 0), _count(r["tokens"]),
-                  _minutes(r["seconds"]), params]
+        cells += [r["selection"], fmt(r["steps"], 0), _count(r["tokens"]), _minutes(r["seconds"]), params]
         lines.append("| " + " | ".join(cells) + " |")
     if has_base:
-        versus = (f"Δ: difference of the means from {baseline}; sig. +/−: directions where sacrebleu's paired "
-                  f"bootstrap (1000 samples, p<0.05) finds the row's {lead.label} better/worse than {baseline} on "
-                  "the same seed, summed over the seeds both ran (per seed in the next column). ")
+        versus = (f"Δ: the mean difference from {baseline} over the seeds both ran (seed s against {baseline}'s "
+                  "seed s; the difference of the means where they share none); sig. +/−: directions where "
+                  f"sacrebleu's paired bootstrap (1000 samples, p<0.05) finds the row's {lead.label} better/worse "
+                  f"than {baseline} on the same seed, summed over the seeds both ran (per seed in the next column). ")
     else:
         versus = f"No {baseline} run found: no deltas or significance. "
+    selections = {r["selection"] for r in rows}
+    same = "the same rule for every row" if len(selections) == 1 else "**not the same rule for every row**"
+    rule = f"Selection: which weights were evaluated ({same}). "
+    tail = provenance(runs or [])
+    found = verdicts(rows, baseline)
     return (f"{lead.label} per direction on {split}, mean over seeds; rows are strategy x schedule (trainable groups "
             "per stage); avg ± std: the average over directions, mean and sample std over seeds. " + versus
+            + method_note([r["seeds"] for r in rows]) + " " + rule
             + "Cost, mean over seeds: optimizer steps, target tokens trained on, wall minutes of the training "
             "stages, active / total parameters; n/a where a run dir does not record it.\n\n"
-            + "\n".join(lines) + "\n")
+            + "\n".join(lines) + "\n"
+            + ("\n" + "\n".join(tail) + "\n" if tail else "")
+            + ("\nWhat the intervals allow:\n" + "\n".join(found) + "\n" if found else ""))
 
 
 def row_name(row: dict, rows: list[dict]) -> str:
@@ -361,7 +483,7 @@ def build_report(paths: list[str | Path], out_dir: Path, split: str = "test", ba
     runs = find_runs(paths, split)
     rows, directions = compare(runs, split, baseline)
     out_dir.mkdir(parents=True, exist_ok=True)
-    md = comparison_markdown(rows, directions, split, baseline)
+    md = comparison_markdown(rows, directions, split, baseline, runs)
     write_text(out_dir / "comparison.md", md)
     keys = list(dict.fromkeys(k for r in rows for k in r))
     with atomic_open(out_dir / "comparison.csv", "w", newline="", encoding="utf-8") as f:

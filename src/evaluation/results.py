@@ -5,12 +5,14 @@ The metric columns are the registry's (src.evaluation.metrics.METRICS): nothing 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from pathlib import Path
 
 from src.data.languages import COVOST2_EN_XX
 from src.evaluation.metrics import METRICS, NO_SCORE, MetricsConfig, Score, Segments
-from src.utils.atomic import atomic_open, write_text
+from src.utils.atomic import atomic_open, write_json, write_text
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +55,17 @@ def read_hypotheses(split_dir: Path) -> dict[str, list[dict]]:
     return out
 
 
+SEGMENT_SCORES = "segment_scores.json"  # {metric: {direction: [score per segment, hypotheses-file order]}}
+
+
 def score(rows_by_lang: dict[str, list[dict]], cfg: MetricsConfig) -> list[dict]:
     """Result rows: one per direction (CoVoST2 order) and the average over directions, every registered
     metric in each (None where it does not apply or is unavailable; its note says which)."""
+    return score_with_segments(rows_by_lang, cfg)[0]
+
+
+def score_with_segments(rows_by_lang: dict[str, list[dict]], cfg: MetricsConfig) -> tuple[list[dict], dict]:
+    """`score`'s rows, and the segment scores of the metrics that return them (COMET), for SEGMENT_SCORES."""
     split = {lang: Segments(lang, [r["src"] for r in rows], [r["hyp"] for r in rows], [r["ref"] for r in rows])
              for lang, rows in rows_by_lang.items()}
     metrics = list(METRICS.values())
@@ -74,10 +84,17 @@ def score(rows_by_lang: dict[str, list[dict]], cfg: MetricsConfig) -> list[dict]
     if table:  # the average's signature stays empty: it is no one corpus
         table.append(row("average", {m.name: Score(m.average(table)) for m in metrics},
                          sum(r["segments"] for r in table)))
-    return table
+    segments = {m.name: {lang: list(s.segments) for lang, s in scores[m.name].items() if s.segments is not None}
+                for m in metrics}
+    return table, {name: by_lang for name, by_lang in segments.items() if by_lang}
 
 
-def write_results(split_dir: Path, table: list[dict]) -> None:
+def write_results(split_dir: Path, table: list[dict], segments: dict | None = None) -> None:
+    """results.csv/.md, and SEGMENT_SCORES when a metric returned segment scores (else any old one goes)."""
+    if segments:
+        write_json(split_dir / SEGMENT_SCORES, segments)
+    else:
+        (split_dir / SEGMENT_SCORES).unlink(missing_ok=True)
     with atomic_open(split_dir / "results.csv", "w", encoding="utf-8", newline="") as f:
         w = csv.DictWriter(f, result_columns())
         w.writeheader()
@@ -93,6 +110,18 @@ def read_results(path: Path) -> list[dict]:
             r[k] = float(r[k]) if r.get(k) not in (None, "") else None
         r["segments"] = int(r["segments"])
     return rows
+
+
+def read_segment_scores(split_dir: Path) -> dict:
+    """SEGMENT_SCORES of a split dir ({} when it has none)."""
+    path = split_dir / SEGMENT_SCORES
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise UserError(f"{path} is not valid JSON ({e}); rescore the run: python -m src.evaluate "
+                        f"run_dir=<run dir> rescore=true") from e
 
 
 def fmt(v, digits: int = 2) -> str:

@@ -13,7 +13,13 @@ from src.data.loading import LoaderConfig, make_loader
 from src.data.text import TASK_TOKENS, is_english_only
 from src.evaluation.generation import DecodeConfig, RoutingRecorder, decode
 from src.evaluation.metrics import MetricsConfig
-from src.evaluation.results import read_hypotheses, results_markdown, score, write_hypotheses, write_results
+from src.evaluation.results import (
+    read_hypotheses,
+    results_markdown,
+    score_with_segments,
+    write_hypotheses,
+    write_results,
+)
 from src.utils.atomic import write_json
 from src.utils.errors import UserError
 from src.utils.ranges import check_range
@@ -99,8 +105,8 @@ def evaluate_model(model, tokenizer, source, cfg: EvalConfig, out_dir: Path, loa
 
 
 def rescore_split(split_dir: Path, cfg: MetricsConfig, logger=None, split: str = "") -> list[dict]:
-    table = score(read_hypotheses(split_dir), cfg)
-    write_results(split_dir, table)
+    table, segments = score_with_segments(read_hypotheses(split_dir), cfg)
+    write_results(split_dir, table, segments)
     log.info("%s results (%s):\n%s", split or split_dir.name, split_dir, results_markdown(table))
     if logger is not None:
         logger.log_table(f"results/{split or split_dir.name}", table)

@@ -18,7 +18,7 @@ from src.models.sd_moe import SpectralDecoupler
 from src.models.upcycling import STRATEGIES
 from src.models.upcycling.spri import ResidualSpectrum, SPRIConfig
 from src.models.whisper_moe import moe_layers
-from src.training.toy_pretrain import ensure_toy_model
+from src.training.toy_pretrain import ensure_toy_model, toy_model_dir
 
 
 def load_model(run: RunSettings):
@@ -26,6 +26,15 @@ def load_model(run: RunSettings):
     mcfg = run.model
     path = mcfg.name_or_path or ensure_toy_model(mcfg, run.cfg.data, run.paths.cache_dir, run.progress)
     return load_whisper(path, pad_to_30s=mcfg.pad_to_30s, dtype=mcfg.dtype)
+
+
+def model_record(run: RunSettings) -> dict:
+    """Which pretrained model the run starts from, for train_summary.json and the comparison's notes."""
+    mcfg = run.model
+    if mcfg.name_or_path:
+        return {"label": str(mcfg.name_or_path), "path": str(mcfg.name_or_path)}
+    path = toy_model_dir(mcfg, run.cfg.data, run.paths.cache_dir)
+    return {"label": f"toy {path.name}", "path": str(path), "pretrain_seed": mcfg.pretrain.seed}
 
 
 def calibration_batches(run: RunSettings, model, tokenizer, source, examples: list) -> tuple[list[dict], list[dict]]:

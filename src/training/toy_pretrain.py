@@ -61,16 +61,37 @@ class CTCAuxLoss(torch.nn.Module, TrainerExtension):
         return {"ctc": self.weight * loss}
 
 
-def toy_model_dir(mcfg: ModelConfig, data: DictConfig, cache_dir: str) -> Path:
+ROOT = Path(__file__).resolve().parents[2]
+# The code that makes the toy corpus and the toy model (files, or folders of .py files, under ROOT): a change
+# to any of it gives the model a new cache key, so a table never mixes models made by different code.
+PRETRAIN_SOURCES = ("src/data", "src/models/backbone.py", "src/training")
+
+
+def code_hash(sources: tuple[str | Path, ...] = PRETRAIN_SOURCES, root: Path = ROOT) -> str:
+    """A digest of the source files (path and bytes) under ``sources``."""
+    digest = hashlib.sha1()
+    files = set()
+    for src in sources:
+        path = root / src
+        files.update(path.rglob("*.py") if path.is_dir() else [path])
+    for f in sorted(files):
+        digest.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def toy_model_dir(mcfg: ModelConfig, data: DictConfig, cache_dir: str,
+                  sources: tuple[str | Path, ...] = PRETRAIN_SOURCES, root: Path = ROOT) -> Path:
+    """<cache>/whisper_toy/<key>: the key hashes the architecture, the pretraining recipe (its seed too), the
+    corpus settings and the code that makes the corpus and the model."""
     if "corpus" not in data:
         raise UserError(
             "model=whisper_toy is pretrained on the toy corpus and needs data=toy; for real CoVoST2 use a "
             "pretrained Whisper (model=whisper_small, or model.name_or_path=DIR)"
         )
     key = {"toy": asdict(mcfg.toy), "pretrain": asdict(mcfg.pretrain),
-           "corpus": OmegaConf.to_container(data.corpus, resolve=True)}
+           "corpus": OmegaConf.to_container(data.corpus, resolve=True), "code": code_hash(sources, root)}
     tag = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(cache_dir).expanduser() / "whisper_toy" / tag
+    return Path(cache_dir).expanduser() / "whisper_toy" / f"seed{mcfg.pretrain.seed}-{tag}"
 
 
 @contextlib.contextmanager

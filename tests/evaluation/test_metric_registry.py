@@ -1,6 +1,8 @@
 """The metric registry: the same hypotheses give byte-identical results.csv/.md and comparison.md/.csv
 to the hard-coded metrics before it (tests/golden/metrics/, written by tests/evaluation/metrics_golden.py against
-commit 0f788f3), and a metric registered in one place gets its columns in the results and the report."""
+commit 0f788f3; the comparison files re-recorded on purpose when the report gained its intervals, selection
+and provenance notes, issue 22: the results files are unchanged), and a metric registered in one place gets
+its columns in the results and the report."""
 
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ def test_outputs_are_byte_identical_to_the_hard_coded_metrics(tmp_path, monkeypa
     assert b"not applicable: transcription only" in (GOLDEN / "results/asr_only/results.csv").read_bytes()
     assert b"tok:zh" in (GOLDEN / "results/comet/results.csv").read_bytes()
     sweep = (GOLDEN / "report/sweep/comparison.md").read_text(encoding="utf-8")
-    assert "| Δ COMET |" in sweep and "no shared seed" in sweep
+    assert "| Δ COMET [95% CI] |" in sweep and "no shared seed" in sweep and " n.s. |" in sweep
 
 
 def test_wer_and_comet_declare_their_tasks_in_their_definitions():
@@ -113,7 +115,7 @@ def test_a_registered_metric_gets_its_columns_in_results_and_report(tmp_path, re
     assert got["spri"]["length_ratio_de"] == pytest.approx(statistics.fmean(runs[n]["de"]["length_ratio"]
                                                                            for n in ("spri_1", "spri_2")))
     head = next(line for line in report["markdown"].splitlines() if line.startswith("| strategy |"))
-    assert "| Δ COMET | len ratio avg ± std | Δ len ratio | sig. +/− |" in head
+    assert "| Δ COMET [95% CI] | len ratio avg ± std [95% CI] | Δ len ratio [95% CI] | sig. +/− |" in head
     spri_line = next(line for line in report["markdown"].splitlines() if line.startswith("| spri |"))
     assert f"| {statistics.fmean(spri):.1f} ± {statistics.stdev(spri):.1f} |" in spri_line
     csv_head = (tmp_path / "out" / "comparison.csv").read_text(encoding="utf-8").splitlines()[0].split(",")

@@ -63,7 +63,9 @@ def test_comparison_means_deltas_and_plots(tmp_path):
     assert rows["spri"]["seeds"] == 2
     assert rows["spri"]["bleu_avg"] == pytest.approx(statistics.fmean(avg))
     assert rows["spri"]["bleu_std"] == pytest.approx(statistics.stdev(avg))
-    assert rows["spri"]["bleu_delta"] == pytest.approx(statistics.fmean(avg) - dense["average"]["bleu"])
+    # Δ over the seeds both ran (seed 1): the centre of its interval
+    assert rows["spri"]["bleu_delta"] == pytest.approx(s1["average"]["bleu"] - dense["average"]["bleu"])
+    assert rows["spri"]["bleu_delta_ci_low"] < rows["spri"]["bleu_delta"] < rows["spri"]["bleu_delta_ci_high"]
     assert rows["spri"]["bleu_de"] == pytest.approx((s1["de"]["bleu"] + s2["de"]["bleu"]) / 2)
     assert rows["dense"]["bleu_delta"] == pytest.approx(0.0)
     assert rows["dense"]["bleu_std"] is None  # one seed has no spread (shown "± n/a"), not a spread of 0
@@ -72,7 +74,7 @@ def test_comparison_means_deltas_and_plots(tmp_path):
     assert rows["spri"]["comet_avg"] is None
     md = (tmp_path / "out" / "comparison.md").read_text()
     assert "| spri | n/a | 2 |" in md and "Δ vs dense" in md
-    assert f"| {dense['average']['bleu']:.2f} ± n/a |" in md
+    assert f"| {dense['average']['bleu']:.2f} ± n/a [" in md
     for name in ("bleu_by_direction.png", "expert_usage_spri.png", "expert_usage_dense.png"):
         data = (tmp_path / "out" / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000

@@ -37,7 +37,7 @@ def test_loss_goes_down(trained):
 
 def test_toy_model_is_cached_and_reused(trained):
     tmp, _ = trained
-    models = list((tmp / "cache" / "whisper_toy").glob("*/model.safetensors"))
+    models = list((tmp / "cache" / "whisper_toy").glob("seed1-*/model.safetensors"))
     assert len(models) == 1
     pre = json.loads((models[0].parent / "pretrain_summary.json").read_text())
     first, last = pre["history"][0]["losses"][0][1], pre["history"][0]["losses"][-1][1]
@@ -46,6 +46,51 @@ def test_toy_model_is_cached_and_reused(trained):
     run("src.train", ["upcycle=dense", f"paths.cache_dir={tmp / 'cache'}", f"hydra.run.dir={tmp / 'run2'}",
                       *[o for o in TINY if not o.startswith("trainer.total_steps")], "trainer.total_steps=2"])
     assert models[0].stat().st_mtime == mtime  # reused, not retrained
+
+
+def test_each_seed_pretrains_its_own_toy_model_and_a_seed_repeats_its_model(trained):
+    from safetensors.torch import load_file
+
+    tmp, _ = trained
+    cache = tmp / "cache" / "whisper_toy"
+    (seed1,) = cache.glob("seed1-*/model.safetensors")
+    before = load_file(str(seed1))
+    args = [f"paths.cache_dir={tmp / 'cache'}", *[o for o in TINY if o.startswith(("data.", "model.", "progress"))]]
+    run("src.pretrain", [*args, f"hydra.run.dir={tmp / 'pre2'}", "seed=2", "+rebuild=false"])
+    (seed2,) = cache.glob("seed2-*/model.safetensors")
+    other = load_file(str(seed2))
+    assert before.keys() == other.keys()
+    assert any(not torch.equal(before[k], other[k]) for k in before)  # another seed, another model
+    run("src.pretrain", [*args, f"hydra.run.dir={tmp / 'pre1'}", "seed=1", "+rebuild=true"])
+    again = load_file(str(seed1))
+    assert all(torch.equal(before[k], again[k]) for k in before)  # the same seed on this machine: the same bytes
+
+
+def test_toy_model_key_follows_the_pretraining_code(tmp_path):
+    from omegaconf import OmegaConf
+
+    from src.models.backbone import ModelConfig, ToyArch
+    from src.training.toy_pretrain import PRETRAIN_SOURCES, code_hash, toy_model_dir
+
+    assert {"src/data", "src/training"} <= set(PRETRAIN_SOURCES) and len(code_hash()) == 12
+    (tmp_path / "src" / "data").mkdir(parents=True)
+    (tmp_path / "src" / "data" / "corpus.py").write_text("SIZE = 1\n")
+    (tmp_path / "src" / "model.py").write_text("LAYERS = 2\n")
+    data = OmegaConf.create({"corpus": {"seed": 0, "n_st_test": 4}})
+    mcfg = ModelConfig(toy=ToyArch())
+
+    def key() -> Path:
+        return toy_model_dir(mcfg, data, str(tmp_path / "cache"), ("src/data", "src/model.py"), tmp_path)
+
+    first = key()
+    assert key() == first and first.name.startswith("seed0-")
+    (tmp_path / "src" / "data" / "corpus.py").write_text("SIZE = 2\n")  # the corpus code changed
+    second = key()
+    assert second != first
+    (tmp_path / "src" / "data" / "new_module.py").write_text("")  # a file added
+    assert key() != second
+    mcfg.pretrain.seed = 3
+    assert key().name.startswith("seed3-")
 
 
 def test_data_summary_last_line_is_json(trained):
