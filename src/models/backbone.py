@@ -131,6 +131,10 @@ class PretrainRecipe:
     seed: int = 0
     device: str = "auto"
     ctc_weight: float = 0.5
+    # CPU threads while pretraining on the CPU. 1: bit-reproducible (with 2 threads two runs of the same seed
+    # on one machine differed at ~1e-7 from the first steps, with the CTC head on; without it they agreed).
+    # null: torch's default.
+    cpu_threads: int | None = 1
 
 
 @dataclass

@@ -14,13 +14,15 @@ from src.evaluation.run import evaluate_model
 from src.models.backbone import load_whisper
 from src.models.upcycling.diagnostics import expert_similarity
 from src.models.whisper_moe import moe_layers
-from src.pipelines.builders import load_model, moe_extensions
+from src.pipelines.builders import load_model, model_record, moe_extensions
 from src.pipelines.upcycle import REPORT, upcycle
 from src.training.distributed import init_distributed, is_sharded, shutdown
+from src.training.selection import dev_requirement
 from src.training.trainer import Trainer
 from src.utils.atomic import write_json
 from src.utils.cli import run_dir_of, seed_everything
 from src.utils.errors import UserError
+from src.utils.machine import machine_info
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +38,6 @@ def record_spectra_after_training(model, report: dict, run_dir: Path) -> None:
         write_json(Path(run_dir) / REPORT, report)
 
 
-def last_checkpoint(run_dir: Path, tcfg) -> Path:
-    return Path(run_dir) / "checkpoints" / tcfg.stages[-1].name
-
-
 def train(run: RunSettings) -> dict:
     cfg, run_dir, tcfg = run.cfg, run_dir_of(run.cfg), run.trainer
     info = init_distributed(tcfg.device)  # torchrun / accelerate: one process per GPU, one run dir for all
@@ -50,11 +48,17 @@ def train(run: RunSettings) -> dict:
     if not train_ex:
         raise UserError(f"no usable training examples (skipped: {source.skips.as_dict()}); check data.root")
     log.info("data: %d train / %d dev examples over %d directions", len(train_ex), len(dev_ex), len(source.directions))
+    if not dev_ex and (needs := dev_requirement(tcfg)):  # before upcycling, which is slow
+        raise UserError(f"{needs} needs a dev split: data has none (skipped: {source.skips.as_dict()}); "
+                        "set trainer.select=last and trainer.patience=null, or give the data a dev split")
     lcfg = loader_config(cfg.data)
     kw = {"n_mels": model.config.num_mel_bins, "pad_to_30s": run.model.pad_to_30s}
     train_loader = make_loader(train_ex, source, tokenizer, lcfg, shuffle=True, seed=run.seed,
                                num_replicas=info.world_size, rank=info.rank, **kw)
-    dev_loader = make_loader(dev_ex, source, tokenizer, lcfg, shuffle=False, **kw) if dev_ex else None
+    # Shuffled with a fixed seed: trainer.max_eval_batches then reads the same subset of dev at every evaluation
+    # and in every run, drawn across directions and lengths (unshuffled, the length sort keeps the split's
+    # direction-by-direction order where clips are padded to 30 s: the dev loss would read one direction).
+    dev_loader = make_loader(dev_ex, source, tokenizer, lcfg, shuffle=True, seed=0, **kw) if dev_ex else None
     # Every rank upcycles identically (seeded); only rank 0 writes files and logs.
     report = upcycle(model, run, tokenizer, source, train_ex, run_dir if info.is_main else None)
     log.info("model: %s, %s total / %s active parameters", report["strategy"], f"{report['total_parameters']:,}",
@@ -68,9 +72,10 @@ def train(run: RunSettings) -> dict:
     tables: dict = {}
     try:
         history = trainer.fit()
+        selected = Path(trainer.selection["checkpoint"])  # the last stage's, the best dev loss's or the average
         shutdown()  # the ranks are done together (fit checked their weights agree); rank 0 evaluates alone
         if info.is_main and is_sharded(model):  # FSDP left rank 0 a shard: evaluate the saved whole model
-            model, _ = load_whisper(last_checkpoint(run_dir, tcfg), pad_to_30s=kw["pad_to_30s"],
+            model, _ = load_whisper(selected, pad_to_30s=kw["pad_to_30s"],
                                     dtype=run.model.dtype)
         if info.is_main:
             record_spectra_after_training(model, report, run_dir)
@@ -79,13 +84,13 @@ def train(run: RunSettings) -> dict:
     finally:
         if logger is not None:
             logger.finish()
-    last = last_checkpoint(run_dir, tcfg)
-    summary = {"run_dir": str(run_dir), "checkpoint": str(last), "stages": history,
+    summary = {"run_dir": str(run_dir), "checkpoint": str(selected), "selection": trainer.selection,
+               "model": model_record(run), "machine": machine_info(), "stages": history,
                "train_examples": len(train_ex), "dev_examples": len(dev_ex), "skipped": source.skips.as_dict(),
                "results": {split: table[-1] for split, table in tables.items()}, "processes": info.world_size}
     if info.is_main:
         source.skips.log_summary(log)
         source.skips.save(run_dir / "skipped.json")
         write_json(Path(run_dir) / "train_summary.json", summary, default=str)
-        log.info("checkpoint: %s", last)
+        log.info("checkpoint: %s (%s)", selected, trainer.selection["label"])
     return summary

@@ -95,6 +95,18 @@ def toy_model_dir(mcfg: ModelConfig, data: DictConfig, cache_dir: str,
 
 
 @contextlib.contextmanager
+def cpu_threads(n: int | None):
+    """torch's intra-op threads set to ``n`` inside the block (None: unchanged), restored afterwards."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def _lock(path: Path):
     """Inter-process lock so parallel sweep jobs build the toy model once."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,7 +133,6 @@ def ensure_toy_model(mcfg: ModelConfig, data: DictConfig, cache_dir: str, progre
 
 def pretrain_toy(mcfg: ModelConfig, data: DictConfig, out: Path, progress: bool = True) -> dict:
     recipe, arch = mcfg.pretrain, mcfg.toy
-    torch.manual_seed(recipe.seed)
     source = build_source(data)
     # English ASR plus one translation per clip: the toy stand-in for a multilingual pretrained model.
     train = source.examples("asr_train") + source.examples("pretrain_st_train")
@@ -130,6 +141,7 @@ def pretrain_toy(mcfg: ModelConfig, data: DictConfig, out: Path, progress: bool 
     work = out.with_name(out.name + ".work")
     shutil.rmtree(work, ignore_errors=True)
     tokenizer = train_toy_tokenizer(texts, work / "tokenizer", recipe.vocab_size)  # also creates `work`
+    torch.manual_seed(recipe.seed)  # after the corpus, whose first build may draw from the global generator
     model = WhisperForConditionalGeneration(toy_config(tokenizer, arch))
     set_pad_to_30s(model, False)
     lcfg = loader_config(data)
@@ -150,7 +162,8 @@ def pretrain_toy(mcfg: ModelConfig, data: DictConfig, out: Path, progress: bool 
                               token_id(tokenizer, TASK_TOKENS["transcribe"]), recipe.ctc_weight))
     trainer = Trainer(model, tokenizer, tcfg, work, train_loader, dev_loader, logger=logger, skips=source.skips,
                       extensions=aux, distributed=False)  # one process builds it; other ranks wait on the lock
-    history = trainer.fit()
+    with cpu_threads(recipe.cpu_threads if trainer.device.type == "cpu" else None):
+        history = trainer.fit()
     logger.finish()
     model.save_pretrained(str(work / "model"), safe_serialization=True)
     tokenizer.save_pretrained(str(work / "model"))

@@ -1,7 +1,8 @@
 """One training loop for every model and strategy; stages are data (`trainer.stages`).
 
 Each stage selects trainable parameter groups and gets a fresh optimizer and LR schedule; a
-checkpoint is written at the end of each stage (and every `save_every` steps for resuming).
+checkpoint is written at the end of each stage (and every `save_every` steps for resuming). Which weights
+the run ends with (last, best dev loss, an average) and early stopping: src/training/selection.py.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from src.training.distributed import (
     wrap_model,
 )
 from src.training.param_groups import check_groups, set_trainable
+from src.training.selection import Selector, check_selection, dev_requirement, is_best_dir
 from src.utils.errors import UserError
 from src.utils.extension import TrainerExtension
 from src.utils.malloc import tune_glibc_malloc
@@ -103,6 +105,15 @@ class TrainerConfig:
     # between thread counts, and some CUDA kernels are non-deterministic). Slower.
     deterministic: bool = False
     tune_cpu_malloc: bool = True  # CPU on Linux/glibc: keep freed blocks instead of page-faulting them back each step
+    # Which weights the run ends with (src/training/selection.py): `last`, or `best_dev_loss` (dev loss every
+    # eval_every steps and at each stage end, over all stages; each improvement saved as checkpoints/best-N/).
+    select: str = "last"
+    # Average the final weights with the N-1 newest step checkpoints of the last stage (fairseq's
+    # average_checkpoints.py) into checkpoints/averaged/; needs save_every, keep_checkpoints >= N-1, select=last.
+    average_last: int | None = None
+    # Early stopping: stop after P evaluations of the LAST stage without a better dev loss (earlier stages
+    # always run their whole budget, or a method would lose the rest of its schedule); needs eval_every.
+    patience: int | None = None
 
 
 def check_trainer_config(cfg: TrainerConfig) -> None:
@@ -123,6 +134,8 @@ def check_trainer_config(cfg: TrainerConfig) -> None:
         ("trainer.save_every", cfg.save_every, 1, {"optional": True, "integer": True}),
         ("trainer.keep_checkpoints", cfg.keep_checkpoints, 1, {"integer": True}),
         ("trainer.max_nonfinite_steps", cfg.max_nonfinite_steps, 0, {"integer": True}),
+        ("trainer.average_last", cfg.average_last, 1, {"optional": True, "integer": True}),
+        ("trainer.patience", cfg.patience, 1, {"optional": True, "integer": True}),
     ):
         check_range(key, value, low, **kw)
     check_range("trainer.beta2", cfg.beta2, 0, 1, low_open=True, high_open=True)
@@ -145,6 +158,7 @@ def check_trainer_config(cfg: TrainerConfig) -> None:
         raise UserError(f"trainer.strategy: '{cfg.strategy}' is not one of {STRATEGIES}")
     if cfg.precision == "fp16":
         raise UserError("trainer.precision=fp16 is not supported (no loss scaling); use bf16")
+    check_selection(cfg)
 
 
 def make_deterministic() -> None:
@@ -214,6 +228,8 @@ class Trainer:
         self.train_loader = train_loader
         self.dev_loader = dev_loader
         self.logger = logger
+        if dev_loader is None and (needs := dev_requirement(cfg)):
+            raise UserError(f"{needs} needs a dev split, and this run has no dev loader")
         self.skips = skips if skips is not None else SkipLog()
         self.extensions = list(extensions or [])
         for ext in self.extensions:
@@ -238,6 +254,9 @@ class Trainer:
         self.nonfinite_steps = 0
         self.last_good: Path | None = None  # the newest checkpoint written (all its weights finite)
         self._rng_to_restore: dict | None = None  # a mid-stage resume restores it just before the step loop
+        self.selector = Selector(cfg, self.run_dir / "checkpoints", self.dist.is_main)
+        self.selection: dict | None = None  # after fit: the rule, its label, the step and checkpoint selected
+        self._dev_seen: tuple[int, float | None] | None = None  # (global step, dev loss) of the last evaluation
 
     def _autocast_dtype(self) -> torch.dtype | None:
         p = self.cfg.precision
@@ -345,26 +364,47 @@ class Trainer:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             self.model.config.use_cache = False
         resume = self._resume_point() if self.cfg.resume else None
+        self.selector.start(resume)
         if resume is not None and resume["stage_step"] == 0 and self._rng_to_restore is not None:
             restore_rng(self._rng_to_restore)  # at a stage boundary: before the next stage's set-up, as it ran
             self._rng_to_restore = None
         batches = self._batches()
         for idx, stage in enumerate(self.cfg.stages):
-            done_dir = self.run_dir / "checkpoints" / stage.name
             if resume is not None and idx < resume["stage_index"]:
                 log.info("stage %s already complete (resume)", stage.name)
                 continue
             start = resume["stage_step"] if resume is not None and idx == resume["stage_index"] else 0
             self.history.append(self._run_stage(idx, stage, batches, start, resume if start else None))
-            self._save(done_dir, {"stage": stage.name, "stage_index": idx, "stage_step": None, "complete": True,
-                                  "global_step": self.global_step, **self._data_position()})
-            if self.dist.is_main:  # the stage's checkpoint supersedes its mid-stage ones
-                clear_steps(self.run_dir / "checkpoints")
+            self._end_stage(idx, stage)
             resume = None
         self.engine = self.model
+        self._select()
         if self.dist.enabled and not is_sharded(self.model):  # FSDP keeps one (sharded) copy: nothing to compare
             check_ranks_agree(self.model, self.device)
         return self.history
+
+    def _end_stage(self, idx: int, stage: StageConfig) -> None:
+        """The stage's checkpoint, which supersedes its mid-stage ones (after the last stage's are averaged)."""
+        done_dir = self.run_dir / "checkpoints" / stage.name
+        self._save(done_dir, {"stage": stage.name, "stage_index": idx, "stage_step": None, "complete": True,
+                              "global_step": self.global_step, **self._data_position()})
+        if self.dist.is_main:
+            if idx == len(self.cfg.stages) - 1 and self.selector.averaging:
+                self.selector.average(self.model, self.tokenizer, done_dir, self.global_step)
+            clear_steps(self.run_dir / "checkpoints")
+        if self.dist.enabled:
+            barrier()
+
+    def _select(self) -> None:
+        """Record the selection; the model in memory becomes the selected weights (an FSDP-sharded model
+        stays as it is: the pipeline reloads the selected checkpoint from disk)."""
+        self.selection = self.selector.result(self.run_dir / "checkpoints" / self.cfg.stages[-1].name,
+                                              self.global_step)
+        chosen = Path(self.selection["checkpoint"])
+        if chosen.name != self.cfg.stages[-1].name and not is_sharded(self.model):
+            load_weights(self.model, chosen)
+        log.info("selected weights: %s, step %d (%s)", self.selection["label"], self.selection["global_step"],
+                 chosen)
 
     def _all_ranks(self, flag: bool) -> bool:
         """True on every process when ``flag`` holds on any of them (so all take the same branch)."""
@@ -393,6 +433,9 @@ class Trainer:
     def _save(self, path: Path, state: dict, optimizer=None, scheduler=None) -> None:
         """Every process helps gather what FSDP shards; rank 0 writes, the others wait. Weights that are not
         all finite are never saved (the last good checkpoint stays the newest)."""
+        best = is_best_dir(path)
+        if not best:  # a resumable checkpoint records the best so far
+            state = {**state, **self.selector.state()}
         if not self._weights_finite():
             raise NonFiniteError(f"non-finite weights at step {self.global_step}, not saved to {path}; last good "
                                  f"checkpoint: {self.last_good or 'none yet'}. Lower trainer.lr or check the data")
@@ -405,9 +448,12 @@ class Trainer:
                             extensions=ext_states)
             if path.name.startswith("step-"):
                 publish_step(path.parent, path, self.cfg.keep_checkpoints)
+            if not best:  # only now: the best this checkpoint refers to stays on disk until then
+                self.selector.prune()
         if self.dist.enabled:
             barrier()
-        self.last_good = path
+        if not best:
+            self.last_good = path
 
     def _rng_states(self) -> dict:
         """Every rank's random-number states (rank 0 gets the list), so a resume draws the same dropout."""
@@ -516,8 +562,9 @@ class Trainer:
                     self.logger.log_metrics(record, self.global_step)
                 bar.set_postfix(loss=f"{avg:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
                 window_loss, window_tokens, t0 = 0.0, 0, time.perf_counter()
-            if self.cfg.eval_every and (step + 1) % self.cfg.eval_every == 0 and not last:
-                self._log_dev(stage)
+            if self._eval_point(idx, stage, step + 1, last):  # trainer.patience ran out (last stage only)
+                summary["steps"] = step + 1
+                break
             if self.cfg.save_every and (step + 1) % self.cfg.save_every == 0 and not last:
                 self._save(step_dir(self.run_dir / "checkpoints", self.global_step),
                            {"stage": stage.name, "stage_index": idx, "stage_step": step + 1,
@@ -528,7 +575,7 @@ class Trainer:
             stage_tokens = torch.tensor([summary["tokens"]], dtype=torch.float64, device=self.device)
             all_reduce_sum([stage_tokens])
             summary["tokens"] = int(stage_tokens.item())
-        summary["dev_loss"] = self._log_dev(stage)
+        summary["dev_loss"] = self._dev_point(idx, stage)
         return summary
 
     def _extension_keys(self) -> list[tuple[str, TrainerExtension]]:
@@ -541,6 +588,29 @@ class Trainer:
 
     def _data_position(self) -> dict:
         return {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch}
+
+    def _eval_point(self, idx: int, stage: StageConfig, done: int, last: bool) -> bool:
+        """Every trainer.eval_every steps (the stage end evaluates anyway): the dev loss; True to stop early."""
+        if not self.cfg.eval_every or done % self.cfg.eval_every or last:
+            return False
+        self._dev_point(idx, stage)
+        return self.selector.should_stop(self.global_step)
+
+    def _dev_point(self, idx: int, stage: StageConfig) -> float | None:
+        """The dev loss (once per step: an early stop's stage end reuses it), told to the selector, and the
+        weights saved when they are the best so far (trainer.select=best_dev_loss)."""
+        if self._dev_seen is not None and self._dev_seen[0] == self.global_step:
+            return self._dev_seen[1]
+        dev = self._log_dev(stage)
+        if dev is not None and self.dist.enabled:  # one value on every process, so all decide alike
+            t = torch.tensor([dev], dtype=torch.float64, device=self.device)
+            all_reduce_mean([t])
+            dev = t.item()
+        self._dev_seen = (self.global_step, dev)
+        if self.selector.observe(dev, self.global_step, idx):
+            self._save(self.selector.best_dir(self.global_step),
+                       {"global_step": self.global_step, "dev_loss": dev, "stage": stage.name})
+        return dev
 
     def _log_dev(self, stage: StageConfig) -> float | None:
         dev = self.dev_loss()

@@ -181,3 +181,23 @@ def test_failed_jobs_are_skipped_with_a_note(tmp_path, caplog):
         runs = find_runs([tmp_path], "test")
     assert [r.strategy for r in runs] == ["dense"]
     assert "the job failed (error: CUDA out of memory); skipped" in caplog.text
+
+
+def test_report_names_models_selection_and_different_machines(tmp_path):
+    sweep = tmp_path / "sweep"
+    cpu = {"cpu": "AMD EPYC", "cpu_capability": "AVX2", "torch_threads": 1, "torch": "2.11.0", "gpus": []}
+    for name, strategy, seed, machine, rule in (("d1", "dense", 1, cpu, "last"), ("d2", "dense", 2, cpu, "last"),
+                                                ("s1", "spri", 1, {**cpu, "cpu": "Intel Xeon"}, "last"),
+                                                ("s2", "spri", 2, cpu, "best dev loss (every 100 steps)")):
+        fake_run(sweep, name, strategy, seed, 0.5 if strategy == "dense" else 0.9)
+        (sweep / name / "train_summary.json").write_text(json.dumps({
+            "stages": [], "machine": machine, "selection": {"label": rule},
+            "model": {"label": f"toy seed{seed}-abc"}}))
+    report = build_report([sweep], tmp_path / "out")
+    md = report["markdown"]
+    assert "Pretrained model per seed: seed 1: toy seed1-abc; seed 2: toy seed2-abc." in md
+    assert "**The runs come from 2 different machines**" in md and "Intel Xeon (AVX2)" in md
+    assert "**not the same rule for every row**" in md
+    rows = {r["strategy"]: r for r in report["rows"]}
+    assert rows["dense"]["selection"] == "last"
+    assert rows["spri"]["selection"] == "best dev loss (every 100 steps) / last"

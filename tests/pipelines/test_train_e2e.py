@@ -23,6 +23,14 @@ def test_run_dir_has_config_checkpoint_and_log(trained):
     assert state["complete"] and state["global_step"] == 40
     summary = json.loads((run_dir / "train_summary.json").read_text())
     assert summary["train_examples"] == 15 * 12 and summary["skipped"] == {}
+    # what the comparison needs to say where a number comes from
+    assert summary["selection"]["rule"] == "last" and summary["selection"]["global_step"] == 40
+    assert summary["checkpoint"] == str(ckpt) and summary["selection"]["checkpoint"] == str(ckpt)
+    assert summary["model"]["label"].startswith("toy seed1-") and summary["model"]["pretrain_seed"] == 1
+    machine = summary["machine"]
+    assert machine["cores"] >= 1 and machine["torch_threads"] >= 1 and machine["cpu"]
+    assert machine["torch"] == torch.__version__ and machine["cpu_capability"] == \
+        torch.backends.cpu.get_cpu_capability() and machine["gpus"] == []
     assert json.loads((run_dir / "skipped.json").read_text())["skipped"] == {}
 
 
