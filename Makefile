@@ -69,7 +69,7 @@ demo: $(STAMP)  ## the main job: every strategy on the toy corpus, one seed, com
 demo-quick: $(STAMP)  ## a shorter demo
 	$(PY) -m src.demo --experiment toy_demo_quick --strategies $(STRATEGIES) --out $(DEMO_DIR)
 
-demo-seeds: $(STAMP)  ## the demo with 3 seeds per strategy: mean ± std and significance per seed pair
+demo-seeds: $(STAMP)  ## the demo with 3 seeds (a toy model per seed): mean ± std, 95% intervals, significance
 	$(PY) -m src.demo --strategies $(STRATEGIES) --seeds 1,2,3 --out $(DEMO_DIR)
 
 demo-full: $(STAMP)  ## the demo with cluster, SPRI+DPSL and SPRI+SD-MoE too

@@ -90,3 +90,18 @@ def upcycled(strategy: str, moe: MoEConfig = MOE, **kw):
     dense = {n: p.detach().clone() for n, p in model.named_parameters()}
     report = upcycle_model(model, moe, ucfg(strategy, **kw), seed=0, calib=[calib_batch()], progress=False)
     return model, dense, report
+
+
+class Crashing(list):
+    """A loader that dies after `limit` batches, like a killed job."""
+
+    def __init__(self, items, limit):
+        super().__init__(items)
+        self.limit, self.drawn = limit, 0
+
+    def __iter__(self):
+        for b in super().__iter__():
+            self.drawn += 1
+            if self.drawn > self.limit:
+                raise KeyboardInterrupt("simulated crash")
+            yield b

@@ -13,6 +13,7 @@ import pytest
 
 from src.demo import default_jobs
 from src.utils import timing as tm
+from src.utils.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,11 +65,23 @@ def test_readme_block_is_replaced_from_a_measured_run(tmp_path):
                                   f"{tm.README_END}\nrest\n")
     with pytest.raises(FileNotFoundError, match="no timing table"):
         tm.update_readme(readme, tmp_path / "nothing")
+    # the comparison block, once the report wrote its summary: a README without its markers is told so
+    (run / "report").mkdir()
+    (run / "report" / "summary.md").write_text("| strategy | BLEU |\n| dense | 20 [19, 21] |\n")
+    with pytest.raises(UserError, match="demo-results:start"):
+        tm.update_readme(readme, run)
+    start, end = tm.markers("demo-results")
+    readme.write_text(f"intro\n{tm.README_START}\n{tm.README_END}\nmid\n{start}\nold\n{end}\nrest\n")
+    tm.update_readme(readme, run)
+    assert readme.read_text() == (f"intro\n{tm.README_START}\n| phase | wall time |\n| new | 1 s |\n{tm.README_END}"
+                                  f"\nmid\n{start}\n| strategy | BLEU |\n| dense | 20 [19, 21] |\n{end}\nrest\n")
 
 
-def test_the_repository_readme_has_the_generated_block():
+def test_the_repository_readme_has_the_generated_blocks():
     text = (ROOT / "README.md").read_text()
-    assert text.count(tm.README_START) == 1 and text.count(tm.README_END) == 1
+    for block in tm.README_BLOCKS:
+        start, end = tm.markers(block)
+        assert text.count(start) == 1 and text.count(end) == 1, block
 
 
 def test_default_jobs_run_everything_at_once_up_to_three_per_core(monkeypatch):

@@ -55,7 +55,11 @@ def run_segment_stats(run_dir: Path, split: str, metric: Metric, cfg: MetricsCon
     """A run's per-segment statistics for `metric` from its saved hypotheses (or stored segment scores);
     None when the metric has neither (e.g. COMET that did not run)."""
     split_dir = run_dir / "eval" / split
-    rows_by_lang = read_hypotheses(split_dir)
+    try:
+        rows_by_lang = read_hypotheses(split_dir)
+    except FileNotFoundError:
+        log.warning("%s: no hypotheses (<direction>.tsv); no intervals from this run", split_dir)
+        return None
     stored = read_segment_scores(split_dir).get(metric.name, {})
     out: SegmentStats = {}
     for lang, rows in rows_by_lang.items():
@@ -86,33 +90,43 @@ def averaged_directions(metric: Metric, langs: set[str]) -> list[str]:
 
 class Bootstrap:
     """Shared sentence draws for a set of runs: every direction's sentences common to all of them, resampled
-    N_DRAWS times with one generator, so that every run's average is resampled on the same indices."""
+    N_DRAWS times, so that every run's average is resampled on the same indices. The draws are regenerated
+    per run from one generator per direction (same seed, same order), `chunk` draws at a time, so memory
+    stays small at CoVoST2's size (15k test sentences per direction)."""
 
-    def __init__(self, runs: list[SegmentStats], metric: Metric, n_draws: int = N_DRAWS, seed: int = SEED):
-        self.metric = metric
+    def __init__(self, runs: list[SegmentStats], metric: Metric, n_draws: int = N_DRAWS, seed: int = SEED,
+                 chunk: int = 100):
+        self.metric, self.n_draws, self.seed, self.chunk = metric, n_draws, seed, chunk
+        present = set().union(*(set(r) for r in runs)) if runs else set()
         langs = set.intersection(*(set(r) for r in runs)) if runs else set()
-        self.directions = averaged_directions(metric, langs)
-        rng = np.random.default_rng(seed)
+        if present - langs:
+            log.warning("%s intervals: direction(s) %s are not in every run and are left out of them",
+                        metric.label, ", ".join(sorted(present - langs)))
         self.ids: dict[str, list[str]] = {}
-        self.draws: dict[str, np.ndarray] = {}
-        for lang in self.directions:
+        for lang in averaged_directions(metric, langs):
             common = [i for i in runs[0][lang] if all(i in r[lang] for r in runs[1:])]
             dropped = max(len(r[lang]) for r in runs) - len(common)
             if dropped:
                 log.warning("%s: %d sentence(s) not in every run are left out of the intervals", lang, dropped)
             if common:
                 self.ids[lang] = common
-                self.draws[lang] = rng.integers(0, len(common), size=(n_draws, len(common)))
-        self.directions = [d for d in self.directions if d in self.ids]
+        self.directions = list(self.ids)
+
+    def _draws(self, index: int, n: int):
+        """The direction's draws, chunk by chunk: (chunk, n) sentence indices, the same for every run."""
+        rng = np.random.default_rng([self.seed, index])
+        for start in range(0, self.n_draws, self.chunk):
+            yield rng.integers(0, n, size=(min(self.chunk, self.n_draws - start), n), dtype=np.int32)
 
     def averages(self, run: SegmentStats) -> tuple[float, np.ndarray]:
         """The run's average over directions on the common sentences, and its value in every draw."""
         point, draws = [], []
-        for lang in self.directions:
+        for index, lang in enumerate(self.directions):
             stats = np.stack([run[lang][i] for i in self.ids[lang]])
             n = len(stats)
             point.append(float(self.metric.corpus_from_stats(stats.sum(axis=0), n)))
-            draws.append(self.metric.corpus_from_stats(stats[self.draws[lang]].sum(axis=1), n))
+            draws.append(np.concatenate([self.metric.corpus_from_stats(stats[idx].sum(axis=1), n)
+                                         for idx in self._draws(index, n)]))
         return float(np.mean(point)), np.mean(draws, axis=0)
 
 
@@ -140,7 +154,7 @@ def interval(points: list[float], draws: list[np.ndarray], confidence: float = C
 
 
 def method_note(n_seeds: list[int]) -> str:
-    """How the table's intervals were made, for the note above it."""
+    """How the table's intervals were made, for the note above it (n_seeds: the seeds each interval used)."""
     several = any(n >= 2 for n in n_seeds)
     single = any(n == 1 for n in n_seeds)
     parts = []

@@ -15,7 +15,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from omegaconf import OmegaConf
 
 from src.data.languages import COVOST2_EN_XX
@@ -243,9 +242,7 @@ def compare(runs: list[Run], split: str, baseline: str = "dense", alpha: float =
             for d in directions:
                 row[f"{metric}_{d}"] = _mean_std([r.results.get(d, {}).get(metric) for r in group])[0]
             row[f"{metric}_avg"], row[f"{metric}_std"] = _mean_std([r.results["average"][metric] for r in group])
-            base_avg = _mean_std([r.results["average"][metric] for r in base_runs])[0]
-            row[f"{metric}_delta"] = None if base_avg is None or row[f"{metric}_avg"] is None \
-                else row[f"{metric}_avg"] - base_avg
+            row[f"{metric}_delta"] = paired_delta(base_runs, group, metric)
         if base_runs and key != base_key:
             row.update(significance(base_runs, group, split, alpha))
         for cost in ("steps", "tokens", "seconds", "active_params", "total_params"):
@@ -255,6 +252,21 @@ def compare(runs: list[Run], split: str, baseline: str = "dense", alpha: float =
     for metric in compared_metrics():
         add_intervals(rows, groups, base_key, split, metric)
     return rows, directions
+
+
+def paired_delta(base_runs: list[Run], group: list[Run], metric: str) -> float | None:
+    """Δ of the average: the mean of the per-seed differences over the seeds both ran (seed s against the
+    baseline's seed s), or the difference of the means where they share no seed."""
+    def avg(r: Run) -> float | None:
+        return r.results["average"].get(metric)
+
+    base, own = _by_seed(base_runs), _by_seed(group)
+    pairs = [avg(own[s]) - avg(base[s]) for s in sorted(set(base) & set(own))
+             if avg(own[s]) is not None and avg(base[s]) is not None]
+    if pairs:
+        return statistics.fmean(pairs)
+    b, g = _mean_std([avg(r) for r in base_runs])[0], _mean_std([avg(r) for r in group])[0]
+    return None if b is None or g is None else g - b
 
 
 def add_intervals(rows: list[dict], groups: dict, base_key, split: str, metric: Metric) -> None:
@@ -276,14 +288,16 @@ def add_intervals(rows: list[dict], groups: dict, base_key, split: str, metric: 
                if r.path in avg}
         if not own:
             continue
+        if len(own) < row["seeds"]:
+            log.warning("%s: %d of %d seeds have %s segments; its interval covers those only",
+                        row_name(row, rows), len(own), row["seeds"], metric.label)
         ci = interval([p for p, _ in own.values()], [d for _, d in own.values()])
         row[f"{metric.name}_ci_low"], row[f"{metric.name}_ci_high"] = ci.low, ci.high
+        row[f"{metric.name}_ci_seeds"] = len(own)
         shared = sorted(set(own) & set(base))
         if row["baseline"] or not shared:
             continue
-        deltas = [own[s][0] - base[s][0] for s in shared]
-        ci = interval(deltas, [own[s][1] - base[s][1] for s in shared])
-        row[f"{metric.name}_delta"] = float(np.mean(deltas))  # over the seeds both ran: the interval's centre
+        ci = interval([own[s][0] - base[s][0] for s in shared], [own[s][1] - base[s][1] for s in shared])
         row[f"{metric.name}_delta_ci_low"], row[f"{metric.name}_delta_ci_high"] = ci.low, ci.high
         row[f"{metric.name}_delta_sig"] = ci.excludes_zero
         row[f"{metric.name}_delta_pairs"] = len(shared)
@@ -326,6 +340,12 @@ def _delta_cell(r: dict, m: Metric) -> str:
     return text + (" n.s." if ci is not None and not ci.excludes_zero else "")
 
 
+def interval_seeds(rows: list[dict]) -> list[int]:
+    """How many seeds each interval of the table used (an average's, a Δ's), for the method note."""
+    return [r[k] for r in rows for m in compared_metrics()
+            for k in (f"{m.name}_ci_seeds", f"{m.name}_delta_pairs") if r.get(k)]
+
+
 def verdicts(rows: list[dict], baseline: str) -> list[str]:
     """One line per compared row and metric: its Δ, interval, seeds paired, and what the interval allows."""
     lines = []
@@ -353,6 +373,10 @@ def provenance(runs: list[Run]) -> list[str]:
     if any(m != {"n/a"} for m in models.values()):
         notes.append("Pretrained model per seed: " + "; ".join(
             f"seed {seed}: {', '.join(sorted(m))}" for seed, m in sorted(models.items())) + ".")
+    mixed = sorted(seed for seed, m in models.items() if len(m) > 1)
+    if mixed:
+        notes.append(f"**Seed(s) {', '.join(map(str, mixed))} started from different pretrained models** (made by "
+                     "different code or settings): their rows do not share a starting point.")
     machines = sorted({machine_label(r.machine) for r in runs if r.machine})
     if len(machines) > 1:
         notes.append(f"**The runs come from {len(machines)} different machines** ({'; '.join(machines)}): "
@@ -393,8 +417,10 @@ def comparison_markdown(rows: list[dict], directions: list[str], split: str, bas
         cells = [r["strategy"], r["schedule"] or "n/a", str(r["seeds"]),
                  *[fmt(r[f"{lead.name}_{d}"], lead.digits - 1) for d in directions]]
         for m in metrics:
+            part = r.get(f"{m.name}_ci_seeds", r["seeds"]) < r["seeds"]
             cells += [_with_interval(_pm(r[f"{m.name}_avg"], r[f"{m.name}_std"], m.digits),
-                                     row_interval(r, f"{m.name}_ci"), m.digits)]
+                                     row_interval(r, f"{m.name}_ci"), m.digits)
+                      + (f" (CI: {r[f'{m.name}_ci_seeds']} seeds)" if part else "")]
             cells += [_delta_cell(r, m) if other else ""] if has_base else []
         cells += [sig, per_seed] if has_base else []
         cells += [r["selection"], fmt(r["steps"], 0), _count(r["tokens"]), _minutes(r["seconds"]), params]
@@ -411,9 +437,10 @@ def comparison_markdown(rows: list[dict], directions: list[str], split: str, bas
     rule = f"Selection: which weights were evaluated ({same}). "
     tail = provenance(runs or [])
     found = verdicts(rows, baseline)
-    return (f"{lead.label} per direction on {split}, mean over seeds; rows are strategy x schedule (trainable groups "
+    scope = f"per direction on {split}" if directions else f"on {split} (per direction: comparison.md)"
+    return (f"{lead.label} {scope}, mean over seeds; rows are strategy x schedule (trainable groups "
             "per stage); avg ± std: the average over directions, mean and sample std over seeds. " + versus
-            + method_note([r["seeds"] for r in rows]) + " " + rule
+            + method_note(interval_seeds(rows)) + " " + rule
             + "Cost, mean over seeds: optimizer steps, target tokens trained on, wall minutes of the training "
             "stages, active / total parameters; n/a where a run dir does not record it.\n\n"
             + "\n".join(lines) + "\n"
@@ -428,7 +455,7 @@ def row_name(row: dict, rows: list[dict]) -> str:
 
 
 def plot_bars(rows: list[dict], directions: list[str], path: Path, metric: Metric) -> None:
-    """The metric per direction and on average, one bar per row."""
+    """The metric per direction and on average, one bar per row; the average's bar carries its 95% interval."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -440,6 +467,11 @@ def plot_bars(rows: list[dict], directions: list[str], path: Path, metric: Metri
         xs = [j + i * width for j in range(len(directions) + 1)]
         ys = [r[f"{metric.name}_{d}"] or 0.0 for d in directions] + [r[f"{metric.name}_avg"] or 0.0]
         ax.bar(xs, ys, width, label=row_name(r, rows))
+        ci = row_interval(r, f"{metric.name}_ci")
+        if ci is not None and r[f"{metric.name}_avg"] is not None:  # the average's 95% interval
+            avg = r[f"{metric.name}_avg"]
+            ax.errorbar(xs[-1], avg, yerr=[[max(0.0, avg - ci.low)], [max(0.0, ci.high - avg)]], fmt="none",
+                        ecolor="black", capsize=3, linewidth=1)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(directions) + 1)])
     ax.set_xticklabels([f"en-{d}" for d in directions] + ["avg"], rotation=45, ha="right")
     ax.set_ylabel(metric.label)
@@ -477,7 +509,8 @@ def plot_expert_usage(routing: dict, path: Path, title: str) -> None:
 
 
 def build_report(paths: list[str | Path], out_dir: Path, split: str = "test", baseline: str = "dense") -> dict:
-    """Write comparison.{md,csv}, <headline metric>_by_direction.png (bleu_by_direction.png) and
+    """Write comparison.{md,csv}, summary.md (the same without per-direction columns, for READMEs),
+    <headline metric>_by_direction.png (bleu_by_direction.png) and
     expert_usage_<strategy>.png into out_dir (`<strategy>_<schedule>` where a strategy ran under several
     schedules)."""
     runs = find_runs(paths, split)
@@ -485,6 +518,7 @@ def build_report(paths: list[str | Path], out_dir: Path, split: str = "test", ba
     out_dir.mkdir(parents=True, exist_ok=True)
     md = comparison_markdown(rows, directions, split, baseline, runs)
     write_text(out_dir / "comparison.md", md)
+    write_text(out_dir / "summary.md", comparison_markdown(rows, [], split, baseline, runs))  # no direction columns
     keys = list(dict.fromkeys(k for r in rows for k in r))
     with atomic_open(out_dir / "comparison.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, keys)
@@ -501,4 +535,5 @@ def build_report(paths: list[str | Path], out_dir: Path, split: str = "test", ba
             name = row_name(row, rows)
             plots.append(out_dir / f"expert_usage_{re.sub(r'[^A-Za-z0-9+]+', '_', name).strip('_')}.png")
             plot_expert_usage(json.loads(routing_file.read_text()), plots[-1], f"{name}: expert usage ({split})")
-    return {"markdown": md, "rows": rows, "files": [out_dir / "comparison.md", out_dir / "comparison.csv", *plots]}
+    files = [out_dir / "comparison.md", out_dir / "summary.md", out_dir / "comparison.csv", *plots]
+    return {"markdown": md, "rows": rows, "files": files}

@@ -6,6 +6,8 @@ pipelines read as the steps of their job.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from src.config import RunSettings
@@ -18,23 +20,20 @@ from src.models.sd_moe import SpectralDecoupler
 from src.models.upcycling import STRATEGIES
 from src.models.upcycling.spri import ResidualSpectrum, SPRIConfig
 from src.models.whisper_moe import moe_layers
-from src.training.toy_pretrain import ensure_toy_model, toy_model_dir
+from src.training.toy_pretrain import ensure_toy_model
 
 
 def load_model(run: RunSettings):
-    """(model, tokenizer) for `model`: a Whisper by name/path, or the cached toy model."""
+    """(model, tokenizer, record) for `model`: a Whisper by name/path, or the cached toy model; the record names
+    the model actually loaded (train_summary.json's `model`, the comparison's per-seed note)."""
     mcfg = run.model
     path = mcfg.name_or_path or ensure_toy_model(mcfg, run.cfg.data, run.paths.cache_dir, run.progress)
-    return load_whisper(path, pad_to_30s=mcfg.pad_to_30s, dtype=mcfg.dtype)
-
-
-def model_record(run: RunSettings) -> dict:
-    """Which pretrained model the run starts from, for train_summary.json and the comparison's notes."""
-    mcfg = run.model
+    model, tokenizer = load_whisper(path, pad_to_30s=mcfg.pad_to_30s, dtype=mcfg.dtype)
     if mcfg.name_or_path:
-        return {"label": str(mcfg.name_or_path), "path": str(mcfg.name_or_path)}
-    path = toy_model_dir(mcfg, run.cfg.data, run.paths.cache_dir)
-    return {"label": f"toy {path.name}", "path": str(path), "pretrain_seed": mcfg.pretrain.seed}
+        record = {"label": str(path), "path": str(path)}
+    else:
+        record = {"label": f"toy {Path(path).name}", "path": str(path), "pretrain_seed": mcfg.pretrain.seed}
+    return model, tokenizer, record
 
 
 def calibration_batches(run: RunSettings, model, tokenizer, source, examples: list) -> tuple[list[dict], list[dict]]:

@@ -14,7 +14,7 @@ from src.evaluation.run import evaluate_model
 from src.models.backbone import load_whisper
 from src.models.upcycling.diagnostics import expert_similarity
 from src.models.whisper_moe import moe_layers
-from src.pipelines.builders import load_model, model_record, moe_extensions
+from src.pipelines.builders import load_model, moe_extensions
 from src.pipelines.upcycle import REPORT, upcycle
 from src.training.distributed import init_distributed, is_sharded, shutdown
 from src.training.selection import dev_requirement
@@ -41,7 +41,7 @@ def record_spectra_after_training(model, report: dict, run_dir: Path) -> None:
 def train(run: RunSettings) -> dict:
     cfg, run_dir, tcfg = run.cfg, run_dir_of(run.cfg), run.trainer
     info = init_distributed(tcfg.device)  # torchrun / accelerate: one process per GPU, one run dir for all
-    model, tokenizer = load_model(run)
+    model, tokenizer, pretrained = load_model(run)
     seed_everything(run.seed)  # the same random stream whether or not the toy model was just pretrained
     source = build_source(cfg.data)
     train_ex, dev_ex = source.examples("train"), source.examples("dev")
@@ -85,7 +85,7 @@ def train(run: RunSettings) -> dict:
         if logger is not None:
             logger.finish()
     summary = {"run_dir": str(run_dir), "checkpoint": str(selected), "selection": trainer.selection,
-               "model": model_record(run), "machine": machine_info(), "stages": history,
+               "model": pretrained, "machine": machine_info(), "stages": history,
                "train_examples": len(train_ex), "dev_examples": len(dev_ex), "skipped": source.skips.as_dict(),
                "results": {split: table[-1] for split, table in tables.items()}, "processes": info.world_size}
     if info.is_main:

@@ -28,7 +28,7 @@ def upcycle(model, run: RunSettings, tokenizer, source, examples: list, report_d
 
 def upcycle_checkpoint(run: RunSettings) -> dict:
     """Dense checkpoint -> upcycled MoE checkpoint in `out` (with its upcycling report)."""
-    model, tokenizer = load_model(run)
+    model, tokenizer, _ = load_model(run)
     source = build_source(run.cfg.data)
     out = Path(run.cfg.out)
     report = upcycle(model, run, tokenizer, source, source.examples("train"))

@@ -14,8 +14,12 @@ on the best dev loss so far; that ends training.
 
 Resume: every step and stage checkpoint's trainer_state.json carries `best` and `evals_since_best`; best
 dirs newer than the checkpoint resumed from are deleted (they are replayed). Best dirs older than the current
-best are pruned only when a step or stage checkpoint is published, so the best that any published checkpoint
-refers to stays on disk.
+best are pruned only when a step or stage checkpoint is published, so the best that the newest checkpoint
+refers to stays on disk (a resume that falls back past a damaged newest checkpoint to an older one may find
+its best pruned: it says so, and the best dev loss starts over).
+
+Step checkpoints (`save_every`) and evaluations (`eval_every`) fall on global steps, so a two-stage schedule
+saves, evaluates and averages at the same steps as a one-stage one.
 """
 
 from __future__ import annotations

@@ -67,6 +67,12 @@ ROOT = Path(__file__).resolve().parents[2]
 PRETRAIN_SOURCES = ("src/data", "src/models/backbone.py", "src/training")
 
 
+# Data settings that do not change the pretrained model (where files live, how much is printed, how bad rows
+# are reported); data.loader counts only for its padding and target lengths (pretraining sets its own batch
+# sizes).
+UNKEYED_DATA = ("_target_", "cache_dir", "progress", "on_bad_example", "check_audio")
+
+
 def code_hash(sources: tuple[str | Path, ...] = PRETRAIN_SOURCES, root: Path = ROOT) -> str:
     """A digest of the source files (path and bytes) under ``sources``."""
     digest = hashlib.sha1()
@@ -74,6 +80,8 @@ def code_hash(sources: tuple[str | Path, ...] = PRETRAIN_SOURCES, root: Path = R
     for src in sources:
         path = root / src
         files.update(path.rglob("*.py") if path.is_dir() else [path])
+    # regular files only, none hidden (an editor's `.#trainer.py` lock link is no source)
+    files = {f for f in files if f.is_file() and not any(p.startswith(".") for p in f.relative_to(root).parts)}
     for f in sorted(files):
         digest.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
@@ -82,14 +90,22 @@ def code_hash(sources: tuple[str | Path, ...] = PRETRAIN_SOURCES, root: Path = R
 def toy_model_dir(mcfg: ModelConfig, data: DictConfig, cache_dir: str,
                   sources: tuple[str | Path, ...] = PRETRAIN_SOURCES, root: Path = ROOT) -> Path:
     """<cache>/whisper_toy/<key>: the key hashes the architecture, the pretraining recipe (its seed too), the
-    corpus settings and the code that makes the corpus and the model."""
+    data settings that shape pretraining (the corpus, directions, subsets, durations, target and padding
+    lengths; not the fine-tuning batch size), the code that makes the corpus and the model, and the torch and
+    transformers versions."""
     if "corpus" not in data:
         raise UserError(
             "model=whisper_toy is pretrained on the toy corpus and needs data=toy; for real CoVoST2 use a "
             "pretrained Whisper (model=whisper_small, or model.name_or_path=DIR)"
         )
-    key = {"toy": asdict(mcfg.toy), "pretrain": asdict(mcfg.pretrain),
-           "corpus": OmegaConf.to_container(data.corpus, resolve=True), "code": code_hash(sources, root)}
+    import transformers
+
+    node = OmegaConf.to_container(data, resolve=True)
+    loader = node.get("loader") or {}
+    shaping = {k: v for k, v in node.items() if k not in UNKEYED_DATA and k != "loader"}
+    shaping["loader"] = {k: v for k, v in loader.items() if k in ("pad_multiple", "max_target_tokens")}
+    key = {"toy": asdict(mcfg.toy), "pretrain": asdict(mcfg.pretrain), "data": shaping,
+           "code": code_hash(sources, root), "torch": torch.__version__, "transformers": transformers.__version__}
     tag = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return Path(cache_dir).expanduser() / "whisper_toy" / f"seed{mcfg.pretrain.seed}-{tag}"
 

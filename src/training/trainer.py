@@ -562,10 +562,10 @@ class Trainer:
                     self.logger.log_metrics(record, self.global_step)
                 bar.set_postfix(loss=f"{avg:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
                 window_loss, window_tokens, t0 = 0.0, 0, time.perf_counter()
-            if self._eval_point(idx, stage, step + 1, last):  # trainer.patience ran out (last stage only)
+            if self._eval_point(idx, stage, last):  # trainer.patience ran out (last stage only)
                 summary["steps"] = step + 1
                 break
-            if self.cfg.save_every and (step + 1) % self.cfg.save_every == 0 and not last:
+            if self.cfg.save_every and self.global_step % self.cfg.save_every == 0 and not last:
                 self._save(step_dir(self.run_dir / "checkpoints", self.global_step),
                            {"stage": stage.name, "stage_index": idx, "stage_step": step + 1,
                             "global_step": self.global_step, **self._data_position()}, optimizer, scheduler)
@@ -589,9 +589,10 @@ class Trainer:
     def _data_position(self) -> dict:
         return {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch}
 
-    def _eval_point(self, idx: int, stage: StageConfig, done: int, last: bool) -> bool:
-        """Every trainer.eval_every steps (the stage end evaluates anyway): the dev loss; True to stop early."""
-        if not self.cfg.eval_every or done % self.cfg.eval_every or last:
+    def _eval_point(self, idx: int, stage: StageConfig, last: bool) -> bool:
+        """Every trainer.eval_every global steps (the stage end evaluates anyway): the dev loss; True to stop
+        early. Global steps, like save_every: every schedule evaluates and saves at the same steps."""
+        if not self.cfg.eval_every or self.global_step % self.cfg.eval_every or last:
             return False
         self._dev_point(idx, stage)
         return self.selector.should_stop(self.global_step)

@@ -84,7 +84,7 @@ def test_toy_model_key_follows_the_pretraining_code(tmp_path):
     (tmp_path / "src" / "data").mkdir(parents=True)
     (tmp_path / "src" / "data" / "corpus.py").write_text("SIZE = 1\n")
     (tmp_path / "src" / "model.py").write_text("LAYERS = 2\n")
-    data = OmegaConf.create({"corpus": {"seed": 0, "n_st_test": 4}})
+    data = OmegaConf.create({"corpus": {"seed": 0, "n_st_test": 4}, "cache_dir": "/somewhere"})
     mcfg = ModelConfig(toy=ToyArch())
 
     def key() -> Path:
@@ -98,7 +98,16 @@ def test_toy_model_key_follows_the_pretraining_code(tmp_path):
     (tmp_path / "src" / "data" / "new_module.py").write_text("")  # a file added
     assert key() != second
     mcfg.pretrain.seed = 3
-    assert key().name.startswith("seed3-")
+    third = key()
+    assert third.name.startswith("seed3-")
+    data.loader = {"max_batch_size": 8, "pad_multiple": 32}  # the fine-tuning batch size is not the model's
+    fourth = key()
+    data.loader.max_batch_size = 16
+    assert key() == fourth
+    data.directions = ["de", "ja"]  # fewer directions: another tokenizer and pretraining set
+    assert key() != fourth
+    (tmp_path / "src" / "data" / ".#corpus.py").symlink_to("nowhere")  # an editor's lock link is no source
+    assert key() != fourth and len({key(), key()}) == 1
 
 
 def test_data_summary_last_line_is_json(trained):

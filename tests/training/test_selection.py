@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from helpers import batches, tiny_whisper
+from helpers import Crashing, batches, tiny_whisper
 from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
@@ -130,21 +130,6 @@ def test_patience_stops_in_the_last_stage_only(tmp_path, caplog):
     assert weights_equal(m, tmp_path / "checkpoints" / "best-00000002")
 
 
-class Crashing(list):
-    """A loader that dies after `limit` batches, like a killed job."""
-
-    def __init__(self, items, limit):
-        super().__init__(items)
-        self.limit, self.drawn = limit, 0
-
-    def __iter__(self):
-        for b in super().__iter__():
-            self.drawn += 1
-            if self.drawn > self.limit:
-                raise KeyboardInterrupt("simulated crash")
-            yield b
-
-
 RESUME_STAGES = [StageConfig(name="a", steps=4, lr=5e-3), StageConfig(name="b", steps=8, lr=5e-3)]
 RESUME_LOSSES = {2: 3.0, 4: 2.0, 6: 1.5, 8: 1.6, 10: 1.2, 12: 1.3}
 
@@ -229,7 +214,7 @@ def test_the_train_pipeline_refuses_before_upcycling_when_data_has_no_dev_split(
         def examples(self, split):
             return ["an example"] if split == "train" else []
 
-    monkeypatch.setattr(train_module, "load_model", lambda run: (None, None))
+    monkeypatch.setattr(train_module, "load_model", lambda run: (None, None, {}))
     monkeypatch.setattr(train_module, "build_source", lambda cfg: Source())
     monkeypatch.setattr(train_module, "upcycle", lambda *a, **k: pytest.fail("upcycled before the check"))
     cfg = OmegaConf.create({"data": {}, "paths": {"output_dir": str(tmp_path)}})

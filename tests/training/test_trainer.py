@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from helpers import batches, tiny_whisper
+from helpers import Crashing, batches, tiny_whisper
 
 from src.training.checkpoint import read_state
 from src.training.loggers import ConsoleLogger, WandbLogger
@@ -42,21 +42,6 @@ def test_stages_train_only_their_groups_and_checkpoint(tmp_path):
                                        or "attn_layer_norm" in n)
     assert read_state(tmp_path / "checkpoints" / "attn")["complete"]
     assert hist[0]["dev_loss"] is not None and len(hist[0]["losses"]) == 3
-
-
-class Crashing(list):
-    """A loader that dies after `limit` batches, like a killed job."""
-
-    def __init__(self, items, limit):
-        super().__init__(items)
-        self.limit, self.drawn = limit, 0
-
-    def __iter__(self):
-        for b in super().__iter__():
-            self.drawn += 1
-            if self.drawn > self.limit:
-                raise KeyboardInterrupt("simulated crash")
-            yield b
 
 
 def crash_and_resume(tmp_path, stages, data, crash_after, dropout=0.1, damage=None, logger=None, keep=2):
