@@ -483,6 +483,36 @@ def plot_bars(rows: list[dict], directions: list[str], path: Path, metric: Metri
     plt.close(fig)
 
 
+def plot_deltas(rows: list[dict], path: Path, metric: Metric, baseline: str) -> bool:
+    """Each row's Δ vs the baseline with its 95% interval (a forest plot: what the comparison's claims rest
+    on); False when no row has an interval."""
+    marked = [r for r in rows if row_interval(r, f"{metric.name}_delta_ci") is not None]
+    if not marked:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(marked) + 1.5))
+    for y, r in enumerate(marked):
+        ci, delta = row_interval(r, f"{metric.name}_delta_ci"), r[f"{metric.name}_delta"]
+        color = "tab:gray" if not ci.excludes_zero else "tab:green" if (ci.low > 0) == metric.higher_is_better \
+            else "tab:red"
+        ax.errorbar(delta, y, xerr=[[max(0.0, delta - ci.low)], [max(0.0, ci.high - delta)]], fmt="o",
+                    color=color, capsize=4)
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(marked)))
+    ax.set_yticklabels([f"{row_name(r, rows)} (n={r[f'{metric.name}_delta_pairs']})" for r in marked])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"Δ {metric.label} vs {baseline}, 95% interval (gray: covers 0)")
+    fig.tight_layout()
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, dpi=120, format="png")
+    plt.close(fig)
+    return True
+
+
 def plot_expert_usage(routing: dict, path: Path, title: str) -> None:
     """One heatmap per MoE layer: directions (rows) x experts (columns), share of assignments."""
     import matplotlib
@@ -510,7 +540,7 @@ def plot_expert_usage(routing: dict, path: Path, title: str) -> None:
 
 def build_report(paths: list[str | Path], out_dir: Path, split: str = "test", baseline: str = "dense") -> dict:
     """Write comparison.{md,csv}, summary.md (the same without per-direction columns, for READMEs),
-    <headline metric>_by_direction.png (bleu_by_direction.png) and
+    <headline metric>_delta.png (each Δ with its interval), <headline metric>_by_direction.png and
     expert_usage_<strategy>.png into out_dir (`<strategy>_<schedule>` where a strategy ran under several
     schedules)."""
     runs = find_runs(paths, split)
@@ -527,6 +557,8 @@ def build_report(paths: list[str | Path], out_dir: Path, split: str = "test", ba
     lead = headline_metric()
     plots = [out_dir / f"{lead.name}_by_direction.png"]
     plot_bars(rows, directions, plots[0], lead)
+    if plot_deltas(rows, out_dir / f"{lead.name}_delta.png", lead, baseline):
+        plots.append(out_dir / f"{lead.name}_delta.png")
     for row in rows:
         group = [r for r in runs if (r.strategy, r.schedule) == (row["strategy"], row["schedule"])]
         run = min(group, key=lambda r: r.seed)

@@ -130,6 +130,9 @@ def test_report_prints_intervals_and_not_significant(tmp_path, capsys):
     assert " n.s. |" in md and "t interval over seeds" in md
     assert "- vanilla: Δ BLEU +0.00" in md and "not significantly different from dense" in md
     assert "- spri: Δ BLEU +" in md and "better than dense" in md
+    forest = (tmp_path / "out" / "bleu_delta.png").read_bytes()  # each Δ with its interval
+    assert forest[:8] == b"\x89PNG\r\n\x1a\n" and len(forest) > 5000
+    assert "Δ vs dense [95% CI]" in (tmp_path / "out" / "summary.md").read_text()
     csv_head = (tmp_path / "out" / "comparison.csv").read_text().splitlines()[0]
     assert "bleu_delta_ci_low" in csv_head and "bleu_delta_sig" in csv_head
     assert report_main([str(sweep), "--out", str(tmp_path / "out2")]) == 0
