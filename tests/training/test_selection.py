@@ -215,6 +215,7 @@ def test_the_train_pipeline_refuses_before_upcycling_when_data_has_no_dev_split(
             return ["an example"] if split == "train" else []
 
     monkeypatch.setattr(train_module, "load_model", lambda run: (None, None, {}))
+    monkeypatch.setattr(train_module, "run_dir_of", lambda cfg: tmp_path)  # no Hydra run in this test
     monkeypatch.setattr(train_module, "build_source", lambda cfg: Source())
     monkeypatch.setattr(train_module, "upcycle", lambda *a, **k: pytest.fail("upcycled before the check"))
     cfg = OmegaConf.create({"data": {}, "paths": {"output_dir": str(tmp_path)}})
