@@ -43,9 +43,6 @@ class Interval:
     def excludes_zero(self) -> bool:
         return self.low > 0 or self.high < 0
 
-    def __str__(self) -> str:
-        return f"[{self.low:+.2f}, {self.high:+.2f}]"
-
 
 # {direction: {segment id: statistics row}}: one run's segments for one metric
 SegmentStats = dict[str, dict[str, np.ndarray]]

@@ -93,9 +93,9 @@ def _stage_sum(stages: list, key: str) -> float | None:
     return sum(vals)
 
 
-def run_record(run_dir: Path, cfg) -> dict:
-    """What a run recorded about itself: how it scored, its machine, its pretrained model, its selection."""
-    summary = _read_json(run_dir / "train_summary.json") or {}
+def run_record(summary: dict, cfg) -> dict:
+    """What a run recorded about itself (its train_summary.json and config): how it scored, its machine, its
+    pretrained model, its selection."""
     model = summary.get("model") if isinstance(summary.get("model"), dict) else {}
     selection = summary.get("selection") if isinstance(summary.get("selection"), dict) else {}
     tokenize = OmegaConf.select(cfg, "eval.bleu_tokenize", default=None)
@@ -104,10 +104,11 @@ def run_record(run_dir: Path, cfg) -> dict:
             "model": model.get("label"), "selection": selection.get("label")}
 
 
-def run_cost(run_dir: Path) -> dict:
-    """steps / tokens / seconds from train_summary.json's stages, total / active parameters from
-    upcycling_report.json; None for whatever is missing."""
-    summary = _read_json(run_dir / "train_summary.json") or {}
+def run_cost(run_dir: Path, summary: dict | None = None) -> dict:
+    """steps / tokens / seconds from train_summary.json's stages (``summary``: it, already read), total /
+    active parameters from upcycling_report.json; None for whatever is missing."""
+    if summary is None:
+        summary = _read_json(run_dir / "train_summary.json") or {}
     stages = summary.get("stages") if isinstance(summary.get("stages"), list) else []
     steps, tokens = _stage_sum(stages, "steps"), _stage_sum(stages, "tokens")
     report = _read_json(run_dir / "upcycling_report.json") or {}
@@ -140,9 +141,10 @@ def find_runs(paths: list[str | Path], split: str) -> list[Run]:
                 log.warning("%s: no %s results; skipped (run `python -m src.evaluate run_dir=%s`)", d, split, d)
                 continue
             cfg = OmegaConf.load(d / "config.yaml")
+            summary = _read_json(d / "train_summary.json") or {}
             runs.append(Run(d, method_label(cfg), int(cfg.get("seed", 0)),
-                            {r["direction"]: r for r in read_results(res)}, schedule_label(cfg), **run_cost(d),
-                            **run_record(d, cfg)))
+                            {r["direction"]: r for r in read_results(res)}, schedule_label(cfg),
+                            **run_cost(d, summary), **run_record(summary, cfg)))
     if not runs:
         raise FileNotFoundError(f"no run with eval/{split}/results.csv under {', '.join(map(str, paths))}")
     return runs
@@ -186,19 +188,18 @@ def _by_seed(group: list[Run]) -> dict[int, Run]:
     out: dict[int, Run] = {}
     for r in sorted(group, key=lambda r: str(r.path)):
         if r.seed in out:
-            log.warning("%s and %s have the same strategy, schedule and seed %d; significance uses the first",
+            log.warning("%s and %s have the same strategy, schedule and seed %d; the comparison uses the first",
                         out[r.seed].path, r.path, r.seed)
             continue
         out[r.seed] = r
     return out
 
 
-def significance(base_runs: list[Run], group: list[Run], split: str, alpha: float = 0.05) -> dict:
+def significance(base: dict[int, Run], system: dict[int, Run], split: str, alpha: float = 0.05) -> dict:
     """Paired bootstrap vs the baseline for every seed both have (same seed in both): directions
     significantly better / worse (the headline metric's direction of better) summed over the seed pairs and
     per seed, and the p-values by seed."""
     metric = headline_metric()
-    base, system = _by_seed(base_runs), _by_seed(group)
     better = worse = 0
     per_seed, pvalues = [], {}
     for seed in sorted(set(base) & set(system)):
@@ -232,6 +233,8 @@ def compare(runs: list[Run], split: str, baseline: str = "dense", alpha: float =
     candidates = [k for k in groups if k[0] == baseline]
     base_key = min(candidates, key=lambda k: (-len(groups[k]), k[1] or "")) if candidates else None
     base_runs = groups.get(base_key, [])
+    seeded = {key: _by_seed(group) for key, group in groups.items()}  # one run per seed, chosen once
+    base_seeds = seeded.get(base_key, {})
     rows = []
     for key, group in sorted(groups.items(), key=lambda kv: (kv[0] != base_key, kv[0][0], kv[0][1] or "")):
         strategy, schedule = key
@@ -242,39 +245,39 @@ def compare(runs: list[Run], split: str, baseline: str = "dense", alpha: float =
             for d in directions:
                 row[f"{metric}_{d}"] = _mean_std([r.results.get(d, {}).get(metric) for r in group])[0]
             row[f"{metric}_avg"], row[f"{metric}_std"] = _mean_std([r.results["average"][metric] for r in group])
-            row[f"{metric}_delta"] = paired_delta(base_runs, group, metric)
+            row[f"{metric}_delta"] = paired_delta(base_seeds, seeded[key], metric)
         if base_runs and key != base_key:
-            row.update(significance(base_runs, group, split, alpha))
+            row.update(significance(base_seeds, seeded[key], split, alpha))
         for cost in ("steps", "tokens", "seconds", "active_params", "total_params"):
             row[cost] = _mean_std([getattr(r, cost) for r in group])[0]
         row["selection"] = " / ".join(sorted({r.selection or "n/a" for r in group}))
         rows.append(row)
     for metric in compared_metrics():
-        add_intervals(rows, groups, base_key, split, metric)
+        add_intervals(rows, seeded, base_key, split, metric)
     return rows, directions
 
 
-def paired_delta(base_runs: list[Run], group: list[Run], metric: str) -> float | None:
+def paired_delta(base: dict[int, Run], own: dict[int, Run], metric: str) -> float | None:
     """Δ of the average: the mean of the per-seed differences over the seeds both ran (seed s against the
     baseline's seed s), or the difference of the means where they share no seed."""
     def avg(r: Run) -> float | None:
         return r.results["average"].get(metric)
 
-    base, own = _by_seed(base_runs), _by_seed(group)
     pairs = [avg(own[s]) - avg(base[s]) for s in sorted(set(base) & set(own))
              if avg(own[s]) is not None and avg(base[s]) is not None]
     if pairs:
         return statistics.fmean(pairs)
-    b, g = _mean_std([avg(r) for r in base_runs])[0], _mean_std([avg(r) for r in group])[0]
+    b, g = _mean_std([avg(r) for r in base.values()])[0], _mean_std([avg(r) for r in own.values()])[0]
     return None if b is None or g is None else g - b
 
 
-def add_intervals(rows: list[dict], groups: dict, base_key, split: str, metric: Metric) -> None:
+def add_intervals(rows: list[dict], seeded: dict, base_key, split: str, metric: Metric) -> None:
     """Each row's interval of its average (`<metric>_ci`) and of its Δ vs the baseline (`<metric>_delta_ci`,
     seeds paired; `<metric>_delta_sig`: the interval excludes 0), on the sentences every run shares
-    (src/evaluation/intervals.py). Rows whose runs lack the metric's segments get none."""
+    (src/evaluation/intervals.py); `seeded`: each row's runs by seed. Rows whose runs lack the metric's
+    segments get none."""
     stats: dict[Path, SegmentStats | None] = {r.path: run_segment_stats(r.path, split, metric, r.scoring)
-                                              for group in groups.values() for r in group}
+                                              for by_seed in seeded.values() for r in by_seed.values()}
     have = [st for st in stats.values() if st is not None]
     if not have:
         return
@@ -282,9 +285,9 @@ def add_intervals(rows: list[dict], groups: dict, base_key, split: str, metric: 
     if not boot.directions:
         return
     avg = {path: boot.averages(st) for path, st in stats.items() if st is not None}
-    base = {r.seed: avg[r.path] for r in _by_seed(groups.get(base_key, [])).values() if r.path in avg}
+    base = {seed: avg[r.path] for seed, r in seeded.get(base_key, {}).items() if r.path in avg}
     for row in rows:
-        own = {seed: avg[r.path] for seed, r in _by_seed(groups[(row["strategy"], row["schedule"])]).items()
+        own = {seed: avg[r.path] for seed, r in seeded[(row["strategy"], row["schedule"])].items()
                if r.path in avg}
         if not own:
             continue
