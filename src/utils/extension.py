@@ -16,7 +16,8 @@ overrides what it needs. Per optimizer step the trainer calls, in order:
     after_step(model, step)           after optimizer.step(): update surgery
     metrics(model)                    extra values for the log, at log steps
 
-plus `stage_start(model, stage)` when a stage begins, and `state_dict()` / `load_state_dict()` for
+plus `stage_start(model, stage)` when a stage begins, `stage_end(model, stage)` when its steps are done (what it
+returns joins the stage's summary in train_summary.json), and `state_dict()` / `load_state_dict()` for
 state that a resumed run must restore (saved with every checkpoint). An extension that is also an
 `nn.Module` has its parameters trained with the model's (and saved with the optimizer state).
 """
@@ -34,6 +35,9 @@ class TrainerExtension:
 
     def stage_start(self, model: torch.nn.Module, stage: Any) -> None:
         pass
+
+    def stage_end(self, model: torch.nn.Module, stage: Any) -> dict:
+        return {}
 
     def before_step(self, model: torch.nn.Module, batch: dict, step: int) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()

@@ -12,7 +12,8 @@ from src.models.backbone import load_whisper, set_pad_to_30s
 from src.models.moe import MoEConfig
 from src.models.upcycling import STRATEGIES
 from src.models.upcycling.spri import partition_components, principal_rank, spri_split
-from src.models.upcycling.upcycle import upcycle_model
+from src.models.upcycling.calibration import next_token_logprobs, teacher_forced_kl
+from src.models.upcycling.upcycle import search_knob, upcycle_model
 from src.models.whisper_moe import moe_layers
 from src.training.checkpoint import save_checkpoint
 
@@ -58,7 +59,7 @@ def test_spri_reconstructs_and_partitions():
     torch.testing.assert_close(p + r.sum(0), w.double(), atol=1e-5, rtol=1e-5)
     flat = sorted(c for part in parts for c in part)
     assert flat == list(range(5, 32))  # disjoint and covering
-    assert parts[0][:3] == [5, 9, 13]  # interleaved: round-robin by index
+    assert parts[0][:3] == [8, 12, 16] and parts[1][:3] == [5, 9, 13]  # interleaved: component c -> expert c mod 4
     energy = torch.stack([ri.pow(2).sum() for ri in r])
     assert float(energy.max() / energy.min()) < 1.6  # balanced energy across experts
     contiguous = partition_components(5, 32, 4, "contiguous", gen)
@@ -97,9 +98,95 @@ def test_spri_stores_plain_experts_that_rebuild_the_dense_weight(scale):
     torch.testing.assert_close(bank.w1.sum(0), 4 * p + scale * (w - p), atol=1e-5, rtol=1e-5)
 
 
-def test_spri_energy_auto_needs_labelled_calibration():
-    with pytest.raises(ValueError, match="energy=auto needs labelled calibration batches"):
-        upcycled("spri")
+def test_spri_energy_auto_needs_labelled_calibration_only_for_the_ce_ratio():
+    with pytest.raises(ValueError, match="auto_measure=ce_ratio needs labelled calibration batches"):
+        upcycled("spri", auto_measure="ce_ratio")
+    _, _, rep = upcycled("spri")  # the KL budget reads the decoder mask: no labels needed
+    assert rep["auto"]["measure"] == "kl" and rep["auto"]["budget_met"]
+    assert rep["init_loss"]["kl"] <= 0.05 + 1e-9 and rep["init_loss"]["ratio"] is None
+
+
+@pytest.mark.parametrize("how", ["interleaved", "random"])
+def test_spri_partition_is_stable_in_the_rank(how):
+    """A larger rank only moves components into P: every other component keeps its expert."""
+    owner = {}
+    for first in range(0, 20):
+        parts = partition_components(first, 24, 4, how, torch.Generator().manual_seed(3))
+        assert sorted(c for part in parts for c in part) == list(range(first, 24))
+        for e, part in enumerate(parts):
+            for c in part:
+                assert owner.setdefault(c, e) == e, (first, c)
+
+
+def test_spri_experts_approach_the_dense_weight_monotonically_in_the_rank():
+    """With a rank-stable partition, ||W_e - W|| = ||sum of the other experts' residuals|| can only fall as the
+    rank rises (component by component), for every expert; the old re-dealt partition broke this."""
+    w = torch.randn(48, 24, generator=torch.Generator().manual_seed(0)).double()
+    svd = torch.linalg.svd(w, full_matrices=False)
+    previous = None
+    for r in range(0, 25):
+        p, res, _ = spri_split(svd, r, 4, "interleaved", torch.Generator().manual_seed(0))
+        dist = torch.stack([(p + res[e] - w).norm() for e in range(4)])
+        if previous is not None:
+            assert bool((dist <= previous + 1e-9).all()), r
+        previous = dist
+    assert float(previous.max()) < 1e-9  # full rank: every expert is W
+
+
+def test_search_knob_evaluates_its_end_point_and_counts_nan_as_over_budget():
+    seen = []
+
+    def never(value: float) -> float:
+        seen.append(value)
+        return float("nan")
+
+    value, trace, met = search_knob(never, budget=0.05)
+    assert value == 1.0 and not met and seen[-1] == 1.0 and len(trace) == 11  # 1 was measured, not assumed
+    value, trace, met = search_knob(lambda v: 1.0 - v, budget=0.25)
+    assert met and value == pytest.approx(0.75, abs=1 / 1024) and 1.0 - value <= 0.25 and len(trace) == 10
+
+
+def test_unmet_budget_and_full_rank_are_warned_in_log_and_report(monkeypatch, caplog):
+    import src.models.upcycling.upcycle as up
+
+    real = up.teacher_forced_kl
+    calls = []
+
+    def nan_during_search(model, batches, reference):
+        calls.append(1)
+        return float("nan") if len(calls) <= 11 else real(model, batches, reference)
+
+    monkeypatch.setattr(up, "teacher_forced_kl", nan_during_search)
+    with caplog.at_level("WARNING"):
+        _, _, rep = upcycled("spri")
+    assert rep["auto"]["value"] == 1.0 and rep["auto"]["budget_met"] is False
+    assert any("no value in [0, 1] keeps kl within 0.05" in w for w in rep["warnings"])
+    assert any("rank = full" in w for w in rep["warnings"])  # energy 1: every matrix keeps its whole spectrum
+    assert "no value in [0, 1]" in caplog.text and "rank = full" in caplog.text
+
+
+def test_init_kl_is_zero_for_vanilla_and_matches_a_direct_computation():
+    _, _, van = upcycled("vanilla")
+    model, weights, drop = upcycled("drop")
+    # vanilla: 0 up to float32 noise (~4e-8); drop moves this near-uniform tiny model's predictions ~100x more
+    assert abs(van["init_loss"]["kl"]) < 1e-7 and drop["init_loss"]["kl"] > max(1e-6, 50 * abs(van["init_loss"]["kl"]))
+    batch = calib_batch()
+    dense = tiny_whisper()
+    dense.load_state_dict(weights, strict=False)  # proj_out is tied to the embeddings
+    set_pad_to_30s(dense, False)
+    ref = next_token_logprobs(dense, [batch])
+    with torch.no_grad():
+        logits = model.eval()(input_features=batch["input_features"], decoder_input_ids=batch["decoder_input_ids"],
+                              decoder_attention_mask=batch["decoder_attention_mask"]).logits
+    mask = batch["decoder_attention_mask"].bool()
+    direct = torch.nn.functional.kl_div(logits[mask].log_softmax(-1), ref[0], log_target=True, reduction="batchmean")
+    assert teacher_forced_kl(model, [batch], ref) == pytest.approx(float(direct), rel=1e-5)
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0])
+def test_spri_refuses_a_non_positive_residual_scale(scale):
+    with pytest.raises(ValueError, match="upcycle.residual_scale must be > 0"):
+        ucfg("spri", residual_scale=scale).check()
 
 
 @pytest.mark.parametrize("strategy", ["random", "drop"])

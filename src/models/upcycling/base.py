@@ -13,6 +13,9 @@ from src.utils.errors import UserError
 from src.utils.registry import make_instance_register
 from src.utils.structured import to_dataclass
 
+CALIBRATION_TASKS = ("auto", "translate", "transcribe")
+AUTO_MEASURES = ("kl", "ce_ratio")
+
 
 @dataclass
 class UpcycleConfig:
@@ -24,14 +27,38 @@ class UpcycleConfig:
     calibration_examples: int = 64  # training examples for the upcycling report (and data-aware strategies)
     calibration_tokens: int = 16384  # FFN inputs kept per layer (a seeded subsample; bounds memory)
     heldout_fraction: float = 0.25  # of the calibration examples: the report's deviations and init loss
-
+    # The targets of the calibration batches: translate (the training task), transcribe (English transcripts of
+    # the same clips: a task a pretrained Whisper already does), auto = transcribe for an English-only model.
+    calibration_task: str = "auto"
+    # An `auto` knob (SPRI's energy) is the smallest value in [0, 1] whose init stays within a disruption budget
+    # on the calibration batches (upcycle.search_knob): kl = mean KL(dense || upcycled) of the teacher-forced
+    # next-token distributions, nats per target token (max_init_kl); ce_ratio = upcycled / dense
+    # cross-entropy of the labels (max_init_loss_ratio). The report records both for every strategy.
+    auto_measure: str = "kl"
+    max_init_kl: float = 0.05
+    max_init_loss_ratio: float = 1.05
 
     def check(self) -> None:
-        """Raise ValueError naming the bad knob (called when the config is validated)."""
+        """Raise UserError naming the bad knob (called when the config is validated)."""
         if self.calibration_examples < 0 or self.calibration_tokens < 1:
             raise UserError("upcycle.calibration_examples must be >= 0 and upcycle.calibration_tokens >= 1")
         if not 0.0 <= self.heldout_fraction < 1.0:
             raise UserError(f"upcycle.heldout_fraction must be in [0, 1), got {self.heldout_fraction}")
+        if self.calibration_task not in CALIBRATION_TASKS:
+            raise UserError(f"upcycle.calibration_task must be one of {CALIBRATION_TASKS}, "
+                            f"got '{self.calibration_task}'")
+        if self.auto_measure not in AUTO_MEASURES:
+            raise UserError(f"upcycle.auto_measure must be one of {AUTO_MEASURES}, got '{self.auto_measure}'")
+        if not self.max_init_kl > 0.0:
+            raise UserError(f"upcycle.max_init_kl must be > 0 (nats per target token), got {self.max_init_kl}")
+        if self.max_init_loss_ratio < 1.0:
+            raise UserError(f"upcycle.max_init_loss_ratio must be >= 1 (1 = the dense model's loss), "
+                            f"got {self.max_init_loss_ratio}")
+
+    @property
+    def auto_budget(self) -> float:
+        """The budget of `auto_measure`."""
+        return self.max_init_kl if self.auto_measure == "kl" else self.max_init_loss_ratio
 
 
 class Strategy:
@@ -43,7 +70,7 @@ class Strategy:
     needs_calibration: bool = False  # init_experts uses the layer's calibration inputs
 
     def auto_knob(self, cfg: UpcycleConfig) -> str | None:
-        """The knob set to `auto`, chosen in [0, 1] by bisection on the init loss (see upcycle.search_knob)."""
+        """The knob set to `auto`, chosen in [0, 1] by bisection on the init's disruption (upcycle.search_knob)."""
         return None
 
     def prepare(self, name: str, fc1: nn.Linear, fc2: nn.Linear, cfg: UpcycleConfig,

@@ -12,14 +12,16 @@ under AdamW (`ResidualSpectrum` projects the gradient before the step and the op
 after it). `stage1_update` chooses the variant: projected (both sides, default), left, right, or full
 (no restriction: vanilla's stage 1 with frozen biases). Stage 2 trains everything, unrestricted.
 
-`energy: auto` picks the smallest energy whose upcycled model stays within `max_init_loss_ratio` of
-the dense model's teacher-forced loss on the calibration batches (bisection, in src/models/upcycling/
-upcycle.py): pretrained spectra are flat (tiny.en keeps 214 of 384 directions at energy 0.9), so a fixed
-energy tuned on one model disrupts another.
+`energy: auto` picks the smallest energy whose upcycled model stays within a disruption budget of the
+dense one on the calibration batches (bisection in src/models/upcycling/upcycle.py; by default the mean
+KL divergence of the teacher-forced next-token distributions, `upcycle.max_init_kl`): pretrained spectra
+are flat (tiny.en keeps 214 of 384 directions at energy 0.9), so a fixed energy tuned on one model
+disrupts another.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +33,8 @@ from src.utils.errors import UserError
 from src.utils.extension import TrainerExtension
 from src.utils.sharding import assign_full, full
 
+log = logging.getLogger(__name__)
+
 PARTITIONS = ("interleaved", "contiguous", "random")
 STAGE1_UPDATES = ("projected", "left", "right", "full")
 
@@ -39,8 +43,7 @@ STAGE1_UPDATES = ("projected", "left", "right", "full")
 class SPRIConfig(UpcycleConfig):
     stage1_trainable: list[str] = field(default_factory=lambda: ["residual", "router"])
     rank: int | None = None  # an int overrides energy
-    energy: Any = "auto"  # a float in [0, 1], or auto: the smallest within max_init_loss_ratio
-    max_init_loss_ratio: float = 1.05  # energy=auto: upcycled / dense teacher-forced CE on calibration batches
+    energy: Any = "auto"  # a float in [0, 1], or auto: the smallest within the budget (auto_measure, base)
     partition: str = "interleaved"
     residual_scale: float = 1.0  # at init only: W_e = P + residual_scale * R_e
     stage1_update: str = "projected"  # projected | left | right | full (stages that train `residual`)
@@ -57,9 +60,9 @@ class SPRIConfig(UpcycleConfig):
                              f"got {self.energy!r}")
         if self.rank is not None and self.rank < 0:
             raise UserError(f"upcycle.rank must be >= 0, got {self.rank}")
-        if self.max_init_loss_ratio < 1.0:
-            raise UserError(f"upcycle.max_init_loss_ratio must be >= 1 (1 = the dense model's loss), "
-                             f"got {self.max_init_loss_ratio}")
+        if not self.residual_scale > 0.0:
+            raise UserError(f"upcycle.residual_scale must be > 0 (at 0 every expert equals P), "
+                            f"got {self.residual_scale}")
         if self.energy == "auto" and self.rank is None and self.calibration_examples < 1:
             raise UserError("upcycle.energy=auto measures the init loss on calibration batches: set "
                              "upcycle.calibration_examples >= 1, or a fixed upcycle.energy / upcycle.rank")
@@ -79,14 +82,22 @@ def principal_rank(s: torch.Tensor, rank: int | None, energy: float | None) -> i
 
 
 def partition_components(first: int, total: int, num_experts: int, how: str, gen: torch.Generator) -> list[list[int]]:
-    """Residual component indices first..total-1 split across experts (disjoint and covering)."""
-    comps = list(range(first, total))
-    if how == "random":
-        comps = [comps[i] for i in torch.randperm(len(comps), generator=gen).tolist()]
-        how = "interleaved"
+    """Residual component indices first..total-1 split across experts (disjoint and covering).
+
+    `interleaved` and `random` are stable in the rank: component c belongs to the same expert whatever
+    ``first`` is (interleaved: c mod E; random: a seeded permutation of all components, dealt round-robin),
+    so a larger rank only moves components from one expert's residual into P, every expert gets weakly
+    closer to the dense FFN, and `energy: auto`'s bisection searches a measure that moves one way.
+    `contiguous` (E bands of the residual range) re-deals the bands when the rank changes.
+    """
     if how == "interleaved":
-        return [comps[e::num_experts] for e in range(num_experts)]
+        return [[c for c in range(first, total) if c % num_experts == e] for e in range(num_experts)]
+    if how == "random":
+        owner = torch.empty(total, dtype=torch.long)
+        owner[torch.randperm(total, generator=gen)] = torch.arange(total) % num_experts
+        return [[c for c in range(first, total) if owner[c] == e] for e in range(num_experts)]
     if how == "contiguous":
+        comps = list(range(first, total))
         bounds = torch.linspace(0, len(comps), num_experts + 1).round().long().tolist()
         return [comps[bounds[e] : bounds[e + 1]] for e in range(num_experts)]
     raise UserError(f"upcycle.partition must be one of {PARTITIONS}, got '{how}'")
@@ -122,7 +133,7 @@ class SPRI(Strategy):
         copy_dense(moe, fc1, fc2)
         init_router(moe, cfg.router_std, gen)
         bank = moe.experts
-        err_num, err_den, ranks = 0.0, 0.0, {}
+        err_num, err_den, ranks, full_rank = 0.0, 0.0, {}, []
         for name, dense in (("w1", fc1.weight), ("w2", fc2.weight)):
             u, s, vh = spectra[name]
             rank = principal_rank(s, cfg.rank, None if cfg.energy == "auto" else float(cfg.energy))
@@ -130,14 +141,20 @@ class SPRI(Strategy):
             stored = (p + cfg.residual_scale * r).to(dense.dtype)
             getattr(bank, name).copy_(stored)
             # The stored experts give back W: P + sum_e (W_e - P) / residual_scale.
-            rebuilt = p + (stored.double() - p).sum(0) / cfg.residual_scale if cfg.residual_scale else p + r.sum(0)
+            rebuilt = p + (stored.double() - p).sum(0) / cfg.residual_scale
             err_num += float((rebuilt - dense.double()).pow(2).sum())
             err_den += float(dense.double().pow(2).sum())
             ranks[name] = rank
+            if rank == s.numel():
+                full_rank.append(name)
             # P's singular subspaces, for the stage-1 projection (not saved: every run upcycles again).
             bank.register_buffer(f"{name}_principal_u", u[:, :rank].to(dense.dtype).contiguous(), persistent=False)
             bank.register_buffer(f"{name}_principal_v", vh[:rank].t().to(dense.dtype).contiguous(), persistent=False)
-        return {"reconstruction_error": (err_num / err_den) ** 0.5, "principal_rank": ranks}
+        out = {"reconstruction_error": (err_num / err_den) ** 0.5, "principal_rank": ranks}
+        if full_rank:  # no residual: every expert is the dense matrix (vanilla), a stage 1 moves none of it
+            out["warning"] = (f"rank = full ({', '.join(full_rank)}): no residual spectrum, the experts equal the "
+                              f"dense FFN there (vanilla) and stage 1 trains only the routers in those matrices")
+        return out
 
 
 def project_residual(delta: torch.Tensor, u: torch.Tensor, v: torch.Tensor, mode: str) -> torch.Tensor:
@@ -157,20 +174,53 @@ class ResidualSpectrum(TrainerExtension):
         self.mode = mode
         self.active = False
         self.before: dict[str, torch.Tensor] = {}
+        self.residual_norm: dict[str, torch.Tensor] = {}  # ||W_e - P|| per expert at the first stage's start
+        self.stage_weights: dict[str, torch.Tensor] = {}  # the expert weights when the current stage began
 
     @staticmethod
-    def targets(model) -> list[tuple[str, torch.nn.Parameter, torch.Tensor, torch.Tensor]]:
+    def targets(model, trainable_only: bool = True) -> list[tuple[str, torch.nn.Parameter, torch.Tensor, torch.Tensor]]:
         out = []
         for layer_name, moe in moe_layers(model):
             bank = moe.experts
             for w in ("w1", "w2"):
                 u = getattr(bank, f"{w}_principal_u", None)
-                if u is not None and getattr(bank, w).requires_grad:
+                if u is not None and (getattr(bank, w).requires_grad or not trainable_only):
                     out.append((f"{layer_name}.{w}", getattr(bank, w), u, getattr(bank, f"{w}_principal_v")))
         return out
 
     def stage_start(self, model, stage) -> None:
         self.active = self.mode != "full" and "residual" in stage.trainable
+        with torch.no_grad():
+            for key, p, u, v in self.targets(model, trainable_only=False):
+                w = full(p).detach().float()
+                if key not in self.residual_norm:  # the residual R_e = W_e - P, P = U U^T W_e V V^T
+                    ur, vr = u.float(), v.float()
+                    self.residual_norm[key] = (w - ur @ (ur.t() @ w @ vr) @ vr.t()).flatten(1).norm(dim=1)
+                self.stage_weights[key] = w.clone()
+
+    @torch.no_grad()
+    def stage_end(self, model, stage) -> dict:
+        """How far the stage moved the experts: ||dW_e|| relative to the init residual's norm ||R_e|| and to
+        ||W_e|| (mean and max over experts and layers). AdamW normalises each coordinate, so a stage that may
+        only move the residual can still move it by many times its own norm."""
+        rel_res, rel_w, res_w = [], [], []
+        for key, p, _, _ in self.targets(model, trainable_only=False):
+            start = self.stage_weights.pop(key, None)
+            if start is None:
+                continue
+            moved = (full(p).detach().float() - start).flatten(1).norm(dim=1)
+            norm = start.flatten(1).norm(dim=1).clamp_min(1e-12)
+            rel_res.append(moved / self.residual_norm[key].clamp_min(1e-12))
+            rel_w.append(moved / norm)
+            res_w.append(self.residual_norm[key] / norm)
+        if not rel_res:
+            return {}
+        rel_res, rel_w, res_w = torch.cat(rel_res), torch.cat(rel_w), torch.cat(res_w)
+        out = {"vs_residual_mean": float(rel_res.mean()), "vs_residual_max": float(rel_res.max()),
+               "vs_weight_mean": float(rel_w.mean()), "residual_vs_weight_mean": float(res_w.mean())}
+        log.info("stage %s moved the SPRI experts by %.3g x their residual's norm (mean; max %.3g), %.3g x ||W|| "
+                 "(the residual is %.3g x ||W||)", stage.name, *out.values())
+        return {"expert_movement": out}
 
     @torch.no_grad()
     def after_backward(self, model, step: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -16,7 +17,13 @@ from tqdm.auto import tqdm
 
 from src.models.moe import MoEBlock, MoEConfig
 from src.models.upcycling.base import STRATEGIES, UpcycleConfig
-from src.models.upcycling.calibration import capture_ffn_inputs, labelled, teacher_forced_ce
+from src.models.upcycling.calibration import (
+    capture_ffn_inputs,
+    labelled,
+    next_token_logprobs,
+    teacher_forced_ce,
+    teacher_forced_kl,
+)
 from src.models.upcycling.diagnostics import expert_similarity, parameter_counts
 from src.models.whisper_moe import install_moe, record_moe_settings, whisper_ffn_layers
 from src.utils.errors import UserError
@@ -28,18 +35,33 @@ def _layer_seed(seed: int, name: str) -> int:
 
 
 AUTO_STEPS = 10  # bisection steps of an `auto` knob in [0, 1]: resolution 1/1024
+NEAR_VANILLA = 0.999  # an `auto` value at or above it is reported as (near) vanilla upcycling
 
 
-def search_knob(evaluate: Callable[[float], float], budget: float, steps: int = AUTO_STEPS) -> tuple[float, list]:
-    """The smallest value in [0, 1] whose init-loss ratio stays within ``budget``, by bisection; 1 must
-    satisfy it (for SPRI, energy 1 makes every expert the dense FFN). Returns (value, [(value, ratio)...])."""
+def search_knob(evaluate: Callable[[float], float], budget: float, steps: int = AUTO_STEPS) -> tuple[float, list, bool]:
+    """The smallest value in [0, 1] whose measure stays within ``budget``, by bisection; returns
+    (value, [(value, measure), ...], budget met).
+
+    The measure should fall as the value rises, down to the dense model's at 1 (for SPRI, energy 1 makes
+    every expert the dense FFN). A non-finite measure counts as over budget. When no bisection point met the
+    budget the end point 1 is evaluated too, so the value returned has always been measured; the caller
+    says when even that misses the budget.
+    """
     lo, hi, trace = 0.0, 1.0, []
     for _ in range(steps):
         mid = (lo + hi) / 2
-        ratio = evaluate(mid)
-        trace.append([mid, ratio])
-        lo, hi = (lo, mid) if ratio <= budget else (mid, hi)
-    return hi, trace
+        measure = evaluate(mid)
+        trace.append([mid, measure])
+        lo, hi = (lo, mid) if within(measure, budget) else (mid, hi)
+    if hi == 1.0:
+        measure = evaluate(1.0)
+        trace.append([1.0, measure])
+        return 1.0, trace, within(measure, budget)
+    return hi, trace, True
+
+
+def within(measure: float, budget: float) -> bool:
+    return math.isfinite(measure) and measure <= budget
 
 
 def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, seed: int,
@@ -53,6 +75,7 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
     dense_params = sum(p.numel() for p in model.parameters())
     report = {"strategy": ucfg.strategy, "num_experts": moe_cfg.num_experts, "top_k": moe_cfg.top_k,
               "dense_parameters": dense_params, "layers": []}
+    warnings: list[str] = []
     if not strategy.is_moe:
         report.update(num_experts=1, top_k=1, total_parameters=dense_params, active_parameters=dense_params)
         return report
@@ -66,10 +89,16 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
     inputs = capture_ffn_inputs(model, layers, calib, ucfg.calibration_tokens, seed) if calib else {}
     measured = capture_ffn_inputs(model, layers, heldout, ucfg.calibration_tokens, seed) if heldout else inputs
     dense_ce = teacher_forced_ce(model, measure) if labelled(measure) else None
+    dense_lp = next_token_logprobs(model, measure) if measure else None
     knob = strategy.auto_knob(ucfg)
-    if knob is not None and not labelled(calib):
-        raise UserError(f"upcycle.{knob}=auto needs labelled calibration batches (upcycle.calibration_examples)")
-    fit_ce = (dense_ce if measure is calib else teacher_forced_ce(model, calib)) if knob is not None else None
+    if knob is not None and not calib:
+        raise UserError(f"upcycle.{knob}=auto measures the init on calibration batches: set "
+                        "upcycle.calibration_examples >= 1")
+    if knob is not None and ucfg.auto_measure == "ce_ratio" and not labelled(calib):
+        raise UserError(f"upcycle.{knob}=auto with auto_measure=ce_ratio needs labelled calibration batches")
+    if knob is not None:  # the dense model's side of the budget, on the batches the search reads
+        fit_ce = (dense_ce if measure is calib else teacher_forced_ce(model, calib)) if labelled(calib) else None
+        fit_lp = dense_lp if measure is calib else next_token_logprobs(model, calib)
     dense = {name: (layer.fc1, layer.fc2) for name, layer in layers}
     state = strategy.prepare_layers(model, layers, calib or [], ucfg, inputs, moe_cfg.num_experts)
     moes = {}
@@ -85,19 +114,29 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
                 for name, moe in tqdm(moes.items(), desc=f"upcycling ({ucfg.strategy})", disable=not show)}
 
     if knob is not None:
-        budget = float(ucfg.max_init_loss_ratio)
+        budget = float(ucfg.auto_budget)
 
         def evaluate(value: float) -> float:
             init_all(replace(ucfg, **{knob: value}))
+            if ucfg.auto_measure == "kl":
+                return teacher_forced_kl(model, calib, fit_lp)
             return teacher_forced_ce(model, calib) / fit_ce
 
-        value, trace = search_knob(evaluate, budget)
+        value, trace, met = search_knob(evaluate, budget)
         ucfg = replace(ucfg, **{knob: value})
-        report["auto"] = {"knob": knob, "value": value, "max_init_loss_ratio": budget, "fit_dense_ce": fit_ce,
-                          "trace": trace}
+        report["auto"] = {"knob": knob, "value": value, "measure": ucfg.auto_measure, "budget": budget,
+                          "budget_met": met, "fit_dense_ce": fit_ce, "trace": trace}
+        if not met:
+            warnings.append(f"upcycle.{knob}=auto: no value in [0, 1] keeps {ucfg.auto_measure} within {budget:g} "
+                            f"(at 1: {trace[-1][1]:.4g}); the init is {knob}=1")
+        elif value >= NEAR_VANILLA:
+            warnings.append(f"upcycle.{knob}=auto chose {value:.4f}: (near) vanilla upcycling, the budget "
+                            f"{ucfg.auto_measure} <= {budget:g} leaves almost no residual")
     extras = init_all(ucfg, show=progress)
     for name, moe in moes.items():
         extra = extras[name]
+        if "warning" in extra:
+            warnings.append(f"{name}: {extra.pop('warning')}")
         row = {"name": name, "output_deviation": None, "expert_cosine_mean": None, "subspace_overlap": None,
                "router_top1_mean": None, "router_z_loss": None,
                "reconstruction_error": extra.pop("reconstruction_error", None), **extra}
@@ -116,11 +155,15 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
         report["layers"].append(row)
     record_moe_settings(model, moe_cfg, {k: v for k, v in asdict(ucfg).items()})
     report.update(parameter_counts(model))
-    if dense_ce is not None:
-        upcycled_ce = teacher_forced_ce(model, measure)
+    if dense_lp is not None:  # the init's disruption, on the same scale for every strategy (vanilla: 0)
+        upcycled_ce = teacher_forced_ce(model, measure) if dense_ce is not None else None
         report["init_loss"] = {"dense_ce": dense_ce, "upcycled_ce": upcycled_ce,
-                               "ratio": upcycled_ce / dense_ce if dense_ce > 0 else None,
+                               "ratio": upcycled_ce / dense_ce if dense_ce else None,
+                               "kl": teacher_forced_kl(model, measure, dense_lp),
                                "examples": sum(len(b["input_features"]) for b in measure),
                                "held_out": bool(heldout)}
+    for text in warnings:
+        log.warning("upcycle=%s: %s", ucfg.strategy, text)
+    report["warnings"] = warnings
     report["upcycle_seconds"] = time.perf_counter() - t0
     return report
