@@ -12,7 +12,7 @@ UV := $(VENV)/tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_CONFIG := 1
 
-.PHONY: help setup lock lock-upgrade fresh-check test test-slow lint demo demo-quick demo-seeds demo-full bench gpu-check pretrain summary clean
+.PHONY: help setup lock lock-upgrade fresh-check test test-slow lint demo demo-quick demo-seeds demo-full study bench gpu-check pretrain summary clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -74,6 +74,12 @@ demo-seeds: $(STAMP)  ## the demo with 3 seeds (a toy model per seed): mean ± s
 
 demo-full: $(STAMP)  ## the demo with cluster, SPRI+DPSL and SPRI+SD-MoE too
 	$(PY) -m src.demo --strategies $(STRATEGIES_FULL) --out $(DEMO_DIR)
+
+# The schedule study (src/study.py): SPRI's init vs its schedule, in the compute-bound toy regime and the
+# data-constrained one; resumable (STUDY_DIR keeps its finished jobs: run it again to continue).
+STUDY_DIR ?= outputs/study
+study: $(STAMP)  ## dense, vanilla, drop, SPRI x one/two stages (10%, 33%) x 3 seeds x 2 regimes (hours on 2 cores)
+	$(PY) -m src.study --out $(STUDY_DIR)
 
 # The CPU-sized benchmark set (each prints its table and ratios; GPU sizes: see docs/benchmarks.md).
 bench: $(STAMP)  ## CPU-sized benchmarks

@@ -202,3 +202,28 @@ def test_the_default_model_follows_the_data(data, model):
     assert cfg.model.name_or_path == model and (cfg.model.get("toy") is not None) == (data == "toy")
     assert make_cfg(["model=whisper_tiny", f"data={data}", "data.root=/x"] if data == "covost2" else
                     ["model=whisper_tiny", f"data={data}"]).model.name_or_path == "openai/whisper-tiny"
+
+
+@pytest.mark.parametrize("fraction, stage1", [(None, 400), (0.1, 120), (0.5, 600)])
+def test_two_stage_splits_the_budget_by_stage1_fraction(fraction, stage1):
+    extra = [] if fraction is None else [f"trainer.stage1_fraction={fraction}"]
+    run = validate(make_cfg(["experiment=toy_demo", "upcycle=spri", *extra, "trainer.stage1_lr=2e-4"]))
+    steps = [s.steps for s in run.trainer.stages]
+    assert steps == [stage1, 1200 - stage1] and sum(steps) == run.trainer.total_steps
+    assert [s.lr for s in run.trainer.stages] == [2e-4, 2e-3]  # stage1_lr is stage 1's alone
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["upcycle=spri", "trainer.stage1_fraction=1.5"], r"trainer.stage1_fraction=1.5: must be > 0 and < 1"),
+    (["upcycle=spri", "trainer.stage1_fraction=0"], r"trainer.stage1_fraction=0(\.0)?: must be > 0 and < 1"),
+    (["upcycle=spri", "trainer=one_stage", "trainer.stage1_fraction=0.1"],
+     r"trainer.stage1_fraction=0.1 applies to a two-stage schedule \(trainer=two_stage\)"),
+    (["upcycle=vanilla", "trainer.stage1_lr=1e-4"], r"trainer.stage1_lr=0.0001 applies to a two-stage schedule"),
+    (["upcycle=spri", "upcycle.residual_scale=0"], r"upcycle.residual_scale must be > 0"),
+    (["upcycle=spri", "upcycle.auto_measure=ratio"], r"upcycle.auto_measure must be one of"),
+    (["upcycle=spri", "upcycle.calibration_task=asr"], r"upcycle.calibration_task must be one of"),
+])
+def test_schedule_and_budget_knobs_are_refused_in_one_line(overrides, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        validate(make_cfg(["experiment=toy_demo", *overrides]))
+    assert "\n" not in str(err.value)

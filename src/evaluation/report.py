@@ -61,16 +61,20 @@ def method_label(cfg) -> str:
 
 
 def schedule_label(cfg) -> str | None:
-    """`1 stage: all`, `2 stages: residual+router -> all`: each stage's trainable groups, in order."""
+    """`1 stage: all`, `2 stages: residual+router 10% -> all`: each stage's trainable groups, in order (with
+    the first stages' share of the steps when there are several, so a 10% and a 33% stage 1 are two rows)."""
     try:
         stages = OmegaConf.select(cfg, "trainer.stages", default=None)
         if not stages:
             return None
+        steps = [st.get("steps", None) for st in stages]
+        total = sum(steps) if all(isinstance(n, int) for n in steps) else None
         parts = []
-        for st in stages:
+        for i, st in enumerate(stages):
             groups = st.get("trainable", None)
             groups = [groups] if isinstance(groups, str) else list(groups or [])
-            parts.append("+".join(map(str, groups)) or "?")
+            share = f" {round(100 * steps[i] / total)}%" if total and len(stages) > 1 and i < len(stages) - 1 else ""
+            parts.append(("+".join(map(str, groups)) or "?") + share)
     except Exception as e:  # an unresolvable interpolation in a hand-edited config.yaml
         log.warning("trainer.stages unreadable (%s); schedule n/a", e)
         return None

@@ -11,8 +11,8 @@ from helpers import MOE, calib_batch, tiny_whisper, ucfg, upcycled
 from src.models.backbone import load_whisper, set_pad_to_30s
 from src.models.moe import MoEConfig
 from src.models.upcycling import STRATEGIES
-from src.models.upcycling.spri import partition_components, principal_rank, spri_split
 from src.models.upcycling.calibration import next_token_logprobs, teacher_forced_kl
+from src.models.upcycling.spri import partition_components, principal_rank, spri_split
 from src.models.upcycling.upcycle import search_knob, upcycle_model
 from src.models.whisper_moe import moe_layers
 from src.training.checkpoint import save_checkpoint
