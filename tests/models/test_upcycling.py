@@ -6,16 +6,18 @@ import json
 
 import pytest
 import torch
-from helpers import MOE, calib_batch, tiny_whisper, ucfg, upcycled
+from helpers import MOE, batches, calib_batch, tiny_whisper, ucfg, upcycled
 
 from src.models.backbone import load_whisper, set_pad_to_30s
 from src.models.moe import MoEConfig
+from src.models.router_losses import MoELoss
 from src.models.upcycling import STRATEGIES
 from src.models.upcycling.calibration import next_token_logprobs, teacher_forced_kl
-from src.models.upcycling.spri import partition_components, principal_rank, spri_split
+from src.models.upcycling.spri import ResidualSpectrum, partition_components, principal_rank, spri_split
 from src.models.upcycling.upcycle import search_knob, upcycle_model
 from src.models.whisper_moe import moe_layers
 from src.training.checkpoint import save_checkpoint
+from src.training.trainer import StageConfig, Trainer, TrainerConfig
 
 
 def test_vanilla_equals_dense_ffn_at_init_in_encoder_and_decoder():
@@ -278,12 +280,6 @@ def test_a_checkpoint_from_before_the_moe_block_had_its_slot_still_loads(tmp_pat
 
 def spri_stage1(tmp_path, update: str, steps: int = 3):
     """(model, weights before) after `steps` AdamW steps of SPRI's stage 1 with ``update``."""
-    from helpers import batches
-
-    from src.models.router_losses import MoELoss
-    from src.models.upcycling.spri import ResidualSpectrum
-    from src.training.trainer import StageConfig, Trainer, TrainerConfig
-
     model, _, _ = upcycled("spri", energy=0.5)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     cfg = TrainerConfig(stages=[StageConfig(name="stage1", steps=steps, lr=1e-2, trainable=["residual", "router"])],
@@ -319,6 +315,29 @@ def test_spri_stage1_moves_only_the_residual_spectrum_and_the_routers(tmp_path):
     leak, smallest = principal_leak(model, before)
     assert smallest > 1e-3  # the experts did move (lr 1e-2, 3 AdamW steps)
     assert leak < 1e-5  # ... and only outside P's left and right singular subspaces (float32 tolerance)
+
+
+def test_each_stage_reports_how_far_it_moved_the_experts_relative_to_the_residual(tmp_path):
+    """stage_end's movement = ||W_e(end) - W_e(start)|| / ||R_e||, R_e = W_e - U U^T W_e V V^T at init."""
+    model, _, _ = upcycled("spri", energy=0.5)
+    bank = dict(moe_layers(model))["decoder.layers.1"].experts
+    w0 = bank.w1.detach().clone()
+    u, v = bank.w1_principal_u, bank.w1_principal_v
+    residual = (w0 - u @ (u.t() @ w0 @ v) @ v.t()).flatten(1).norm(dim=1)
+    stages = [StageConfig(name="stage1", steps=2, lr=1e-2, trainable=["residual", "router"]),
+              StageConfig(name="stage2", steps=2, lr=1e-3, trainable=["all"])]
+    data = batches(4)
+    for b in data:
+        b["feature_lengths"] = torch.tensor([64, 64])
+    ext = ResidualSpectrum("projected")
+    history = Trainer(model, None, TrainerConfig(stages=stages, progress=False), tmp_path, data,
+                      extensions=[ext]).fit()
+    moved = [h["expert_movement"] for h in history]
+    assert all(m["vs_residual_mean"] > 0 and m["vs_residual_max"] >= m["vs_residual_mean"] for m in moved)
+    torch.testing.assert_close(ext.residual_norm["decoder.layers.1.w1"], residual)  # the init residual, kept
+    # over both stages this expert moved by at most the sum of the stages' largest relative moves
+    total = float(((bank.w1.detach() - w0).flatten(1).norm(dim=1) / residual).max())
+    assert 0 < total <= moved[0]["vs_residual_max"] + moved[1]["vs_residual_max"] + 1e-6
 
 
 def test_spri_stage1_full_update_leaks_into_the_principal_subspace(tmp_path):

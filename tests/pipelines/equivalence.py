@@ -14,6 +14,7 @@ gave before the redesign; test_equivalence.py asserts the code still gives it.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -133,9 +134,26 @@ ISSUE_22 = {("data", "corpus", "n_st_test"): 120, ("model", "pretrain", "seed"):
             ("trainer", "average_last"): None, ("trainer", "patience"): None, ("trainer", "keep_checkpoints"): 2}
 
 
+# Issue 23 re-recorded the trace once, for one intended change: SPRI's interleaved partition deals component c to
+# expert c mod E (stable in the rank) where it dealt (c - rank) mod E, which relabels the spri scenario's experts.
+# With the old partition patched back in, the new code reproduced every recorded float (0 differences); the
+# recording also gained the report's init KL and warnings. It also added knobs on purpose: the upcycling's calibration task and init budget (base.yaml, every strategy),
+# and the two-stage schedule's stage1_fraction / stage1_lr (the third and the lr the stages used before).
+ISSUE_23_UPCYCLE = {"calibration_task": "auto", "auto_measure": "kl", "max_init_kl": 0.05, "max_init_loss_ratio": 1.05}
+
+
+def issue_23(cfg: dict) -> None:
+    trainer, two = cfg["trainer"], len(cfg["trainer"]["stages"]) == 2
+    trainer["stage1_fraction"], trainer["stage1_lr"] = (0.3333, "${trainer.lr}") if two else (None, None)
+    if two:
+        trainer["stages"][0].update(steps="${frac:${trainer.total_steps},${trainer.stage1_fraction}}",
+                                    lr="${trainer.stage1_lr}")
+    cfg["upcycle"].update(ISSUE_23_UPCYCLE)
+
+
 def renamed(old: dict) -> dict:
     """The recording in today's names and defaults: issue 16 renamed SD-MoE's `moe.sd` to `moe.sd_moe` (and
-    the preset `upcycle=spri_sd` to `spri_sd_moe`); issue 22 changed the defaults in ISSUE_22."""
+    the preset `upcycle=spri_sd` to `spri_sd_moe`); issues 22 and 23 changed the defaults above."""
     configs = {}
     for choice, cfg in old["configs"].items():
         cfg["moe"] = {("sd_moe" if k == "sd" else k): v for k, v in cfg["moe"].items()}
@@ -144,7 +162,8 @@ def renamed(old: dict) -> dict:
             for p in parents:
                 node = node[p]
             node[key] = value
-        configs[choice.replace("upcycle=spri_sd", "upcycle=spri_sd_moe")] = cfg
+        issue_23(cfg)
+        configs[re.sub(r"upcycle=spri_sd\b", "upcycle=spri_sd_moe", choice)] = cfg  # idempotent on new names
     return {**old, "configs": configs}
 
 
