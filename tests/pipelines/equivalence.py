@@ -137,8 +137,9 @@ ISSUE_22 = {("data", "corpus", "n_st_test"): 120, ("model", "pretrain", "seed"):
 # Issue 23 re-recorded the trace once, for one intended change: SPRI's interleaved partition deals component c to
 # expert c mod E (stable in the rank) where it dealt (c - rank) mod E, which relabels the spri scenario's experts.
 # With the old partition patched back in, the new code reproduced every recorded float (0 differences); the
-# recording also gained the report's init KL and warnings. It also added knobs on purpose: the upcycling's calibration task and init budget (base.yaml, every strategy),
-# and the two-stage schedule's stage1_fraction / stage1_lr (the third and the lr the stages used before).
+# recording also gained the report's init KL and warnings. It also added knobs on purpose: the upcycling's
+# calibration task and init budget (base.yaml, every strategy), and the two-stage schedule's stage1_fraction /
+# stage1_lr (the third and the lr the stages used before).
 ISSUE_23_UPCYCLE = {"calibration_task": "auto", "auto_measure": "kl", "max_init_kl": 0.05, "max_init_loss_ratio": 1.05}
 
 
