@@ -28,7 +28,7 @@ from src.evaluation.metrics import word_error_rate  # noqa: E402
 from src.evaluation.run import task_examples  # noqa: E402
 from src.models.backbone import load_whisper, set_pad_to_30s  # noqa: E402
 from src.models.moe import MoEConfig  # noqa: E402
-from src.models.tiny_en import ensure_tiny_en  # noqa: E402
+from src.models.offline import ensure_offline_model  # noqa: E402
 from src.models.upcycling import STRATEGIES, strategy_config  # noqa: E402
 from src.models.upcycling.calibration import teacher_forced_ce  # noqa: E402
 from src.models.upcycling.upcycle import upcycle_model  # noqa: E402
@@ -63,7 +63,7 @@ def main() -> int:
     ap.add_argument("--set", nargs="*", default=[], help="strategy.knob=value, e.g. spri.energy=0.99")
     args = ap.parse_args()
     cache = Path(os.environ.get("UPCYCLE_ST_CACHE", ROOT / ".cache"))
-    model, tokenizer = load_whisper(ensure_tiny_en(cache), pad_to_30s=True)
+    model, tokenizer = load_whisper(ensure_offline_model("tiny.en", cache), pad_to_30s=True)
     source = CoVoST2Source(str(build_english_set(english_set_dir(cache))), directions=["de"], progress=False)
     examples = task_examples(source.examples("test"), "transcribe")
     refs = [ex.sentence for ex in examples]

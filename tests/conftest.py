@@ -71,3 +71,25 @@ def trained(tmp_path_factory):
     run("src.train", ["upcycle=dense", f"paths.cache_dir={tmp / 'cache'}", f"hydra.run.dir={run_dir}", *TINY])
     return tmp, run_dir
 
+
+# --------------------------------------------------------------------------------------------
+# the real-model tests (tests/models/test_real_whisper*.py)
+
+
+@pytest.fixture(scope="session")
+def model_cache_dir() -> Path:
+    """Where the offline models are converted and the eSpeak English set is built (reused across runs)."""
+    return Path(os.environ.get("UPCYCLE_ST_CACHE", Path(__file__).resolve().parents[1] / ".cache"))
+
+
+@pytest.fixture(scope="session")
+def english(model_cache_dir):
+    """(source, transcription examples) of the eSpeak English set (12 clips; its en->de table carries the
+    English text as the 'translation': its translation examples serve for their prompt only)."""
+    from src.data.covost2 import CoVoST2Source
+    from src.data.toy.english import build_english_set, english_set_dir
+    from src.evaluation.run import task_examples
+
+    root = build_english_set(english_set_dir(model_cache_dir))
+    source = CoVoST2Source(str(root), directions=["de"], progress=False)
+    return source, task_examples(source.examples("test"), "transcribe")

