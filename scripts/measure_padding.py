@@ -24,7 +24,7 @@ clip padded vs unpadded: GFLOPs counted from the config, and time (one clip per 
 in turns, median of --reps calls; on a shared machine the time is the noisier of the two).
 
 Models come from src.models.offline (tiny.en, base) when that module exists, else tiny.en from
-src.models.tiny_en; any name may also be a converted HF checkpoint directory.
+src.models.offline; any name may also be a converted HF checkpoint directory.
 """
 
 from __future__ import annotations
@@ -69,15 +69,8 @@ VARIANTS = {  # key -> (table label, pad_to_30s, loader, silence frames added af
 def resolve_model(name: str, cache: Path) -> Path:
     if Path(name).is_dir():
         return Path(name)
-    try:
-        from src.models.offline import ensure_offline_model
-    except ImportError:
-        if name != "tiny.en":
-            raise SystemExit(f"no offline model registry (src/models/offline.py) here: give '{name}' as a "
-                             "converted checkpoint directory (scripts/convert_ctranslate2_whisper.py)") from None
-        from src.models.tiny_en import ensure_tiny_en
+    from src.models.offline import ensure_offline_model
 
-        return ensure_tiny_en(cache)
     return ensure_offline_model(name, cache)
 
 

@@ -8,42 +8,26 @@ Measured over whole sets by scripts/measure_padding.py (README, "model.pad_to_30
 from __future__ import annotations
 
 import copy
-import os
-from pathlib import Path
 
 import pytest
 import torch
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from src.data.covost2 import CoVoST2Source
 from src.data.loading import LoaderConfig, make_loader
-from src.data.toy.english import build_english_set, english_set_dir
 from src.evaluation.generation import DecodeConfig, decode
-from src.evaluation.run import task_examples
 from src.models.backbone import ShortFormWhisperEncoder, load_whisper, set_pad_to_30s
+from src.models.offline import ensure_offline_model
 
 pytestmark = pytest.mark.real_model
 
-ROOT = Path(__file__).resolve().parents[2]
 CLIP = "espeak_00.wav"  # "the weather is cold and windy today": 240 frames, padded to 256 unpadded
 
 
-def tiny_en_dir(cache: Path) -> Path:
-    try:
-        from src.models.offline import ensure_offline_model
-    except ImportError:  # before the offline-model registry
-        from src.models.tiny_en import ensure_tiny_en
-
-        return ensure_tiny_en(cache)
-    return ensure_offline_model("tiny.en", cache)
-
-
 @pytest.fixture(scope="module")
-def tiny_en():
-    cache = Path(os.environ.get("UPCYCLE_ST_CACHE", ROOT / ".cache"))
-    model, tokenizer = load_whisper(tiny_en_dir(cache), pad_to_30s=False)
-    source = CoVoST2Source(str(build_english_set(english_set_dir(cache))), directions=["de"], progress=False)
-    example = next(ex for ex in task_examples(source.examples("test"), "transcribe") if ex.audio == CLIP)
+def tiny_en(model_cache_dir, english):
+    model, tokenizer = load_whisper(ensure_offline_model("tiny.en", model_cache_dir), pad_to_30s=False)
+    source, examples = english
+    example = next(ex for ex in examples if ex.audio == CLIP)
     return model, tokenizer, source, example
 
 
