@@ -12,7 +12,7 @@ UV := $(VENV)/tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_CONFIG := 1
 
-.PHONY: help setup lock lock-upgrade fresh-check test test-slow lint demo demo-quick demo-seeds demo-full study bench gpu-check pretrain summary clean
+.PHONY: help setup lock lock-upgrade fresh-check test test-slow test-real lint demo demo-quick demo-seeds demo-full study bench gpu-check pretrain summary clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -46,6 +46,9 @@ test: $(STAMP)  ## the default (fast) test suite
 
 test-slow: $(STAMP)  ## the heavier checks (pytest -m slow)
 	$(PY) -m pytest -q -m slow
+
+test-real: $(STAMP)  ## the slow checks on real pretrained Whispers (tiny.en, base; CI runs them after make test)
+	$(PY) -m pytest -q -m "slow and real_model"
 
 lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff check src tests scripts
