@@ -44,6 +44,14 @@ def load_model(run: RunSettings):
     return model, tokenizer, record
 
 
+def calibration_task(ucfg, tokenizer) -> str:
+    """`upcycle.calibration_task`, with auto resolved: English transcription for an English-only model (it cannot
+    translate), else translation (the training task)."""
+    if ucfg.calibration_task != "auto":
+        return ucfg.calibration_task
+    return "transcribe" if is_english_only(tokenizer) else "translate"
+
+
 def calibration_batches(run: RunSettings, model, tokenizer, source, examples: list) -> tuple[list[dict], list[dict]]:
     """(fit, held-out) batches of `upcycle.calibration_examples` examples drawn (by seed) from ``examples``, with
     the targets of `upcycle.calibration_task` (auto: English transcription for an English-only model, which
@@ -53,10 +61,7 @@ def calibration_batches(run: RunSettings, model, tokenizer, source, examples: li
     n = int(ucfg.calibration_examples)
     if not examples or n <= 0 or not STRATEGIES[ucfg.strategy].is_moe:
         return [], []
-    task = ucfg.calibration_task
-    if task == "auto":
-        task = "transcribe" if is_english_only(tokenizer) else "translate"
-    examples = task_examples(examples, task)
+    examples = task_examples(examples, calibration_task(ucfg, tokenizer))
     pick = torch.randperm(len(examples), generator=torch.Generator().manual_seed(run.seed))[:n].tolist()
     n_held = int(len(pick) * ucfg.heldout_fraction) if len(pick) >= 4 else 0
     fit, held = pick[: len(pick) - n_held], pick[len(pick) - n_held:]

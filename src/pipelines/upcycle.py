@@ -8,7 +8,7 @@ from pathlib import Path
 from src.config import RunSettings
 from src.data.loading import build_source
 from src.models.upcycling.upcycle import upcycle_model
-from src.pipelines.builders import calibration_batches, load_model
+from src.pipelines.builders import calibration_batches, calibration_task, load_model
 from src.training.checkpoint import save_checkpoint
 from src.utils.atomic import write_json
 
@@ -21,6 +21,8 @@ def upcycle(model, run: RunSettings, tokenizer, source, examples: list, report_d
     calib, heldout = calibration_batches(run, model, tokenizer, source, examples)
     report = upcycle_model(model, run.moe, run.upcycle, run.seed, calib, progress=run.progress,
                            heldout=heldout or None)
+    if calib:
+        report["calibration_task"] = calibration_task(run.upcycle, tokenizer)
     if report_dir is not None:
         write_json(Path(report_dir) / REPORT, report)
     return report

@@ -121,20 +121,44 @@ def test_transcribe_task_scores_wer_and_translate_is_refused(tmp_path, tiny_en, 
                        pad_to_30s=True, progress=False)
 
 
-def test_spri_energy_auto_keeps_the_init_loss_within_budget_where_a_fixed_energy_does_not(tiny_en, english):
-    """On real tiny.en: auto finds an energy whose init-loss ratio is within max_init_loss_ratio; a fixed low
-    energy (the old default 0.9 is used in the README table) is far outside it."""
+def test_spri_energy_auto_keeps_the_init_kl_within_budget_where_a_fixed_energy_does_not(tiny_en, english):
+    """On real tiny.en: auto finds an energy whose init KL is within max_init_kl; a fixed low energy is far
+    outside it (and the CE ratio, recorded too, agrees)."""
     model, tokenizer = tiny_en
     calib = calibration(english, tokenizer)
-    ratios = {}
+    costs = {}
     for energy in ("auto", 0.5):
         moe = short_form_copy(model)
-        report = upcycle_model(moe, MoEConfig(**EVERY_FFN), strategy_config({"strategy": "spri", "energy": energy,
-                                                                             "max_init_loss_ratio": 1.05}),
+        report = upcycle_model(moe, MoEConfig(**EVERY_FFN), strategy_config({"strategy": "spri", "energy": energy}),
                                seed=0, calib=calib, progress=False)
-        ratios[energy] = report["init_loss"]["ratio"]
+        costs[energy] = report["init_loss"]
         if energy == "auto":
             assert 0.0 < report["auto"]["value"] < 1.0 and len(report["auto"]["trace"]) == 10
+            assert report["auto"]["budget_met"] and not report["warnings"]
             ranks = [r["principal_rank"] for r in report["layers"]]
-            assert all(0 < r["w1"] <= 384 and 0 < r["w2"] <= 384 for r in ranks)
-    assert ratios["auto"] <= 1.05 < ratios[0.5]
+            assert all(0 < r["w1"] < 384 and 0 < r["w2"] < 384 for r in ranks)
+    assert costs["auto"]["kl"] <= 0.05 < 10 * 0.05 < costs[0.5]["kl"]
+    assert costs["auto"]["ratio"] < costs[0.5]["ratio"]
+
+
+@pytest.mark.slow  # a child process, an eSpeak set and SPRI's search: `make test-real`
+def test_the_upcycle_job_calibrates_an_english_only_checkpoint_on_transcription(tmp_path, model_cache_dir):
+    """`python -m src.upcycle` on tiny.en (which cannot translate) calibrates on the English transcripts
+    (upcycle.calibration_task=auto) instead of stopping, and SPRI's auto budget is met there."""
+    import json
+
+    from helpers import run
+
+    from src.data.toy.english import build_english_set
+
+    root = build_english_set(tmp_path / "english", split="train")
+    out = tmp_path / "ckpt"
+    run("src.upcycle", ["model.name_or_path=offline:tiny.en", "data=covost2", f"data.root={root}",
+                        "data.directions=[de]", "upcycle=spri", "upcycle.calibration_examples=8", "moe.every=2",
+                        f"paths.cache_dir={model_cache_dir}", f"out={out}", "progress=false",
+                        f"hydra.run.dir={tmp_path / 'run'}"])
+    report = json.loads((out / "upcycling_report.json").read_text())
+    assert report["calibration_task"] == "transcribe" and report["auto"]["budget_met"]
+    assert report["init_loss"]["kl"] <= 0.05 + 1e-9 and report["init_loss"]["examples"] == 2  # 8, a quarter held out
+    loaded, tokenizer = load_whisper(out, pad_to_30s=False)
+    assert is_english_only(tokenizer) and len(moe_layers(loaded)) == 4
