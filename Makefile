@@ -93,11 +93,12 @@ bench: $(STAMP)  ## CPU-sized benchmarks
 	$(PY) scripts/bench_upcycle.py --layers 2
 	$(PY) scripts/bench_malloc.py --shapes small --tokens 2048 --repeats 5 --rounds 2
 
-# Every GPU measurement in one call (scripts/gpu_check.py; ~8 min on one H100/H200): .venv's Python when it
-# exists, else python3 (a device machine without the package index uses its image's torch). DRY=1: the
-# CPU dry run with tiny shapes (make test-slow runs it too; run it before spending device time).
+# Every GPU measurement in one call (scripts/gpu_check.py; at most 8 min on one H100/H200, each part within its own
+# limit): .venv's Python when it exists, else python3 (a device machine without the package index uses its image's
+# torch; the base_study part needs the `test` extra's offline whisper-base). DRY=1: the CPU dry run with tiny shapes
+# (make test-slow runs it too; run it before spending device time).
 GPU_PY := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
-gpu-check:  ## GPU benchmarks + a compiled bf16 SPRI run with kill/resume, one Markdown section (DRY=1: CPU dry run)
+gpu-check:  ## GPU benchmarks, a compiled bf16 SPRI run with kill/resume, the whisper-base study (base_study); one Markdown section (DRY=1: CPU dry run)
 	$(GPU_PY) scripts/gpu_check.py $(if $(DRY),--dry-run) $(if $(OUT_FILE),--out $(OUT_FILE))
 
 clean:  ## remove outputs and caches (not the venv)

@@ -16,7 +16,7 @@ from src.models.upcycling.diagnostics import expert_similarity
 from src.models.whisper_moe import moe_layers
 from src.pipelines.builders import load_model, moe_extensions
 from src.pipelines.upcycle import REPORT, upcycle
-from src.training.distributed import init_distributed, is_sharded, shutdown
+from src.training.distributed import init_distributed, is_sharded, process_device, shutdown
 from src.training.selection import dev_requirement
 from src.training.trainer import Trainer
 from src.utils.atomic import write_json
@@ -63,7 +63,9 @@ def train(run: RunSettings) -> dict:
     # and in every run, drawn across directions and lengths (unshuffled, the length sort keeps the split's
     # direction-by-direction order where clips are padded to 30 s: the dev loss would read one direction).
     dev_loader = make_loader(dev_ex, source, tokenizer, lcfg, shuffle=True, seed=0, **kw) if dev_ex else None
-    # Every rank upcycles identically (seeded); only rank 0 writes files and logs.
+    # Every rank upcycles identically (seeded), on its training device (SPRI's search runs ~10 forward passes:
+    # on a GPU they take a second, on whisper-base's CPU about 3 minutes); only rank 0 writes files and logs.
+    model.to(process_device(tcfg.device, info))
     report = upcycle(model, run, tokenizer, source, train_ex, run_dir if info.is_main else None)
     log.info("model: %s, %s total / %s active parameters", report["strategy"], f"{report['total_parameters']:,}",
              f"{report['active_parameters']:,}")
