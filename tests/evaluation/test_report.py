@@ -123,7 +123,7 @@ def test_seeds_mean_std_and_significance_per_seed_pair(tmp_path):
     assert sorted(pvals) == ["1", "2", "3"] and all(sorted(p) == ["de", "ja"] for p in pvals.values())
     assert all(p < 0.05 for seed in pvals.values() for p in seed.values())
     assert "sig_better" not in dense  # the baseline is not compared with itself
-    assert (spri["schedule"], dense["schedule"]) == ("2 stages: residual+router -> all", "1 stage: all")
+    assert (spri["schedule"], dense["schedule"]) == ("2 stages: residual+router 50% -> all", "1 stage: all")
     # cost: per run the sum over its stages, then the mean over seeds
     assert spri["steps"] == 100 and dense["steps"] == 100
     assert spri["tokens"] == pytest.approx(statistics.fmean(1000 * s + 3000 for s in (1, 2, 3)))
@@ -131,7 +131,7 @@ def test_seeds_mean_std_and_significance_per_seed_pair(tmp_path):
     assert dense["tokens"] == pytest.approx(5002) and dense["seconds"] == pytest.approx(62.0)
     assert spri["total_params"] == 160_400_000 and spri["active_params"] == pytest.approx(52_300_002)
     md = report["markdown"]
-    assert "| spri | 2 stages: residual+router -> all | 3 |" in md
+    assert "| spri | 2 stages: residual+router 50% -> all | 3 |" in md
     assert "| s1 2/0, s2 2/0, s3 1/1 |" in md and "| 5/1 |" in md
     assert f"{statistics.fmean([runs['spri'][s]['average']['bleu'] for s in (1, 2, 3)]):.2f} ± " in md
     assert "| 100 | 5.0k | 1.0 | 52.3M / 160.4M |" in md and "| 100 | 5.0k | 1.0 | 40.1M / 40.1M |" in md
@@ -148,14 +148,14 @@ def test_schedules_are_separate_rows_and_missing_cost_is_na(tmp_path):
     report = build_report([sweep], tmp_path / "out")
     rows = {(r["strategy"], r["schedule"]): r for r in report["rows"]}
     assert list(rows) == [("dense", "1 stage: all"), ("vanilla", "1 stage: all"),
-                          ("vanilla", "2 stages: router+experts -> all")]
-    old = rows[("vanilla", "2 stages: router+experts -> all")]
+                          ("vanilla", "2 stages: router+experts 50% -> all")]
+    old = rows[("vanilla", "2 stages: router+experts 50% -> all")]
     assert all(old[k] is None for k in ("steps", "tokens", "seconds", "active_params", "total_params"))
     assert rows[("vanilla", "1 stage: all")]["steps"] == 100
     md = report["markdown"]
     old_line = next(line for line in md.splitlines() if "router+experts" in line)
     assert old_line.endswith("| n/a | n/a | n/a | n/a |") and "| 0 |" not in old_line
-    assert (tmp_path / "out" / "expert_usage_vanilla_2_stages_router+experts_all.png").exists()
+    assert (tmp_path / "out" / "expert_usage_vanilla_2_stages_router+experts_50_all.png").exists()
     assert (tmp_path / "out" / "expert_usage_vanilla_1_stage_all.png").exists()
 
 
@@ -166,7 +166,7 @@ def test_report_without_baseline_has_no_deltas(tmp_path, capsys):
     assert report_main([str(sweep), "--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
     assert "No dense run found" in printed and "Δ vs dense" not in printed and "sig. +/−" not in printed
-    assert "| drop | 2 stages: residual+router -> all | 1 |" in printed
+    assert "| drop | 2 stages: residual+router 50% -> all | 1 |" in printed
     assert (tmp_path / "out" / "comparison.md").read_text() in printed
 
 
