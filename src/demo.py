@@ -78,8 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             break
     else:
         t.jobs = tm.collect_jobs(out)
-        report = [sys.executable, "-m", "src.report", str(out), "--out", str(out / "report")]
-        failed |= tm.run_phase("report", report, t, note="comparison tables and plots")
+        failed |= tm.report_phase("report", out, t, note="comparison tables and plots")
     md = tm.finish(t, out)
     print("\n" + md)
     print(f"timing: {out / 'timing.md'} (README: python -m src.demo --readme {out})")

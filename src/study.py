@@ -176,8 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     t.phases.append(tm.Phase("jobs", time.perf_counter() - start, int(bool(failed)),
                              f"{len(jobs)} jobs ({failed} failed), {n_parallel} at a time"))
     for regime in regimes:
-        report = [sys.executable, "-m", "src.report", str(out / regime), "--out", str(out / regime / "report")]
-        failed += tm.run_phase(f"report {regime}", report, t, note="comparison table with intervals")
+        failed += tm.report_phase(f"report {regime}", out / regime, t, note="comparison table with intervals")
     md = tm.finish(t, out)
     print("\n" + md)
     print(f"README: python -m src.study --readme {out}")
