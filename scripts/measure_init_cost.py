@@ -34,7 +34,7 @@ from src.models.backbone import load_whisper, set_pad_to_30s  # noqa: E402
 from src.models.moe import MoEConfig  # noqa: E402
 from src.models.offline import ensure_offline_model  # noqa: E402
 from src.models.upcycling import STRATEGIES, strategy_config  # noqa: E402
-from src.models.upcycling.calibration import teacher_forced_ce  # noqa: E402
+from src.models.upcycling.calibration import teacher_forced  # noqa: E402
 from src.models.upcycling.upcycle import upcycle_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +99,7 @@ def main() -> int:
     calib = calibration_batches(args.calibration, model, tokenizer, examples, source, cache)
     dense_wer = wer(model)
     set_pad_to_30s(model, False)
-    dense_ce = teacher_forced_ce(model, calib)
+    dense_ce = teacher_forced(model, calib).ce
     knobs = parse_sets(args.set)
     moe_cfg = MoEConfig(num_experts=args.experts, top_k=args.top_k, where="both", every=1)
     runs = [(name, knobs.get(name, {})) for name in args.strategies.split(",")]

@@ -12,7 +12,7 @@ from src.models.backbone import load_whisper, set_pad_to_30s
 from src.models.moe import MoEConfig
 from src.models.router_losses import MoELoss
 from src.models.upcycling import STRATEGIES
-from src.models.upcycling.calibration import next_token_logprobs, teacher_forced_kl
+from src.models.upcycling.calibration import teacher_forced
 from src.models.upcycling.spri import ResidualSpectrum, partition_components, principal_rank, spri_split
 from src.models.upcycling.upcycle import search_knob, upcycle_model
 from src.models.whisper_moe import moe_layers
@@ -151,14 +151,18 @@ def test_search_knob_evaluates_its_end_point_and_counts_nan_as_over_budget():
 def test_unmet_budget_and_full_rank_are_warned_in_log_and_report(monkeypatch, caplog):
     import src.models.upcycling.upcycle as up
 
-    real = up.teacher_forced_kl
+    real = up.teacher_forced
     calls = []
 
-    def nan_during_search(model, batches, reference):
-        calls.append(1)
-        return float("nan") if len(calls) <= 11 else real(model, batches, reference)
+    def nan_during_search(model, batches, reference=None, keep_logprobs=False):
+        out = real(model, batches, reference, keep_logprobs)
+        if reference is not None:  # the search's 11 passes (and the final init_loss) compare to the dense model
+            calls.append(1)
+            if len(calls) <= 11:
+                out.kl = float("nan")
+        return out
 
-    monkeypatch.setattr(up, "teacher_forced_kl", nan_during_search)
+    monkeypatch.setattr(up, "teacher_forced", nan_during_search)
     with caplog.at_level("WARNING"):
         _, _, rep = upcycled("spri")
     assert rep["auto"]["value"] == 1.0 and rep["auto"]["budget_met"] is False
@@ -176,13 +180,21 @@ def test_init_kl_is_zero_for_vanilla_and_matches_a_direct_computation():
     dense = tiny_whisper()
     dense.load_state_dict(weights, strict=False)  # proj_out is tied to the embeddings
     set_pad_to_30s(dense, False)
-    ref = next_token_logprobs(dense, [batch])
+    ref = teacher_forced(dense, [batch], keep_logprobs=True).logprobs
     with torch.no_grad():
         logits = model.eval()(input_features=batch["input_features"], decoder_input_ids=batch["decoder_input_ids"],
                               decoder_attention_mask=batch["decoder_attention_mask"]).logits
     mask = batch["decoder_attention_mask"].bool()
     direct = torch.nn.functional.kl_div(logits[mask].log_softmax(-1), ref[0], log_target=True, reduction="batchmean")
-    assert teacher_forced_kl(model, [batch], ref) == pytest.approx(float(direct), rel=1e-5)
+    measured = teacher_forced(model, [batch], ref)
+    assert measured.kl == pytest.approx(float(direct), rel=1e-5)
+    assert measured.ce is None  # no labels, no cross-entropy
+    labels = batch["decoder_input_ids"].roll(-1, 1).masked_fill(~mask, -100)
+    labelled = teacher_forced(model, [{**batch, "labels": labels}], ref)  # the same pass gives both
+    ce = torch.nn.functional.cross_entropy(logits[mask], labels[mask])
+    assert labelled.ce == pytest.approx(float(ce), rel=1e-5) and labelled.kl == pytest.approx(measured.kl, rel=1e-6)
+    with pytest.raises(ValueError, match="strict|shorter|longer"):  # a reference per batch, no fewer
+        teacher_forced(model, [batch, batch], ref)
 
 
 @pytest.mark.parametrize("scale", [0.0, -1.0])

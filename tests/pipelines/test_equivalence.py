@@ -9,8 +9,19 @@ import math
 from equivalence import GOLDEN, renamed, trace
 
 
+ABS_TOL = 1e-5
+ILL_CONDITIONED = {"subspace_overlap": 0.05}  # absolute tolerance of diagnostics that LAPACK kernels move
+
+
 def differences(old, new, path: str = "") -> list[str]:
-    """Where ``new`` departs from ``old``: floats beyond 1e-6 relative (1e-9 absolute), anything else unequal."""
+    """Where ``new`` departs from ``old``: floats beyond 1e-5 relative and ABS_TOL absolute, anything else unequal.
+
+    The absolute floor is float32 rounding across CPUs: the golden file was recorded on AMD EPYC; on an Intel
+    Xeon (other BLAS/LAPACK kernels) cluster's init logits moved by up to 1.6e-7 and drop's logits after its
+    training steps by up to 1.3e-6 (their sums 4e-6 relative), and `subspace_overlap` (the top-16 right singular subspaces of a tiny
+    model's experts, whose spectra are nearly degenerate) by up to 0.03; everything else was equal. On one
+    machine the trace is deterministic (the same 0 differences run after run).
+    """
     if isinstance(old, dict) and isinstance(new, dict):
         keys = sorted(set(old) | set(new))
         return [d for k in keys for d in (differences(old.get(k), new.get(k), f"{path}/{k}")
@@ -20,7 +31,8 @@ def differences(old, new, path: str = "") -> list[str]:
             return [f"{path}: length {len(old)} -> {len(new)}"]
         return [d for i, (a, b) in enumerate(zip(old, new)) for d in differences(a, b, f"{path}[{i}]")]
     if isinstance(old, float) and isinstance(new, (int, float)):
-        return [] if math.isclose(old, new, rel_tol=1e-6, abs_tol=1e-9) else [f"{path}: {old!r} -> {new!r}"]
+        tol = ILL_CONDITIONED.get(path.rsplit("/", 1)[-1], ABS_TOL)
+        return [] if math.isclose(old, new, rel_tol=1e-5, abs_tol=tol) else [f"{path}: {old!r} -> {new!r}"]
     return [] if old == new else [f"{path}: {old!r} -> {new!r}"]
 
 
@@ -34,4 +46,7 @@ def test_trace_matches_the_recording_from_before_the_redesign(tmp_path):
 
 def test_the_comparison_can_fail():
     assert differences({"a": [1.0, 2]}, {"a": [1.0 + 1e-3, 2]}) == ["/a[0]: 1.0 -> 1.001"]
+    assert differences({"a": 0.01}, {"a": 0.01 + 2e-5}) and not differences({"a": 0.01}, {"a": 0.01 + 2e-6})
+    assert differences({"subspace_overlap": 0.5}, {"subspace_overlap": 0.6})
+    assert not differences({"subspace_overlap": 0.5}, {"subspace_overlap": 0.53})
     assert differences({"a": 1}, {"b": 1}) == ["/a: only on one side", "/b: only on one side"]

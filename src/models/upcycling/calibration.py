@@ -4,6 +4,7 @@ data-aware strategies fit, and the teacher-forced loss that prices an init end t
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -75,39 +76,45 @@ def target_logits(model: nn.Module, batches: list[dict]) -> Iterator[tuple[torch
         model.train(was_training)
 
 
-def teacher_forced_ce(model: nn.Module, batches: list[dict]) -> float:
-    """Token-weighted mean cross-entropy of the labels, teacher-forced, over ``batches`` (eval mode).
+@dataclass
+class TeacherForced:
+    """What one teacher-forced pass over calibration batches measured (one forward per batch for all of it)."""
 
-    The end-to-end cost of an init: per-layer output deviations do not say how errors compound
-    through the stack, this does.
+    ce: float | None  # token-weighted mean cross-entropy of the labels (None without labels)
+    kl: float | None  # mean KL(reference || model) per target token (None without a reference)
+    logprobs: list[torch.Tensor] | None  # per batch, float32 on the CPU (None unless asked for)
+
+
+def teacher_forced(model: nn.Module, batches: list[dict], reference: list[torch.Tensor] | None = None,
+                   keep_logprobs: bool = False) -> TeacherForced:
+    """Cross-entropy, KL to ``reference`` and (optionally) the log-probabilities, in one pass (eval mode).
+
+    The cross-entropy is an init's end-to-end cost (per-layer output deviations do not say how errors compound
+    through the stack). The KL(reference || model), in nats per target token, measures how far the model's
+    next-token distributions moved from the reference's (the dense model's), padding masked: an init budget
+    that needs no labels the dense model has learned. On targets it does not know yet (translation for a
+    pretrained Whisper) its cross-entropy is high, so a loss *ratio* is a loose budget; the KL measures
+    disruption of what it predicts whatever the targets are, and is 0 for vanilla upcycling.
     """
-    total, tokens = 0.0, 0
-    for logits, labels in target_logits(model, batches):
-        total += float(F.cross_entropy(logits, labels, reduction="sum"))
-        tokens += labels.numel()
-    return total / max(1, tokens)
-
-
-def next_token_logprobs(model: nn.Module, batches: list[dict]) -> list[torch.Tensor]:
-    """The model's next-token log-probabilities at the target positions of each batch (float32, on the CPU):
-    the reference a later `teacher_forced_kl` compares against (the dense model, before it is upcycled)."""
-    return [logits.log_softmax(-1).cpu() for logits, _ in target_logits(model, batches)]
-
-
-def teacher_forced_kl(model: nn.Module, batches: list[dict], reference: list[torch.Tensor]) -> float:
-    """Mean KL(reference || model) per target token, in nats: how far the model's next-token distributions
-    moved from the reference's (the dense model's), teacher-forced, padding masked.
-
-    An init budget that needs no labels the dense model has learned: on targets it does not know yet (e.g.
-    translation for a pretrained Whisper) its cross-entropy is high, so a loss *ratio* is a loose budget; the
-    KL measures disruption of what it predicts whatever the targets are, and is 0 for vanilla upcycling.
-    """
-    total, tokens = 0.0, 0
-    for (logits, _), ref in zip(target_logits(model, batches), reference, strict=True):
-        ref = ref.to(logits.device)
-        total += float((ref.exp() * (ref - logits.log_softmax(-1))).sum())
-        tokens += ref.shape[0]
-    return total / max(1, tokens)
+    ce_sum, kl_sum, tokens, kept, has_labels = 0.0, 0.0, 0, [], True
+    passes = target_logits(model, batches)
+    pairs = zip(passes, reference, strict=True) if reference is not None else ((p, None) for p in passes)
+    for (logits, labels), ref in pairs:
+        logp = logits.log_softmax(-1)
+        tokens += logits.shape[0]
+        if labels is None:
+            has_labels = False
+        elif has_labels:
+            ce_sum += float(F.nll_loss(logp, labels, reduction="sum"))
+        if ref is not None:
+            ref = ref.to(logits.device)
+            kl_sum += float((ref.exp() * (ref - logp)).sum())
+        if keep_logprobs:
+            kept.append(logp.cpu())
+    n = max(1, tokens)
+    return TeacherForced(ce=ce_sum / n if has_labels and batches else None,
+                         kl=kl_sum / n if reference is not None else None,
+                         logprobs=kept if keep_logprobs else None)
 
 
 def labelled(batches: list[dict] | None) -> bool:

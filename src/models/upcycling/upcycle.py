@@ -20,9 +20,7 @@ from src.models.upcycling.base import STRATEGIES, UpcycleConfig
 from src.models.upcycling.calibration import (
     capture_ffn_inputs,
     labelled,
-    next_token_logprobs,
-    teacher_forced_ce,
-    teacher_forced_kl,
+    teacher_forced,
 )
 from src.models.upcycling.diagnostics import expert_similarity, parameter_counts
 from src.models.whisper_moe import install_moe, record_moe_settings, whisper_ffn_layers
@@ -88,8 +86,8 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
     measure = heldout or calib
     inputs = capture_ffn_inputs(model, layers, calib, ucfg.calibration_tokens, seed) if calib else {}
     measured = capture_ffn_inputs(model, layers, heldout, ucfg.calibration_tokens, seed) if heldout else inputs
-    dense_ce = teacher_forced_ce(model, measure) if labelled(measure) else None
-    dense_lp = next_token_logprobs(model, measure) if measure else None
+    before = teacher_forced(model, measure, keep_logprobs=True) if measure else None  # the dense model's
+    dense_ce, dense_lp = (before.ce, before.logprobs) if before else (None, None)
     knob = strategy.auto_knob(ucfg)
     if knob is not None and not calib:
         raise UserError(f"upcycle.{knob}=auto measures the init on calibration batches: set "
@@ -97,8 +95,8 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
     if knob is not None and ucfg.auto_measure == "ce_ratio" and not labelled(calib):
         raise UserError(f"upcycle.{knob}=auto with auto_measure=ce_ratio needs labelled calibration batches")
     if knob is not None:  # the dense model's side of the budget, on the batches the search reads
-        fit_ce = (dense_ce if measure is calib else teacher_forced_ce(model, calib)) if labelled(calib) else None
-        fit_lp = dense_lp if measure is calib else next_token_logprobs(model, calib)
+        fit = before if measure is calib else teacher_forced(model, calib, keep_logprobs=True)
+        fit_ce, fit_lp = fit.ce, fit.logprobs
     dense = {name: (layer.fc1, layer.fc2) for name, layer in layers}
     state = strategy.prepare_layers(model, layers, calib or [], ucfg, inputs, moe_cfg.num_experts)
     moes = {}
@@ -119,8 +117,8 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
         def evaluate(value: float) -> float:
             init_all(replace(ucfg, **{knob: value}))
             if ucfg.auto_measure == "kl":
-                return teacher_forced_kl(model, calib, fit_lp)
-            return teacher_forced_ce(model, calib) / fit_ce
+                return teacher_forced(model, calib, fit_lp).kl
+            return teacher_forced(model, calib).ce / fit_ce
 
         value, trace, met = search_knob(evaluate, budget)
         ucfg = replace(ucfg, **{knob: value})
@@ -156,10 +154,10 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
     record_moe_settings(model, moe_cfg, {k: v for k, v in asdict(ucfg).items()})
     report.update(parameter_counts(model))
     if dense_lp is not None:  # the init's disruption, on the same scale for every strategy (vanilla: 0)
-        upcycled_ce = teacher_forced_ce(model, measure) if dense_ce is not None else None
-        report["init_loss"] = {"dense_ce": dense_ce, "upcycled_ce": upcycled_ce,
-                               "ratio": upcycled_ce / dense_ce if dense_ce else None,
-                               "kl": teacher_forced_kl(model, measure, dense_lp),
+        upcycled = teacher_forced(model, measure, dense_lp)
+        report["init_loss"] = {"dense_ce": dense_ce, "upcycled_ce": upcycled.ce,
+                               "ratio": upcycled.ce / dense_ce if dense_ce else None,
+                               "kl": upcycled.kl,
                                "examples": sum(len(b["input_features"]) for b in measure),
                                "held_out": bool(heldout)}
     for text in warnings:
