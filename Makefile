@@ -81,8 +81,8 @@ demo-full: $(STAMP)  ## the demo with cluster, SPRI+DPSL and SPRI+SD-MoE too
 # The schedule study (src/study.py): SPRI's init vs its schedule, in the compute-bound toy regime and the
 # data-constrained one; resumable (STUDY_DIR keeps its finished jobs: run it again to continue).
 STUDY_DIR ?= outputs/study
-study: $(STAMP)  ## dense, vanilla, drop, SPRI x one/two stages (10%, 33%) x 3 seeds x 2 regimes (hours on 2 cores)
-	$(PY) -m src.study --out $(STUDY_DIR)
+study: $(STAMP)  ## dense, drop (one stage), vanilla and SPRI x one/two stages (10%, 33%) x 3 seeds x 2 regimes: 48 jobs (~2 h on 2 cores)
+	$(PY) -m src.study --jobs 2 --out $(STUDY_DIR)
 
 # The CPU-sized benchmark set (each prints its table and ratios; GPU sizes: see docs/benchmarks.md).
 bench: $(STAMP)  ## CPU-sized benchmarks

@@ -1,14 +1,18 @@
 """The schedule study (`make study`, or `python -m src.study`): SPRI's init separated from its schedule.
 
     python -m src.study [--regimes toy_constrained,toy_demo] [--strategies dense,vanilla,drop,spri]
-                        [--fractions 0.1,0.3333] [--seeds 1,2,3] [--jobs N] [--out outputs/study]
+                        [--fractions 0.1,0.3333] [--one-stage drop] [--seeds 1,2,3] [--jobs N] [--out outputs/study]
                         [--stage1-lr LR] [--dry-run]
     python -m src.study --readme DIR     # write DIR's tables into README.md's study blocks
 
 Per regime (`experiment=toy_demo`: compute-bound, 400 clips per direction; `experiment=toy_constrained`:
-60 clips per direction, best dev loss), every MoE strategy under `trainer=one_stage` and under
+40 clips per direction, best dev loss), every MoE strategy under `trainer=one_stage` and under
 `trainer=two_stage` with stage 1 taking each of `--fractions` of the same step budget, plus the dense
 baseline; each seed its own toy model. One comparison table per regime (src.report, with intervals).
+Strategies named by `--one-stage` (default: drop) run only as their papers train them (one stage): the
+question is SPRI's init vs its schedule, which vanilla's two-stage runs answer (vanilla's init under SPRI's
+schedule); drop's two-stage ablation would add 12 of the study's 60 jobs (48 by default) and answer nothing
+the others do not.
 
 Resumable: each job has a fixed run dir (<out>/<regime>/<strategy>-<schedule>-seed<N>); a job with a
 train_summary.json is done and skipped, one with checkpoints resumes (trainer.resume=true), so a study
@@ -59,14 +63,16 @@ class Job:
         return out + ([f"trainer.stage1_lr={stage1_lr}"] if stage1_lr is not None else [])
 
 
-def study_jobs(regimes: list[str], strategies: list[str], fractions: list[float], seeds: list[int]) -> list[Job]:
-    """Regime-major, then seed: the first regime's comparison over every seed finishes first."""
+def study_jobs(regimes: list[str], strategies: list[str], fractions: list[float], seeds: list[int],
+               one_stage: tuple[str, ...] = ()) -> list[Job]:
+    """Regime-major, then seed: the first regime's comparison over every seed finishes first. Dense and the
+    strategies in ``one_stage`` run in one stage only; the others also under each two-stage fraction."""
     jobs = []
     for regime in regimes:
         for seed in seeds:
             for strategy in strategies:
                 jobs.append(Job(regime, strategy, seed))
-                if strategy != "dense":
+                if strategy != "dense" and strategy not in one_stage:
                     jobs += [Job(regime, strategy, seed, f) for f in fractions]
     return jobs
 
@@ -134,6 +140,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--regimes", default=",".join(REGIMES))
     ap.add_argument("--strategies", default="dense,vanilla,drop,spri")
     ap.add_argument("--fractions", default="0.1,0.3333", help="stage 1's shares under trainer=two_stage")
+    ap.add_argument("--one-stage", default="drop", help="strategies run in one stage only (their papers' schedule)")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--stage1-lr", type=float, default=None, help="trainer.stage1_lr of the two-stage jobs")
     ap.add_argument("--jobs", type=int, default=None, help="jobs in parallel (default: 3 per core)")
@@ -158,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --regimes: unknown {unknown}; known: {list(REGIMES)}", file=sys.stderr)
         return 2
     jobs = study_jobs(regimes, args.strategies.split(","), [float(f) for f in args.fractions.split(",") if f],
-                      [int(s) for s in args.seeds.split(",")])
+                      [int(s) for s in args.seeds.split(",")], tuple(filter(None, args.one_stage.split(","))))
     if args.dry_run:
         for job in jobs:
             spec = job_command(job, out, args.stage1_lr) if not (out / job.regime / job.name).exists() else None

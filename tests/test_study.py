@@ -16,6 +16,15 @@ def test_the_study_plans_each_schedule_once_per_strategy_regime_and_seed():
     assert [j.regime for j in jobs[:14]] == ["toy_constrained"] * 14  # the constrained regime, every seed, first
     assert {j.schedule for j in jobs if j.strategy == "dense"} == {"one_stage"}  # dense has no stage 1
     assert {j.schedule for j in jobs if j.strategy == "spri"} == {"one_stage", "two_stage10", "two_stage33"}
+    fewer = study_jobs(["toy_demo"], ["dense", "vanilla", "drop", "spri"], [0.1, 0.3333], [1], one_stage=("drop",))
+    assert [j.name for j in fewer if j.strategy == "drop"] == ["drop-one_stage-seed1"] and len(fewer) == 1 + 3 + 1 + 3
+
+
+def test_the_default_study_is_48_jobs_drop_in_its_papers_one_stage(tmp_path, capsys):
+    assert main(["--dry-run", "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 48 and sum("drop-" in line.split()[1] for line in lines) == 6
+    assert all("trainer=one_stage" in line for line in lines if line.split()[1].startswith("drop-"))
 
 
 @pytest.mark.parametrize("job, stages", [
@@ -30,7 +39,7 @@ def test_each_job_composes_to_its_schedule(job, stages):
     if len(stages) == 2:
         assert run.trainer.stages[0].lr == 1e-4 and run.trainer.stages[1].lr == run.trainer.lr
     if job.regime == "toy_constrained":
-        assert run.cfg.data.max_train_per_direction == 60 and run.trainer.select == "best_dev_loss"
+        assert run.cfg.data.max_train_per_direction == 40 and run.trainer.select == "best_dev_loss"
 
 
 def test_a_rerun_skips_finished_jobs_resumes_cut_ones_and_restarts_empty_ones(tmp_path):

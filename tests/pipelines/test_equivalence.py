@@ -8,7 +8,6 @@ import math
 
 from equivalence import GOLDEN, renamed, trace
 
-
 ABS_TOL = 1e-5
 ILL_CONDITIONED = {"subspace_overlap": 0.05}  # absolute tolerance of diagnostics that LAPACK kernels move
 
@@ -17,10 +16,10 @@ def differences(old, new, path: str = "") -> list[str]:
     """Where ``new`` departs from ``old``: floats beyond 1e-5 relative and ABS_TOL absolute, anything else unequal.
 
     The absolute floor is float32 rounding across CPUs: the golden file was recorded on AMD EPYC; on an Intel
-    Xeon (other BLAS/LAPACK kernels) cluster's init logits moved by up to 1.6e-7 and drop's logits after its
-    training steps by up to 1.3e-6 (their sums 4e-6 relative), and `subspace_overlap` (the top-16 right singular subspaces of a tiny
-    model's experts, whose spectra are nearly degenerate) by up to 0.03; everything else was equal. On one
-    machine the trace is deterministic (the same 0 differences run after run).
+    Xeon (other BLAS/LAPACK kernels) cluster's init logits moved by up to 1.6e-7, drop's logits after its
+    training steps by up to 1.3e-6 (their sums 4e-6 relative), and `subspace_overlap` (the top-16 right
+    singular subspaces of a tiny model's experts, whose spectra are nearly degenerate) by up to 0.03;
+    everything else was equal. On one machine the trace is deterministic (the same result run after run).
     """
     if isinstance(old, dict) and isinstance(new, dict):
         keys = sorted(set(old) | set(new))
