@@ -178,11 +178,11 @@ def _check_upcycle(cfg: DictConfig, moe: MoEConfig):
         ucfg.check()
     except OmegaConfBaseException as e:
         raise ConfigError(f"upcycle.{getattr(e, 'full_key', '')}: {_first_line(e)}") from None
-    except ValueError as e:
+    except UserError as e:
         raise ConfigError(str(e)) from None
     try:
         moe.check()
-    except ValueError as e:
+    except UserError as e:
         raise ConfigError(str(e)) from None
     return ucfg
 
@@ -192,7 +192,7 @@ def check_combinations(run: RunSettings) -> None:
     try:
         check_trainer_config(run.trainer)
         run.eval.check()
-    except ValueError as e:
+    except UserError as e:
         raise ConfigError(str(e)) from None
     if model.name_or_path is None and model.toy is None:
         raise ConfigError("model.name_or_path: set a hub name or local path (or use model=whisper_toy)")
@@ -202,7 +202,7 @@ def check_combinations(run: RunSettings) -> None:
     if cfg.data.get("directions"):
         try:
             check_directions(list(cfg.data.directions))
-        except ValueError as e:
+        except UserError as e:
             raise ConfigError(str(e)) from None
     max_dur = cfg.data.get("max_duration")
     if max_dur is not None and max_dur > 30:
@@ -210,7 +210,7 @@ def check_combinations(run: RunSettings) -> None:
     loader = LoaderConfig(**OmegaConf.to_container(cfg.data.get("loader", {}), resolve=True))
     try:
         loader.check()
-    except ValueError as e:
+    except UserError as e:
         raise ConfigError(str(e)) from None
     frames = 3000 if model.pad_to_30s else int((max_dur or 30) * 100) + 3
     if loader.max_batch_frames < frames:

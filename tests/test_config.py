@@ -227,3 +227,17 @@ def test_schedule_and_budget_knobs_are_refused_in_one_line(overrides, message):
     with pytest.raises(ConfigError, match=message) as err:
         validate(make_cfg(["experiment=toy_demo", *overrides]))
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("target", ["src.models.moe.MoEConfig.check", "src.config.check_trainer_config",
+                                    "src.data.loading.LoaderConfig.check", "src.evaluation.run.EvalConfig.check"])
+def test_a_bug_raised_while_checking_keeps_its_traceback(monkeypatch, target):
+    """Only UserError becomes a one-line ConfigError: a plain ValueError is a bug and propagates as itself."""
+
+    def bug(*_a, **_k):
+        raise ValueError("internal bug")
+
+    monkeypatch.setattr(target, bug)
+    with pytest.raises(ValueError, match="internal bug") as info:
+        validate(make_cfg(["upcycle=spri"]))
+    assert not isinstance(info.value, ConfigError)

@@ -128,7 +128,7 @@ class LengthBucketSampler(Sampler[list[int]]):
         self.num_replicas, self.rank = num_replicas, rank
         if max_frames < max(lengths, default=0):
             raise UserError(
-                f"data.max_batch_frames={max_frames} is smaller than the longest example ({max(lengths)} "
+                f"data.loader.max_batch_frames={max_frames} is smaller than the longest example ({max(lengths)} "
                 "frames); raise it or lower data.max_duration"
             )
         self.lengths = list(lengths)

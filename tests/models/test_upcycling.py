@@ -14,7 +14,7 @@ from src.models.router_losses import MoELoss
 from src.models.upcycling import STRATEGIES
 from src.models.upcycling.calibration import teacher_forced
 from src.models.upcycling.spri import ResidualSpectrum, partition_components, principal_rank, spri_split
-from src.models.upcycling.upcycle import search_knob, upcycle_model
+from src.models.upcycling.upcycle import block_deviation, search_knob, upcycle_model
 from src.models.whisper_moe import moe_layers
 from src.training.checkpoint import save_checkpoint
 from src.training.trainer import StageConfig, Trainer, TrainerConfig
@@ -36,6 +36,20 @@ def test_vanilla_equals_dense_ffn_at_init_in_encoder_and_decoder():
     with torch.no_grad():
         out = model.eval()(input_features=batch["input_features"], decoder_input_ids=batch["decoder_input_ids"]).logits
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_upcycling_leaves_every_module_in_the_mode_it_found_it(mode):
+    model = tiny_whisper().train(mode)
+    set_pad_to_30s(model, False)
+    upcycle_model(model, MOE, ucfg("spri"), seed=0, calib=[calib_batch()], progress=False)  # report reads eval
+    assert {m.training for m in model.modules()} == {mode}
+    block = dict(moe_layers(model))["decoder.layers.1"]
+    block.train(mode)
+    d_ff, d_model = block.experts.w1.shape[1:]
+    dense = torch.nn.Linear(d_model, d_ff), torch.nn.Linear(d_ff, d_model)
+    row = block_deviation(block, *dense, torch.randn(6, d_model))  # the report's per-block reading
+    assert {m.training for m in block.modules()} == {mode} and 0 <= row["router_top1_mean"] <= 1
 
 
 def test_where_and_every_select_layers():
@@ -220,6 +234,24 @@ def test_random_and_drop_change_the_documented_fraction(strategy):
         changed_sets.append(rows)
     assert not all(torch.equal(changed_sets[0], s) for s in changed_sets[1:])  # experts differ
     assert torch.equal(bank.b2, dense["model.decoder.layers.1.fc2.bias"].expand_as(bank.b2))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (on CPU the equivalence trace pins the values)")
+@pytest.mark.parametrize("strategy", ["random", "drop", "vanilla"])
+def test_noise_strategies_upcycle_a_model_already_on_the_gpu_to_the_cpu_values(strategy):
+    """The noise is drawn from a CPU generator and moved: upcycling on a GPU gives the CPU's experts."""
+    cpu, _, _ = upcycled(strategy)
+    model = tiny_whisper()
+    set_pad_to_30s(model, False)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith(".bias"):
+                p.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(len(n)))
+    model.cuda()
+    batch = {k: v.cuda() for k, v in calib_batch().items()}
+    upcycle_model(model, MOE, ucfg(strategy), seed=0, calib=[batch], progress=False)
+    for (name, a), (_, b) in zip(cpu.named_parameters(), model.named_parameters(), strict=True):
+        torch.testing.assert_close(b.cpu(), a, rtol=1e-5, atol=1e-6, msg=name)
 
 
 def test_drop_reinitialises_from_the_slice_statistics():

@@ -110,10 +110,18 @@ def strategy_config(node) -> UpcycleConfig:
     return to_dataclass(schema, node)
 
 
+def normal_on(like: torch.Tensor, shape: torch.Size | tuple[int, ...], gen: torch.Generator, std: float = 1.0,
+              mean: float = 0.0) -> torch.Tensor:
+    """N(mean, std^2) noise of ``shape`` drawn from ``gen`` (a CPU generator: the same numbers on every device),
+    computed in float32 and moved to ``like``'s device, so a bank already on a GPU can take it."""
+    noise = torch.randn(shape, generator=gen) * std
+    return (noise + mean if mean else noise).to(like.device)
+
+
 @torch.no_grad()
 def init_router(moe: MoEBlock, std: float, gen: torch.Generator) -> None:
     w = moe.router.weight
-    w.copy_(torch.randn(w.shape, generator=gen) * std)
+    w.copy_(normal_on(w, w.shape, gen, std))
 
 
 @torch.no_grad()

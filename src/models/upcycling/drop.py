@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 import torch
 
-from src.models.upcycling.base import Strategy, UpcycleConfig, copy_dense, init_router, register_strategy
+from src.models.upcycling.base import (
+    Strategy,
+    UpcycleConfig,
+    copy_dense,
+    init_router,
+    normal_on,
+    register_strategy,
+)
 from src.models.upcycling.random import pick_neurons
 from src.utils.errors import UserError
 from src.utils.ranges import check_range
@@ -31,7 +38,7 @@ class DropConfig(UpcycleConfig):
 
 def _normal_like(values: torch.Tensor, ref: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     std = float(ref.std()) if ref.numel() > 1 else 0.0
-    return torch.randn(values.shape, generator=gen) * std + float(ref.mean())
+    return normal_on(values, values.shape, gen, std, float(ref.mean()))
 
 
 @register_strategy("drop")

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 import torch
 
-from src.models.upcycling.base import Strategy, UpcycleConfig, copy_dense, init_router, register_strategy
+from src.models.upcycling.base import (
+    Strategy,
+    UpcycleConfig,
+    copy_dense,
+    init_router,
+    normal_on,
+    register_strategy,
+)
 
 
 @dataclass
@@ -34,7 +41,8 @@ class RandomPerturbation(Strategy):
                  for k, t in (("w1", fc1.weight), ("b1", fc1.bias), ("w2", fc2.weight))}
         for e in range(bank.num_experts):
             idx = pick_neurons(fc1.weight.shape[0], cfg.ratio, gen)
-            bank.w1[e, idx] += torch.randn(bank.w1[e, idx].shape, generator=gen) * scale["w1"]
-            bank.b1[e, idx] += torch.randn(idx.shape, generator=gen) * scale["b1"]
-            bank.w2[e][:, idx] += torch.randn(bank.w2[e][:, idx].shape, generator=gen) * scale["w2"]
+            idx = idx.to(bank.w1.device)
+            bank.w1[e, idx] += normal_on(bank.w1, bank.w1[e, idx].shape, gen, scale["w1"])
+            bank.b1[e, idx] += normal_on(bank.b1, idx.shape, gen, scale["b1"])
+            bank.w2[e][:, idx] += normal_on(bank.w2, bank.w2[e][:, idx].shape, gen, scale["w2"])
         return {}

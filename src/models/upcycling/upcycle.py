@@ -62,6 +62,24 @@ def within(measure: float, budget: float) -> bool:
     return math.isfinite(measure) and measure <= budget
 
 
+@torch.no_grad()
+def block_deviation(moe: MoEBlock, fc1: nn.Linear, fc2: nn.Linear, x: torch.Tensor) -> dict[str, float]:
+    """The upcycled block against the dense FFN on captured inputs ``x``, as inference reads it (eval mode,
+    restored after): relative output deviation, and the router's mean top-1 probability and z-loss (a
+    saturated router, top-1 near 1, never leaves its init choices)."""
+    was_training = moe.training
+    moe.eval()
+    try:
+        x = x.to(fc1.weight.device, fc1.weight.dtype)
+        dense_out = fc2(F.gelu(fc1(x)))
+        deviation = (moe(x)[0] - dense_out).norm() / dense_out.norm().clamp_min(1e-12)
+        logits = moe.router(x)
+    finally:
+        moe.train(was_training)
+    return {"output_deviation": float(deviation), "router_top1_mean": float(logits.softmax(-1).max(-1).values.mean()),
+            "router_z_loss": float(logits.logsumexp(-1).pow(2).mean())}
+
+
 def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, seed: int,
                   calib: list[dict] | None = None, progress: bool = True, heldout: list[dict] | None = None) -> dict:
     """Replace the chosen FFNs by MoE layers initialised by `ucfg.strategy`; returns the report.
@@ -140,15 +158,7 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
                "reconstruction_error": extra.pop("reconstruction_error", None), **extra}
         x = measured.get(name)
         if x is not None and x.numel():
-            fc1, fc2 = dense[name]
-            with torch.no_grad():
-                moe.eval()
-                x = x.to(fc1.weight.device, fc1.weight.dtype)
-                dense_out = fc2(F.gelu(fc1(x)))
-                row["output_deviation"] = float((moe(x)[0] - dense_out).norm() / dense_out.norm().clamp_min(1e-12))
-                logits = moe.router(x)  # a saturated router (top-1 near 1) never leaves its init choices
-                row["router_top1_mean"] = float(logits.softmax(-1).max(-1).values.mean())
-                row["router_z_loss"] = float(logits.logsumexp(-1).pow(2).mean())
+            row.update(block_deviation(moe, *dense[name], x))
         row["expert_cosine_mean"], row["subspace_overlap"] = expert_similarity(moe)
         report["layers"].append(row)
     record_moe_settings(model, moe_cfg, {k: v for k, v in asdict(ucfg).items()})
