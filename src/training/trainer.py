@@ -11,7 +11,6 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +53,7 @@ from src.training.distributed import (
     release_gathered,
     wrap_model,
 )
+from src.training.optim import build_optimizer
 from src.training.param_groups import check_groups, set_trainable
 from src.training.selection import Selector, check_selection, dev_requirement, is_best_dir
 from src.utils.errors import UserError
@@ -183,20 +183,6 @@ def make_deterministic() -> None:
 def resolve_device(name: str) -> torch.device:
     """`auto`: this process's GPU when there is one (cuda:LOCAL_RANK under torchrun), else the CPU."""
     return process_device(name, dist_info())
-
-
-def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
-    def f(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if schedule == "constant":
-            return 1.0
-        frac = (step - warmup) / max(1, total - warmup)
-        if schedule == "linear":
-            return max(0.0, 1.0 - frac)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
-
-    return f
 
 
 def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -494,17 +480,11 @@ class Trainer:
         log.info("stage %d '%s': training %s of %s parameters (%s)", idx + 1, stage.name,
                  f"{counts['trainable']:,}", f"{counts['total']:,}",
                  ", ".join(f"{g}={counts[g]:,}" for g in stage.trainable))
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        params += self._extension_params()
-        decay = [p for p in params if p.dim() >= 2]
-        no_decay = [p for p in params if p.dim() < 2]
-        fused = self.device.type == "cuda"
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=stage.lr, betas=(0.9, self.cfg.beta2), fused=fused,
-        )
+        params = [p for p in self.model.parameters() if p.requires_grad] + self._extension_params()  # clipped
         total = self.stage_steps(stage)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(stage.schedule, stage.warmup_steps, total))
+        optimizer, scheduler = build_optimizer(
+            [self.model, *self._extension_modules()], stage.lr, self.cfg.weight_decay, self.cfg.beta2,
+            stage.schedule, stage.warmup_steps, total, fused=self.device.type == "cuda")
         if resume is not None:
             load_optimizer_state(resume["dir"], self._trained_modules(), optimizer, scheduler, is_sharded(self.model))
             if self._rng_to_restore is not None:
@@ -594,9 +574,12 @@ class Trainer:
         """A stable key per extension for its saved state: position and class name."""
         return [(f"{i}:{type(ext).__name__}", ext) for i, ext in enumerate(self.extensions)]
 
+    def _extension_modules(self) -> list[torch.nn.Module]:
+        """The extensions that are modules (e.g. the CTC head): their parameters train with the model's."""
+        return [ext for ext in self.extensions if isinstance(ext, torch.nn.Module)]
+
     def _extension_params(self) -> list[torch.nn.Parameter]:
-        """Parameters of the extensions that are modules (e.g. the CTC head), trained with the model's."""
-        return [p for ext in self.extensions if isinstance(ext, torch.nn.Module) for p in ext.parameters()]
+        return [p for ext in self._extension_modules() for p in ext.parameters()]
 
     def _data_position(self) -> dict:
         return {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch}

@@ -18,6 +18,7 @@ from src.models.upcycling.upcycle import block_deviation, search_knob, upcycle_m
 from src.models.whisper_moe import moe_layers
 from src.training.checkpoint import save_checkpoint
 from src.training.trainer import StageConfig, Trainer, TrainerConfig
+from src.utils.errors import UserError
 
 
 def test_vanilla_equals_dense_ffn_at_init_in_encoder_and_decoder():
@@ -50,6 +51,17 @@ def test_upcycling_leaves_every_module_in_the_mode_it_found_it(mode):
     dense = torch.nn.Linear(d_model, d_ff), torch.nn.Linear(d_ff, d_model)
     row = block_deviation(block, *dense, torch.randn(6, d_model))  # the report's per-block reading
     assert {m.training for m in block.modules()} == {mode} and 0 <= row["router_top1_mean"] <= 1
+
+
+def test_upcycling_an_upcycled_checkpoint_stops_with_one_line(tmp_path):
+    from src.data.text import train_toy_tokenizer
+
+    model, _, _ = upcycled("vanilla")
+    save_checkpoint(model, train_toy_tokenizer(["hello world"] * 5, tmp_path / "tok", vocab_size=300), tmp_path / "moe")
+    reloaded, _ = load_whisper(tmp_path / "moe")
+    n = len(moe_layers(reloaded))
+    with pytest.raises(UserError, match=rf"already has {n} MoE layer\(s\) \(encoder.layers.\d, ...\): it is an upc"):
+        upcycle_model(reloaded, MOE, ucfg("spri"), seed=0, calib=[calib_batch()], progress=False)
 
 
 def test_where_and_every_select_layers():

@@ -11,7 +11,8 @@ from helpers import Crashing, batches, tiny_whisper
 
 from src.training.checkpoint import read_state
 from src.training.loggers import ConsoleLogger, WandbLogger
-from src.training.trainer import StageConfig, Trainer, TrainerConfig, lr_lambda
+from src.training.optim import lr_lambda
+from src.training.trainer import StageConfig, Trainer, TrainerConfig
 from src.utils.extension import TrainerExtension
 
 
