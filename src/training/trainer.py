@@ -99,6 +99,7 @@ class TrainerConfig:
     save_every: int | None = None
     keep_checkpoints: int = 2  # mid-stage step-N checkpoints kept (the older ones are deleted)
     max_nonfinite_steps: int = 10  # skipped steps (non-finite loss or gradient norm) before the run stops
+    max_nonfinite_fraction: float = 0.5  # ... or more than this share of a stage's steps skipped
     resume: bool = False
     progress: bool = True
     strategy: str = "ddp"  # with several processes (torchrun): ddp (replicas) or fsdp (sharded, FSDP2)
@@ -144,6 +145,7 @@ def check_trainer_config(cfg: TrainerConfig) -> None:
         ("trainer.save_every", cfg.save_every, 1, {"optional": True, "integer": True}),
         ("trainer.keep_checkpoints", cfg.keep_checkpoints, 1, {"integer": True}),
         ("trainer.max_nonfinite_steps", cfg.max_nonfinite_steps, 0, {"integer": True}),
+        ("trainer.max_nonfinite_fraction", cfg.max_nonfinite_fraction, 0, {"high": 1}),
         ("trainer.average_last", cfg.average_last, 1, {"optional": True, "integer": True}),
         ("trainer.patience", cfg.patience, 1, {"optional": True, "integer": True}),
     ):
@@ -160,14 +162,14 @@ def check_trainer_config(cfg: TrainerConfig) -> None:
         if s.schedule not in SCHEDULES:
             raise UserError(f"{where}.schedule: '{s.schedule}' is not one of {SCHEDULES}")
         check_groups(s.trainable, f"{where}.trainable")
-    if cfg.precision not in ("auto", "fp32", "bf16", "fp16"):
+    if cfg.precision == "fp16":
+        raise UserError("trainer.precision=fp16 is not supported (no loss scaling); use bf16")
+    if cfg.precision not in ("auto", "fp32", "bf16"):
         raise UserError(f"trainer.precision: '{cfg.precision}' is not one of auto, fp32, bf16")
     if cfg.grad_accum < 1:
         raise UserError("trainer.grad_accum must be >= 1")
     if cfg.strategy not in STRATEGIES:
         raise UserError(f"trainer.strategy: '{cfg.strategy}' is not one of {STRATEGIES}")
-    if cfg.precision == "fp16":
-        raise UserError("trainer.precision=fp16 is not supported (no loss scaling); use bf16")
     check_selection(cfg)
 
 
@@ -183,6 +185,34 @@ def make_deterministic() -> None:
 def resolve_device(name: str) -> torch.device:
     """`auto`: this process's GPU when there is one (cuda:LOCAL_RANK under torchrun), else the CPU."""
     return process_device(name, dist_info())
+
+
+@dataclass
+class StepResult:
+    """What one optimizer step trained on: its finite micro-batches' loss and tokens, and its last metrics."""
+
+    loss_sum: float = 0.0  # translation loss x tokens, summed over the finite micro-batches
+    tokens: int = 0
+    metrics: dict = field(default_factory=dict)  # the last finite micro-batch's (empty if none was finite)
+    grad_norm: torch.Tensor | float = 0.0
+    bad_loss: bool = False
+
+
+@dataclass
+class LogWindow:
+    """The steps since the last log line: their loss and tokens, and the last finite metrics among them."""
+
+    loss: float = 0.0
+    tokens: int = 0
+    metrics: dict = field(default_factory=dict)
+    t0: float = field(default_factory=time.perf_counter)
+    last_rate: float = 0.0
+
+    def add(self, result: StepResult) -> None:
+        self.loss += result.loss_sum
+        self.tokens += result.tokens
+        if result.metrics:
+            self.metrics = result.metrics
 
 
 def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -415,15 +445,22 @@ class Trainer:
                     for p in self.model.parameters())
         return not self._all_ranks(not local)
 
-    def _skip_nonfinite(self, stage: StageConfig, step: int, what: str) -> None:
+    def _skip_nonfinite(self, stage: StageConfig, step: int, total: int, what: str) -> None:
+        """Count a skipped step; stop past trainer.max_nonfinite_steps in the run, or past
+        trainer.max_nonfinite_fraction of the stage's steps (a run that skips most of its steps has not trained)."""
         self.nonfinite_steps += 1
+        self.stage_nonfinite += 1
         where = f"stage {stage.name} step {step + 1}"
         log.warning("%s: non-finite %s, step skipped (%d so far; trainer.max_nonfinite_steps=%d)", where, what,
                     self.nonfinite_steps, self.cfg.max_nonfinite_steps)
-        if self.nonfinite_steps > self.cfg.max_nonfinite_steps:
+        over = (f"more than trainer.max_nonfinite_steps={self.cfg.max_nonfinite_steps}"
+                if self.nonfinite_steps > self.cfg.max_nonfinite_steps else
+                f"more than trainer.max_nonfinite_fraction={self.cfg.max_nonfinite_fraction:g} of the stage's {total}"
+                if self.stage_nonfinite > self.cfg.max_nonfinite_fraction * total else None)
+        if over:
             raise NonFiniteError(
-                f"{where}: {self.nonfinite_steps} non-finite steps (more than trainer.max_nonfinite_steps="
-                f"{self.cfg.max_nonfinite_steps}); last good checkpoint: {self.last_good or 'none yet'}. "
+                f"{where}: {self.stage_nonfinite} non-finite steps in stage {stage.name} ({self.nonfinite_steps} in "
+                f"the run; {over}); last good checkpoint: {self.last_good or 'none yet'}. "
                 "Lower trainer.lr or check the data")
 
     def _save(self, path: Path, state: dict, optimizer=None, scheduler=None) -> None:
@@ -473,85 +510,28 @@ class Trainer:
                                  param_dtype=self.dtype)
 
     def _run_stage(self, idx: int, stage: StageConfig, batches, start: int, resume: dict | None) -> dict:
-        counts = set_trainable(self.model, stage.trainable)
-        for ext in self.extensions:
-            ext.stage_start(self.model, stage)
-        self._wrap()
-        log.info("stage %d '%s': training %s of %s parameters (%s)", idx + 1, stage.name,
-                 f"{counts['trainable']:,}", f"{counts['total']:,}",
-                 ", ".join(f"{g}={counts[g]:,}" for g in stage.trainable))
-        params = [p for p in self.model.parameters() if p.requires_grad] + self._extension_params()  # clipped
+        """Train one stage from its step ``start``: set up, then step, log, evaluate and save until its end."""
+        counts, params, optimizer, scheduler = self._stage_setup(idx, stage, resume)
         total = self.stage_steps(stage)
-        optimizer, scheduler = build_optimizer(
-            [self.model, *self._extension_modules()], stage.lr, self.cfg.weight_decay, self.cfg.beta2,
-            stage.schedule, stage.warmup_steps, total, fused=self.device.type == "cuda")
-        if resume is not None:
-            load_optimizer_state(resume["dir"], self._trained_modules(), optimizer, scheduler, is_sharded(self.model))
-            if self._rng_to_restore is not None:
-                restore_rng(self._rng_to_restore)
-                self._rng_to_restore = None
-        self.model.train()
         # tokens / seconds: the target tokens trained on (all processes) and the wall time of this stage's
         # step loop. A resumed stage counts only the steps this process ran, not those before the checkpoint.
         summary = {"stage": stage.name, "steps": total, "trainable": counts["trainable"], "losses": [],
                    "tokens": 0, "seconds": None}
-        window_loss, window_tokens, t0 = 0.0, 0, time.perf_counter()
-        stage_t0 = t0
+        window, stage_t0 = LogWindow(), time.perf_counter()
+        self.stage_nonfinite = 0
         show = self.cfg.progress and self.dist.is_main
-        bar = tqdm(range(start, total), desc=f"stage {stage.name}", disable=not show,
-                   initial=start, total=total, dynamic_ncols=True)
+        bar = tqdm(range(start, total), desc=f"stage {stage.name}", disable=not show, initial=start, total=total,
+                   dynamic_ncols=True)
         for step in bar:
-            optimizer.zero_grad(set_to_none=True)
-            bad = False
-            for _ in range(self.cfg.grad_accum):
-                batch = next(batches)
-                with self._prepared(batch):
-                    loss, metrics = self._forward(batch)
-                    if self._all_ranks(not bool(torch.isfinite(loss.detach()))):  # every rank skips backward
-                        bad = True
-                        continue
-                    (loss / self.cfg.grad_accum).backward()
-                window_loss += float(metrics["loss/translation"]) * metrics["tokens"]
-                window_tokens += metrics["tokens"]
-                summary["tokens"] += metrics["tokens"]
-            if self.dist.enabled:  # the wrapper syncs the model's gradients; auxiliary heads are ours
-                aux_params = self._extension_params()
-                for p in aux_params:  # every rank reduces the same list, used this step or not
-                    if p.grad is None:
-                        p.grad = torch.zeros_like(p)
-                all_reduce_mean([p.grad for p in aux_params])
-            for ext in self.extensions:
-                ext.after_backward(self.model, self.global_step)
-            grad_norm = clip_grad_norm(params, self.cfg.clip_norm or None)
-            if bad or not bool(torch.isfinite(grad_norm)):  # the same on every rank (norm of synced gradients)
-                optimizer.zero_grad(set_to_none=True)
-                self._skip_nonfinite(stage, step, "loss" if bad else "gradient norm")
-            else:
-                optimizer.step()
-                for ext in self.extensions:
-                    ext.after_step(self.model, self.global_step)
-            scheduler.step()
-            self.global_step += 1
+            result = self._train_step(stage, step, total, batches, params, optimizer, scheduler)
+            window.add(result)
+            summary["tokens"] += result.tokens
             last = step + 1 == total
             if (step + 1) % self.cfg.log_every == 0 or last:
-                elapsed = time.perf_counter() - t0
-                if self.dist.enabled:  # every process's tokens: the global loss and throughput
-                    window = torch.tensor([window_loss, window_tokens], dtype=torch.float64, device=self.device)
-                    all_reduce_sum([window])
-                    window_loss, window_tokens = window[0].item(), int(window[1].item())
-                avg = window_loss / max(1, window_tokens)
-                record = {"stage": stage.name, "loss": avg, "lr": scheduler.get_last_lr()[0],
-                          "grad_norm": float(grad_norm), "tokens_per_s": window_tokens / max(elapsed, 1e-9),
-                          "skipped": self.skips.total, "nonfinite_steps": self.nonfinite_steps,
-                          **{k: float(v) for k, v in metrics.items()
-                             if k.startswith("loss/") and k != "loss/translation"}}
-                for ext in self.extensions:
-                    record.update(ext.metrics(self.model))
+                avg = self._log_window(stage, window, result, scheduler)
                 summary["losses"].append((self.global_step, avg))
-                if self.logger is not None and self.dist.is_main:
-                    self.logger.log_metrics(record, self.global_step)
-                bar.set_postfix(loss=f"{avg:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
-                window_loss, window_tokens, t0 = 0.0, 0, time.perf_counter()
+                bar.set_postfix(loss=f"{avg:.3f}", tok_s=f"{window.last_rate:.0f}")
+                window = LogWindow()
             if self._eval_point(idx, stage, last):  # trainer.patience ran out (last stage only)
                 summary["steps"] = step + 1
                 break
@@ -560,6 +540,95 @@ class Trainer:
                            {"stage": stage.name, "stage_index": idx, "stage_step": step + 1,
                             "global_step": self.global_step, **self._data_position()}, optimizer, scheduler)
         bar.close()
+        return self._stage_summary(idx, stage, summary, stage_t0)
+
+    def _stage_setup(self, idx: int, stage: StageConfig, resume: dict | None):
+        """Trainable groups, extensions, the wrapper, and a fresh optimizer (restored on resume) for a stage."""
+        counts = set_trainable(self.model, stage.trainable)
+        for ext in self.extensions:
+            ext.stage_start(self.model, stage)
+        self._wrap()
+        log.info("stage %d '%s': training %s of %s parameters (%s)", idx + 1, stage.name,
+                 f"{counts['trainable']:,}", f"{counts['total']:,}",
+                 ", ".join(f"{g}={counts[g]:,}" for g in stage.trainable))
+        params = [p for p in self.model.parameters() if p.requires_grad] + self._extension_params()  # clipped
+        optimizer, scheduler = build_optimizer(
+            [self.model, *self._extension_modules()], stage.lr, self.cfg.weight_decay, self.cfg.beta2,
+            stage.schedule, stage.warmup_steps, self.stage_steps(stage), fused=self.device.type == "cuda")
+        if resume is not None:
+            load_optimizer_state(resume["dir"], self._trained_modules(), optimizer, scheduler, is_sharded(self.model))
+            if self._rng_to_restore is not None:
+                restore_rng(self._rng_to_restore)
+                self._rng_to_restore = None
+        self.model.train()
+        return counts, params, optimizer, scheduler
+
+    def _train_step(self, stage: StageConfig, step: int, total: int, batches, params, optimizer,
+                    scheduler) -> StepResult:
+        """One optimizer step: accumulate micro-batches, reduce, clip, and step, or skip a non-finite step.
+
+        A non-finite micro-batch is left out of everything (no backward, no loss, no tokens, no metrics):
+        the metrics a step reports are its last finite micro-batch's.
+        """
+        optimizer.zero_grad(set_to_none=True)
+        result = StepResult()
+        for _ in range(self.cfg.grad_accum):
+            batch = next(batches)
+            with self._prepared(batch):
+                loss, metrics = self._forward(batch)
+                if self._all_ranks(not bool(torch.isfinite(loss.detach()))):  # every rank skips backward
+                    result.bad_loss = True
+                    continue
+                (loss / self.cfg.grad_accum).backward()
+            result.loss_sum += float(metrics["loss/translation"]) * metrics["tokens"]
+            result.tokens += metrics["tokens"]
+            result.metrics = metrics
+        self._reduce_extension_grads()
+        for ext in self.extensions:
+            ext.after_backward(self.model, self.global_step)
+        result.grad_norm = clip_grad_norm(params, self.cfg.clip_norm or None)
+        if result.bad_loss or not bool(torch.isfinite(result.grad_norm)):  # the same on every rank
+            optimizer.zero_grad(set_to_none=True)
+            self._skip_nonfinite(stage, step, total, "loss" if result.bad_loss else "gradient norm")
+        else:
+            optimizer.step()
+            for ext in self.extensions:
+                ext.after_step(self.model, self.global_step)
+        scheduler.step()
+        self.global_step += 1
+        return result
+
+    def _reduce_extension_grads(self) -> None:
+        """Several processes: the wrapper syncs the model's gradients; the auxiliary heads' are ours."""
+        if not self.dist.enabled:
+            return
+        aux_params = self._extension_params()
+        for p in aux_params:  # every rank reduces the same list, used this step or not
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        all_reduce_mean([p.grad for p in aux_params])
+
+    def _log_window(self, stage: StageConfig, window: LogWindow, result: StepResult, scheduler) -> float:
+        """Log the window's mean loss and throughput (every process's tokens) and the step's metrics."""
+        elapsed = time.perf_counter() - window.t0
+        if self.dist.enabled:  # every process's tokens: the global loss and throughput
+            totals = torch.tensor([window.loss, window.tokens], dtype=torch.float64, device=self.device)
+            all_reduce_sum([totals])
+            window.loss, window.tokens = totals[0].item(), int(totals[1].item())
+        avg = window.loss / max(1, window.tokens)
+        window.last_rate = window.tokens / max(elapsed, 1e-9)
+        record = {"stage": stage.name, "loss": avg, "lr": scheduler.get_last_lr()[0],
+                  "grad_norm": float(result.grad_norm), "tokens_per_s": window.last_rate,
+                  "skipped": self.skips.total, "nonfinite_steps": self.nonfinite_steps,
+                  **{k: float(v) for k, v in window.metrics.items()
+                     if k.startswith("loss/") and k != "loss/translation"}}
+        for ext in self.extensions:
+            record.update(ext.metrics(self.model))
+        if self.logger is not None and self.dist.is_main:
+            self.logger.log_metrics(record, self.global_step)
+        return avg
+
+    def _stage_summary(self, idx: int, stage: StageConfig, summary: dict, stage_t0: float) -> dict:
         summary["seconds"] = time.perf_counter() - stage_t0
         if self.dist.enabled:  # every process's tokens, like the window counters
             stage_tokens = torch.tensor([summary["tokens"]], dtype=torch.float64, device=self.device)

@@ -154,7 +154,7 @@ def issue_23(cfg: dict) -> None:
 
 def renamed(old: dict) -> dict:
     """The recording in today's names and defaults: issue 16 renamed SD-MoE's `moe.sd` to `moe.sd_moe` (and
-    the preset `upcycle=spri_sd` to `spri_sd_moe`); issues 22 and 23 changed the defaults above."""
+    the preset `upcycle=spri_sd` to `spri_sd_moe`); issues 22, 23 and 24 changed the defaults above."""
     configs = {}
     for choice, cfg in old["configs"].items():
         cfg["moe"] = {("sd_moe" if k == "sd" else k): v for k, v in cfg["moe"].items()}
@@ -164,6 +164,7 @@ def renamed(old: dict) -> dict:
                 node = node[p]
             node[key] = value
         issue_23(cfg)
+        cfg["trainer"]["max_nonfinite_fraction"] = 0.5  # issue 24: a relative limit on skipped steps
         configs[re.sub(r"upcycle=spri_sd\b", "upcycle=spri_sd_moe", choice)] = cfg  # idempotent on new names
     return {**old, "configs": configs}
 

@@ -4,6 +4,7 @@ gradient accumulation, and the offline wandb logger."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -349,6 +350,39 @@ def test_a_non_finite_step_is_skipped_counted_and_training_goes_on(tmp_path):
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in logged if "loss" in r)
 
 
+def test_a_skipped_micro_batch_leaves_the_logged_metrics_finite(tmp_path):
+    """grad_accum=2, the second micro-batch of step 1 diverges: the step is skipped and its log line reports
+    the last finite micro-batch's metrics, not the NaN one's."""
+    m = model()
+    cfg = TrainerConfig(stages=[StageConfig(name="s", steps=3, lr=1e-2)], progress=False, log_every=1, grad_accum=2)
+    logged = []
+
+    class Log:
+        def log_metrics(self, record, step):
+            logged.append(record)
+
+    Trainer(m, None, cfg, tmp_path, batches(6), logger=Log(), extensions=[NaNAfter({2})]).fit()
+    steps = [r for r in logged if "nonfinite_steps" in r]
+    assert [r["nonfinite_steps"] for r in steps] == [1, 1, 1]
+    assert all(math.isfinite(r[k]) for r in steps for k in r if k.startswith(("loss", "grad")) and k != "grad_norm")
+    assert "loss/nan_probe" in steps[0]
+
+
+def test_a_stage_that_skips_most_of_its_steps_stops(tmp_path):
+    """Below max_nonfinite_steps but past max_nonfinite_fraction of the stage: 5 of 8 steps skipped stops the
+    run (it had exited 0 and evaluated a model with dev loss 2.4e10), naming the stage, the count and the
+    last good checkpoint."""
+    from src.training.trainer import NonFiniteError
+
+    m = model()
+    cfg = TrainerConfig(stages=[StageConfig(name="s", steps=8, lr=1e-2)], progress=False, max_nonfinite_steps=10)
+    with pytest.raises(NonFiniteError) as err:
+        Trainer(m, None, cfg, tmp_path, batches(8), extensions=[NaNAfter(set(range(2, 100)))]).fit()
+    assert str(err.value).startswith("stage s step 6: 5 non-finite steps in stage s (5 in the run; more than "
+                                     "trainer.max_nonfinite_fraction=0.5 of the stage's 8); last good checkpoint: ")
+    assert "\n" not in str(err.value)
+
+
 def test_divergence_stops_naming_the_step_and_the_last_good_checkpoint(tmp_path):
     from safetensors.torch import load_file
 
@@ -432,3 +466,16 @@ def test_an_extension_must_implement_the_protocol(tmp_path):
     with pytest.raises(TypeError, match="Legacy is not a TrainerExtension"):
         Trainer(model(), None, TrainerConfig(stages=[StageConfig(steps=1)], progress=False), tmp_path, batches(1),
                 extensions=[Legacy()])
+
+
+@pytest.mark.parametrize("precision, message", [
+    ("fp16", "trainer.precision=fp16 is not supported (no loss scaling); use bf16"),
+    ("fp8", "trainer.precision: 'fp8' is not one of auto, fp32, bf16"),
+])
+def test_precision_errors_say_what_is_accepted(precision, message):
+    from src.training.trainer import check_trainer_config
+    from src.utils.errors import UserError
+
+    with pytest.raises(UserError) as err:
+        check_trainer_config(TrainerConfig(stages=[StageConfig(steps=1)], precision=precision))
+    assert str(err.value) == message
