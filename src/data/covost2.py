@@ -198,7 +198,7 @@ class CoVoST2Source(ExampleSource):
         return out
 
     # -- public ---------------------------------------------------------------------------------
-    def examples(self, split: str) -> list[Example]:
+    def _read_examples(self, split: str) -> list[Example]:
         """All usable examples of a split (train / dev / test), direction by direction."""
         if split not in SPLITS:
             raise UserError(f"unknown split '{split}'; use one of {SPLITS}")

@@ -104,7 +104,7 @@ class CoVoST2HFSource(ExampleSource):
             raise ClipError("empty_clip", f"{key} has no samples")
         return info.frames / info.samplerate
 
-    def examples(self, split: str) -> list[Example]:
+    def _read_examples(self, split: str) -> list[Example]:
         if split not in HF_SPLITS:
             raise UserError(f"unknown split '{split}' for data=covost2_hf; use one of {list(HF_SPLITS)}")
         out: list[Example] = []

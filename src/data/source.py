@@ -31,6 +31,18 @@ class ExampleSource:
         self.check_audio = check_audio
         self.progress = progress
         self.skips = SkipLog(on_bad_example)
+        self._splits: dict[str, list[Example]] = {}
+
+    def examples(self, split: str) -> list[Example]:
+        """All usable examples of ``split``, read (and their skips counted) once per source: training, the
+        dev loss and evaluation ask for the same split, and `skipped.json` must count each bad row once."""
+        if split not in self._splits:
+            self._splits[split] = self._read_examples(split)
+        return list(self._splits[split])
+
+    def _read_examples(self, split: str) -> list[Example]:
+        """The split's examples, direction by direction, counting every skipped row (each source's own)."""
+        raise NotImplementedError
 
     def subset_rows(self, n_rows: int, tgt: str) -> list[int]:
         """Row indices of the data-constrained train subset: a seeded sample, in file order."""

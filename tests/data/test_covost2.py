@@ -34,6 +34,16 @@ def test_per_direction_tsv_splits_follow_official_tool(cv_root):
     assert src.skips.as_dict() == {"not_validated": 2}  # the ghost train row, once per direction, counted
 
 
+def test_a_split_is_read_and_its_skips_counted_once_per_source(cv_root):
+    """Training, the dev loss and evaluation all ask for a split: its bad rows are counted once, not per ask."""
+    src = source(cv_root)
+    first = src.examples("train")
+    assert src.examples("train") == first and src.examples("train") is not src.examples("train")  # copies
+    src.examples("dev")
+    src.examples("dev")
+    assert src.skips.as_dict() == {"not_validated": 2}
+
+
 def test_split_files_form_gives_same_examples(cv_root, tmp_path):
     """The official tool's output files (covost_v2.en_XX.{split}.tsv) read like the per-direction form."""
     alt = tmp_path / "splitform"

@@ -23,7 +23,7 @@ class ToySource(CoVoST2Source):
         self.corpus_root = root
         super().__init__(root=str(root), cache_dir=cache_dir, **kwargs)
 
-    def examples(self, split: str) -> list[Example]:
+    def _read_examples(self, split: str) -> list[Example]:
         """The CoVoST2 splits, plus the toy model's pretraining splits: asr_train / asr_dev (English ASR) and
         pretrain_st_train / pretrain_st_dev (a translation of each ASR clip)."""
         if split.startswith("asr_"):
@@ -34,7 +34,7 @@ class ToySource(CoVoST2Source):
             df = self.asr_table(split[len("pretrain_st_"):], with_translation=True)
             return [ex for tgt in self.directions
                     for ex in self._make_examples(df[df["tgt_lang"] == tgt], tgt, f"pretrain {split}")]
-        return super().examples(split)
+        return super()._read_examples(split)
 
     def asr_table(self, split: str, with_translation: bool = False) -> pd.DataFrame:
         """toy_asr.<split>.tsv (with_translation: a row per translation of a clip, else a row per clip)."""
