@@ -122,13 +122,20 @@ def looped_ffn(xs: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.T
     return _LoopedFFN.apply(xs, w1, b1, w2, b2, counts.tolist())
 
 
-def expert_forward(x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor, bank, mode: str = "auto") -> torch.Tensor:
-    """x (N, D), weights/idx (N, k) -> (N, D) = sum_k weights[:, k] * expert_{idx[:, k]}(x)."""
+def expert_forward(x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor, bank, mode: str = "auto",
+                   keep: torch.Tensor | None = None) -> torch.Tensor:
+    """x (N, D), weights/idx (N, k) -> (N, D) = sum_k weights[:, k] * expert_{idx[:, k]}(x), over the
+    assignments in ``keep`` (N, k) bool only (None: all): a dropped assignment costs no expert compute."""
     n, k = idx.shape
     flat = idx.reshape(-1)
-    order = flat.argsort(stable=True)
+    if keep is None:
+        order = flat.argsort(stable=True)
+    else:  # the kept assignments, by expert (positions into the flat (N * k) assignments)
+        kept = keep.reshape(-1).nonzero().squeeze(1)
+        order = kept.index_select(0, flat.index_select(0, kept).argsort(stable=True))
+        flat = flat.index_select(0, kept)
     token = order // k
-    expert = flat.index_select(0, order)
+    expert = idx.reshape(-1).index_select(0, order)
     counts = torch.bincount(flat, minlength=bank.num_experts)
     w1, w2 = bank.weight("w1"), bank.weight("w2")
     xs = x.index_select(0, token)

@@ -183,18 +183,24 @@ class MoEBlock(nn.Module):
             weights = weights / weights.sum(-1, keepdim=True)
         return logits, weights, idx
 
-    def dispatch(self, weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """The combine weights after the capacity limit (assignments over an expert's capacity get 0)."""
+    def apply_capacity(self, weights: torch.Tensor, idx: torch.Tensor, token_mask: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(combine weights, kept assignments (N, k) bool or None = all) under `moe.capacity_factor`: an
+        assignment over its expert's capacity is dropped (weight 0, and the expert never runs it). Padding
+        (``token_mask`` False) neither counts toward the capacity nor takes room from a real token."""
         if self.cfg.capacity_factor is None:
-            return weights
-        return weights * capacity_mask(idx, self.cfg.num_experts, self.cfg.capacity_factor)
+            return weights, None
+        keep = capacity_mask(idx, self.cfg.num_experts, self.cfg.capacity_factor, token_mask)
+        return weights * keep, keep.bool()
 
-    def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, Routing]:
+    def forward(self, hidden: torch.Tensor, token_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, Routing]:
+        """``token_mask`` (hidden.shape[:-1], True on real tokens; optional): only the capacity limit reads it."""
         shape = hidden.shape
         x = hidden.reshape(-1, shape[-1])
         logits, weights, idx = self.route(x)
-        weights = self.dispatch(weights, idx)
-        routed = expert_forward(x, weights.to(x.dtype), idx, self.experts, self.cfg.dispatch)
+        mask = token_mask.reshape(-1) if token_mask is not None else None
+        weights, keep = self.apply_capacity(weights, idx, mask)
+        routed = expert_forward(x, weights.to(x.dtype), idx, self.experts, self.cfg.dispatch, keep)
         out = routed if self.shared_expert is None else routed + self.shared_expert(x)
         return out.reshape(shape), Routing(logits, weights, idx, x, routed)
 
@@ -235,11 +241,21 @@ def routing_stats(logits: torch.Tensor, idx: torch.Tensor, num_experts: int, mas
     return {"load": load.detach(), "entropy": entropy.detach()}
 
 
-def capacity_mask(idx: torch.Tensor, num_experts: int, factor: float) -> torch.Tensor:
-    """(N, k) 1/0: an assignment is kept while its expert has room (capacity = factor * N * k / E)."""
+def capacity_mask(idx: torch.Tensor, num_experts: int, factor: float, token_mask: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+    """(N, k) 1/0: an assignment is kept while its expert has room (capacity = factor * N_real * k / E).
+
+    Priority: first choices of all real tokens, then their second choices, ..., and padding's assignments
+    (``token_mask`` (N,) False) after every real one, so padding only fills room no real token wanted.
+    """
     n, k = idx.shape
-    capacity = max(1, math.ceil(factor * n * k / num_experts))
-    flat = idx.t().reshape(-1)  # first choices of all tokens before second choices
-    onehot = F.one_hot(flat, num_experts)
-    position = (onehot.cumsum(0) * onehot).sum(-1) - 1
+    n_real = n if token_mask is None else int(token_mask.sum())
+    capacity = max(1, math.ceil(factor * n_real * k / num_experts))
+    order = torch.arange(n * k, device=idx.device).reshape(k, n)  # choice-major: (choice, token)
+    if token_mask is not None:
+        order = order + (~token_mask.bool()).to(order.dtype)[None, :] * (n * k)  # padding last
+    rank = order.reshape(-1).argsort().argsort()  # each assignment's place in the priority order
+    flat = idx.t().reshape(-1)
+    onehot = F.one_hot(flat, num_experts)[rank.argsort()]  # assignments in priority order
+    position = ((onehot.cumsum(0) * onehot).sum(-1) - 1)[rank]  # back in choice-major order
     return (position < capacity).reshape(k, n).t().to(torch.float32)

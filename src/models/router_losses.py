@@ -138,16 +138,23 @@ def dpsl_alphas(cfg: DPSLConfig, num_experts: int, top_k: int,
     return base, by_lang
 
 
-def token_masks(batch: dict, lang_token_ids: torch.Tensor, device: torch.device
-                ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-    """(encoder mask (B, T_enc), decoder mask (B, T_dec), direction per example (B,), -1 where unknown) of a
-    training batch: True on real tokens; the direction from the language token of the decoder prompt."""
-    enc = dec = lang = None
+def batch_token_masks(batch: dict, device: torch.device) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(encoder mask (B, T_enc), decoder mask (B, T_dec)) of a batch: True on real tokens (None where unknown)."""
+    enc = dec = None
     if "feature_lengths" in batch:
         feats = batch["input_features"]
         enc = encoder_audio_mask(feats.shape[-1], batch["feature_lengths"], feats.shape[0]).to(device)
     if "decoder_attention_mask" in batch:
         dec = batch["decoder_attention_mask"].bool().to(device)
+    return enc, dec
+
+
+def token_masks(batch: dict, lang_token_ids: torch.Tensor, device: torch.device
+                ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """(encoder mask (B, T_enc), decoder mask (B, T_dec), direction per example (B,), -1 where unknown) of a
+    training batch: True on real tokens; the direction from the language token of the decoder prompt."""
+    enc, dec = batch_token_masks(batch, device)
+    lang = None
     if lang_token_ids.numel() and "decoder_input_ids" in batch:
         match = batch["decoder_input_ids"][:, PROMPT_LANG_POS, None].cpu() == lang_token_ids[None, :]
         lang = torch.where(match.any(1), match.long().argmax(1), torch.full_like(match[:, 0], -1, dtype=torch.long))

@@ -168,22 +168,37 @@ class RoutingCollector:
 
     def __init__(self, model: nn.Module) -> None:
         self.records: dict[str, Routing] = {}
+        self.masks: dict[str, torch.Tensor] = {}
         self.active = False
-        self.hooks = [block.register_forward_hook(partial(self._keep, name)) for name, block in moe_layers(model)]
+        blocks = moe_layers(model)
+        self.hooks = [block.register_forward_hook(partial(self._keep, name)) for name, block in blocks]
+        self.hooks += [block.register_forward_pre_hook(partial(self._mask, name.split(".")[0]), with_kwargs=True)
+                       for name, block in blocks if block.cfg.capacity_factor is not None]
 
     def _keep(self, name: str, module: nn.Module, inputs, output) -> None:
         if self.active:
             self.records[name] = output[1]
 
+    def _mask(self, side: str, module: nn.Module, args, kwargs):
+        """Hand the block its side's token mask (capacity counts real tokens only) when it fits the input."""
+        mask = self.masks.get(side) if self.active else None
+        if mask is None or "token_mask" in kwargs or mask.numel() != args[0].shape[:-1].numel():
+            return None
+        return args, {**kwargs, "token_mask": mask.reshape(args[0].shape[:-1])}
+
     @contextlib.contextmanager
-    def collect(self):
+    def collect(self, masks: dict[str, torch.Tensor | None] | None = None):
+        """Collect the records of the forward run inside; ``masks`` ({"encoder"/"decoder": (B, T) True on real
+        tokens}) reach the blocks whose capacity limit reads them."""
         self.records.clear()
+        self.masks = {k: v for k, v in (masks or {}).items() if v is not None}
         self.active = True
         try:
             yield self.records
         finally:
             self.active = False
             self.records.clear()  # consumers read the records inside the block; nothing outlives the step
+            self.masks = {}
 
     def remove(self) -> None:
         for h in self.hooks:

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from src.data.schema import SkipLog
 from src.data.text import IGNORE_INDEX
+from src.models.router_losses import batch_token_masks
 from src.models.whisper_moe import RoutingCollector
 from src.training.checkpoint import (
     capture_rng,
@@ -319,7 +320,8 @@ class Trainer:
         )
 
     def _forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        with self._autocast(), self.routing.collect() as routing:
+        enc, dec = batch_token_masks(batch, self.device) if self.routing.hooks else (None, None)
+        with self._autocast(), self.routing.collect({"encoder": enc, "decoder": dec}) as routing:
             out = self._outputs(batch)
             labels = batch["labels"].to(self.device)
             loss, n_tokens = token_loss(out.logits, labels)

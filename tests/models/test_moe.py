@@ -100,6 +100,60 @@ def test_capacity_keeps_first_choices_up_to_capacity():
     assert torch.isfinite(moe(torch.randn(3, 16))[0]).all()
 
 
+def test_padding_neither_counts_toward_capacity_nor_takes_a_real_tokens_room():
+    idx = torch.tensor([[0, 1], [0, 2], [0, 1], [0, 3]])
+    pad = torch.tensor([False, True, True, True])  # token 0 is padding (left-padded here, to test the order)
+    keep = capacity_mask(idx, num_experts=4, factor=1.0, token_mask=pad)  # capacity = ceil(6/4) = 2 (3 real)
+    # real first choices of expert 0 (tokens 1, 2) fill it; padding's first choice would have come first
+    assert keep[:, 0].tolist() == [0, 1, 1, 0] and keep[:, 1].tolist() == [1, 1, 1, 1]
+    no_pad = capacity_mask(idx, num_experts=4, factor=1.0, token_mask=torch.ones(4, dtype=torch.bool))
+    assert torch.equal(no_pad, capacity_mask(idx, num_experts=4, factor=1.0))  # an all-real mask changes nothing
+
+
+def test_dropped_assignments_cost_no_expert_compute_and_contribute_nothing(monkeypatch, dispatch_path):
+    import src.models.dispatch as dispatch
+
+    moe = random_moe(capacity_factor=0.5, dispatch=dispatch_path)
+    rows = []
+    real = dispatch.looped_ffn
+    monkeypatch.setattr(dispatch, "looped_ffn", lambda xs, *a: rows.append(xs.shape[0]) or real(xs, *a))
+    x = torch.randn(12, 16)
+    out, r = moe(x, token_mask=torch.arange(12) < 9)  # 3 padding tokens at the end
+    kept = r.weights != 0
+    assert 0 < int(kept.sum()) < 24 and int(kept[9:].sum()) <= int(kept.sum())
+    if dispatch_path == "loop":
+        assert rows == [int(kept.sum())]  # only the kept assignments ran through the experts
+    ref = torch.zeros_like(x)  # the definition, with dropped assignments left out
+    w1, w2 = moe.experts.weight("w1"), moe.experts.weight("w2")
+    for t in range(12):
+        for j in range(2):
+            if kept[t, j]:
+                e = r.idx[t, j]
+                h = F.gelu(w1[e] @ x[t] + moe.experts.b1[e])
+                ref[t] += r.weights[t, j] * (w2[e] @ h + moe.experts.b2[e])
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_the_collector_hands_each_capacity_block_its_sides_token_mask():
+    from src.models.whisper_moe import RoutingCollector
+
+    model = torch.nn.Module()
+    model.model = torch.nn.Module()
+    model.model.decoder = torch.nn.Module()
+    model.model.decoder.layers = torch.nn.ModuleList([torch.nn.Module()])
+    model.model.decoder.layers[0].mlp = random_moe(capacity_factor=1.0)
+    seen = []
+    block = model.model.decoder.layers[0].mlp
+    collector = RoutingCollector(model)
+    block.register_forward_pre_hook(lambda m, a, kw: seen.append(kw.get("token_mask")), with_kwargs=True)  # after
+    mask = torch.tensor([[True, True, False]])
+    with collector.collect({"decoder": mask, "encoder": None}) as records:
+        block(torch.randn(1, 3, 16))
+        assert set(records) == {"decoder.layers.0"}
+    block(torch.randn(1, 3, 16))  # outside collect(): no mask
+    assert len(seen) == 2 and torch.equal(seen[0], mask) and seen[1] is None
+
+
 def test_moe_parameter_groups():
     model = torch.nn.Module()
     model.layer = torch.nn.Module()

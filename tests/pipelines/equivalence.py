@@ -5,7 +5,9 @@ self-distillation, SD-MoE, capacity, a shared expert, jitter, gradient checkpoin
 SPRI schedule), trains a few steps through the real Trainer with its extensions, and records the
 upcycling report, every logged loss term, the final logits and the routing recorder's counts; plus the
 composed Hydra config of every upcycle choice. tests/golden/equivalence.json holds the trace the code
-gave before the redesign; test_equivalence.py asserts the code still gives it.
+gave before the redesign; test_equivalence.py asserts the code still gives it. Re-recorded on purpose since:
+issue 23 (SPRI's partition, stable in the rank), issue 24 bug 7 (the `vanilla` scenario only: its capacity
+limit no longer counts padding tokens, so other assignments are kept and dropped).
 
     python tests/pipelines/equivalence.py           # how many recorded floats the code reproduces to the bit
     python tests/pipelines/equivalence.py --write   # re-record (only for an intended change of behaviour)
