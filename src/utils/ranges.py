@@ -9,7 +9,7 @@ from src.utils.errors import UserError
 
 def check_range(key: str, value, low: float | None = None, high: float | None = None, *, low_open: bool = False,
                 high_open: bool = False, optional: bool = False, integer: bool = False) -> None:
-    """Raise ValueError("key=value: must be ...") unless ``value`` lies in the range (None allowed if optional)."""
+    """Raise UserError("key=value: must be ...") unless ``value`` lies in the range (None allowed if optional)."""
     if value is None and optional:
         return
     lo = "" if low is None else f"{'>' if low_open else '>='} {low}"

@@ -10,7 +10,7 @@ How (and why, after the defects measured in the 2026 review):
 
 * k-means runs on the seeded token sample of the calibration pass (`calibration_tokens` per layer, which now
   bounds only that sample). Then streaming passes of the dense model over *all* calibration batches assign
-  every valid token (padding excluded: the passes reuse upcycle.capture_ffn_inputs one batch at a time) to
+  every valid token (padding excluded: the passes reuse calibration.capture_ffn_inputs one batch at a time) to
   its nearest centroid and accumulate per-cluster Gram matrices X_e^T X_e and counts in float64 - no token
   cap per cluster.
 * The SVD weights each expert by its cluster's covariance shrunk toward the layer's pooled one,
@@ -40,9 +40,8 @@ Cost: E d^2 (pass 1) and, per pass-2 group, E d_ff^2 float64 accumulators per la
 (8 experts, d_ff 3,072: 0.6 GB a layer); pass 2 holds at most `hidden_gram_gib` of them and makes more
 passes if the layers need more. One fp64 eigendecomposition of d_ff x d_ff per expert per layer.
 
-Why lazily: the fit needs the number of experts, which prepare_layers is not given, so prepare_layers hands
-the dense model, layers and batches to init_experts, whose first call runs the passes for every layer (the
-MoE layers installed in between are swapped back to the dense FFNs for the passes) and caches the experts.
+When: `prepare_layers` (given the number of experts) runs the passes for every layer on the still-dense model,
+before any MoE layer is installed; `init_experts` then fills each block from its layer's fit.
 """
 
 from __future__ import annotations
