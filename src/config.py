@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -61,6 +62,17 @@ def launch_stamp(fmt: str = "%Y-%m-%d_%H-%M-%S") -> str:
 
 
 OmegaConf.register_new_resolver("launch_stamp", launch_stamp, replace=True)
+
+
+
+def run_dir_of(cfg: DictConfig) -> Path:
+    """The Hydra run dir of this job (outside Hydra: paths.output_dir)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return Path(HydraConfig.get().runtime.output_dir)
+    except ValueError:
+        return Path(cfg.paths.output_dir)
 
 
 class ConfigError(UserError):
@@ -134,7 +146,7 @@ def _check_target(group: str, node: DictConfig, nested: dict[str, type]) -> None
 
 @dataclass
 class RunSettings:
-    """The composed config, typed once at start-up (`validate`, called by src.utils.cli.entry): the pipelines
+    """The composed config, typed once at start-up (`validate`, called by src.entry.cli.entry): the pipelines
     read these dataclasses and hand the parts down. `cfg` keeps the composition itself, for the groups built
     from their `_target_` (data, logger) and for writing the run's config."""
 

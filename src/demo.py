@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--readme", metavar="DIR", help="only update README.md's timing table from DIR/timing.md")
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every job")
     args = ap.parse_args(argv)
-    from src.utils import timing as tm
+    from src.entry import timing as tm
 
     if args.readme:
         tm.update_readme(ROOT / "README.md", Path(args.readme))

@@ -7,7 +7,7 @@
 import hydra
 
 from src.config import RunSettings
-from src.utils.cli import entry
+from src.entry.cli import entry
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

@@ -102,7 +102,7 @@ def run_job(job: Job, cmd: list[str], run_dir: Path, threads: int) -> tuple[int,
 
 
 def job_line(job: Job, rc: int, seconds: float, run_dir: Path) -> str:
-    from src.utils.timing import fmt_seconds
+    from src.entry.timing import fmt_seconds
 
     if rc:
         return f"{job.regime} {job.name}: FAILED (exit {rc}) after {fmt_seconds(seconds)}; see {run_dir.parent}/logs"
@@ -153,7 +153,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from src.demo import default_jobs, demo_phases
-    from src.utils import timing as tm
+    from src.entry import timing as tm
 
     if args.readme:
         tm.update_readme(ROOT / "README.md", Path(args.readme), README_BLOCKS)

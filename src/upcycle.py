@@ -8,7 +8,7 @@ DIR/upcycling_report.json, calibrating on `upcycle.calibration_examples` trainin
 import hydra
 
 from src.config import RunSettings
-from src.utils.cli import entry
+from src.entry.cli import entry
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="upcycle")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from src.demo import default_jobs
-from src.utils import timing as tm
+from src.entry import timing as tm
 from src.utils.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,8 +6,8 @@ import pytest
 from test_config import make_cfg
 
 from src.config import validate
+from src.entry.timing import markers
 from src.study import README_BLOCKS, Job, job_command, main, study_jobs
-from src.utils.timing import markers
 
 
 def test_the_study_plans_each_schedule_once_per_strategy_regime_and_seed():

@@ -22,8 +22,8 @@ from src.evaluation.intervals import Bootstrap, Interval, SegmentStats, interval
 from src.evaluation.metrics import Metric, MetricsConfig, compared_metrics, headline_metric
 from src.evaluation.results import fmt, read_hypotheses, read_results
 from src.utils.atomic import atomic_open, write_text
-from src.utils.callbacks import job_status
 from src.utils.machine import machine_label
+from src.utils.status import job_status
 
 log = logging.getLogger(__name__)
 

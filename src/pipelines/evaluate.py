@@ -9,11 +9,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from src.config import RunSettings
+from src.config import RunSettings, run_dir_of
 from src.data.loading import build_source, loader_config
 from src.evaluation.run import evaluate_model, rescore_split
 from src.models.backbone import load_whisper
-from src.utils.cli import run_dir_of
 from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from pathlib import Path
 import hydra
 from omegaconf import OmegaConf
 
-from src.config import RunSettings
+from src.config import RunSettings, run_dir_of
 from src.data.loading import build_source, loader_config, make_loader
 from src.evaluation.run import evaluate_model
 from src.models.backbone import load_whisper
@@ -20,9 +20,9 @@ from src.training.distributed import init_distributed, is_sharded, process_devic
 from src.training.selection import dev_requirement
 from src.training.trainer import Trainer
 from src.utils.atomic import write_json
-from src.utils.cli import run_dir_of, seed_everything
 from src.utils.errors import UserError
 from src.utils.machine import machine_info
+from src.utils.seeding import seed_everything
 
 log = logging.getLogger(__name__)
 

@@ -58,7 +58,7 @@ def test_an_unwritable_output_dir_stops_before_hydra_with_one_line(tmp_path):
 
 
 def test_a_full_disk_at_start_is_one_line_and_leaves_no_probe(tmp_path, monkeypatch, capsys):
-    from src.utils.callbacks import check_writable
+    from src.entry.callbacks import check_writable
 
     def full(fd, data):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -3,7 +3,6 @@ jobs failed, and why) with a non-zero exit if any did."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -11,16 +10,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-STATUS_FILE = "status.json"
-
-
-def job_status(run_dir: Path) -> dict | None:
-    """A job dir's status.json ({"status": "completed" | "failed", "error": ...}), None when it has none."""
-    path = Path(run_dir) / STATUS_FILE
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+from src.utils.status import job_status, sweep_jobs
 
 
 def check_writable(directory: str | Path, key: str) -> None:
@@ -71,15 +61,3 @@ class SweepSummary(Callback):
         lines = [f"  #{d.name.split('_', 1)[0]} {d}: {statuses[d].get('error', 'no message')}" for d in failed]
         print(f"sweep {sweep}: {len(failed)}/{len(jobs)} failed:\n" + "\n".join(lines), file=sys.stderr)
         sys.exit(1)
-
-
-def sweep_jobs(sweep: Path) -> list[Path]:
-    """The job dirs of a sweep dir (Hydra names them `N_...`), in job-number order."""
-    return sorted((d for d in Path(sweep).iterdir() if d.is_dir() and d.name.split("_", 1)[0].isdigit()),
-                  key=_job_order)
-
-
-def _job_order(d: Path) -> tuple[int, str]:
-    """Hydra's job dirs start with the job number (`3_upcycle-spri`): numeric order, not string order."""
-    num = d.name.split("_", 1)[0]
-    return (int(num) if num.isdigit() else 1 << 30, d.name)

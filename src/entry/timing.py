@@ -19,9 +19,9 @@ from pathlib import Path
 
 from src.evaluation.report import run_cost
 from src.utils.atomic import write_json, write_text
-from src.utils.callbacks import job_status, sweep_jobs
 from src.utils.errors import UserError
 from src.utils.machine import cpu_model
+from src.utils.status import job_status, sweep_jobs
 
 
 def markers(block: str) -> tuple[str, str]:

@@ -6,22 +6,20 @@ import contextlib
 import functools
 import logging
 import os
-import random
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import ConfigError, RunSettings, validate
+from src.config import ConfigError, RunSettings, run_dir_of, validate
 from src.training.distributed import dist_info
 from src.training.trainer import NonFiniteError
-from src.utils.atomic import OutputError, write_json, write_text
-from src.utils.callbacks import STATUS_FILE
+from src.utils.atomic import OutputError, write_text
 from src.utils.errors import UserError
+from src.utils.seeding import seed_everything
+from src.utils.status import write_status
 
 log = logging.getLogger("upcycle_st")
 
@@ -30,22 +28,6 @@ log = logging.getLogger("upcycle_st")
 # Errors that are the user's to fix: shown as one line (full traceback with debug=true). Anything else (a
 # ValueError from torch, a bug of ours) shows its traceback. ConfigError and BadExampleError are UserErrors.
 USER_ERRORS = (UserError, FileNotFoundError, OutputError, NonFiniteError)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def run_dir_of(cfg: DictConfig) -> Path:
-    """The Hydra run dir of this job (outside Hydra: paths.output_dir)."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return Path(HydraConfig.get().runtime.output_dir)
-    except ValueError:
-        return Path(cfg.paths.output_dir)
 
 
 def in_multirun() -> bool:
@@ -59,17 +41,15 @@ def in_multirun() -> bool:
 
 
 def _write_status(run_dir: Path, status: str, start: float, error: str | None = None) -> None:
-    """status.json: completed | failed, the one-line error, and the job's wall time (the demo's timing table)."""
-    if dist_info().is_main:
-        write_json(run_dir / STATUS_FILE, {"status": status, **({"error": error} if error else {}),
-                                           "seconds": round(time.perf_counter() - start, 2)})
+    if dist_info().is_main:  # torchrun: rank 0 writes for the job
+        write_status(run_dir, status, time.perf_counter() - start, error)
 
 
 def entry(fn: Callable[[RunSettings], object]) -> Callable[[DictConfig], object]:
     """Validate the config, save it resolved into the run dir, run, and turn user errors into one line.
 
     Every job writes status.json. Under multirun a failing job (a user error or a crash, whose traceback goes
-    to the job's log) is marked failed and the sweep goes on; src.utils.callbacks.SweepSummary reports it.
+    to the job's log) is marked failed and the sweep goes on; src.entry.callbacks.SweepSummary reports it.
     """
 
     @functools.wraps(fn)
