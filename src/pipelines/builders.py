@@ -52,29 +52,45 @@ def calibration_task(ucfg, tokenizer) -> str:
     return "transcribe" if is_english_only(tokenizer) else "translate"
 
 
-def calibration_batches(run: RunSettings, model, tokenizer, source, examples: list) -> tuple[list[dict], list[dict]]:
-    """(fit, held-out) batches of `upcycle.calibration_examples` examples drawn (by seed) from ``examples``, with
-    the targets of `upcycle.calibration_task` (auto: English transcription for an English-only model, which
-    cannot translate; else translation); `upcycle.heldout_fraction` of them are held out for the report (none
-    when fewer than 4 are drawn)."""
+def budget_task(run: RunSettings, tokenizer) -> str:
+    """`upcycle.budget_task`, with auto resolved: English transcription for a pretrained Whisper checkpoint (a
+    task it knows; it never learned En->X), else the calibration task (the toy model learned its translation)."""
+    ucfg = run.upcycle
+    if ucfg.budget_task != "auto":
+        return ucfg.budget_task
+    return "transcribe" if run.model.name_or_path else calibration_task(ucfg, tokenizer)
+
+
+def calibration_batches(run: RunSettings, model, tokenizer, source, examples: list) -> dict[str, list[dict]]:
+    """Batches of `upcycle.calibration_examples` examples drawn (by seed) from ``examples``: "fit" and "heldout"
+    with the targets of `upcycle.calibration_task` (auto: English transcription for an English-only model, which
+    cannot translate; else translation), `upcycle.heldout_fraction` of them held out for the report (none when
+    fewer than 4 are drawn); and, when `upcycle.budget_task` resolves to another task, "budget" and
+    "budget_heldout": the same clips with that task's targets (what the auto budget and init_loss read)."""
     ucfg = run.upcycle
     n = int(ucfg.calibration_examples)
     if not examples or n <= 0 or not STRATEGIES[ucfg.strategy].is_moe:
-        return [], []
-    examples = task_examples(examples, calibration_task(ucfg, tokenizer))
+        return {"fit": [], "heldout": []}
+    task = calibration_task(ucfg, tokenizer)
+    examples = task_examples(examples, task)
     pick = torch.randperm(len(examples), generator=torch.Generator().manual_seed(run.seed))[:n].tolist()
     n_held = int(len(pick) * ucfg.heldout_fraction) if len(pick) >= 4 else 0
     fit, held = pick[: len(pick) - n_held], pick[len(pick) - n_held:]
 
-    def batches(idx: list[int]) -> list[dict]:
+    def batches(idx: list[int], target: str = task) -> list[dict]:
         if not idx:
             return []
-        loader = make_loader([examples[i] for i in sorted(idx)], source, tokenizer, loader_config(run.cfg.data),
+        chosen = task_examples([examples[i] for i in sorted(idx)], target)
+        loader = make_loader(chosen, source, tokenizer, loader_config(run.cfg.data),
                              n_mels=model.config.num_mel_bins, pad_to_30s=run.model.pad_to_30s,
                              shuffle=False)
         return [b for b in loader if "input_features" in b]
 
-    return batches(fit), batches(held)
+    out = {"fit": batches(fit), "heldout": batches(held)}
+    other = budget_task(run, tokenizer)
+    if other != task:
+        out |= {"budget": batches(fit, other), "budget_heldout": batches(held, other)}
+    return out
 
 
 def moe_extensions(run: RunSettings, model, tokenizer, languages: list[str]) -> list:

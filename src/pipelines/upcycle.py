@@ -8,7 +8,7 @@ from pathlib import Path
 from src.config import RunSettings
 from src.data.loading import build_source
 from src.models.upcycling.upcycle import upcycle_model
-from src.pipelines.builders import calibration_batches, calibration_task, load_model
+from src.pipelines.builders import budget_task, calibration_batches, calibration_task, load_model
 from src.training.checkpoint import save_checkpoint
 from src.utils.atomic import write_json
 
@@ -18,11 +18,13 @@ REPORT = "upcycling_report.json"
 def upcycle(model, run: RunSettings, tokenizer, source, examples: list, report_dir: Path | None = None) -> dict:
     """Apply `upcycle` to a dense model (no-op for dense), calibrating on ``examples`` (training
     examples); writes upcycling_report.json into ``report_dir``."""
-    calib, heldout = calibration_batches(run, model, tokenizer, source, examples)
-    report = upcycle_model(model, run.moe, run.upcycle, run.seed, calib, progress=run.progress,
-                           heldout=heldout or None)
-    if calib:
+    batches = calibration_batches(run, model, tokenizer, source, examples)
+    report = upcycle_model(model, run.moe, run.upcycle, run.seed, batches["fit"], progress=run.progress,
+                           heldout=batches["heldout"] or None, budget=batches.get("budget"),
+                           budget_heldout=batches.get("budget_heldout") or None)
+    if batches["fit"]:
         report["calibration_task"] = calibration_task(run.upcycle, tokenizer)
+        report["budget_task"] = budget_task(run, tokenizer)
     if report_dir is not None:
         write_json(Path(report_dir) / REPORT, report)
     return report

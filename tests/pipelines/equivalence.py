@@ -167,6 +167,7 @@ def renamed(old: dict) -> dict:
             node[key] = value
         issue_23(cfg)
         cfg["trainer"]["max_nonfinite_fraction"] = 0.5  # issue 24: a relative limit on skipped steps
+        cfg["upcycle"]["budget_task"] = "auto"  # issue 23: the auto budget's targets
         configs[re.sub(r"upcycle=spri_sd\b", "upcycle=spri_sd_moe", choice)] = cfg  # idempotent on new names
     return {**old, "configs": configs}
 

@@ -30,6 +30,13 @@ class UpcycleConfig:
     # The targets of the calibration batches: translate (the training task), transcribe (English transcripts of
     # the same clips: a task a pretrained Whisper already does), auto = transcribe for an English-only model.
     calibration_task: str = "auto"
+    # The targets an `auto` knob's budget and the report's init_loss are measured on (the same clips as the
+    # calibration batches): the budget should bound the disruption of what the dense model already predicts.
+    # auto = transcribe for a pretrained Whisper checkpoint (model.name_or_path: Whisper never learned En->X,
+    # and on targets it does not know its next-token distributions are so flat that any residual reads as
+    # disruption: whisper-base at energy 0.999 moves them by 0.05 nats on toy translation targets), else the
+    # calibration task (the toy model is pretrained on its own translation task).
+    budget_task: str = "auto"
     # An `auto` knob (SPRI's energy) is the smallest value in [0, 1] whose init stays within a disruption budget
     # on the calibration batches (upcycle.search_knob): kl = mean KL(dense || upcycled) of the teacher-forced
     # next-token distributions, nats per target token (max_init_kl); ce_ratio = upcycled / dense
@@ -47,6 +54,11 @@ class UpcycleConfig:
         if self.calibration_task not in CALIBRATION_TASKS:
             raise UserError(f"upcycle.calibration_task must be one of {CALIBRATION_TASKS}, "
                             f"got '{self.calibration_task}'")
+        if self.budget_task not in CALIBRATION_TASKS:
+            raise UserError(f"upcycle.budget_task must be one of {CALIBRATION_TASKS}, got '{self.budget_task}'")
+        if self.budget_task == "translate" and self.calibration_task == "transcribe":
+            raise UserError("upcycle.budget_task=translate needs translation calibration batches: "
+                            "set upcycle.calibration_task=translate (or auto)")
         if self.auto_measure not in AUTO_MEASURES:
             raise UserError(f"upcycle.auto_measure must be one of {AUTO_MEASURES}, got '{self.auto_measure}'")
         if not self.max_init_kl > 0.0:

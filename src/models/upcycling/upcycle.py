@@ -81,11 +81,14 @@ def block_deviation(moe: MoEBlock, fc1: nn.Linear, fc2: nn.Linear, x: torch.Tens
 
 
 def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, seed: int,
-                  calib: list[dict] | None = None, progress: bool = True, heldout: list[dict] | None = None) -> dict:
+                  calib: list[dict] | None = None, progress: bool = True, heldout: list[dict] | None = None,
+                  budget: list[dict] | None = None, budget_heldout: list[dict] | None = None) -> dict:
     """Replace the chosen FFNs by MoE layers initialised by `ucfg.strategy`; returns the report.
 
-    ``calib`` batches fit the data-aware strategies and `auto` knobs; the report's deviations and init loss
-    are measured on ``heldout`` batches when given (else on ``calib``).
+    ``calib`` batches fit the data-aware strategies and, unless ``budget`` batches are given (the same clips
+    with other targets: `upcycle.budget_task`), the `auto` knobs; the report's deviations are measured on
+    ``heldout`` batches when given (else on ``calib``), its init loss on ``budget_heldout`` / ``budget`` when
+    given, else likewise.
     """
     strategy = STRATEGIES[ucfg.strategy]
     dense_params = sum(p.numel() for p in model.parameters())
@@ -105,19 +108,20 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
     if strategy.needs_calibration and not calib:
         raise UserError(f"upcycle={ucfg.strategy} needs calibration data (upcycle.calibration_examples "
                          "training examples); none were given")
-    measure = heldout or calib
+    search = budget or calib  # what the auto knob's budget reads
+    measure = (budget_heldout or budget) if budget else (heldout or calib)  # the report's init_loss
     inputs = capture_ffn_inputs(model, layers, calib, ucfg.calibration_tokens, seed) if calib else {}
     measured = capture_ffn_inputs(model, layers, heldout, ucfg.calibration_tokens, seed) if heldout else inputs
     before = teacher_forced(model, measure, keep_logprobs=True) if measure else None  # the dense model's
     dense_ce, dense_lp = (before.ce, before.logprobs) if before else (None, None)
     knob = strategy.auto_knob(ucfg)
-    if knob is not None and not calib:
+    if knob is not None and not search:
         raise UserError(f"upcycle.{knob}=auto measures the init on calibration batches: set "
                         "upcycle.calibration_examples >= 1")
-    if knob is not None and ucfg.auto_measure == "ce_ratio" and not labelled(calib):
+    if knob is not None and ucfg.auto_measure == "ce_ratio" and not labelled(search):
         raise UserError(f"upcycle.{knob}=auto with auto_measure=ce_ratio needs labelled calibration batches")
     if knob is not None:  # the dense model's side of the budget, on the batches the search reads
-        fit = before if measure is calib else teacher_forced(model, calib, keep_logprobs=True)
+        fit = before if measure is search else teacher_forced(model, search, keep_logprobs=True)
         fit_ce, fit_lp = fit.ce, fit.logprobs
     dense = {name: (layer.fc1, layer.fc2) for name, layer in layers}
     state = strategy.prepare_layers(model, layers, calib or [], ucfg, inputs, moe_cfg.num_experts)
@@ -139,8 +143,8 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
         def evaluate(value: float) -> float:
             init_all(replace(ucfg, **{knob: value}))
             if ucfg.auto_measure == "kl":
-                return teacher_forced(model, calib, fit_lp).kl
-            return teacher_forced(model, calib).ce / fit_ce
+                return teacher_forced(model, search, fit_lp).kl
+            return teacher_forced(model, search).ce / fit_ce
 
         value, trace, met = search_knob(evaluate, budget)
         ucfg = replace(ucfg, **{knob: value})
@@ -173,7 +177,7 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
                                "ratio": upcycled.ce / dense_ce if dense_ce else None,
                                "kl": upcycled.kl,
                                "examples": sum(len(b["input_features"]) for b in measure),
-                               "held_out": bool(heldout)}
+                               "held_out": bool(budget_heldout) if budget else bool(heldout)}
     for text in warnings:
         log.warning("upcycle=%s: %s", ucfg.strategy, text)
     report["warnings"] = warnings
