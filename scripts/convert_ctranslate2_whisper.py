@@ -6,7 +6,7 @@ CT2_DIR holds model.bin, config.json, vocabulary.txt (or .json) and tokenizer.js
 models do. OUT_DIR must not exist (or be empty); it appears only when the conversion succeeds, with
 config.json, generation_config.json, model.safetensors (float32), the tokenizer files and
 preprocessor_config.json. Exit status 2 with `error: ...` when the directory cannot be converted
-exactly (quantised, truncated, not Whisper, unknown variables...). See src/models/ctranslate2_convert.py.
+exactly (quantised, truncated, not Whisper, unknown variables...). See src/pretrained/ctranslate2.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from src.models.ctranslate2_convert import ConversionError, convert_ct2_whisper  # noqa: E402
+from src.pretrained.ctranslate2 import ConversionError, convert_ct2_whisper  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ it, and so should anyone about to spend device time on the script: `make gpu-che
 
 Interpreter: the one running this script (`make gpu-check` takes .venv's when it exists, else
 python3: a device machine without the package index uses its image's torch). base_study needs the offline
-whisper-base (the PyPI packages of the lock's `test` extra; src/models/offline.py) in that interpreter.
+whisper-base (the PyPI packages of the lock's `test` extra; src/pretrained/offline.py) in that interpreter.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     python scripts/measure_init_cost.py [--model tiny.en|base] [--calibration transcribe|translate]
                                         [--budgets 0.02,0.05,0.1] [--experts 4] [--top-k 2] [--set spri.energy=0.99 ...]
 
-On an offline OpenAI Whisper (src/models/offline.py: tiny.en or the multilingual base) and clear eSpeak
+On an offline OpenAI Whisper (src/pretrained/offline.py: tiny.en or the multilingual base) and clear eSpeak
 English: every FFN (encoder and decoder) upcycled by each strategy with its default knobs (and SPRI's
 `energy: auto` at each KL budget of --budgets); prints one Markdown table: the init's disruption on the
 calibration batches (mean KL(dense || upcycled) per target token, and the upcycled/dense cross-entropy),
@@ -32,10 +32,10 @@ from src.evaluation.metrics import word_error_rate  # noqa: E402
 from src.evaluation.run import task_examples  # noqa: E402
 from src.models.backbone import load_whisper, set_pad_to_30s  # noqa: E402
 from src.models.moe import MoEConfig  # noqa: E402
-from src.models.offline import ensure_offline_model  # noqa: E402
 from src.models.upcycling import STRATEGIES, strategy_config  # noqa: E402
 from src.models.upcycling.calibration import teacher_forced  # noqa: E402
 from src.models.upcycling.upcycle import upcycle_model  # noqa: E402
+from src.pretrained.offline import ensure_offline_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

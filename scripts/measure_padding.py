@@ -23,8 +23,8 @@ counts clips whose decoding never emitted end-of-text (it ran to --max-new-token
 clip padded vs unpadded: GFLOPs counted from the config, and time (one clip per call, --threads threads, the two
 in turns, median of --reps calls; on a shared machine the time is the noisier of the two).
 
-Models come from src.models.offline (tiny.en, base) when that module exists, else tiny.en from
-src.models.offline; any name may also be a converted HF checkpoint directory.
+Models come from src.pretrained.offline (tiny.en, base) when that module exists, else tiny.en from
+src.pretrained.offline; any name may also be a converted HF checkpoint directory.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ VARIANTS = {  # key -> (table label, pad_to_30s, loader, silence frames added af
 def resolve_model(name: str, cache: Path) -> Path:
     if Path(name).is_dir():
         return Path(name)
-    from src.models.offline import ensure_offline_model
+    from src.pretrained.offline import ensure_offline_model
 
     return ensure_offline_model(name, cache)
 

@@ -16,12 +16,12 @@ from src.data.loading import loader_config, make_loader
 from src.data.text import is_english_only, token_id
 from src.evaluation.run import task_examples
 from src.models.backbone import load_whisper
-from src.models.offline import resolve_offline
 from src.models.router_losses import MoELoss
 from src.models.sd_moe import SpectralDecoupler
 from src.models.upcycling import STRATEGIES
 from src.models.upcycling.spri import ResidualSpectrum, SPRIConfig
 from src.models.whisper_moe import moe_layers
+from src.pretrained.offline import resolve_offline
 from src.training.toy_pretrain import ensure_toy_model
 
 
@@ -30,7 +30,7 @@ def load_model(run: RunSettings):
     the model actually loaded (train_summary.json's `model`, the comparison's per-seed note)."""
     mcfg = run.model
     offline = resolve_offline(mcfg.name_or_path, run.paths.cache_dir) if mcfg.name_or_path else None
-    if offline is not None:  # offline:<name>, a real Whisper from the `test` extra's wheels (src/models/offline.py)
+    if offline is not None:  # offline:<name>, a real Whisper from the `test` extra's wheels (src/pretrained/offline.py)
         path = offline[0]
     else:
         path = mcfg.name_or_path or ensure_toy_model(mcfg, run.cfg.data, run.paths.cache_dir, run.progress)

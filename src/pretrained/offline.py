@@ -195,7 +195,7 @@ def converted_name(name: str) -> str:
 def ensure_offline_model(name: str, cache_dir: str | Path) -> Path:
     """The converted HF checkpoint directory of offline model `name`, converted on first use (atomically:
     written beside it and renamed; when several processes convert at once, the first rename wins)."""
-    from src.models.ctranslate2_convert import ConversionError, convert_ct2_whisper
+    from src.pretrained.ctranslate2 import ConversionError, convert_ct2_whisper
 
     model = offline_model(name)
     found, version = _installed(model)

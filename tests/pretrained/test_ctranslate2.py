@@ -21,9 +21,9 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor, WhisperTokenizerFast
 from transformers.models.whisper.tokenization_whisper import LANGUAGES, bytes_to_unicode
 
-import src.models.ctranslate2_convert as conv
+import src.pretrained.ctranslate2 as conv
 from src.models.backbone import load_whisper
-from src.models.ctranslate2_convert import ConversionError, convert_ct2_whisper
+from src.pretrained.ctranslate2 import ConversionError, convert_ct2_whisper
 
 ROOT = Path(__file__).resolve().parents[2]
 DTYPE_IDS = {"float32": 0, "int8": 1, "int16": 2, "int32": 3, "float16": 4, "bfloat16": 5}

