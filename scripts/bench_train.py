@@ -32,7 +32,7 @@ def run_variant(variant: str, args) -> dict:
     from src.models.moe import MoEConfig
     from src.models.router_losses import MoELoss
     from src.models.upcycling import strategy_config
-    from src.models.upcycling.upcycle import upcycle_model
+    from src.models.upcycling.apply import upcycle_model
     from src.models.whisper_moe import RoutingCollector
     from src.training.trainer import token_loss
 

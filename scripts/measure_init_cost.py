@@ -33,8 +33,8 @@ from src.evaluation.run import task_examples  # noqa: E402
 from src.models.backbone import load_whisper, set_pad_to_30s  # noqa: E402
 from src.models.moe import MoEConfig  # noqa: E402
 from src.models.upcycling import STRATEGIES, strategy_config  # noqa: E402
+from src.models.upcycling.apply import upcycle_model  # noqa: E402
 from src.models.upcycling.calibration import teacher_forced  # noqa: E402
-from src.models.upcycling.upcycle import upcycle_model  # noqa: E402
 from src.pretrained.offline import ensure_offline_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

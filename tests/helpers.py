@@ -22,7 +22,7 @@ from src.evaluation.generation import DecodeConfig, decode
 from src.models.backbone import set_pad_to_30s
 from src.models.moe import MoEConfig
 from src.models.upcycling import STRATEGIES, strategy_config
-from src.models.upcycling.upcycle import upcycle_model
+from src.models.upcycling.apply import upcycle_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

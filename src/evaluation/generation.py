@@ -14,7 +14,7 @@ from transformers.generation.utils import GenerationMixin
 from src.data.languages import COVOST2_EN_XX
 from src.data.text import EOT, prompt_ids, token_id
 from src.models.backbone import encoder_lengths
-from src.models.whisper_moe import moe_layers
+from src.models.whisper_moe import moe_blocks
 
 
 @dataclass
@@ -34,7 +34,7 @@ class RoutingRecorder:
     LANGS = ("en", *COVOST2_EN_XX)
 
     def __init__(self, model) -> None:
-        self.layers = moe_layers(model)
+        self.layers = moe_blocks(model)
         self.counts: dict[str, torch.Tensor] = {}  # layer -> (len(LANGS), E)
         self.lang_ids = torch.zeros(0, dtype=torch.long)
         self.enc_lengths: torch.Tensor | None = None

@@ -18,7 +18,7 @@ import torch
 from src.data.text import PROMPT_LANG_POS
 from src.models.backbone import encoder_audio_mask
 from src.models.moe import DPSLConfig, MoEConfig, Routing, routing_stats, self_distill_loss
-from src.models.whisper_moe import moe_layers
+from src.models.whisper_moe import moe_blocks
 from src.utils.errors import UserError
 from src.utils.extension import TrainerExtension
 from src.utils.registry import make_register
@@ -218,7 +218,7 @@ class MoELoss(TrainerExtension):
             totals[name] = totals[name] + value if name in totals else value
 
         if self._blocks is None or self._blocks[0] is not model:
-            self._blocks = (model, moe_layers(model))
+            self._blocks = (model, moe_blocks(model))
         blocks = self._blocks[1]
         enc, dec, lang_per_example = token_masks(batch, self.lang_token_ids, blocks[0][1].router.weight.device
                                                  if blocks else torch.device("cpu"))

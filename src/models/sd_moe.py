@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 
 from src.models.moe import SDMoEConfig
-from src.models.whisper_moe import moe_layers
+from src.models.whisper_moe import moe_blocks
 from src.utils.extension import TrainerExtension
 from src.utils.sharding import assign_full, full
 
@@ -64,7 +64,7 @@ class SpectralDecoupler(TrainerExtension):
     def targets(model) -> list[tuple[str, torch.Tensor, list[tuple[str, torch.nn.Parameter]]]]:
         """(key, effective (E, out, in) weight, the per-expert stacked parameters behind it) per matrix."""
         out = []
-        for layer_name, moe in moe_layers(model):
+        for layer_name, moe in moe_blocks(model):
             bank = moe.experts
             for w in ("w1", "w2"):
                 params = [(f"{layer_name}.{w}", getattr(bank, w))]

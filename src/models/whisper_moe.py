@@ -122,7 +122,7 @@ def install_moe(model: nn.Module, name: str, block: MoEBlock) -> nn.Module:
     return moe
 
 
-def moe_layers(model: nn.Module) -> list[tuple[str, MoEBlock]]:
+def moe_blocks(model: nn.Module) -> list[tuple[str, MoEBlock]]:
     """(layer name, block) of every MoE block, e.g. ("decoder.layers.1", block)."""
     return [(name.removeprefix("model.").removesuffix(".mlp"), m) for name, m in model.named_modules()
             if isinstance(m, MoEBlock)]
@@ -170,7 +170,7 @@ class RoutingCollector:
         self.records: dict[str, Routing] = {}
         self.masks: dict[str, torch.Tensor] = {}
         self.active = False
-        blocks = moe_layers(model)
+        blocks = moe_blocks(model)
         self.hooks = [block.register_forward_hook(partial(self._keep, name)) for name, block in blocks]
         self.hooks += [block.register_forward_pre_hook(partial(self._mask, name.split(".")[0]), with_kwargs=True)
                        for name, block in blocks if block.cfg.capacity_factor is not None]

@@ -20,7 +20,7 @@ from src.models.router_losses import MoELoss
 from src.models.sd_moe import SpectralDecoupler
 from src.models.upcycling import STRATEGIES
 from src.models.upcycling.spri import ResidualSpectrum, SPRIConfig
-from src.models.whisper_moe import moe_layers
+from src.models.whisper_moe import moe_blocks
 from src.pretrained.offline import resolve_offline
 from src.training.toy_pretrain import ensure_toy_model
 
@@ -95,7 +95,7 @@ def calibration_batches(run: RunSettings, model, tokenizer, source, examples: li
 
 def moe_extensions(run: RunSettings, model, tokenizer, languages: list[str]) -> list:
     """The trainer extensions an MoE model needs: router regularisers + self-distillation, SD-MoE."""
-    if not moe_layers(model):
+    if not moe_blocks(model):
         return []
     moe = run.moe
     ids = [token_id(tokenizer, language_token(c)) for c in languages] if tokenizer is not None else []

@@ -13,7 +13,7 @@ from src.data.loading import build_source, loader_config, make_loader
 from src.evaluation.run import evaluate_model
 from src.models.backbone import load_whisper
 from src.models.upcycling.diagnostics import expert_similarity
-from src.models.whisper_moe import moe_layers
+from src.models.whisper_moe import moe_blocks
 from src.pipelines.builders import load_model, moe_extensions
 from src.pipelines.upcycle import REPORT, upcycle
 from src.training.distributed import init_distributed, is_sharded, process_device, shutdown
@@ -31,7 +31,7 @@ def record_after_training(model, report: dict, history: list[dict], run_dir: Pat
     """Adds each MoE layer's inter-expert similarity after training, and how far each stage moved the experts
     (SPRI: relative to the residual's norm), to the upcycling report."""
     after = {}
-    for name, moe in moe_layers(model):
+    for name, moe in moe_blocks(model):
         cos, overlap = expert_similarity(moe)
         after[name] = {"expert_cosine_mean": cos, "subspace_overlap": overlap}
     movement = {st["stage"]: st["expert_movement"] for st in history if "expert_movement" in st}

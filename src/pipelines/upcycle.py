@@ -7,7 +7,7 @@ from pathlib import Path
 
 from src.config import RunSettings
 from src.data.loading import build_source
-from src.models.upcycling.upcycle import upcycle_model
+from src.models.upcycling.apply import upcycle_model
 from src.pipelines.builders import budget_task, calibration_batches, calibration_task, load_model
 from src.training.checkpoint import save_checkpoint
 from src.utils.atomic import write_json

@@ -119,7 +119,7 @@ def test_evaluate_model_writes_tables_and_routing(tmp_path, cv_root):
     from src.data.text import train_toy_tokenizer
     from src.models.backbone import ToyArch, set_pad_to_30s, toy_config
     from src.models.moe import MoEConfig
-    from src.models.upcycling.upcycle import upcycle_model
+    from src.models.upcycling.apply import upcycle_model
 
     tok = train_toy_tokenizer(["the cat sleeps", "de: a dog runs"] * 20, tmp_path / "tok", vocab_size=300)
     torch.manual_seed(0)

@@ -15,9 +15,9 @@ from torch import nn
 from src.models.backbone import set_pad_to_30s
 from src.models.moe import MoEBlock, MoEConfig
 from src.models.upcycling import STRATEGIES
+from src.models.upcycling.apply import upcycle_model
 from src.models.upcycling.cluster import ClusterConfig
-from src.models.upcycling.upcycle import upcycle_model
-from src.models.whisper_moe import MoEEncoderLayer, moe_layers
+from src.models.whisper_moe import MoEEncoderLayer, moe_blocks
 
 D, FF = 16, 64
 
@@ -163,7 +163,7 @@ def test_grams_use_every_calibration_token_not_the_kmeans_sample():
     # one expert: the clustering is trivial, so the experts depend on the Grams alone
     full = upcycle(E=1, calibration_tokens=10_000, energy=0.9, min_cluster_tokens=1)
     small = upcycle(E=1, calibration_tokens=8, energy=0.9, min_cluster_tokens=1)
-    for (_, a), (_, b) in zip(moe_layers(full[0]), moe_layers(small[0]), strict=True):
+    for (_, a), (_, b) in zip(moe_blocks(full[0]), moe_blocks(small[0]), strict=True):
         torch.testing.assert_close(a.experts.w1, b.experts.w1, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(a.experts.w2, b.experts.w2, rtol=1e-5, atol=1e-6)
     enc, dec = small[2]["encoder.layers.0"], small[2]["decoder.layers.0"]
@@ -174,7 +174,7 @@ def test_grams_use_every_calibration_token_not_the_kmeans_sample():
 
 def test_energy_one_upcycled_model_matches_dense_on_held_out_batches_and_layers_stay_moe():
     model, dense, rows = upcycle(heldout=True, energy=1.0, min_cluster_tokens=1)
-    for name, moe in moe_layers(model):
+    for name, moe in moe_blocks(model):
         assert rows[name]["output_deviation"] < 1e-5  # measured on the held-out batch
         assert rows[name]["router_top1_mean"] < 0.7
         assert rows[name]["clusters_copied_dense"] == 0

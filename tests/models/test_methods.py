@@ -22,7 +22,7 @@ from src.models.router_losses import (
 )
 from src.models.sd_moe import SpectralDecoupler
 from src.models.upcycling.cluster import data_aware_weight, spherical_kmeans
-from src.models.whisper_moe import moe_layers
+from src.models.whisper_moe import moe_blocks
 
 # -- k-means -----------------------------------------------------------------------------------
 
@@ -84,7 +84,7 @@ def test_data_aware_svd_reproduces_the_dense_layer_on_its_cluster_only(mode):
 
 def test_cluster_upcycling_router_rows_are_scaled_unit_centroids_and_report_sizes():
     model, dense, report = upcycled("cluster", router_temperature=3.0, rank=None, energy=0.99, min_cluster_tokens=2)
-    layers = dict(moe_layers(model))
+    layers = dict(moe_blocks(model))
     enc = layers["encoder.layers.0"]
     rows = {r["name"]: r for r in report["layers"]}
     # unit centroids x temperature / mean input norm: logits O(temperature), not O(|x|)
@@ -102,7 +102,7 @@ def test_cluster_upcycling_router_rows_are_scaled_unit_centroids_and_report_size
 def test_cluster_needs_calibration():
     from helpers import MOE, tiny_whisper, ucfg
 
-    from src.models.upcycling.upcycle import upcycle_model
+    from src.models.upcycling.apply import upcycle_model
 
     with pytest.raises(ValueError, match="calibration"):
         upcycle_model(tiny_whisper(), MOE, ucfg("cluster"), seed=0, calib=None, progress=False)

@@ -20,8 +20,8 @@ from src.evaluation.run import EvalConfig, evaluate_model
 from src.models.backbone import load_whisper, set_pad_to_30s
 from src.models.moe import MoEConfig
 from src.models.upcycling import strategy_config
-from src.models.upcycling.upcycle import upcycle_model
-from src.models.whisper_moe import moe_layers
+from src.models.upcycling.apply import upcycle_model
+from src.models.whisper_moe import moe_blocks
 from src.pretrained.offline import ensure_offline_model
 from src.training.checkpoint import save_checkpoint
 
@@ -81,7 +81,7 @@ def test_vanilla_on_every_ffn_transcribes_like_dense(tiny_en, english):
     moe = short_form_copy(model)
     report = upcycle_model(moe, MoEConfig(**EVERY_FFN), strategy_config({"strategy": "vanilla"}), seed=0,
                            calib=calibration(english, tokenizer), progress=False)
-    assert len(moe_layers(moe)) == 8  # 4 encoder + 4 decoder FFNs
+    assert len(moe_blocks(moe)) == 8  # 4 encoder + 4 decoder FFNs
     set_pad_to_30s(moe, True)
     assert greedy(moe, tokenizer, english) == dense
     assert report["init_loss"]["ratio"] == pytest.approx(1.0, abs=1e-4)
@@ -161,4 +161,4 @@ def test_the_upcycle_job_calibrates_an_english_only_checkpoint_on_transcription(
     assert report["calibration_task"] == "transcribe" and report["auto"]["budget_met"]
     assert report["init_loss"]["kl"] <= 0.05 + 1e-9 and report["init_loss"]["examples"] == 2  # 8, a quarter held out
     loaded, tokenizer = load_whisper(out, pad_to_30s=False)
-    assert is_english_only(tokenizer) and len(moe_layers(loaded)) == 4
+    assert is_english_only(tokenizer) and len(moe_blocks(loaded)) == 4

@@ -32,8 +32,8 @@ from src.evaluation.metrics import word_error_rate
 from src.models.backbone import load_whisper
 from src.models.moe import MoEConfig
 from src.models.upcycling import STRATEGIES, strategy_config
-from src.models.upcycling.upcycle import upcycle_model
-from src.models.whisper_moe import moe_layers
+from src.models.upcycling.apply import upcycle_model
+from src.models.whisper_moe import moe_blocks
 from src.pretrained.offline import ensure_offline_model
 from src.training.checkpoint import save_checkpoint
 from src.training.trainer import StageConfig, Trainer, TrainerConfig, token_loss
@@ -194,7 +194,7 @@ def test_vanilla_on_every_ffn_transcribes_like_dense(base_short, english, calib)
     moe = copy.deepcopy(model)
     report = upcycle_model(moe, MoEConfig(**EVERY_FFN), strategy_config({"strategy": "vanilla"}), seed=0,
                            calib=calib, progress=False)
-    assert len(moe_layers(moe)) == 12  # 6 encoder + 6 decoder FFNs
+    assert len(moe_blocks(moe)) == 12  # 6 encoder + 6 decoder FFNs
     assert greedy(moe, tokenizer, english, pad_to_30s=False, examples=examples, max_new_tokens=32) == dense
     assert report["init_loss"]["ratio"] == pytest.approx(1.0, abs=1e-4)
 
@@ -208,10 +208,10 @@ def test_upcycled_checkpoint_reloads_to_identical_logits(tmp_path, base_short, c
     upcycle_model(moe, MoEConfig(**ROUND_TRIP_MOE), strategy_config({"strategy": strategy, **KNOBS.get(strategy, {})}),
                   seed=0, calib=calib if needs else None, progress=False)
     layers = ["encoder.layers.2", "encoder.layers.5", "decoder.layers.2", "decoder.layers.5"]
-    assert [name for name, _ in moe_layers(moe)] == layers
+    assert [name for name, _ in moe_blocks(moe)] == layers
     save_checkpoint(moe, tokenizer, tmp_path / "ckpt")
     loaded, _ = load_whisper(tmp_path / "ckpt", pad_to_30s=False)
-    assert [name for name, _ in moe_layers(loaded)] == layers
+    assert [name for name, _ in moe_blocks(loaded)] == layers
     assert torch.equal(logits(moe, calib[0]), logits(loaded, calib[0]))
     shutil.rmtree(tmp_path / "ckpt")  # ~0.6 GB each; pytest keeps the last runs' tmp dirs
 
@@ -241,7 +241,7 @@ def test_three_step_finetune_of_upcycled_base_lowers_the_loss_and_reloads(tmp_pa
     # SPRI with a fixed energy (no calibration needed) on the last encoder and the last decoder layer
     upcycle_model(moe, MoEConfig(num_experts=4, top_k=2, where="both", every=6),
                   strategy_config({"strategy": "spri", "energy": 0.9}), seed=0, progress=False)
-    assert [name for name, _ in moe_layers(moe)] == ["encoder.layers.5", "decoder.layers.5"]
+    assert [name for name, _ in moe_blocks(moe)] == ["encoder.layers.5", "decoder.layers.5"]
 
     def loss() -> float:
         return float(token_loss(logits(moe, batch), batch["labels"])[0])

@@ -12,10 +12,10 @@ from src.models.backbone import load_whisper, set_pad_to_30s
 from src.models.moe import MoEConfig
 from src.models.router_losses import MoELoss
 from src.models.upcycling import STRATEGIES
+from src.models.upcycling.apply import block_deviation, search_knob, upcycle_model
 from src.models.upcycling.calibration import teacher_forced
 from src.models.upcycling.spri import ResidualSpectrum, partition_components, principal_rank, spri_split
-from src.models.upcycling.upcycle import block_deviation, search_knob, upcycle_model
-from src.models.whisper_moe import moe_layers
+from src.models.whisper_moe import moe_blocks
 from src.training.checkpoint import save_checkpoint
 from src.training.trainer import StageConfig, Trainer, TrainerConfig
 from src.utils.errors import UserError
@@ -45,7 +45,7 @@ def test_upcycling_leaves_every_module_in_the_mode_it_found_it(mode):
     set_pad_to_30s(model, False)
     upcycle_model(model, MOE, ucfg("spri"), seed=0, calib=[calib_batch()], progress=False)  # report reads eval
     assert {m.training for m in model.modules()} == {mode}
-    block = dict(moe_layers(model))["decoder.layers.1"]
+    block = dict(moe_blocks(model))["decoder.layers.1"]
     block.train(mode)
     d_ff, d_model = block.experts.w1.shape[1:]
     dense = torch.nn.Linear(d_model, d_ff), torch.nn.Linear(d_ff, d_model)
@@ -59,7 +59,7 @@ def test_upcycling_an_upcycled_checkpoint_stops_with_one_line(tmp_path):
     model, _, _ = upcycled("vanilla")
     save_checkpoint(model, train_toy_tokenizer(["hello world"] * 5, tmp_path / "tok", vocab_size=300), tmp_path / "moe")
     reloaded, _ = load_whisper(tmp_path / "moe")
-    n = len(moe_layers(reloaded))
+    n = len(moe_blocks(reloaded))
     with pytest.raises(UserError, match=rf"already has {n} MoE layer\(s\) \(encoder.layers.\d, ...\): it is an upc"):
         upcycle_model(reloaded, MOE, ucfg("spri"), seed=0, calib=[calib_batch()], progress=False)
 
@@ -118,7 +118,7 @@ def test_spri_stores_plain_experts_that_rebuild_the_dense_weight(scale):
     assert all(r["reconstruction_error"] < 1e-6 for r in rep["layers"])
     assert all(r["output_deviation"] > 1e-3 for r in rep["layers"])  # experts differ from dense at init
     assert all(r["expert_cosine_mean"] < 1.0 - 1e-4 for r in rep["layers"])
-    bank = dict(moe_layers(model))["encoder.layers.0"].experts
+    bank = dict(moe_blocks(model))["encoder.layers.0"].experts
     w = dense["model.encoder.layers.0.fc1.weight"]
     u = bank.w1_principal_u  # P = U_r U_r^T W
     p = u @ (u.t() @ w)
@@ -175,7 +175,7 @@ def test_search_knob_evaluates_its_end_point_and_counts_nan_as_over_budget():
 
 
 def test_unmet_budget_and_full_rank_are_warned_in_log_and_report(monkeypatch, caplog):
-    import src.models.upcycling.upcycle as up
+    import src.models.upcycling.apply as up
 
     real = up.teacher_forced
     calls = []
@@ -235,7 +235,7 @@ def test_random_and_drop_change_the_documented_fraction(strategy):
     w1_dense = dense["model.decoder.layers.1.fc1.weight"]
     b1_dense = dense["model.decoder.layers.1.fc1.bias"]
     w2_dense = dense["model.decoder.layers.1.fc2.weight"]
-    bank = dict(moe_layers(model))["decoder.layers.1"].experts
+    bank = dict(moe_blocks(model))["decoder.layers.1"].experts
     changed_sets = []
     for e in range(4):
         rows = (bank.w1[e] != w1_dense).any(1)
@@ -274,7 +274,7 @@ def test_drop_reinitialises_from_the_slice_statistics():
         layer.fc1.weight[:32] += 1.0
     w1 = layer.fc1.weight.detach().clone()
     upcycle_model(model, MoEConfig(num_experts=8, top_k=2), ucfg("drop", ratio=0.5), seed=0, progress=False)
-    bank = dict(moe_layers(model))["decoder.layers.0"].experts
+    bank = dict(moe_blocks(model))["decoder.layers.0"].experts
     for e in range(8):
         rows = (bank.w1[e] != w1).any(1)
         new, old = bank.w1[e][rows], w1[rows]
@@ -284,7 +284,7 @@ def test_drop_reinitialises_from_the_slice_statistics():
 
 def test_drop_per_matrix_indices_option():
     model, dense, _ = upcycled("drop", ratio=0.25, shared_indices=False)
-    bank = dict(moe_layers(model))["encoder.layers.0"].experts
+    bank = dict(moe_blocks(model))["encoder.layers.0"].experts
     rows = (bank.w1[0] != dense["model.encoder.layers.0.fc1.weight"]).any(1)
     cols = (bank.w2[0] != dense["model.encoder.layers.0.fc2.weight"]).any(0)
     assert int(rows.sum()) == int(cols.sum()) == 16 and not torch.equal(rows, cols)
@@ -313,7 +313,7 @@ def test_checkpoint_round_trip_gives_same_logits(strategy, tmp_path):
     if strategy != "dense":
         assert config["upcycle"]["strategy"] == strategy and config["moe"]["num_experts"] == 4
     loaded = reloaded_with_same_logits(model, tmp_path / "ckpt")
-    assert len(moe_layers(loaded)) == len(rep["layers"])
+    assert len(moe_blocks(loaded)) == len(rep["layers"])
 
 
 def test_a_checkpoint_from_before_the_moe_block_had_its_slot_still_loads(tmp_path):
@@ -351,7 +351,7 @@ def spri_stage1(tmp_path, update: str, steps: int = 3):
 def principal_leak(model, before) -> tuple[float, float]:
     """(largest |U_r^T dW_e| + |dW_e V_r| relative to |dW_e|, smallest |dW_e|) over all SPRI expert matrices."""
     leak, smallest = 0.0, float("inf")
-    for name, moe in moe_layers(model):
+    for name, moe in moe_blocks(model):
         bank = moe.experts
         for w in ("w1", "w2"):
             delta = (getattr(bank, w) - before[f"model.{name}.mlp.experts.{w}"]).double()
@@ -376,7 +376,7 @@ def test_spri_stage1_moves_only_the_residual_spectrum_and_the_routers(tmp_path):
 def test_each_stage_reports_how_far_it_moved_the_experts_relative_to_the_residual(tmp_path):
     """stage_end's movement = ||W_e(end) - W_e(start)|| / ||R_e||, R_e = W_e - U U^T W_e V V^T at init."""
     model, _, _ = upcycled("spri", energy=0.5)
-    bank = dict(moe_layers(model))["decoder.layers.1"].experts
+    bank = dict(moe_blocks(model))["decoder.layers.1"].experts
     w0 = bank.w1.detach().clone()
     u, v = bank.w1_principal_u, bank.w1_principal_v
     residual = (w0 - u @ (u.t() @ w0 @ v) @ v.t()).flatten(1).norm(dim=1)
@@ -407,7 +407,7 @@ def test_same_gradient_moves_spri_and_vanilla_experts_alike():
     steps = []
     for strategy, kw in (("spri", {"energy": 0.5}), ("vanilla", {})):
         model, _, _ = upcycled(strategy, **kw)
-        bank = dict(moe_layers(model))["decoder.layers.1"].experts
+        bank = dict(moe_blocks(model))["decoder.layers.1"].experts
         opt = torch.optim.AdamW([bank.w1], lr=1e-3)
         before = bank.w1.detach().clone()
         bank.w1.grad = torch.linspace(-1, 1, bank.w1.numel()).reshape(bank.w1.shape)

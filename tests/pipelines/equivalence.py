@@ -36,8 +36,8 @@ from src.models.moe import DPSLConfig, MoEConfig, SDMoEConfig, SelfDistillConfig
 from src.models.router_losses import MoELoss  # noqa: E402
 from src.models.sd_moe import SpectralDecoupler  # noqa: E402
 from src.models.upcycling import strategy_config  # noqa: E402
+from src.models.upcycling.apply import upcycle_model  # noqa: E402
 from src.models.upcycling.spri import ResidualSpectrum  # noqa: E402
-from src.models.upcycling.upcycle import upcycle_model  # noqa: E402
 from src.training.loggers import ConsoleLogger  # noqa: E402
 from src.training.trainer import StageConfig, Trainer, TrainerConfig  # noqa: E402
 

@@ -12,7 +12,7 @@ from src.config import validate
 from src.data.covost2 import CoVoST2Source
 from src.data.text import train_toy_tokenizer
 from src.models.backbone import set_pad_to_30s
-from src.models.upcycling.upcycle import upcycle_model
+from src.models.upcycling.apply import upcycle_model
 from src.pipelines.builders import budget_task, calibration_batches
 from src.utils.errors import UserError
 
@@ -50,7 +50,7 @@ def test_budget_batches_hold_the_same_clips_with_transcription_targets(cv_root, 
 
 
 def test_the_auto_search_and_init_loss_read_the_budget_batches(monkeypatch):
-    import src.models.upcycling.upcycle as up
+    import src.models.upcycling.apply as up
 
     calib, budget = [calib_batch(0)], [calib_batch(3)]
     seen = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from helpers import tiny_whisper, upcycled
 
-from src.models.whisper_moe import moe_layers
+from src.models.whisper_moe import moe_blocks
 from src.training.optim import build_optimizer
 
 
@@ -28,7 +28,7 @@ def test_dense_and_vanilla_take_the_same_decay_on_the_same_parameters():
     assert torch.allclose(moved_dense[f"{name}.fc1.weight"], -0.05 * fc1 / 0.95, atol=1e-6)
     assert moved_dense[f"{name}.fc1.bias"].abs().max() == 0 and moved_dense[f"{name}.fc2.bias"].abs().max() == 0
     # vanilla's experts: the same roles, the same decay (the 2-D expert biases no longer decay like matrices)
-    bank = dict(moe_layers(vanilla))["decoder.layers.1"].experts
+    bank = dict(moe_blocks(vanilla))["decoder.layers.1"].experts
     prefix = next(n for n, m in vanilla.named_modules() if m is bank)
     assert moved_vanilla[f"{prefix}.b1"].abs().max() == 0 and moved_vanilla[f"{prefix}.b2"].abs().max() == 0
     assert torch.allclose(moved_vanilla[f"{prefix}.w1"], -0.05 * bank.w1.detach() / 0.95, atol=1e-6)

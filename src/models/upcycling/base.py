@@ -38,7 +38,7 @@ class UpcycleConfig:
     # calibration task (the toy model is pretrained on its own translation task).
     budget_task: str = "auto"
     # An `auto` knob (SPRI's energy) is the smallest value in [0, 1] whose init stays within a disruption budget
-    # on the calibration batches (upcycle.search_knob): kl = mean KL(dense || upcycled) of the teacher-forced
+    # on the calibration batches (apply.search_knob): kl = mean KL(dense || upcycled) of the teacher-forced
     # next-token distributions, nats per target token (max_init_kl); ce_ratio = upcycled / dense
     # cross-entropy of the labels (max_init_loss_ratio). The report records both for every strategy.
     auto_measure: str = "kl"
@@ -82,7 +82,7 @@ class Strategy:
     needs_calibration: bool = False  # init_experts uses the layer's calibration inputs
 
     def auto_knob(self, cfg: UpcycleConfig) -> str | None:
-        """The knob set to `auto`, chosen in [0, 1] by bisection on the init's disruption (upcycle.search_knob)."""
+        """The knob set to `auto`, chosen in [0, 1] by bisection on the init's disruption (apply.search_knob)."""
         return None
 
     def prepare(self, name: str, fc1: nn.Linear, fc2: nn.Linear, cfg: UpcycleConfig,

@@ -231,7 +231,7 @@ class _Batches(_Source):
         from src.models.upcycling.calibration import capture_ffn_inputs
 
         chosen = [(name, layer) for name, layer in self.layers if name in names]
-        for batch in self.batches:  # one batch at a time: upcycle.py's own padding masks, bounded memory
+        for batch in self.batches:  # one batch at a time: calibration.py's own padding masks, bounded memory
             for name, x in capture_ffn_inputs(self.model, chosen, [batch], ALL_TOKENS).items():
                 fn(name, x)
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.models.moe import MoEBlock
-from src.models.whisper_moe import moe_layers
+from src.models.whisper_moe import moe_blocks
 
 REPORT_RANK = 16  # top singular directions compared by subspace_overlap
 
@@ -57,7 +57,7 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
     """Total parameters, and active ones per token (routed experts counted k/E of the time)."""
     total = sum(p.numel() for p in model.parameters())
     inactive = 0.0
-    for _, moe in moe_layers(model):
+    for _, moe in moe_blocks(model):
         k, E = moe.cfg.top_k, moe.cfg.num_experts
         for p in moe.experts.parameters():
             if p.dim() >= 2 and p.shape[0] == E:

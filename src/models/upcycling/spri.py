@@ -13,7 +13,7 @@ after it). `stage1_update` chooses the variant: projected (both sides, default),
 (no restriction: vanilla's stage 1 with frozen biases). Stage 2 trains everything, unrestricted.
 
 `energy: auto` picks the smallest energy whose upcycled model stays within a disruption budget of the
-dense one on the calibration batches (bisection in src/models/upcycling/upcycle.py; by default the mean
+dense one on the calibration batches (bisection in src/models/upcycling/apply.py; by default the mean
 KL divergence of the teacher-forced next-token distributions, `upcycle.max_init_kl`): pretrained spectra
 are flat (tiny.en keeps 214 of 384 directions at energy 0.9), so a fixed energy tuned on one model
 disrupts another.
@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from src.models.upcycling.base import Strategy, UpcycleConfig, copy_dense, init_router, register_strategy
-from src.models.whisper_moe import moe_layers
+from src.models.whisper_moe import moe_blocks
 from src.utils.errors import UserError
 from src.utils.extension import TrainerExtension
 from src.utils.sharding import assign_full, full
@@ -180,7 +180,7 @@ class ResidualSpectrum(TrainerExtension):
     @staticmethod
     def targets(model, trainable_only: bool = True) -> list[tuple[str, torch.nn.Parameter, torch.Tensor, torch.Tensor]]:
         out = []
-        for layer_name, moe in moe_layers(model):
+        for layer_name, moe in moe_blocks(model):
             bank = moe.experts
             for w in ("w1", "w2"):
                 u = getattr(bank, f"{w}_principal_u", None)

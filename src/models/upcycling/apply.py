@@ -23,7 +23,7 @@ from src.models.upcycling.calibration import (
     teacher_forced,
 )
 from src.models.upcycling.diagnostics import expert_similarity, parameter_counts
-from src.models.whisper_moe import install_moe, moe_layers, record_moe_settings, whisper_ffn_layers
+from src.models.whisper_moe import install_moe, moe_blocks, record_moe_settings, whisper_ffn_layers
 from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
         report.update(num_experts=1, top_k=1, total_parameters=dense_params, active_parameters=dense_params)
         return report
     moe_cfg.check()
-    already = [name for name, _ in moe_layers(model)]
+    already = [name for name, _ in moe_blocks(model)]
     if already:  # its MoE layers have no fc1/fc2 to upcycle
         raise UserError(f"upcycle={ucfg.strategy}: the model already has {len(already)} MoE layer(s) ({already[0]}, "
                         "...): it is an upcycled checkpoint; set model.name_or_path to a dense Whisper to upcycle")
