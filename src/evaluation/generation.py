@@ -14,7 +14,7 @@ from transformers.generation.utils import GenerationMixin
 from src.data.languages import COVOST2_EN_XX
 from src.data.text import EOT, prompt_ids, token_id
 from src.models.backbone import encoder_lengths
-from src.models.whisper_moe import moe_blocks
+from src.models.whisper_moe import RoutingCollector, moe_blocks
 
 
 @dataclass
@@ -28,32 +28,31 @@ class DecodeConfig:
 class RoutingRecorder:
     """Counts top-k assignments per (MoE layer, direction, expert); encoder padding excluded.
 
-    One bincount per layer call (keys lang * E + expert), so decoding pays no per-row Python loop.
+    A listener of the model's `RoutingCollector` (its records, not hooks of its own); one bincount per layer
+    call (keys lang * E + expert), so decoding pays no per-row Python loop.
     """
 
     LANGS = ("en", *COVOST2_EN_XX)
 
-    def __init__(self, model) -> None:
-        self.layers = moe_blocks(model)
+    def __init__(self, model, collector: RoutingCollector | None = None) -> None:
+        self.model, self.collector, self.own = model, collector, collector is None
+        self.num_experts = {name: block.cfg.num_experts for name, block in moe_blocks(model)}
         self.counts: dict[str, torch.Tensor] = {}  # layer -> (len(LANGS), E)
         self.lang_ids = torch.zeros(0, dtype=torch.long)
         self.enc_lengths: torch.Tensor | None = None
-        self._hooks = []
 
-    def _hook(self, name: str):
-        def fn(module, inputs, output):
-            idx = output[1].idx.cpu()  # the block's Routing record
-            rows = inputs[0].shape[0]  # batch (encoder) or batch * beams (decoder)
-            per_row = idx.reshape(rows, -1, idx.shape[-1])
-            example = torch.arange(rows) // max(1, rows // len(self.lang_ids))
-            valid = torch.ones(per_row.shape[:2], dtype=torch.bool)
-            if name.startswith("encoder") and self.enc_lengths is not None:
-                valid = torch.arange(per_row.shape[1])[None] < self.enc_lengths[example][:, None]
-            E = module.cfg.num_experts
-            keys = self.lang_ids[example][:, None, None] * E + per_row
-            counts = torch.bincount(keys[valid].reshape(-1), minlength=len(self.LANGS) * E).view(-1, E)
-            self.counts[name] = counts if name not in self.counts else self.counts[name] + counts
-        return fn
+    def _record(self, name: str, inputs, routing) -> None:
+        idx = routing.idx.cpu()
+        rows = inputs[0].shape[0]  # batch (encoder) or batch * beams (decoder)
+        per_row = idx.reshape(rows, -1, idx.shape[-1])
+        example = torch.arange(rows) // max(1, rows // len(self.lang_ids))
+        valid = torch.ones(per_row.shape[:2], dtype=torch.bool)
+        if name.startswith("encoder") and self.enc_lengths is not None:
+            valid = torch.arange(per_row.shape[1])[None] < self.enc_lengths[example][:, None]
+        E = self.num_experts[name]
+        keys = self.lang_ids[example][:, None, None] * E + per_row
+        counts = torch.bincount(keys[valid].reshape(-1), minlength=len(self.LANGS) * E).view(-1, E)
+        self.counts[name] = counts if name not in self.counts else self.counts[name] + counts
 
     @contextlib.contextmanager
     def batch(self, langs: list[str], feature_lengths: torch.Tensor | None):
@@ -62,12 +61,16 @@ class RoutingRecorder:
         yield
 
     def __enter__(self):
-        self._hooks = [m.register_forward_hook(self._hook(n)) for n, m in self.layers]
+        if self.collector is None:
+            self.collector = RoutingCollector(self.model)
+        self.collector.listeners.append(self._record)
         return self
 
     def __exit__(self, *exc):
-        for h in self._hooks:
-            h.remove()
+        self.collector.listeners.remove(self._record)
+        if self.own:
+            self.collector.remove()
+            self.collector = None
 
     def as_dict(self) -> dict:
         """{layer: {direction: [fraction of assignments per expert]}} for the directions seen."""

@@ -98,7 +98,7 @@ def evaluate_model(model, tokenizer, source, cfg: EvalConfig, out_dir: Path, loa
                     {"id": ex.id, "src": ex.sentence, "ref": ex.translation, "hyp": hyps[ex.id]})
         split_dir = Path(out_dir) / "eval" / split
         write_hypotheses(split_dir, rows)
-        if recorder.layers:
+        if recorder.num_experts:  # an MoE model
             write_json(split_dir / "routing.json", recorder.as_dict(), indent=1)
         tables[split] = rescore_split(split_dir, cfg, logger, split)
     return tables

@@ -230,13 +230,29 @@ def self_distill_loss(block: MoEBlock, r: Routing, mask: torch.Tensor | None) ->
                                        log_target=True, reduction="batchmean")
 
 
+# Router statistics, one definition each (router losses, training metrics, the upcycling report, cluster's fit).
+def expert_load(idx: torch.Tensor, num_experts: int) -> torch.Tensor:
+    """(E,) float32: the fraction of the top-k assignments ``idx`` (..., k) each expert got."""
+    return torch.bincount(idx.reshape(-1), minlength=num_experts).float() / max(1, idx.numel())
+
+
+def router_z(logits: torch.Tensor) -> torch.Tensor:
+    """mean(logsumexp(logits)^2), ST-MoE's z-loss (differentiable): large when router logits grow."""
+    return torch.logsumexp(logits, dim=-1).pow(2).mean()
+
+
+def router_top1(logits: torch.Tensor) -> torch.Tensor:
+    """The mean top-1 routing probability: near 1, a saturated router never leaves its choices."""
+    return logits.softmax(-1).max(-1).values.mean()
+
+
 def routing_stats(logits: torch.Tensor, idx: torch.Tensor, num_experts: int, mask: torch.Tensor | None
                   ) -> dict[str, torch.Tensor]:
     """Per-expert load (fraction of top-k assignments) and mean routing entropy, padding excluded."""
     if mask is not None:
         logits, idx = logits[mask], idx[mask]
     probs = logits.softmax(-1)
-    load = torch.bincount(idx.reshape(-1), minlength=num_experts).float() / max(1, idx.numel())
+    load = expert_load(idx, num_experts)
     entropy = -(probs * probs.clamp_min(1e-9).log()).sum(-1).mean()
     return {"load": load.detach(), "entropy": entropy.detach()}
 

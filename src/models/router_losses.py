@@ -17,7 +17,7 @@ import torch
 
 from src.data.text import PROMPT_LANG_POS
 from src.models.backbone import encoder_audio_mask
-from src.models.moe import DPSLConfig, MoEConfig, Routing, routing_stats, self_distill_loss
+from src.models.moe import DPSLConfig, MoEConfig, Routing, expert_load, router_z, routing_stats, self_distill_loss
 from src.models.whisper_moe import moe_blocks
 from src.utils.errors import UserError
 from src.utils.extension import TrainerExtension
@@ -44,14 +44,14 @@ register_router_loss = make_register(ROUTER_LOSSES)
 def load_balance(r: MaskedRouting) -> torch.Tensor:
     """E * sum_i f_i P_i; f_i = fraction of top-k assignments to expert i, P_i = mean probability."""
     probs = r.logits.softmax(-1)
-    f = torch.bincount(r.idx.reshape(-1), minlength=r.num_experts).to(probs.dtype) / max(1, r.idx.numel())
+    f = expert_load(r.idx, r.num_experts).to(probs.dtype)
     return r.num_experts * (f * probs.mean(0)).sum()
 
 
 @register_router_loss("z")
 def z_loss(r: MaskedRouting) -> torch.Tensor:
     """mean(logsumexp(logits)^2): keeps router logits small (ST-MoE)."""
-    return torch.logsumexp(r.logits, dim=-1).pow(2).mean()
+    return router_z(r.logits)
 
 
 @functools.lru_cache(maxsize=4096)

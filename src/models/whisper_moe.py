@@ -162,13 +162,16 @@ class RoutingCollector:
     yields {layer name: Routing}, filled by the forward run inside the block.
 
     transformers' layer loops pass only hidden states on, so the records are read off the blocks' outputs by
-    forward hooks, registered once (a compiled model traces them once). Outside `collect()` (evaluation
-    forwards, gradient checkpointing's recomputation in backward) nothing is kept.
+    forward hooks, registered once (a compiled model traces them once): the one hook mechanism on MoE blocks.
+    Outside `collect()` (evaluation forwards, gradient checkpointing's recomputation in backward) nothing is
+    kept; `listeners` (callables (layer name, block inputs, Routing)) see every record, in or out of it (the
+    evaluation's routing counts).
     """
 
     def __init__(self, model: nn.Module) -> None:
         self.records: dict[str, Routing] = {}
         self.masks: dict[str, torch.Tensor] = {}
+        self.listeners: list = []
         self.active = False
         blocks = moe_blocks(model)
         self.hooks = [block.register_forward_hook(partial(self._keep, name)) for name, block in blocks]
@@ -178,6 +181,8 @@ class RoutingCollector:
     def _keep(self, name: str, module: nn.Module, inputs, output) -> None:
         if self.active:
             self.records[name] = output[1]
+        for listen in self.listeners:
+            listen(name, inputs, output[1])
 
     def _mask(self, side: str, module: nn.Module, args, kwargs):
         """Hand the block its side's token mask (capacity counts real tokens only) when it fits the input."""

@@ -142,3 +142,24 @@ def test_evaluate_model_writes_tables_and_routing(tmp_path, cv_root):
         assert set(per_lang) == {"de", "zh-CN"}
         assert all(sum(v) == pytest.approx(1.0) and len(v) == 4 for v in per_lang.values())
     assert read_results(train_dir / "results.csv")[-1]["direction"] == "average"
+
+
+def test_the_routing_recorder_listens_to_the_collector_and_adds_no_hooks():
+    """One hook mechanism on MoE blocks: the recorder consumes the RoutingCollector's records."""
+    from helpers import upcycled
+
+    from src.evaluation.generation import RoutingRecorder
+    from src.models.whisper_moe import RoutingCollector, moe_blocks
+
+    model, _, _ = upcycled("vanilla")
+    collector = RoutingCollector(model)
+    blocks = [b for _, b in moe_blocks(model)]
+    hooks = [len(b._forward_hooks) + len(b._forward_pre_hooks) for b in blocks]
+    feats = torch.randn(2, 80, 64)
+    with torch.no_grad(), RoutingRecorder(model, collector) as rec, rec.batch(["de", "ja"], torch.tensor([64, 40])):
+        assert [len(b._forward_hooks) + len(b._forward_pre_hooks) for b in blocks] == hooks
+        model.model.encoder(feats)
+    counts = rec.as_dict()
+    enc = [name for name in counts if name.startswith("encoder")]
+    assert enc and all(set(counts[n]) == {"de", "ja"} for n in enc)
+    assert not collector.listeners  # removed on exit

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from src.models.moe import MoEBlock, MoEConfig
+from src.models.moe import MoEBlock, MoEConfig, router_top1, router_z
 from src.models.upcycling.base import STRATEGIES, UpcycleConfig
 from src.models.upcycling.calibration import (
     capture_ffn_inputs,
@@ -76,8 +76,8 @@ def block_deviation(moe: MoEBlock, fc1: nn.Linear, fc2: nn.Linear, x: torch.Tens
         logits = moe.router(x)
     finally:
         moe.train(was_training)
-    return {"output_deviation": float(deviation), "router_top1_mean": float(logits.softmax(-1).max(-1).values.mean()),
-            "router_z_loss": float(logits.logsumexp(-1).pow(2).mean())}
+    return {"output_deviation": float(deviation), "router_top1_mean": float(router_top1(logits)),
+            "router_z_loss": float(router_z(logits))}
 
 
 def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, seed: int,

@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from src.models.moe import router_top1, router_z
 from src.models.upcycling.base import Strategy, UpcycleConfig, copy_dense, register_strategy
 from src.models.upcycling.spri import principal_rank
 from src.utils.errors import UserError
@@ -376,5 +377,4 @@ class Cluster(Strategy):
         return {"cluster_sizes": fit.sizes, "cluster_ranks": [None if r is None else dict(r) for r in fit.ranks],
                 "clusters_copied_dense": sum(fit.copied), "min_cluster_tokens": fit.min_tokens,
                 "kmeans_tokens": sample.shape[0], "gram_tokens": sum(fit.sizes), "router_input_norm": fit.mean_norm,
-                "router_top1_fit": float(logits.softmax(-1).max(-1).values.mean()),
-                "router_z_loss_fit": float(logits.logsumexp(-1).pow(2).mean())}
+                "router_top1_fit": float(router_top1(logits)), "router_z_loss_fit": float(router_z(logits))}
