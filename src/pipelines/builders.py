@@ -19,7 +19,6 @@ from src.models.backbone import load_whisper
 from src.models.router_losses import MoELoss
 from src.models.sd_moe import SpectralDecoupler
 from src.models.upcycling import STRATEGIES
-from src.models.upcycling.spri import ResidualSpectrum, SPRIConfig
 from src.models.whisper_moe import moe_blocks
 from src.pretrained.offline import resolve_offline
 from src.training.toy_pretrain import ensure_toy_model
@@ -99,9 +98,7 @@ def moe_extensions(run: RunSettings, model, tokenizer, languages: list[str]) -> 
         return []
     moe = run.moe
     ids = [token_id(tokenizer, language_token(c)) for c in languages] if tokenizer is not None else []
-    out = [MoELoss.from_config(moe, languages, ids)]
-    if isinstance(run.upcycle, SPRIConfig):
-        out.append(ResidualSpectrum(run.upcycle.stage1_update))
+    out = [MoELoss.from_config(moe, languages, ids), *STRATEGIES[run.upcycle.strategy].extensions(run.upcycle)]
     if moe.sd_moe.rank > 0:
         out.append(SpectralDecoupler(moe.sd_moe))
     return out

@@ -57,7 +57,9 @@ def init(x: torch.Tensor, E: int = 2, fc=None, **kw) -> tuple[MoEBlock, dict, nn
     moe = MoEBlock(x.shape[1], fc1.weight.shape[0], MoEConfig(num_experts=E, top_k=1))
     cfg = ClusterConfig(strategy="cluster", **kw)
     cfg.check()
-    report = STRATEGIES["cluster"].init_experts(moe, fc1, fc2, cfg, torch.Generator().manual_seed(0), x)
+    strategy = STRATEGIES["cluster"]
+    state = strategy.fit_sample(x, fc1, fc2, E, cfg)
+    report = strategy.init_experts(moe, fc1, fc2, cfg, torch.Generator().manual_seed(0), state)
     return moe, report, fc1, fc2
 
 
@@ -212,7 +214,8 @@ def test_init_experts_overwrites_everything_when_called_again():
         for p in moe.parameters():
             p.normal_()
     cfg = ClusterConfig(strategy="cluster", energy=0.9)
-    STRATEGIES["cluster"].init_experts(moe, fc1, fc2, cfg, torch.Generator().manual_seed(0), x)
+    state = STRATEGIES["cluster"].fit_sample(x, fc1, fc2, 2, cfg)
+    STRATEGIES["cluster"].init_experts(moe, fc1, fc2, cfg, torch.Generator().manual_seed(0), state)
     for k, v in moe.state_dict().items():
         torch.testing.assert_close(v, before[k])
 

@@ -67,3 +67,21 @@ def test_the_auto_search_and_init_loss_read_the_budget_batches(monkeypatch):
     assert len(seen) >= 3 and all(b is budget for b in seen)  # dense reference, the search, init_loss
     assert report["auto"]["budget_met"] in (True, False) and report["init_loss"]["kl"] is not None
     assert torch.isfinite(torch.tensor(report["init_loss"]["kl"]))
+
+
+def test_builders_ask_every_strategy_for_its_trainer_extensions(monkeypatch):
+    """No special case per strategy: SPRI's residual-spectrum stage comes from SPRI.extensions, and any
+    strategy's extensions reach the trainer the same way."""
+    from helpers import upcycled
+
+    from src.models.upcycling import STRATEGIES
+    from src.models.upcycling.spri import ResidualSpectrum
+    from src.pipelines.builders import moe_extensions
+    from src.utils.extension import TrainerExtension
+
+    spri = moe_extensions(validate(make_cfg(["upcycle=spri"])), upcycled("spri")[0], None, [])
+    assert [type(e).__name__ for e in spri] == ["MoELoss", "ResidualSpectrum"]
+    probe = TrainerExtension()
+    monkeypatch.setattr(type(STRATEGIES["vanilla"]), "extensions", lambda self, cfg: [probe])
+    vanilla = moe_extensions(validate(make_cfg(["upcycle=vanilla"])), upcycled("vanilla")[0], None, [])
+    assert vanilla[-1] is probe and not any(isinstance(e, ResidualSpectrum) for e in vanilla)

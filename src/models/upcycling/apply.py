@@ -8,7 +8,8 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,12 +17,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from src.models.moe import MoEBlock, MoEConfig, router_top1, router_z
-from src.models.upcycling.base import STRATEGIES, UpcycleConfig
-from src.models.upcycling.calibration import (
-    capture_ffn_inputs,
-    labelled,
-    teacher_forced,
-)
+from src.models.upcycling.base import STRATEGIES, Calibration, Strategy, UpcycleConfig
+from src.models.upcycling.calibration import TeacherForced, capture_ffn_inputs, labelled, teacher_forced
 from src.models.upcycling.diagnostics import expert_similarity, parameter_counts
 from src.models.whisper_moe import install_moe, moe_blocks, record_moe_settings, whisper_ffn_layers
 from src.utils.errors import UserError
@@ -80,6 +77,23 @@ def block_deviation(moe: MoEBlock, fc1: nn.Linear, fc2: nn.Linear, x: torch.Tens
             "router_z_loss": float(router_z(logits))}
 
 
+@dataclass
+class _Init:
+    """One upcycling in progress: the new blocks, the dense FFNs they replace, the strategy's per-layer state."""
+
+    strategy: Strategy
+    blocks: dict[str, MoEBlock]
+    dense: dict[str, tuple[nn.Linear, nn.Linear]]
+    state: dict[str, Any]
+    seed: int
+
+    def __call__(self, cfg: UpcycleConfig, show: bool = False) -> dict[str, dict]:
+        """Fill every block by the strategy at ``cfg`` (again, if called again: each call overwrites all)."""
+        return {name: self.strategy.init_experts(block, *self.dense[name], cfg, torch.Generator().manual_seed(
+                    _layer_seed(self.seed, name)), self.state.get(name))
+                for name, block in tqdm(self.blocks.items(), desc=f"upcycling ({cfg.strategy})", disable=not show)}
+
+
 def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, seed: int,
                   calib: list[dict] | None = None, progress: bool = True, heldout: list[dict] | None = None,
                   budget: list[dict] | None = None, budget_heldout: list[dict] | None = None) -> dict:
@@ -94,92 +108,111 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
     dense_params = sum(p.numel() for p in model.parameters())
     report = {"strategy": ucfg.strategy, "num_experts": moe_cfg.num_experts, "top_k": moe_cfg.top_k,
               "dense_parameters": dense_params, "layers": []}
-    warnings: list[str] = []
     if not strategy.is_moe:
         report.update(num_experts=1, top_k=1, total_parameters=dense_params, active_parameters=dense_params)
         return report
+    search = budget or calib  # what the auto knob's budget reads
+    measure = (budget_heldout or budget) if budget else (heldout or calib)  # the report's init_loss
+    _check_upcyclable(model, moe_cfg, ucfg, strategy, calib, search)
+    t0 = time.perf_counter()
+    layers = whisper_ffn_layers(model, moe_cfg.where, moe_cfg.every)
+    inputs = capture_ffn_inputs(model, layers, calib, ucfg.calibration_tokens, seed) if calib else {}
+    measured = capture_ffn_inputs(model, layers, heldout, ucfg.calibration_tokens, seed) if heldout else inputs
+    before = teacher_forced(model, measure, keep_logprobs=True) if measure else None  # the dense model's
+    fit_on = (before if measure is search else teacher_forced(model, search, keep_logprobs=True)) \
+        if strategy.auto_knob(ucfg) is not None else None  # the dense side of the budget, where the search reads
+    state = strategy.fit(Calibration(model, layers, calib or [], inputs, moe_cfg.num_experts), ucfg)
+    init = _Init(strategy, _install_blocks(model, layers, moe_cfg), {n: (l.fc1, l.fc2) for n, l in layers}, state,
+                 seed)
+    warnings: list[str] = []
+    if fit_on is not None:
+        ucfg = _choose_auto_knob(model, init, ucfg, search, fit_on, report, warnings)
+    extras = init(ucfg, show=progress)
+    report["layers"] = [_layer_row(name, block, extras[name], init.dense[name], measured.get(name), warnings)
+                        for name, block in init.blocks.items()]
+    record_moe_settings(model, moe_cfg, {k: v for k, v in asdict(ucfg).items()})
+    report.update(parameter_counts(model))
+    if before is not None:  # the init's disruption, on the same scale for every strategy (vanilla: 0)
+        report["init_loss"] = _init_loss(model, measure, before,
+                                         bool(budget_heldout) if budget else bool(heldout))
+    for text in warnings:
+        log.warning("upcycle=%s: %s", ucfg.strategy, text)
+    report["warnings"] = warnings
+    report["upcycle_seconds"] = time.perf_counter() - t0
+    return report
+
+
+def _check_upcyclable(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, strategy: Strategy,
+                      calib: list[dict] | None, search: list[dict] | None) -> None:
+    """Stop with one line before any work: an MoE model, missing calibration data, an unmeasurable budget."""
     moe_cfg.check()
     already = [name for name, _ in moe_blocks(model)]
     if already:  # its MoE layers have no fc1/fc2 to upcycle
         raise UserError(f"upcycle={ucfg.strategy}: the model already has {len(already)} MoE layer(s) ({already[0]}, "
                         "...): it is an upcycled checkpoint; set model.name_or_path to a dense Whisper to upcycle")
-    t0 = time.perf_counter()
-    layers = whisper_ffn_layers(model, moe_cfg.where, moe_cfg.every)
     if strategy.needs_calibration and not calib:
         raise UserError(f"upcycle={ucfg.strategy} needs calibration data (upcycle.calibration_examples "
                          "training examples); none were given")
-    search = budget or calib  # what the auto knob's budget reads
-    measure = (budget_heldout or budget) if budget else (heldout or calib)  # the report's init_loss
-    inputs = capture_ffn_inputs(model, layers, calib, ucfg.calibration_tokens, seed) if calib else {}
-    measured = capture_ffn_inputs(model, layers, heldout, ucfg.calibration_tokens, seed) if heldout else inputs
-    before = teacher_forced(model, measure, keep_logprobs=True) if measure else None  # the dense model's
-    dense_ce, dense_lp = (before.ce, before.logprobs) if before else (None, None)
     knob = strategy.auto_knob(ucfg)
     if knob is not None and not search:
         raise UserError(f"upcycle.{knob}=auto measures the init on calibration batches: set "
                         "upcycle.calibration_examples >= 1")
     if knob is not None and ucfg.auto_measure == "ce_ratio" and not labelled(search):
         raise UserError(f"upcycle.{knob}=auto with auto_measure=ce_ratio needs labelled calibration batches")
-    if knob is not None:  # the dense model's side of the budget, on the batches the search reads
-        fit = before if measure is search else teacher_forced(model, search, keep_logprobs=True)
-        fit_ce, fit_lp = fit.ce, fit.logprobs
-    dense = {name: (layer.fc1, layer.fc2) for name, layer in layers}
-    state = strategy.prepare_layers(model, layers, calib or [], ucfg, inputs, moe_cfg.num_experts)
-    moes = {}
+
+
+def _install_blocks(model: nn.Module, layers: list[tuple[str, nn.Module]], moe_cfg: MoEConfig
+                    ) -> dict[str, MoEBlock]:
+    """A new (uninitialised) MoE block in each layer's FFN slot, on the dense weights' device and dtype."""
+    blocks = {}
     for name, layer in layers:
         fc1 = layer.fc1
         d_ff, d_model = fc1.weight.shape
-        moes[name] = MoEBlock(d_model, d_ff, moe_cfg).to(fc1.weight.device, fc1.weight.dtype)
-        install_moe(model, name, moes[name])
+        blocks[name] = MoEBlock(d_model, d_ff, moe_cfg).to(fc1.weight.device, fc1.weight.dtype)
+        install_moe(model, name, blocks[name])
+    return blocks
 
-    def init_all(cfg: UpcycleConfig, show: bool = False) -> dict[str, dict]:
-        return {name: strategy.init_experts(moe, *dense[name], cfg, torch.Generator().manual_seed(
-                    _layer_seed(seed, name)), state.get(name))
-                for name, moe in tqdm(moes.items(), desc=f"upcycling ({ucfg.strategy})", disable=not show)}
 
-    if knob is not None:
-        budget = float(ucfg.auto_budget)
+def _choose_auto_knob(model: nn.Module, init: _Init, ucfg: UpcycleConfig, search: list[dict],
+                      fit_on: TeacherForced, report: dict, warnings: list[str]) -> UpcycleConfig:
+    """The `auto` knob's value: the smallest within the budget (search_knob), recorded and warned about."""
+    knob, budget = init.strategy.auto_knob(ucfg), float(ucfg.auto_budget)
 
-        def evaluate(value: float) -> float:
-            init_all(replace(ucfg, **{knob: value}))
-            if ucfg.auto_measure == "kl":
-                return teacher_forced(model, search, fit_lp).kl
-            return teacher_forced(model, search).ce / fit_ce
+    def evaluate(value: float) -> float:
+        init(replace(ucfg, **{knob: value}))
+        if ucfg.auto_measure == "kl":
+            return teacher_forced(model, search, fit_on.logprobs).kl
+        return teacher_forced(model, search).ce / fit_on.ce
 
-        value, trace, met = search_knob(evaluate, budget)
-        ucfg = replace(ucfg, **{knob: value})
-        report["auto"] = {"knob": knob, "value": value, "measure": ucfg.auto_measure, "budget": budget,
-                          "budget_met": met, "fit_dense_ce": fit_ce, "trace": trace}
-        if not met:
-            warnings.append(f"upcycle.{knob}=auto: no value in [0, 1] keeps {ucfg.auto_measure} within {budget:g} "
-                            f"(at 1: {trace[-1][1]:.4g}); the init is {knob}=1")
-        elif value >= NEAR_VANILLA:
-            warnings.append(f"upcycle.{knob}=auto chose {value:.4f}: (near) vanilla upcycling, the budget "
-                            f"{ucfg.auto_measure} <= {budget:g} leaves almost no residual")
-    extras = init_all(ucfg, show=progress)
-    for name, moe in moes.items():
-        extra = extras[name]
-        if "warning" in extra:
-            warnings.append(f"{name}: {extra.pop('warning')}")
-        row = {"name": name, "output_deviation": None, "expert_cosine_mean": None, "subspace_overlap": None,
-               "router_top1_mean": None, "router_z_loss": None,
-               "reconstruction_error": extra.pop("reconstruction_error", None), **extra}
-        x = measured.get(name)
-        if x is not None and x.numel():
-            row.update(block_deviation(moe, *dense[name], x))
-        row["expert_cosine_mean"], row["subspace_overlap"] = expert_similarity(moe)
-        report["layers"].append(row)
-    record_moe_settings(model, moe_cfg, {k: v for k, v in asdict(ucfg).items()})
-    report.update(parameter_counts(model))
-    if dense_lp is not None:  # the init's disruption, on the same scale for every strategy (vanilla: 0)
-        upcycled = teacher_forced(model, measure, dense_lp)
-        report["init_loss"] = {"dense_ce": dense_ce, "upcycled_ce": upcycled.ce,
-                               "ratio": upcycled.ce / dense_ce if dense_ce else None,
-                               "kl": upcycled.kl,
-                               "examples": sum(len(b["input_features"]) for b in measure),
-                               "held_out": bool(budget_heldout) if budget else bool(heldout)}
-    for text in warnings:
-        log.warning("upcycle=%s: %s", ucfg.strategy, text)
-    report["warnings"] = warnings
-    report["upcycle_seconds"] = time.perf_counter() - t0
-    return report
+    value, trace, met = search_knob(evaluate, budget)
+    report["auto"] = {"knob": knob, "value": value, "measure": ucfg.auto_measure, "budget": budget,
+                      "budget_met": met, "fit_dense_ce": fit_on.ce, "trace": trace}
+    if not met:
+        warnings.append(f"upcycle.{knob}=auto: no value in [0, 1] keeps {ucfg.auto_measure} within {budget:g} "
+                        f"(at 1: {trace[-1][1]:.4g}); the init is {knob}=1")
+    elif value >= NEAR_VANILLA:
+        warnings.append(f"upcycle.{knob}=auto chose {value:.4f}: (near) vanilla upcycling, the budget "
+                        f"{ucfg.auto_measure} <= {budget:g} leaves almost no residual")
+    return replace(ucfg, **{knob: value})
+
+
+def _layer_row(name: str, block: MoEBlock, extra: dict, dense: tuple[nn.Linear, nn.Linear],
+               x: torch.Tensor | None, warnings: list[str]) -> dict:
+    """The report's row of one upcycled layer (the strategy's extras, deviations, expert similarity)."""
+    if "warning" in extra:
+        warnings.append(f"{name}: {extra.pop('warning')}")
+    row = {"name": name, "output_deviation": None, "expert_cosine_mean": None, "subspace_overlap": None,
+           "router_top1_mean": None, "router_z_loss": None,
+           "reconstruction_error": extra.pop("reconstruction_error", None), **extra}
+    if x is not None and x.numel():
+        row.update(block_deviation(block, *dense, x))
+    row["expert_cosine_mean"], row["subspace_overlap"] = expert_similarity(block)
+    return row
+
+
+def _init_loss(model: nn.Module, measure: list[dict], before: TeacherForced, held_out: bool) -> dict:
+    """The upcycled model against the dense one (``before``) on ``measure``: CE, their ratio, and the KL."""
+    upcycled = teacher_forced(model, measure, before.logprobs)
+    return {"dense_ce": before.ce, "upcycled_ce": upcycled.ce,
+            "ratio": upcycled.ce / before.ce if before.ce else None, "kl": upcycled.kl,
+            "examples": sum(len(b["input_features"]) for b in measure), "held_out": held_out}

@@ -10,6 +10,7 @@ from torch import nn
 
 from src.models.moe import MoEBlock
 from src.utils.errors import UserError
+from src.utils.extension import TrainerExtension
 from src.utils.registry import make_instance_register
 from src.utils.structured import to_dataclass
 
@@ -73,35 +74,44 @@ class UpcycleConfig:
         return self.max_init_kl if self.auto_measure == "kl" else self.max_init_loss_ratio
 
 
+@dataclass
+class Calibration:
+    """What `Strategy.fit` may read, gathered on the still-dense model before any MoE layer is installed."""
+
+    model: nn.Module
+    layers: list[tuple[str, nn.Module]]  # (name, dense layer) of the layers to upcycle
+    batches: list[dict]  # the calibration batches (empty when none were drawn)
+    inputs: dict[str, torch.Tensor]  # each layer's captured FFN inputs (a seeded token sample)
+    num_experts: int
+
+
 class Strategy:
-    """Turns one dense FFN (fc1, fc2) into an initialised MoEBlock."""
+    """Turns one dense FFN (fc1, fc2) into an initialised MoEBlock: `fit` once per upcycling (per-layer state:
+    an SVD, a clustering; None for data-free strategies), then `init_experts` per block (again for every value
+    an `auto` knob tries); `extensions` are the trainer extensions its schedule needs."""
 
     name: str = ""
     config: type[UpcycleConfig] = UpcycleConfig
     is_moe: bool = True
-    needs_calibration: bool = False  # init_experts uses the layer's calibration inputs
+    needs_calibration: bool = False  # fit reads the calibration data
 
     def auto_knob(self, cfg: UpcycleConfig) -> str | None:
         """The knob set to `auto`, chosen in [0, 1] by bisection on the init's disruption (apply.search_knob)."""
         return None
 
-    def prepare(self, name: str, fc1: nn.Linear, fc2: nn.Linear, cfg: UpcycleConfig,
-                calib: torch.Tensor | None = None) -> Any:
-        """Per-layer work done once (e.g. an SVD), handed to init_experts as ``calib``; default: the layer's
-        captured calibration inputs."""
-        return calib
-
-    def prepare_layers(self, model: nn.Module, layers: list[tuple[str, nn.Module]], batches: list[dict],
-                       cfg: UpcycleConfig, inputs: dict[str, torch.Tensor], num_experts: int) -> dict[str, Any]:
-        """What init_experts gets as ``calib`` per layer, computed before any MoE layer is installed (the model
-        is still dense; a strategy may run its own passes over ``batches``). Default: `prepare` per layer."""
-        return {name: self.prepare(name, layer.fc1, layer.fc2, cfg, inputs.get(name)) for name, layer in layers}
+    def fit(self, calibration: Calibration, cfg: UpcycleConfig) -> dict[str, Any]:
+        """{layer name: state init_experts receives}; default: none (a data-free strategy)."""
+        return {name: None for name, _ in calibration.layers}
 
     def init_experts(self, moe: MoEBlock, fc1: nn.Linear, fc2: nn.Linear, cfg: UpcycleConfig,
-                     gen: torch.Generator, calib: Any = None) -> dict:
-        """Fill moe's experts and router (may be called again on the same moe: it must overwrite everything);
-        returns extra report fields (e.g. reconstruction_error)."""
+                     gen: torch.Generator, state: Any = None) -> dict:
+        """Fill moe's experts and router from the layer's ``state`` (may be called again on the same moe: it must
+        overwrite everything); returns extra report fields (e.g. reconstruction_error)."""
         raise NotImplementedError
+
+    def extensions(self, cfg: UpcycleConfig) -> list[TrainerExtension]:
+        """The trainer extensions this strategy's training needs (SPRI: its residual-spectrum stage 1)."""
+        return []
 
 
 STRATEGIES: dict[str, Strategy] = {}

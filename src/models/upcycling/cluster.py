@@ -40,7 +40,7 @@ Cost: E d^2 (pass 1) and, per pass-2 group, E d_ff^2 float64 accumulators per la
 (8 experts, d_ff 3,072: 0.6 GB a layer); pass 2 holds at most `hidden_gram_gib` of them and makes more
 passes if the layers need more. One fp64 eigendecomposition of d_ff x d_ff per expert per layer.
 
-When: `prepare_layers` (given the number of experts) runs the passes for every layer on the still-dense model,
+When: `fit` (given the number of experts) runs the passes for every layer on the still-dense model,
 before any MoE layer is installed; `init_experts` then fills each block from its layer's fit.
 """
 
@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.models.moe import router_top1, router_z
-from src.models.upcycling.base import Strategy, UpcycleConfig, copy_dense, register_strategy
+from src.models.upcycling.base import Calibration, Strategy, UpcycleConfig, copy_dense, register_strategy
 from src.models.upcycling.spri import principal_rank
 from src.utils.errors import UserError
 
@@ -208,6 +208,14 @@ class LayerFit:
     min_tokens: int
 
 
+@dataclass
+class ClusterState:
+    """A layer's state for `init_experts`: its fit, and the token sample the report reads the router on."""
+
+    fit: LayerFit
+    sample: torch.Tensor  # (n, d) the layer's captured FFN inputs (the k-means sample)
+
+
 class _Source:
     """Where the tokens come from: `stream(names, fn)` calls fn(name, tokens (n, d)) over every token of the
     named layers; `dense[name]` = (fc1, fc2); `samples[name]` = the k-means sample."""
@@ -220,7 +228,7 @@ class _Source:
 
 
 class _Batches(_Source):
-    """The still-dense model, its chosen FFN layers and the calibration batches (prepare_layers runs before
+    """The still-dense model, its chosen FFN layers and the calibration batches (`fit` runs before
     any MoE layer is installed)."""
 
     def __init__(self, model: nn.Module, layers: list[tuple[str, nn.Module]], batches: list[dict],
@@ -352,21 +360,27 @@ class Cluster(Strategy):
     config = ClusterConfig
     needs_calibration = True
 
-    def prepare_layers(self, model, layers, batches, cfg, inputs, num_experts) -> dict:
+    def fit(self, calibration: Calibration, cfg: ClusterConfig) -> dict[str, ClusterState]:
         """Every layer's fit (k-means, Gram passes over all calibration batches) on the still-dense model."""
-        if not batches:
-            return {name: inputs.get(name) for name, _ in layers}
-        fits = fit_layers(_Batches(model, layers, batches, inputs), num_experts, cfg)
-        return {name: (fits[name], inputs[name]) for name, _ in layers}
+        c = calibration
+        if not c.inputs or not all(x.shape[0] for x in c.inputs.values()):
+            raise UserError("upcycle=cluster needs calibration inputs: the training data gave none "
+                            "(check upcycle.calibration_examples and the train split)")
+        fits = fit_layers(_Batches(c.model, c.layers, c.batches, c.inputs), c.num_experts, cfg)
+        return {name: ClusterState(fits[name], c.inputs[name]) for name, _ in c.layers}
+
+    @staticmethod
+    def fit_sample(x: torch.Tensor, fc1: nn.Linear, fc2: nn.Linear, num_experts: int, cfg: ClusterConfig
+                   ) -> ClusterState:
+        """One layer's fit from a sample of its FFN inputs alone (every token of it in the Gram statistics)."""
+        return ClusterState(fit_layers(_Sample(x, fc1, fc2), num_experts, cfg)["layer"], x)
 
     @torch.no_grad()
-    def init_experts(self, moe, fc1, fc2, cfg: ClusterConfig, gen, calib=None) -> dict:
-        if isinstance(calib, torch.Tensor) and calib.shape[0]:
-            calib = (fit_layers(_Sample(calib, fc1, fc2), moe.experts.num_experts, cfg)["layer"], calib)
-        if not isinstance(calib, tuple):
-            raise UserError("upcycle=cluster needs calibration inputs: the training data gave none "
-                             "(check upcycle.calibration_examples and the train split)")
-        fit, sample = calib
+    def init_experts(self, moe, fc1, fc2, cfg: ClusterConfig, gen, state: ClusterState | None = None) -> dict:
+        if state is None:
+            raise UserError("upcycle=cluster needs its fit: upcycle through apply.upcycle_model with calibration "
+                            "batches (upcycle.calibration_examples >= 1)")
+        fit, sample = state.fit, state.sample
         copy_dense(moe, fc1, fc2)
         bank = moe.experts
         bank.w1.copy_(fit.w1)

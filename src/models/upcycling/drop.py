@@ -46,7 +46,7 @@ class Drop(Strategy):
     config = DropConfig
 
     @torch.no_grad()
-    def init_experts(self, moe, fc1, fc2, cfg: DropConfig, gen, calib=None) -> dict:
+    def init_experts(self, moe, fc1, fc2, cfg: DropConfig, gen, state=None) -> dict:
         copy_dense(moe, fc1, fc2)
         init_router(moe, cfg.router_std, gen)
         bank, n = moe.experts, fc1.weight.shape[0]

@@ -33,7 +33,7 @@ class RandomPerturbation(Strategy):
     config = RandomConfig
 
     @torch.no_grad()
-    def init_experts(self, moe, fc1, fc2, cfg: RandomConfig, gen, calib=None) -> dict:
+    def init_experts(self, moe, fc1, fc2, cfg: RandomConfig, gen, state=None) -> dict:
         copy_dense(moe, fc1, fc2)
         init_router(moe, cfg.router_std, gen)
         bank = moe.experts

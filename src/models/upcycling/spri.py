@@ -26,8 +26,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
-from src.models.upcycling.base import Strategy, UpcycleConfig, copy_dense, init_router, register_strategy
+from src.models.upcycling.base import (
+    Calibration,
+    Strategy,
+    UpcycleConfig,
+    copy_dense,
+    init_router,
+    register_strategy,
+)
 from src.models.whisper_moe import moe_blocks
 from src.utils.errors import UserError
 from src.utils.extension import TrainerExtension
@@ -115,6 +123,12 @@ def spri_split(svd: Spectrum, r: int, num_experts: int, partition: str, gen: tor
     return principal, residual, parts
 
 
+def layer_spectra(fc1: nn.Linear, fc2: nn.Linear) -> dict[str, Spectrum]:
+    """The float64 SVD of a dense FFN's two weight matrices ("w1": fc1's, "w2": fc2's)."""
+    return {w: torch.linalg.svd(dense.detach().double(), full_matrices=False)
+            for w, dense in (("w1", fc1.weight), ("w2", fc2.weight))}
+
+
 @register_strategy("spri")
 class SPRI(Strategy):
     config = SPRIConfig
@@ -122,14 +136,17 @@ class SPRI(Strategy):
     def auto_knob(self, cfg: SPRIConfig) -> str | None:
         return "energy" if cfg.rank is None and cfg.energy == "auto" else None
 
-    def prepare(self, name, fc1, fc2, cfg: SPRIConfig, calib=None) -> dict[str, Spectrum]:
-        """Each matrix's SVD once (energy=auto re-initialises the experts several times)."""
-        return {w: torch.linalg.svd(dense.detach().double(), full_matrices=False)
-                for w, dense in (("w1", fc1.weight), ("w2", fc2.weight))}
+    def extensions(self, cfg: SPRIConfig) -> list[TrainerExtension]:
+        """Stage 1 moves the experts only in their residual spectrum (a no-op in stages that do not name it)."""
+        return [ResidualSpectrum(cfg.stage1_update)]
+
+    def fit(self, calibration: Calibration, cfg: SPRIConfig) -> dict[str, dict[str, Spectrum]]:
+        """Each layer's matrices' SVDs, once (energy=auto re-initialises the experts ~10 times); no data read."""
+        return {name: layer_spectra(layer.fc1, layer.fc2) for name, layer in calibration.layers}
 
     @torch.no_grad()
-    def init_experts(self, moe, fc1, fc2, cfg: SPRIConfig, gen, calib=None) -> dict:
-        spectra = calib if isinstance(calib, dict) else self.prepare("", fc1, fc2, cfg)
+    def init_experts(self, moe, fc1, fc2, cfg: SPRIConfig, gen, state: dict[str, Spectrum] | None = None) -> dict:
+        spectra = state if state is not None else layer_spectra(fc1, fc2)
         copy_dense(moe, fc1, fc2)
         init_router(moe, cfg.router_std, gen)
         bank = moe.experts

@@ -6,7 +6,7 @@ from src.models.upcycling.base import Strategy, copy_dense, init_router, registe
 
 @register_strategy("vanilla")
 class Vanilla(Strategy):
-    def init_experts(self, moe, fc1, fc2, cfg, gen, calib=None) -> dict:
+    def init_experts(self, moe, fc1, fc2, cfg, gen, state=None) -> dict:
         copy_dense(moe, fc1, fc2)
         init_router(moe, cfg.router_std, gen)
         return {}
