@@ -255,6 +255,38 @@ def load_optimizer_state(ckpt_dir: str | Path, modules: torch.nn.Module, optimiz
     return True
 
 
+def read_state_safe(ckpt_dir: Path) -> dict | None:
+    """trainer_state.json, or None when it is missing or unreadable (checkpoint_problem says which)."""
+    try:
+        return read_state(ckpt_dir)
+    except (OSError, ValueError):
+        return None
+
+
+def find_resume_point(ckpts: Path, stage_names: list[str]) -> dict | None:
+    """Where a run continues: the furthest checkpoint under ``ckpts`` that validates, a mid-stage `step-N/`
+    or the end of a completed stage (then `stage_index` is the next stage, `stage_step` 0), as its state plus
+    "dir"; None when there is none. A damaged one is skipped for the next older with a warning naming it."""
+    candidates = []  # (global_step, is_mid_stage, dir, state)
+    for idx, name in enumerate(stage_names):
+        state = read_state_safe(ckpts / name)
+        if state is not None and state.get("complete"):
+            candidates.append((state.get("global_step", 0), False, ckpts / name,
+                               {**state, "stage_index": idx + 1, "stage_step": 0}))
+    for d in step_dirs(ckpts):
+        state = read_state_safe(d) or {}
+        candidates.append((state.get("global_step", -1), True, d, state))
+    candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
+    for _, mid_stage, d, state in candidates:
+        problem = checkpoint_problem(d, mid_stage)
+        if problem is None and mid_stage and not (0 <= state.get("stage_index", -1) < len(stage_names)):
+            problem = f"{d}: stage_index {state.get('stage_index')} does not fit trainer.stages"
+        if problem is None:
+            return {**state, "dir": d}
+        log.warning("resume: skipping checkpoint %s: %s", d.name, problem)
+    return None
+
+
 def load_weights(model, ckpt_dir: str | Path) -> None:
     """Load model.safetensors into an already-built model of the same architecture (for resume)."""
     from safetensors.torch import load_file

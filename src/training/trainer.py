@@ -24,19 +24,17 @@ from src.models.router_losses import batch_token_masks
 from src.models.whisper_moe import RoutingCollector
 from src.training.checkpoint import (
     capture_rng,
-    checkpoint_problem,
     clear_steps,
+    find_resume_point,
     load_extension_states,
     load_optimizer_state,
     load_rng,
     load_weights,
     optimizer_state,
     publish_step,
-    read_state,
     restore_rng,
     save_checkpoint,
     step_dir,
-    step_dirs,
 )
 from src.training.distributed import (
     STRATEGIES,
@@ -688,30 +686,10 @@ class Trainer:
         return dev
 
     def _resume_point(self) -> dict | None:
-        """Where to continue: the furthest checkpoint that validates, a mid-stage `step-N/` or the end of a
-        completed stage. A damaged one is skipped for the next older with a warning naming the file; no
-        usable checkpoint at all is said too, and training starts from the beginning."""
+        """Continue from the furthest usable checkpoint (checkpoint.find_resume_point): its weights, step, data
+        position, RNG and extension states; None (training from the beginning) when there is none."""
         ckpts = self.run_dir / "checkpoints"
-        candidates = []  # (global_step, is_mid_stage, dir, state)
-        for idx, stage in enumerate(self.cfg.stages):
-            state = read_state_safe(ckpts / stage.name)
-            if state is not None and state.get("complete"):
-                candidates.append((state.get("global_step", 0), False, ckpts / stage.name,
-                                   {**state, "stage_index": idx + 1, "stage_step": 0}))
-        for d in step_dirs(ckpts):
-            state = read_state_safe(d) or {}
-            candidates.append((state.get("global_step", -1), True, d, state))
-        candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
-        point = None
-        for _, mid_stage, d, state in candidates:
-            problem = checkpoint_problem(d, mid_stage)
-            if problem is None and mid_stage and not (0 <= state.get("stage_index", -1) < len(self.cfg.stages)):
-                problem = f"{d}: stage_index {state.get('stage_index')} does not fit trainer.stages"
-            if problem is not None:
-                log.warning("resume: skipping checkpoint %s: %s", d.name, problem)
-                continue
-            point = {**state, "dir": d}
-            break
+        point = find_resume_point(ckpts, [s.name for s in self.cfg.stages])
         if point is None:
             log.warning("trainer.resume=true but %s holds no usable checkpoint: training from the beginning", ckpts)
             return None
@@ -729,11 +707,3 @@ class Trainer:
         log.info("resuming at stage %d step %d (global step %d) from %s",
                  point["stage_index"] + 1, point["stage_step"], self.global_step, point["dir"])
         return point
-
-
-def read_state_safe(ckpt_dir: Path) -> dict | None:
-    """trainer_state.json, or None when it is missing or unreadable (checkpoint_problem says which)."""
-    try:
-        return read_state(ckpt_dir)
-    except (OSError, ValueError):
-        return None
