@@ -84,16 +84,23 @@ def calib_batch(seed: int = 0) -> dict:
             "decoder_attention_mask": mask, "feature_lengths": torch.tensor([64, 40])}
 
 
-def upcycled(strategy: str, moe: MoEConfig = MOE, **kw):
-    """tiny_whisper (non-zero biases) upcycled by ``strategy``: (model, dense weights, report)."""
+def biased_tiny_whisper() -> WhisperForConditionalGeneration:
+    """tiny_whisper, unpadded, with non-zero biases (so copying and re-initialising them is visible)."""
     model = tiny_whisper()
     set_pad_to_30s(model, False)
-    with torch.no_grad():  # non-zero biases, so copying and re-initialising them is visible
+    with torch.no_grad():
         for n, p in model.named_parameters():
             if n.endswith(".bias"):
                 p.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(len(n)))
+    return model
+
+
+def upcycled(strategy: str, moe: MoEConfig = MOE, device: str = "cpu", **kw):
+    """biased_tiny_whisper upcycled by ``strategy`` on ``device``: (model, dense weights, report)."""
+    model = biased_tiny_whisper().to(device)
     dense = {n: p.detach().clone() for n, p in model.named_parameters()}
-    report = upcycle_model(model, moe, ucfg(strategy, **kw), seed=0, calib=[calib_batch()], progress=False)
+    batch = {k: v.to(device) for k, v in calib_batch().items()}
+    report = upcycle_model(model, moe, ucfg(strategy, **kw), seed=0, calib=[batch], progress=False)
     return model, dense, report
 
 

@@ -9,10 +9,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import calib_batch, tiny_whisper, ucfg
+from helpers import biased_tiny_whisper, calib_batch, ucfg
 from torch import nn
 
-from src.models.backbone import set_pad_to_30s
 from src.models.moe import MoEBlock, MoEConfig
 from src.models.upcycling import STRATEGIES
 from src.models.upcycling.apply import upcycle_model
@@ -143,13 +142,7 @@ def test_router_is_not_saturated_at_init_on_layernorm_scale_inputs():
 
 
 def tiny(E: int = 4):
-    model = tiny_whisper()
-    set_pad_to_30s(model, False)
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if n.endswith(".bias"):
-                p.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(len(n)))
-    return model
+    return biased_tiny_whisper()
 
 
 def upcycle(E: int = 4, heldout: bool = False, **kw):

@@ -253,15 +253,7 @@ def test_random_and_drop_change_the_documented_fraction(strategy):
 def test_noise_strategies_upcycle_a_model_already_on_the_gpu_to_the_cpu_values(strategy):
     """The noise is drawn from a CPU generator and moved: upcycling on a GPU gives the CPU's experts."""
     cpu, _, _ = upcycled(strategy)
-    model = tiny_whisper()
-    set_pad_to_30s(model, False)
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if n.endswith(".bias"):
-                p.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(len(n)))
-    model.cuda()
-    batch = {k: v.cuda() for k, v in calib_batch().items()}
-    upcycle_model(model, MOE, ucfg(strategy), seed=0, calib=[batch], progress=False)
+    model, _, _ = upcycled(strategy, device="cuda")
     for (name, a), (_, b) in zip(cpu.named_parameters(), model.named_parameters(), strict=True):
         torch.testing.assert_close(b.cpu(), a, rtol=1e-5, atol=1e-6, msg=name)
 
