@@ -99,7 +99,7 @@ print(f"{len(real)} run configs valid ({t1 - t0:.0f} s); {data} / {n['test']} te
       f"({time.perf_counter() - t1:.0f} s)")
 if used[0].model.name_or_path is None:  # the dry run's toy model: pretrained once here, not by every run
     from pathlib import Path
-    from src.training.toy_pretrain import ensure_toy_model
+    from src.pipelines.pretrain import ensure_toy_model
     toy = ensure_toy_model(used[0].model, used[0].cfg.data, used[0].paths.cache_dir, False)
     print(f"dry run: toy model {Path(toy).name}")
 if converting is not None:

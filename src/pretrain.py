@@ -13,7 +13,7 @@ from src.entry.cli import entry
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 @entry
 def main(run: RunSettings) -> None:
-    from src.training.toy_pretrain import ensure_toy_model
+    from src.pipelines.pretrain import ensure_toy_model
 
     path = ensure_toy_model(run.model, run.cfg.data, run.paths.cache_dir, run.progress,
                             force=bool(run.cfg.get("rebuild", True)))

@@ -20,8 +20,8 @@ from src.models.router_losses import MoELoss
 from src.models.sd_moe import SpectralDecoupler
 from src.models.upcycling import STRATEGIES
 from src.models.whisper_moe import moe_blocks
+from src.pipelines.pretrain import ensure_toy_model
 from src.pretrained.offline import resolve_offline
-from src.training.toy_pretrain import ensure_toy_model
 
 
 def load_model(run: RunSettings):

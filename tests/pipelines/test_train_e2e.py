@@ -78,7 +78,7 @@ def test_toy_model_key_follows_the_pretraining_code(tmp_path):
     from omegaconf import OmegaConf
 
     from src.models.backbone import ModelConfig, ToyArch
-    from src.training.toy_pretrain import PRETRAIN_SOURCES, code_hash, toy_model_dir
+    from src.pipelines.pretrain import PRETRAIN_SOURCES, code_hash, toy_model_dir
 
     assert {"src/data", "src/training"} <= set(PRETRAIN_SOURCES) and len(code_hash()) == 12
     (tmp_path / "src" / "data").mkdir(parents=True)

@@ -211,7 +211,7 @@ def test_console_and_offline_wandb_loggers(tmp_path):
 
 
 def test_ctc_pretraining_loss_trains_head_and_encoder(tmp_path):
-    from src.training.toy_pretrain import CTCAuxLoss
+    from src.training.ctc import CTCAuxLoss
 
     m = model()
     data = batches(2)
