@@ -4,6 +4,7 @@
                         [--fractions 0.1,0.3333] [--one-stage drop] [--seeds 1,2,3] [--jobs N] [--out outputs/study]
                         [--stage1-lr LR] [--dry-run]
     python -m src.study --readme DIR     # write DIR's tables into README.md's study blocks
+    python -m src.study --report DIR     # (re)write DIR's reports and README blocks from its finished jobs
 
 Per regime (`experiment=toy_demo`: compute-bound, 400 clips per direction; `experiment=toy_constrained`:
 40 clips per direction, best dev loss), every MoE strategy under `trainer=one_stage` and under
@@ -36,8 +37,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 REGIMES = ("toy_constrained", "toy_demo")  # SPRI's claimed regime first: a study cut short has it
 # README blocks filled by --readme: one comparison per regime, and the study's timing.
-README_BLOCKS = {"study-toy_demo": "toy_demo/report/summary.md",
-                 "study-toy_constrained": "toy_constrained/report/summary.md", "study-timing": "timing.md"}
+README_BLOCKS = {"study-toy_demo": "toy_demo/readme.md", "study-toy_constrained": "toy_constrained/readme.md",
+                 "study-timing": "timing.md"}
+# The contrasts the study exists for, each a report against another baseline (the group of that strategy with
+# most seeds, one stage on a tie): SPRI's init (SPRI one-stage vs vanilla one-stage) and every schedule's effect
+# on vanilla; SPRI's schedule (SPRI two-stage vs SPRI one-stage).
+CONTRASTS = {"vanilla": "report_vs_vanilla", "spri": "report_vs_spri"}
+VERDICTS = "What the intervals allow:"
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,45 @@ def run_jobs(jobs: list[Job], out: Path, n_parallel: int, stage1_lr: float | Non
     return failed
 
 
+def verdict_lines(summary: Path) -> list[str]:
+    """The "What the intervals allow" lines of a report's summary.md (none when it has no such section)."""
+    if not summary.is_file():
+        return []
+    text = summary.read_text()
+    return [line for line in text.split(VERDICTS, 1)[1].splitlines() if line.startswith("- ")] if VERDICTS in text \
+        else []
+
+
+def write_readme_block(regime_dir: Path) -> Path:
+    """<regime>/readme.md: the comparison against dense, then the verdicts of the contrast reports (against
+    vanilla and SPRI, each in one stage): what the README shows for the regime."""
+    parts = [(regime_dir / "report" / "summary.md").read_text().rstrip()]
+    for baseline, sub in CONTRASTS.items():
+        lines = [line for line in verdict_lines(regime_dir / sub / "summary.md")
+                 if not line.startswith("- dense")]
+        if lines:
+            parts.append(f"Against {baseline} in one stage (`python -m src.report {regime_dir.name} --baseline "
+                         f"{baseline}`; the same interval method):\n" + "\n".join(lines))
+    path = regime_dir / "readme.md"
+    path.write_text("\n\n".join(parts) + "\n")
+    return path
+
+
+def report_only(out: Path, regimes: list[str]) -> int:
+    """The report phases alone, over whatever jobs finished (a study cut short still gets its tables)."""
+    from src.entry import timing as tm
+
+    t = tm.Timing(command=f"python -m src.study --report {out}")
+    failed = 0
+    for regime in (r for r in regimes if (out / r).is_dir()):
+        failed += tm.report_phase(f"report {regime}", out / regime, t, note="comparison table with intervals")
+        for baseline, sub in CONTRASTS.items():
+            failed += tm.report_phase(f"report {regime} vs {baseline}", out / regime, t, baseline=baseline, out=sub,
+                                      note=f"the same runs against {baseline} (one stage)")
+        write_readme_block(out / regime)
+    return 1 if failed else 0
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--regimes", default=",".join(REGIMES))
@@ -147,6 +192,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", default="outputs/study")
     ap.add_argument("--dry-run", action="store_true", help="print the jobs and their commands, run nothing")
     ap.add_argument("--readme", metavar="DIR", help="only update README.md's study blocks from DIR")
+    ap.add_argument("--report", metavar="DIR", help="only (re)write DIR's reports from the jobs that finished")
     return ap.parse_args(argv)
 
 
@@ -158,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.readme:
         tm.update_readme(ROOT / "README.md", Path(args.readme), README_BLOCKS)
         return 0
+    if args.report:
+        return report_only(Path(args.report), args.regimes.split(","))
     out = Path(args.out).resolve()
     regimes = args.regimes.split(",")
     unknown = sorted(set(regimes) - set(REGIMES))
@@ -184,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
                              f"{len(jobs)} jobs ({failed} failed), {n_parallel} at a time"))
     for regime in regimes:
         failed += tm.report_phase(f"report {regime}", out / regime, t, note="comparison table with intervals")
+        for baseline, sub in CONTRASTS.items():
+            failed += tm.report_phase(f"report {regime} vs {baseline}", out / regime, t, baseline=baseline, out=sub,
+                                      note=f"the same runs against {baseline} (one stage)")
+        write_readme_block(out / regime)
     md = tm.finish(t, out)
     print("\n" + md)
     print(f"README: python -m src.study --readme {out}")

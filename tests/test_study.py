@@ -78,3 +78,33 @@ def test_dry_run_lists_every_job_and_an_unknown_regime_is_refused(tmp_path, caps
     assert len(lines) == 2 * (1 + 3) and all("-m src.train experiment=" in line for line in lines)
     assert main(["--regimes", "toy_big", "--out", str(tmp_path)]) == 2
     assert "unknown ['toy_big']" in capsys.readouterr().err
+
+
+def test_the_readme_block_adds_the_verdicts_against_vanilla_and_spri(tmp_path):
+    from src.study import CONTRASTS, write_readme_block
+
+    regime = tmp_path / "toy_constrained"
+    (regime / "report").mkdir(parents=True)
+    (regime / "report" / "summary.md").write_text("| table vs dense |\n\nWhat the intervals allow:\n- spri: vs dense\n")
+    for baseline, sub in CONTRASTS.items():
+        (regime / sub).mkdir()
+        (regime / sub / "summary.md").write_text(
+            f"| table vs {baseline} |\n\nWhat the intervals allow:\n- dense: Δ vs {baseline}\n- drop: Δ vs {baseline}\n")
+    text = write_readme_block(regime).read_text()
+    assert text.startswith("| table vs dense |") and "- spri: vs dense" in text
+    assert "Against vanilla in one stage" in text and "- drop: Δ vs vanilla" in text and "- drop: Δ vs spri" in text
+    assert "- dense: Δ" not in text  # dense against a baseline is that baseline's row against dense, said above
+    assert "| table vs vanilla |" not in text  # only the verdicts of the contrast reports
+
+
+def test_report_only_runs_each_regimes_reports_against_dense_vanilla_and_spri(tmp_path, monkeypatch):
+    import src.study as study
+    from src.entry import timing as tm
+
+    calls = []
+    monkeypatch.setattr(tm, "run_phase", lambda name, cmd, t, note="": calls.append(cmd) or 0)
+    monkeypatch.setattr(study, "write_readme_block", lambda d: calls.append(["block", d.name]))
+    (tmp_path / "toy_constrained").mkdir()
+    assert main(["--report", str(tmp_path)]) == 0  # toy_demo has no dir: skipped
+    baselines = [c[c.index("--baseline") + 1] for c in calls if "--baseline" in c]
+    assert baselines == ["dense", "vanilla", "spri"] and calls[-1] == ["block", "toy_constrained"]

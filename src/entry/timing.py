@@ -122,10 +122,12 @@ def timing_markdown(t: Timing) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report_phase(name: str, runs: Path, timing: Timing, note: str) -> int:
-    """The comparison report (`python -m src.report`) over ``runs`` into runs/report, as a timed phase."""
-    return run_phase(name, [sys.executable, "-m", "src.report", str(runs), "--out", str(runs / "report")], timing,
-                     note=note)
+def report_phase(name: str, runs: Path, timing: Timing, note: str, baseline: str = "dense",
+                 out: str = "report") -> int:
+    """The comparison report (`python -m src.report`) over ``runs`` against ``baseline`` into runs/``out``, as a
+    timed phase."""
+    return run_phase(name, [sys.executable, "-m", "src.report", str(runs), "--out", str(runs / out),
+                            "--baseline", baseline], timing, note=note)
 
 
 def update_readme(readme: Path, run_dir: Path, blocks: dict[str, str] = README_BLOCKS) -> None:
