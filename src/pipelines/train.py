@@ -43,26 +43,13 @@ def record_after_training(model, report: dict, history: list[dict], run_dir: Pat
 
 
 def train(run: RunSettings) -> dict:
+    """Load the model and data, upcycle, train (stages, selection), evaluate the selected weights, summarise."""
     cfg, run_dir, tcfg = run.cfg, run_dir_of(run.cfg), run.trainer
     info = init_distributed(tcfg.device)  # torchrun / accelerate: one process per GPU, one run dir for all
     model, tokenizer, pretrained = load_model(run)
     seed_everything(run.seed)  # the same random stream whether or not the toy model was just pretrained
-    source = build_source(cfg.data)
-    train_ex, dev_ex = source.examples("train"), source.examples("dev")
-    if not train_ex:
-        raise UserError(f"no usable training examples (skipped: {source.skips.as_dict()}); check data.root")
-    log.info("data: %d train / %d dev examples over %d directions", len(train_ex), len(dev_ex), len(source.directions))
-    if not dev_ex and (needs := dev_requirement(tcfg)):  # before upcycling, which is slow
-        raise UserError(f"{needs} needs a dev split: data has none (skipped: {source.skips.as_dict()}); "
-                        "set trainer.select=last and trainer.patience=null, or give the data a dev split")
-    lcfg = loader_config(cfg.data)
-    kw = {"n_mels": model.config.num_mel_bins, "pad_to_30s": run.model.pad_to_30s}
-    train_loader = make_loader(train_ex, source, tokenizer, lcfg, shuffle=True, seed=run.seed,
-                               num_replicas=info.world_size, rank=info.rank, **kw)
-    # Shuffled with a fixed seed: trainer.max_eval_batches then reads the same subset of dev at every evaluation
-    # and in every run, drawn across directions and lengths (unshuffled, the length sort keeps the split's
-    # direction-by-direction order where clips are padded to 30 s: the dev loss would read one direction).
-    dev_loader = make_loader(dev_ex, source, tokenizer, lcfg, shuffle=True, seed=0, **kw) if dev_ex else None
+    source, train_ex, dev_ex = training_data(run)
+    train_loader, dev_loader = loaders(run, model, tokenizer, source, train_ex, dev_ex, info)
     # Every rank upcycles identically (seeded), on its training device (SPRI's search runs ~10 forward passes:
     # on a GPU they take a second, on whisper-base's CPU about 3 minutes); only rank 0 writes files and logs.
     model.to(process_device(tcfg.device, info))
@@ -72,25 +59,16 @@ def train(run: RunSettings) -> dict:
     logger = hydra.utils.instantiate(cfg.logger) if info.is_main else None
     if logger is not None:
         logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
-    trainer = Trainer(model, tokenizer, tcfg, run_dir, train_loader, dev_loader,
-                      logger=logger, skips=source.skips,
+    trainer = Trainer(model, tokenizer, tcfg, run_dir, train_loader, dev_loader, logger=logger, skips=source.skips,
                       extensions=moe_extensions(run, model, tokenizer, list(source.directions)))
-    tables: dict = {}
     try:
         history = trainer.fit()
-        selected = Path(trainer.selection["checkpoint"])  # the last stage's, the best dev loss's or the average
-        shutdown()  # the ranks are done together (fit checked their weights agree); rank 0 evaluates alone
-        if info.is_main and is_sharded(model):  # FSDP left rank 0 a shard: evaluate the saved whole model
-            model, _ = load_whisper(selected, pad_to_30s=kw["pad_to_30s"],
-                                    dtype=run.model.dtype)
-        if info.is_main:
-            record_after_training(model, report, history, run_dir)
-            tables = evaluate_model(model, tokenizer, source, run.eval, run_dir, lcfg, kw["pad_to_30s"],
-                                    progress=run.progress, logger=logger)
+        tables = evaluate_selected(run, model, tokenizer, source, trainer, history, report, info, logger)
     finally:
         if logger is not None:
             logger.finish()
-    summary = {"run_dir": str(run_dir), "checkpoint": str(selected), "selection": trainer.selection,
+    summary = {"run_dir": str(run_dir), "checkpoint": str(Path(trainer.selection["checkpoint"])),
+               "selection": trainer.selection,
                "model": pretrained, "machine": machine_info(), "stages": history,
                "train_examples": len(train_ex), "dev_examples": len(dev_ex), "skipped": source.skips.as_dict(),
                "results": {split: table[-1] for split, table in tables.items()}, "processes": info.world_size}
@@ -98,5 +76,47 @@ def train(run: RunSettings) -> dict:
         source.skips.log_summary(log)
         source.skips.save(run_dir / "skipped.json")
         write_json(Path(run_dir) / "train_summary.json", summary, default=str)
-        log.info("checkpoint: %s (%s)", selected, trainer.selection["label"])
+        log.info("checkpoint: %s (%s)", trainer.selection["checkpoint"], trainer.selection["label"])
     return summary
+
+
+def training_data(run: RunSettings):
+    """(source, train examples, dev examples); stops with one line when training cannot work on them."""
+    source = build_source(run.cfg.data)
+    train_ex, dev_ex = source.examples("train"), source.examples("dev")
+    if not train_ex:
+        raise UserError(f"no usable training examples (skipped: {source.skips.as_dict()}); check data.root")
+    log.info("data: %d train / %d dev examples over %d directions", len(train_ex), len(dev_ex), len(source.directions))
+    if not dev_ex and (needs := dev_requirement(run.trainer)):  # before upcycling, which is slow
+        raise UserError(f"{needs} needs a dev split: data has none (skipped: {source.skips.as_dict()}); "
+                        "set trainer.select=last and trainer.patience=null, or give the data a dev split")
+    return source, train_ex, dev_ex
+
+
+def loaders(run: RunSettings, model, tokenizer, source, train_ex: list, dev_ex: list, info):
+    """(train loader, sharded over the processes; dev loader or None)."""
+    lcfg = loader_config(run.cfg.data)
+    kw = {"n_mels": model.config.num_mel_bins, "pad_to_30s": run.model.pad_to_30s}
+    train_loader = make_loader(train_ex, source, tokenizer, lcfg, shuffle=True, seed=run.seed,
+                               num_replicas=info.world_size, rank=info.rank, **kw)
+    # Shuffled with a fixed seed: trainer.max_eval_batches then reads the same subset of dev at every evaluation
+    # and in every run, drawn across directions and lengths (unshuffled, the length sort keeps the split's
+    # direction-by-direction order where clips are padded to 30 s: the dev loss would read one direction).
+    dev_loader = make_loader(dev_ex, source, tokenizer, lcfg, shuffle=True, seed=0, **kw) if dev_ex else None
+    return train_loader, dev_loader
+
+
+def evaluate_selected(run: RunSettings, model, tokenizer, source, trainer: Trainer, history: list[dict],
+                      report: dict, info, logger) -> dict:
+    """After training: rank 0 evaluates the selected weights (an FSDP shard reloads the saved whole model) and
+    adds the experts' state after training to the upcycling report; returns the results tables."""
+    shutdown()  # the ranks are done together (fit checked their weights agree); rank 0 evaluates alone
+    if not info.is_main:
+        return {}
+    if is_sharded(model):  # FSDP left rank 0 a shard: evaluate the saved whole model
+        model, _ = load_whisper(Path(trainer.selection["checkpoint"]), pad_to_30s=run.model.pad_to_30s,
+                                dtype=run.model.dtype)
+    run_dir = run_dir_of(run.cfg)
+    record_after_training(model, report, history, run_dir)
+    return evaluate_model(model, tokenizer, source, run.eval, run_dir, loader_config(run.cfg.data),
+                          run.model.pad_to_30s, progress=run.progress, logger=logger)
