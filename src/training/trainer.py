@@ -121,6 +121,7 @@ class TrainerConfig:
 
 
 def check_trainer_config(cfg: TrainerConfig) -> None:
+    """Raise UserError naming the first bad `trainer` key (called when the config is validated)."""
     if not cfg.stages:
         raise UserError("trainer.stages: at least one stage is required")
     for key in ("stage1_fraction", "stage1_lr"):
@@ -150,17 +151,8 @@ def check_trainer_config(cfg: TrainerConfig) -> None:
     ):
         check_range(key, value, low, **kw)
     check_range("trainer.beta2", cfg.beta2, 0, 1, low_open=True, high_open=True)
-    for i, s in enumerate(cfg.stages):
-        where = f"trainer.stages[{i}]"
-        if (s.steps is None) == (s.epochs is None):
-            raise UserError(f"{where}: set exactly one of steps or epochs")
-        check_range(f"{where}.steps", s.steps, 1, optional=True, integer=True)
-        check_range(f"{where}.epochs", s.epochs, 0, low_open=True, optional=True)
-        check_range(f"{where}.lr", s.lr, 0, low_open=True)
-        check_range(f"{where}.warmup_steps", s.warmup_steps, 0, integer=True)
-        if s.schedule not in SCHEDULES:
-            raise UserError(f"{where}.schedule: '{s.schedule}' is not one of {SCHEDULES}")
-        check_groups(s.trainable, f"{where}.trainable")
+    for i, stage in enumerate(cfg.stages):
+        check_stage(stage, f"trainer.stages[{i}]")
     if cfg.precision == "fp16":
         raise UserError("trainer.precision=fp16 is not supported (no loss scaling); use bf16")
     if cfg.precision not in ("auto", "fp32", "bf16"):
@@ -170,6 +162,19 @@ def check_trainer_config(cfg: TrainerConfig) -> None:
     if cfg.strategy not in STRATEGIES:
         raise UserError(f"trainer.strategy: '{cfg.strategy}' is not one of {STRATEGIES}")
     check_selection(cfg)
+
+
+def check_stage(s: StageConfig, where: str) -> None:
+    """One stage's keys: exactly one of steps / epochs, positive lr, a known schedule and parameter groups."""
+    if (s.steps is None) == (s.epochs is None):
+        raise UserError(f"{where}: set exactly one of steps or epochs")
+    check_range(f"{where}.steps", s.steps, 1, optional=True, integer=True)
+    check_range(f"{where}.epochs", s.epochs, 0, low_open=True, optional=True)
+    check_range(f"{where}.lr", s.lr, 0, low_open=True)
+    check_range(f"{where}.warmup_steps", s.warmup_steps, 0, integer=True)
+    if s.schedule not in SCHEDULES:
+        raise UserError(f"{where}.schedule: '{s.schedule}' is not one of {SCHEDULES}")
+    check_groups(s.trainable, f"{where}.trainable")
 
 
 def make_deterministic() -> None:
