@@ -45,6 +45,18 @@ def _write_status(run_dir: Path, status: str, start: float, error: str | None = 
         write_status(run_dir, status, time.perf_counter() - start, error)
 
 
+def _report_user_error(e: Exception, run_dir: Path, start: float) -> None:
+    """One line on stderr and in the log (`config error: ...` / `error: ...`), and a failed status.json."""
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    prefix = "config error" if isinstance(e, ConfigError) else "error"
+    print(f"{prefix}: {msg}", file=sys.stderr)
+    if not isinstance(e, ConfigError):
+        print("(run with debug=true for the full traceback)", file=sys.stderr)
+    log.error("%s: %s", prefix, msg)
+    with contextlib.suppress(OSError):
+        _write_status(run_dir, "failed", start, f"{prefix}: {msg}")
+
+
 def entry(fn: Callable[[RunSettings], object]) -> Callable[[DictConfig], object]:
     """Validate the config, save it resolved into the run dir, run, and turn user errors into one line.
 
@@ -70,14 +82,7 @@ def entry(fn: Callable[[RunSettings], object]) -> Callable[[DictConfig], object]
         except USER_ERRORS as e:
             if cfg.get("debug") or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            prefix = "config error" if isinstance(e, ConfigError) else "error"
-            print(f"{prefix}: {msg}", file=sys.stderr)
-            if not isinstance(e, ConfigError):
-                print("(run with debug=true for the full traceback)", file=sys.stderr)
-            log.error("%s: %s", prefix, msg)
-            with contextlib.suppress(OSError):
-                _write_status(run_dir, "failed", start, f"{prefix}: {msg}")
+            _report_user_error(e, run_dir, start)
             if multirun:
                 return None
             sys.exit(2)
