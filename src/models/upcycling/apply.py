@@ -97,13 +97,9 @@ class _Init:
 def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, seed: int,
                   calib: list[dict] | None = None, progress: bool = True, heldout: list[dict] | None = None,
                   budget: list[dict] | None = None, budget_heldout: list[dict] | None = None) -> dict:
-    """Replace the chosen FFNs by MoE layers initialised by `ucfg.strategy`; returns the report.
-
-    ``calib`` batches fit the data-aware strategies and, unless ``budget`` batches are given (the same clips
-    with other targets: `upcycle.budget_task`), the `auto` knobs; the report's deviations are measured on
-    ``heldout`` batches when given (else on ``calib``), its init loss on ``budget_heldout`` / ``budget`` when
-    given, else likewise.
-    """
+    """Replace the chosen FFNs by MoE layers initialised by `ucfg.strategy`; returns the report. ``calib`` fits the
+    data-aware strategies and, without ``budget`` batches (the same clips, other targets: `upcycle.budget_task`),
+    the `auto` knobs; deviations read ``heldout`` (else ``calib``), init_loss ``budget_heldout`` / ``budget``."""
     strategy = STRATEGIES[ucfg.strategy]
     dense_params = sum(p.numel() for p in model.parameters())
     report = {"strategy": ucfg.strategy, "num_experts": moe_cfg.num_experts, "top_k": moe_cfg.top_k,
@@ -118,9 +114,7 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
     layers = whisper_ffn_layers(model, moe_cfg.where, moe_cfg.every)
     inputs = capture_ffn_inputs(model, layers, calib, ucfg.calibration_tokens, seed) if calib else {}
     measured = capture_ffn_inputs(model, layers, heldout, ucfg.calibration_tokens, seed) if heldout else inputs
-    before = teacher_forced(model, measure, keep_logprobs=True) if measure else None  # the dense model's
-    fit_on = (before if measure is search else teacher_forced(model, search, keep_logprobs=True)) \
-        if strategy.auto_knob(ucfg) is not None else None  # the dense side of the budget, where the search reads
+    before, fit_on = _dense_side(model, measure, search if strategy.auto_knob(ucfg) is not None else None)
     state = strategy.fit(Calibration(model, layers, calib or [], inputs, moe_cfg.num_experts), ucfg)
     init = _Init(strategy, _install_blocks(model, layers, moe_cfg), {n: (l.fc1, l.fc2) for n, l in layers}, state,
                  seed)
@@ -140,6 +134,16 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
     report["warnings"] = warnings
     report["upcycle_seconds"] = time.perf_counter() - t0
     return report
+
+
+def _dense_side(model: nn.Module, measure: list[dict] | None, search: list[dict] | None
+                ) -> tuple[TeacherForced | None, TeacherForced | None]:
+    """The dense model's teacher-forced pass on ``measure`` (the report's init_loss) and on ``search`` (an auto
+    knob's budget; one pass when they are the same batches)."""
+    before = teacher_forced(model, measure, keep_logprobs=True) if measure else None
+    if not search:
+        return before, None
+    return before, before if measure is search else teacher_forced(model, search, keep_logprobs=True)
 
 
 def _check_upcyclable(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, strategy: Strategy,
