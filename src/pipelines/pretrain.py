@@ -117,14 +117,9 @@ def ensure_toy_model(mcfg: ModelConfig, data: DictConfig, cache_dir: str, progre
 
 
 def pretrain_toy(mcfg: ModelConfig, data: DictConfig, out: Path, progress: bool = True) -> dict:
+    """Train the toy tokenizer and pretrain the toy model into ``out`` (built in a `.work` dir, renamed at the end)."""
     recipe, arch = mcfg.pretrain, mcfg.toy
-    # the tokenizer reads every ST target, whatever subset fine-tuning uses
-    data = OmegaConf.create({**OmegaConf.to_container(data, resolve=True), "max_train_per_direction": None})
-    source = build_source(data)
-    # English ASR plus one translation per clip: the toy stand-in for a multilingual pretrained model.
-    train = source.examples("asr_train") + source.examples("pretrain_st_train")
-    dev = source.examples("asr_dev") + source.examples("pretrain_st_dev")
-    texts = [ex.translation for ex in train] + [ex.translation for ex in source.examples("train")]
+    source, train, dev, texts = _pretrain_data(data)
     work = out.with_name(out.name + ".work")
     shutil.rmtree(work, ignore_errors=True)
     tokenizer = train_toy_tokenizer(texts, work / "tokenizer", recipe.vocab_size)  # also creates `work`
@@ -143,7 +138,7 @@ def pretrain_toy(mcfg: ModelConfig, data: DictConfig, out: Path, progress: bool 
     )
     logger = ConsoleLogger()
     logger.start(work, {})
-    aux = []
+    aux = []  # the CTC head only when weighted: building it draws from the global generator
     if recipe.ctc_weight > 0:
         aux.append(CTCAuxLoss(arch.d_model, len(tokenizer), token_id(tokenizer, EOT),
                               token_id(tokenizer, TASK_TOKENS["transcribe"]), recipe.ctc_weight))
@@ -152,12 +147,28 @@ def pretrain_toy(mcfg: ModelConfig, data: DictConfig, out: Path, progress: bool 
     with cpu_threads(recipe.cpu_threads if trainer.device.type == "cpu" else None):
         history = trainer.fit()
     logger.finish()
+    summary = {"history": history, "skipped": source.skips.as_dict(), "train_examples": len(train)}
+    _publish(model, tokenizer, summary, work, out)
+    return summary
+
+
+def _pretrain_data(data: DictConfig):
+    """(source, train, dev, tokenizer texts): English ASR plus one translation per clip (the toy stand-in for a
+    multilingual pretrained model); the tokenizer also reads every ST target, whatever subset fine-tuning uses."""
+    data = OmegaConf.create({**OmegaConf.to_container(data, resolve=True), "max_train_per_direction": None})
+    source = build_source(data)
+    train = source.examples("asr_train") + source.examples("pretrain_st_train")
+    dev = source.examples("asr_dev") + source.examples("pretrain_st_dev")
+    texts = [ex.translation for ex in train] + [ex.translation for ex in source.examples("train")]
+    return source, train, dev, texts
+
+
+def _publish(model, tokenizer, summary: dict, work: Path, out: Path) -> None:
+    """The model, tokenizer, summary and metrics from ``work`` into ``out`` (replacing it), then ``work`` removed."""
     model.save_pretrained(str(work / "model"), safe_serialization=True)
     tokenizer.save_pretrained(str(work / "model"))
-    summary = {"history": history, "skipped": source.skips.as_dict(), "train_examples": len(train)}
     (work / "model" / "pretrain_summary.json").write_text(json.dumps(summary, indent=2))
     shutil.copy(work / "metrics.jsonl", work / "model" / "pretrain_metrics.jsonl")
     shutil.rmtree(out, ignore_errors=True)
     (work / "model").rename(out)
     shutil.rmtree(work, ignore_errors=True)
-    return summary
