@@ -402,36 +402,51 @@ def comparison_markdown(rows: list[dict], directions: list[str], split: str, bas
     compared metric its average ± std [interval] and Δ [interval], then significance, selection and cost;
     the columns explained above it, the provenance and the verdicts below it."""
     has_base = any(r.get("baseline") for r in rows)
-    lead, metrics = headline_metric(), compared_metrics()
-
-    def delta_head(m: Metric) -> str:
-        return f"Δ vs {baseline} [95% CI]" if m is lead else f"Δ {m.label} [95% CI]"
-
-    head = ["strategy", "schedule", "seeds", *[f"en-{d}" for d in directions]]
-    for m in metrics:
-        head += [f"{m.label} avg ± std [95% CI]"] + ([delta_head(m)] if has_base else [])
-    head += ["sig. +/−", "sig. +/− per seed"] if has_base else []
-    head += ["selection", "steps", "tokens", "wall min", "params active / total"]
+    head = _table_head(directions, baseline, has_base)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        other = has_base and not r["baseline"]
-        if "sig_better" in r:
-            sig, per_seed = f"{r['sig_better']}/{r['sig_worse']}", r["sig_per_seed"]
-        else:
-            sig = per_seed = "no shared seed" if other else ""
-        params = "n/a" if r["active_params"] is None and r["total_params"] is None \
-            else f"{_count(r['active_params'])} / {_count(r['total_params'])}"
-        cells = [r["strategy"], r["schedule"] or "n/a", str(r["seeds"]),
-                 *[fmt(r[f"{lead.name}_{d}"], lead.digits - 1) for d in directions]]
-        for m in metrics:
-            part = r.get(f"{m.name}_ci_seeds", r["seeds"]) < r["seeds"]
-            cells += [_with_interval(_pm(r[f"{m.name}_avg"], r[f"{m.name}_std"], m.digits),
-                                     row_interval(r, f"{m.name}_ci"), m.digits)
-                      + (f" (CI: {r[f'{m.name}_ci_seeds']} seeds)" if part else "")]
-            cells += [_delta_cell(r, m) if other else ""] if has_base else []
-        cells += [sig, per_seed] if has_base else []
-        cells += [r["selection"], fmt(r["steps"], 0), _count(r["tokens"]), _minutes(r["seconds"]), params]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["| " + " | ".join(_table_cells(r, directions, has_base)) + " |" for r in rows]
+    tail = provenance(runs or [])
+    found = verdicts(rows, baseline)
+    return (_caption(rows, directions, split, baseline, has_base) + "\n\n" + "\n".join(lines) + "\n"
+            + ("\n" + "\n".join(tail) + "\n" if tail else "")
+            + ("\nWhat the intervals allow:\n" + "\n".join(found) + "\n" if found else ""))
+
+
+def _table_head(directions: list[str], baseline: str, has_base: bool) -> list[str]:
+    lead = headline_metric()
+    head = ["strategy", "schedule", "seeds", *[f"en-{d}" for d in directions]]
+    for m in compared_metrics():
+        delta = f"Δ vs {baseline} [95% CI]" if m is lead else f"Δ {m.label} [95% CI]"
+        head += [f"{m.label} avg ± std [95% CI]"] + ([delta] if has_base else [])
+    head += ["sig. +/−", "sig. +/− per seed"] if has_base else []
+    return head + ["selection", "steps", "tokens", "wall min", "params active / total"]
+
+
+def _table_cells(r: dict, directions: list[str], has_base: bool) -> list[str]:
+    """One row of the table: per-direction headline metric, per metric avg [CI] and Δ [CI], significance, cost."""
+    lead = headline_metric()
+    other = has_base and not r["baseline"]
+    if "sig_better" in r:
+        sig, per_seed = f"{r['sig_better']}/{r['sig_worse']}", r["sig_per_seed"]
+    else:
+        sig = per_seed = "no shared seed" if other else ""
+    params = "n/a" if r["active_params"] is None and r["total_params"] is None \
+        else f"{_count(r['active_params'])} / {_count(r['total_params'])}"
+    cells = [r["strategy"], r["schedule"] or "n/a", str(r["seeds"]),
+             *[fmt(r[f"{lead.name}_{d}"], lead.digits - 1) for d in directions]]
+    for m in compared_metrics():
+        part = r.get(f"{m.name}_ci_seeds", r["seeds"]) < r["seeds"]
+        cells += [_with_interval(_pm(r[f"{m.name}_avg"], r[f"{m.name}_std"], m.digits),
+                                 row_interval(r, f"{m.name}_ci"), m.digits)
+                  + (f" (CI: {r[f'{m.name}_ci_seeds']} seeds)" if part else "")]
+        cells += [_delta_cell(r, m) if other else ""] if has_base else []
+    cells += [sig, per_seed] if has_base else []
+    return cells + [r["selection"], fmt(r["steps"], 0), _count(r["tokens"]), _minutes(r["seconds"]), params]
+
+
+def _caption(rows: list[dict], directions: list[str], split: str, baseline: str, has_base: bool) -> str:
+    """What the columns mean, the interval method and the selection rule (the text above the table)."""
+    lead = headline_metric()
     if has_base:
         versus = (f"Δ: the mean difference from {baseline} over the seeds both ran (seed s against {baseline}'s "
                   "seed s; the difference of the means where they share none); sig. +/−: directions where "
@@ -439,20 +454,14 @@ def comparison_markdown(rows: list[dict], directions: list[str], split: str, bas
                   f"than {baseline} on the same seed, summed over the seeds both ran (per seed in the next column). ")
     else:
         versus = f"No {baseline} run found: no deltas or significance. "
-    selections = {r["selection"] for r in rows}
-    same = "the same rule for every row" if len(selections) == 1 else "**not the same rule for every row**"
-    rule = f"Selection: which weights were evaluated ({same}). "
-    tail = provenance(runs or [])
-    found = verdicts(rows, baseline)
+    same = "the same rule for every row" if len({r["selection"] for r in rows}) == 1 \
+        else "**not the same rule for every row**"
     scope = f"per direction on {split}" if directions else f"on {split} (per direction: comparison.md)"
     return (f"{lead.label} {scope}, mean over seeds; rows are strategy x schedule (trainable groups "
             "per stage); avg ± std: the average over directions, mean and sample std over seeds. " + versus
-            + method_note(interval_seeds(rows)) + " " + rule
+            + method_note(interval_seeds(rows)) + " " + f"Selection: which weights were evaluated ({same}). "
             + "Cost, mean over seeds: optimizer steps, target tokens trained on, wall minutes of the training "
-            "stages, active / total parameters; n/a where a run dir does not record it.\n\n"
-            + "\n".join(lines) + "\n"
-            + ("\n" + "\n".join(tail) + "\n" if tail else "")
-            + ("\nWhat the intervals allow:\n" + "\n".join(found) + "\n" if found else ""))
+            "stages, active / total parameters; n/a where a run dir does not record it.")
 
 
 def row_name(row: dict, rows: list[dict]) -> str:
