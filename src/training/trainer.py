@@ -265,15 +265,7 @@ class Trainer:
         for ext in self.extensions:
             if not isinstance(ext, TrainerExtension):
                 raise TypeError(f"{type(ext).__name__} is not a TrainerExtension (src/utils/extension.py)")
-        # distributed=False: a single-process job even under torchrun (e.g. rank 0 pretraining the toy model)
-        self.dist = init_distributed(cfg.device) if distributed else DistInfo(local_rank=dist_info().local_rank)
-        self.device = resolve_device(cfg.device)
-        if cfg.deterministic:
-            make_deterministic()
-        if cfg.tune_cpu_malloc and self.device.type == "cpu":
-            tune_glibc_malloc()
-        if self.device.type == "cpu":
-            log.info("device: cpu, %d thread(s)", torch.get_num_threads())
+        self._set_up_processes(distributed)
         self.routing = RoutingCollector(model)  # the MoE blocks' Routing records of each training forward
         self.engine: torch.nn.Module = model  # what a step calls: the model, compiled and/or DDP/FSDP-wrapped
         self.dtype = self._autocast_dtype()
@@ -287,6 +279,19 @@ class Trainer:
         self.selector = Selector(cfg, self.run_dir / "checkpoints", self.dist.is_main)
         self.selection: dict | None = None  # after fit: the rule, its label, the step and checkpoint selected
         self._dev_seen: tuple[int, float | None] | None = None  # (global step, dev loss) of the last evaluation
+
+    def _set_up_processes(self, distributed: bool) -> None:
+        """Process group (distributed=False: a single-process job even under torchrun, e.g. rank 0 pretraining the
+        toy model), device, determinism and the CPU allocator."""
+        cfg = self.cfg
+        self.dist = init_distributed(cfg.device) if distributed else DistInfo(local_rank=dist_info().local_rank)
+        self.device = resolve_device(cfg.device)
+        if cfg.deterministic:
+            make_deterministic()
+        if cfg.tune_cpu_malloc and self.device.type == "cpu":
+            tune_glibc_malloc()
+        if self.device.type == "cpu":
+            log.info("device: cpu, %d thread(s)", torch.get_num_threads())
 
     def _autocast_dtype(self) -> torch.dtype | None:
         p = self.cfg.precision
