@@ -136,7 +136,8 @@ class _Stream:
 
 
 def read_model_bin(path: str | Path) -> CT2Model:
-    """Parse a CTranslate2 model.bin completely; truncation or trailing bytes raise ConversionError."""
+    """Parse a CTranslate2 model.bin completely; truncation or trailing bytes raise ConversionError (long on
+    purpose: the binary layout read top to bottom, in file order)."""
     path = Path(path)
     try:
         f = open(path, "rb")
@@ -306,7 +307,10 @@ def _unscaled(value: float) -> bool:
 
 
 def ct2_to_state_dict(model: CT2Model) -> tuple[dict[str, np.ndarray], WhisperDims]:
-    """transformers' WhisperForConditionalGeneration state dict (float32) and the architecture."""
+    """transformers' WhisperForConditionalGeneration state dict (float32) and the architecture.
+
+    Long on purpose: one readable variable-by-variable mapping table of the format (split, it would be read in
+    pieces that only make sense together)."""
     _check_not_quantised(model)
     pool = _Pool(model)
     conv1 = pool.shape("encoder/conv1/weight")
@@ -568,7 +572,8 @@ def _alignment_heads(config: dict, dims: WhisperDims) -> list[list[int]]:
 def hf_configs(
     dims: WhisperDims, ids: SpecialIds, multilingual: bool, config: dict
 ) -> tuple[WhisperConfig, GenerationConfig]:
-    """(WhisperConfig, GenerationConfig) laid out as in OpenAI's checkpoints on the Hugging Face hub.
+    """(WhisperConfig, GenerationConfig) laid out as in OpenAI's checkpoints on the Hugging Face hub (long on
+    purpose: a table of config fields).
 
     English-only models get no lang_to_id/task_to_id: transformers' generate() runs language detection
     whenever lang_to_id exists, which would put a language token into a .en model's prompt.

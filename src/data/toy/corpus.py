@@ -412,6 +412,7 @@ def _write_corpus(out: Path, params: dict, progress: bool, workers: int | None) 
 
 
 def _data_card(params: dict, clips: list[_Clip], n_samples: list[int], speakers: list[ToySpeaker]) -> str:
+    """The corpus's DATA_CARD.md (long on purpose: a document's text, section by section)."""
     sr = params["sample_rate"]
     hours = sum(n_samples) / sr / 3600
     count = {(g, s): sum(c.group == g and c.split == s for c in clips)

@@ -370,7 +370,7 @@ class Language:
         return self.lexicon[("fn", name)]
 
     def noun_phrase(self, np: NounPhrase, role: str) -> list[str]:
-        """Words of a noun phrase in role subj | obj | place."""
+        """Words of a noun phrase in role subj | obj | place (long on purpose: one typological rule per branch)."""
         t = self.typology
         plural = np.count > 1
         noun = self.word("noun", np.noun)
