@@ -169,15 +169,23 @@ def report_only(out: Path, regimes: list[str]) -> int:
     """The report phases alone, over whatever jobs finished (a study cut short still gets its tables)."""
     from src.entry import timing as tm
 
-    t = tm.Timing(command=f"python -m src.study --report {out}")
+    failed = report_phases(out, [r for r in regimes if (out / r).is_dir()],
+                           tm.Timing(command=f"python -m src.study --report {out}"))
+    return 1 if failed else 0
+
+
+def report_phases(out: Path, regimes: list[str], t) -> int:
+    """Per regime: the report against dense, the contrast reports, and the README block; returns the failures."""
+    from src.entry import timing as tm
+
     failed = 0
-    for regime in (r for r in regimes if (out / r).is_dir()):
+    for regime in regimes:
         failed += tm.report_phase(f"report {regime}", out / regime, t, note="comparison table with intervals")
         for baseline, sub in CONTRASTS.items():
             failed += tm.report_phase(f"report {regime} vs {baseline}", out / regime, t, baseline=baseline, out=sub,
                                       note=f"the same runs against {baseline} (one stage)")
         write_readme_block(out / regime)
-    return 1 if failed else 0
+    return failed
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -230,12 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = run_jobs(jobs, out, n_parallel, args.stage1_lr)
     t.phases.append(tm.Phase("jobs", time.perf_counter() - start, int(bool(failed)),
                              f"{len(jobs)} jobs ({failed} failed), {n_parallel} at a time"))
-    for regime in regimes:
-        failed += tm.report_phase(f"report {regime}", out / regime, t, note="comparison table with intervals")
-        for baseline, sub in CONTRASTS.items():
-            failed += tm.report_phase(f"report {regime} vs {baseline}", out / regime, t, baseline=baseline, out=sub,
-                                      note=f"the same runs against {baseline} (one stage)")
-        write_readme_block(out / regime)
+    failed += report_phases(out, regimes, t)
     md = tm.finish(t, out)
     print("\n" + md)
     print(f"README: python -m src.study --readme {out}")
