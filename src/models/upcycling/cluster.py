@@ -259,100 +259,124 @@ class _Sample(_Source):
 @torch.no_grad()
 def fit_layers(source: _Source, E: int, cfg: ClusterConfig) -> dict[str, LayerFit]:
     """Every layer's experts: k-means on the sample, pass 1 (cluster Grams of X), W1_e, pass 2 (Grams of each
-    expert's own hidden activations), W2_e."""
-    names = list(source.dense)
-    dev = {name: source.dense[name][0].weight.device for name in names}
-    cent, gram, count, norm = {}, {}, {}, {}
-    for name in names:
-        x = source.samples.get(name)
-        if x is None or x.shape[0] == 0:
-            raise UserError(f"upcycle=cluster: no calibration tokens for {name} (check upcycle.calibration_examples)")
-        c, _ = spherical_kmeans(x.float().cpu(), E, cfg.kmeans_iters, _kmeans_gen(name))
-        cent[name] = c.to(dev[name], torch.float64)
-        d = c.shape[1]
-        gram[name] = torch.zeros(E, d, d, dtype=torch.float64, device=dev[name])
-        count[name] = torch.zeros(E, dtype=torch.long, device=dev[name])
-        norm[name] = 0.0
+    expert's own hidden activations, in groups of layers whose Grams fit in `hidden_gram_gib`), W2_e."""
+    fitter = _LayerFitter(source, E, cfg)
+    fitter.kmeans()
+    source.stream(fitter.names, fitter.pass1)
+    fits = {name: fitter.fit_w1(name) for name in fitter.names}
+    for group in fitter.pass2_groups():
+        fitter.start_pass2(group, fits)
+        source.stream(group, fitter.pass2)
+        for name in group:
+            fitter.fit_w2(name, fits[name])
+    return fits
 
-    def assign(name: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = x.to(dev[name], torch.float64)
-        return x, (F.normalize(x, dim=1) @ cent[name].t()).argmax(1)
 
-    def pass1(name: str, x: torch.Tensor) -> None:
-        x, lab = assign(name, x)
+class _LayerFitter:
+    """The state of `fit_layers`' passes: per layer, centroids, the float64 Gram accumulators and counts."""
+
+    def __init__(self, source: _Source, E: int, cfg: ClusterConfig) -> None:
+        self.source, self.E, self.cfg = source, E, cfg
+        self.names = list(source.dense)
+        self.dev = {name: source.dense[name][0].weight.device for name in self.names}
+        self.cent, self.gram, self.count, self.norm = {}, {}, {}, {}
+        self.hgram: dict[str, torch.Tensor | None] = {}
+        self.hcount: dict[str, torch.Tensor] = {}
+        self.w1dev: dict[str, torch.Tensor | None] = {}
+
+    def kmeans(self) -> None:
+        """Spherical k-means of each layer's token sample; empty pass-1 accumulators."""
+        E = self.E
+        for name in self.names:
+            x = self.source.samples.get(name)
+            if x is None or x.shape[0] == 0:
+                raise UserError(f"upcycle=cluster: no calibration tokens for {name} (check "
+                                "upcycle.calibration_examples)")
+            c, _ = spherical_kmeans(x.float().cpu(), E, self.cfg.kmeans_iters, _kmeans_gen(name))
+            self.cent[name] = c.to(self.dev[name], torch.float64)
+            d = c.shape[1]
+            self.gram[name] = torch.zeros(E, d, d, dtype=torch.float64, device=self.dev[name])
+            self.count[name] = torch.zeros(E, dtype=torch.long, device=self.dev[name])
+            self.norm[name] = 0.0
+
+    def assign(self, name: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.to(self.dev[name], torch.float64)
+        return x, (F.normalize(x, dim=1) @ self.cent[name].t()).argmax(1)
+
+    def pass1(self, name: str, x: torch.Tensor) -> None:
+        x, lab = self.assign(name, x)
         for e in lab.unique().tolist():
             xe = x[lab == e]
-            gram[name][e] += xe.t() @ xe
-        count[name] += torch.bincount(lab, minlength=E)
-        norm[name] += float(x.norm(dim=1).sum())
+            self.gram[name][e] += xe.t() @ xe
+        self.count[name] += torch.bincount(lab, minlength=self.E)
+        self.norm[name] += float(x.norm(dim=1).sum())
 
-    source.stream(names, pass1)
-    fits: dict[str, LayerFit] = {}
-    for name in names:
-        fc1, fc2 = source.dense[name]
+    def fit_w1(self, name: str) -> LayerFit:
+        """W1_e from each cluster's regularised covariance (clusters under min_cluster_tokens keep the dense W1)."""
+        E, cfg = self.E, self.cfg
+        fc1, fc2 = self.source.dense[name]
         d_ff, d = fc1.weight.shape
-        sizes = count[name].tolist()
+        sizes = self.count[name].tolist()
         total = sum(sizes)
         min_tokens = int(cfg.min_cluster_tokens) if cfg.min_cluster_tokens is not None else \
             math.ceil(cfg.min_cluster_factor * d)
         copied = [n < max(1, min_tokens) for n in sizes]
-        pooled = gram[name].sum(0) / max(1, total)
+        pooled = self.gram[name].sum(0) / max(1, total)
         w1 = fc1.weight.detach().cpu().expand(E, d_ff, d).clone()
         ranks: list[dict | None] = [None] * E
         for e in range(E):
             if not copied[e]:
-                cov = regularised_cov(gram[name][e], sizes[e], pooled, cfg.shrinkage, cfg.ridge)
+                cov = regularised_cov(self.gram[name][e], sizes[e], pooled, cfg.shrinkage, cfg.ridge)
                 w, r = weight_from_cov(fc1.weight, cov, cfg.svd_mode, cfg.rank, cfg.energy)
                 w1[e].copy_(w)
                 ranks[e] = {"w1": r}
-        gram[name] = None  # pass-2 memory
-        fits[name] = LayerFit(centroids=cent[name].float(), mean_norm=norm[name] / max(1, total), sizes=sizes,
-                              copied=copied, ranks=ranks, w1=w1,
-                              w2=fc2.weight.detach().cpu().expand(E, *fc2.weight.shape).clone(), min_tokens=min_tokens)
+        self.gram[name] = None  # pass-2 memory
+        return LayerFit(centroids=self.cent[name].float(), mean_norm=self.norm[name] / max(1, total), sizes=sizes,
+                        copied=copied, ranks=ranks, w1=w1,
+                        w2=fc2.weight.detach().cpu().expand(E, *fc2.weight.shape).clone(), min_tokens=min_tokens)
 
-    # pass 2, in groups of layers whose float64 hidden Grams fit in hidden_gram_gib
-    budget = cfg.hidden_gram_gib * 2**30
-    groups: list[list[str]] = [[]]
-    used = 0.0
-    for name in names:
-        size = E * source.dense[name][0].weight.shape[0] ** 2 * 8
-        if groups[-1] and used + size > budget:
-            groups.append([])
-            used = 0.0
-        groups[-1].append(name)
-        used += size
-    hgram: dict[str, torch.Tensor | None] = {}
-    hcount: dict[str, torch.Tensor] = {}
-    w1dev: dict[str, torch.Tensor | None] = {}
+    def pass2_groups(self) -> list[list[str]]:
+        """The layers in groups whose float64 hidden Grams fit in `hidden_gram_gib` together."""
+        budget = self.cfg.hidden_gram_gib * 2**30
+        groups: list[list[str]] = [[]]
+        used = 0.0
+        for name in self.names:
+            size = self.E * self.source.dense[name][0].weight.shape[0] ** 2 * 8
+            if groups[-1] and used + size > budget:
+                groups.append([])
+                used = 0.0
+            groups[-1].append(name)
+            used += size
+        return groups
 
-    def pass2(name: str, x: torch.Tensor) -> None:
-        x, lab = assign(name, x)
-        b1 = source.dense[name][0].bias
+    def start_pass2(self, group: list[str], fits: dict[str, LayerFit]) -> None:
+        for name in group:
+            d_ff = self.source.dense[name][0].weight.shape[0]
+            self.hgram[name] = torch.zeros(self.E, d_ff, d_ff, dtype=torch.float64, device=self.dev[name])
+            self.hcount[name] = torch.zeros(self.E, dtype=torch.long, device=self.dev[name])
+            self.w1dev[name] = fits[name].w1.to(self.dev[name], torch.float64)
+
+    def pass2(self, name: str, x: torch.Tensor) -> None:
+        x, lab = self.assign(name, x)
+        b1 = self.source.dense[name][0].bias
         for e in lab.unique().tolist():
-            h = F.gelu(F.linear(x[lab == e], w1dev[name][e], None if b1 is None else b1.double()))
-            hgram[name][e] += h.t() @ h
-        hcount[name] += torch.bincount(lab, minlength=E)
+            h = F.gelu(F.linear(x[lab == e], self.w1dev[name][e], None if b1 is None else b1.double()))
+            self.hgram[name][e] += h.t() @ h
+        self.hcount[name] += torch.bincount(lab, minlength=self.E)
 
-    for group in groups:
-        for name in group:
-            d_ff = source.dense[name][0].weight.shape[0]
-            hgram[name] = torch.zeros(E, d_ff, d_ff, dtype=torch.float64, device=dev[name])
-            hcount[name] = torch.zeros(E, dtype=torch.long, device=dev[name])
-            w1dev[name] = fits[name].w1.to(dev[name], torch.float64)
-        source.stream(group, pass2)
-        for name in group:
-            fit, fc2 = fits[name], source.dense[name][1]
-            w1dev[name] = None
-            sizes = hcount[name].tolist()
-            pooled = hgram[name].sum(0) / max(1, sum(sizes))
-            for e in range(E):
-                if not fit.copied[e]:
-                    cov = regularised_cov(hgram[name][e], sizes[e], pooled, cfg.shrinkage, cfg.ridge)
-                    w, r = weight_from_cov(fc2.weight, cov, cfg.svd_mode, cfg.rank, cfg.energy)
-                    fit.w2[e].copy_(w)
-                    fit.ranks[e]["w2"] = r
-            hgram[name] = None
-    return fits
+    def fit_w2(self, name: str, fit: LayerFit) -> None:
+        """W2_e from each expert's own hidden-activation covariance."""
+        cfg, fc2 = self.cfg, self.source.dense[name][1]
+        self.w1dev[name] = None
+        sizes = self.hcount[name].tolist()
+        pooled = self.hgram[name].sum(0) / max(1, sum(sizes))
+        for e in range(self.E):
+            if not fit.copied[e]:
+                cov = regularised_cov(self.hgram[name][e], sizes[e], pooled, cfg.shrinkage, cfg.ridge)
+                w, r = weight_from_cov(fc2.weight, cov, cfg.svd_mode, cfg.rank, cfg.energy)
+                fit.w2[e].copy_(w)
+                fit.ranks[e]["w2"] = r
+        self.hgram[name] = None
 
 
 @register_strategy("cluster")
