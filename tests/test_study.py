@@ -88,8 +88,8 @@ def test_the_readme_block_adds_the_verdicts_against_vanilla_and_spri(tmp_path):
     (regime / "report" / "summary.md").write_text("| table vs dense |\n\nWhat the intervals allow:\n- spri: vs dense\n")
     for baseline, sub in CONTRASTS.items():
         (regime / sub).mkdir()
-        (regime / sub / "summary.md").write_text(
-            f"| table vs {baseline} |\n\nWhat the intervals allow:\n- dense: Δ vs {baseline}\n- drop: Δ vs {baseline}\n")
+        verdicts = f"- dense: Δ vs {baseline}\n- drop: Δ vs {baseline}\n"
+        (regime / sub / "summary.md").write_text(f"| table vs {baseline} |\n\nWhat the intervals allow:\n{verdicts}")
     text = write_readme_block(regime).read_text()
     assert text.startswith("| table vs dense |") and "- spri: vs dense" in text
     assert "Against vanilla in one stage" in text and "- drop: Δ vs vanilla" in text and "- drop: Δ vs spri" in text
