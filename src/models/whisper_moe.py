@@ -175,8 +175,10 @@ class RoutingCollector:
         self.active = False
         blocks = moe_blocks(model)
         self.hooks = [block.register_forward_hook(partial(self._keep, name)) for name, block in blocks]
-        self.hooks += [block.register_forward_pre_hook(partial(self._mask, name.split(".")[0]), with_kwargs=True)
-                       for name, block in blocks if block.cfg.capacity_factor is not None]
+        mask_hooks = [block.register_forward_pre_hook(partial(self._mask, name.split(".")[0]), with_kwargs=True)
+                      for name, block in blocks if block.cfg.capacity_factor is not None]
+        self.needs_masks = bool(mask_hooks)  # only a capacity limit reads the batch's token masks
+        self.hooks += mask_hooks
 
     def _keep(self, name: str, module: nn.Module, inputs, output) -> None:
         if self.active:

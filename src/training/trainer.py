@@ -328,7 +328,7 @@ class Trainer:
         )
 
     def _forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        enc, dec = batch_token_masks(batch, self.device) if self.routing.hooks else (None, None)
+        enc, dec = batch_token_masks(batch, self.device) if self.routing.needs_masks else (None, None)
         with self._autocast(), self.routing.collect({"encoder": enc, "decoder": dec}) as routing:
             out = self._outputs(batch)
             labels = batch["labels"].to(self.device)

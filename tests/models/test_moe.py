@@ -145,6 +145,7 @@ def test_the_collector_hands_each_capacity_block_its_sides_token_mask():
     seen = []
     block = model.model.decoder.layers[0].mlp
     collector = RoutingCollector(model)
+    assert collector.needs_masks  # a capacity block: the trainer computes the batch's masks for it
     block.register_forward_pre_hook(lambda m, a, kw: seen.append(kw.get("token_mask")), with_kwargs=True)  # after
     mask = torch.tensor([[True, True, False]])
     with collector.collect({"decoder": mask, "encoder": None}) as records:
