@@ -26,7 +26,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from src.models import dispatch  # noqa: E402
-from src.models.moe import MoEBlock, MoEConfig  # noqa: E402
+from src.models.config import MoEConfig  # noqa: E402
+from src.models.moe import MoEBlock  # noqa: E402
 from src.utils.bench import device_name, interleaved_medians  # noqa: E402
 
 SHAPES = {"small": 768, "large_v3": 1280, "tiny": 64}  # d_model; FFN 4d (tiny: a dry run of the script)

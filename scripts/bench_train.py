@@ -29,10 +29,10 @@ def run_variant(variant: str, args) -> dict:
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
     from src.models.backbone import set_pad_to_30s
-    from src.models.moe import MoEConfig
+    from src.models.config import MoEConfig
     from src.models.router_losses import MoELoss
-    from src.models.upcycling import strategy_config
     from src.models.upcycling.apply import upcycle_model
+    from src.models.upcycling.config import strategy_config
     from src.models.whisper_moe import RoutingCollector
     from src.training.trainer import token_loss
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from src.models.moe import MoEConfig  # noqa: E402
-from src.models.upcycling import strategy_config  # noqa: E402
+from src.models.config import MoEConfig  # noqa: E402
 from src.models.upcycling.apply import upcycle_model  # noqa: E402
+from src.models.upcycling.config import strategy_config  # noqa: E402
 from src.utils.bench import device_name  # noqa: E402
 
 

@@ -23,18 +23,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from src.data.config import LoaderConfig  # noqa: E402
 from src.data.covost2 import CoVoST2Source  # noqa: E402
 from src.data.features import N_FRAMES_30S  # noqa: E402
-from src.data.loading import LoaderConfig, make_loader  # noqa: E402
+from src.data.loading import make_loader  # noqa: E402
 from src.data.toy.english import build_english_set, english_set_dir  # noqa: E402
-from src.evaluation.generation import DecodeConfig, decode  # noqa: E402
+from src.evaluation.config import DecodeConfig  # noqa: E402
+from src.evaluation.generation import decode  # noqa: E402
 from src.evaluation.metrics import word_error_rate  # noqa: E402
 from src.evaluation.run import task_examples  # noqa: E402
 from src.models.backbone import load_whisper, set_pad_to_30s  # noqa: E402
-from src.models.moe import MoEConfig  # noqa: E402
-from src.models.upcycling import STRATEGIES, strategy_config  # noqa: E402
+from src.models.config import MoEConfig  # noqa: E402
+from src.models.upcycling import STRATEGIES  # noqa: E402
 from src.models.upcycling.apply import upcycle_model  # noqa: E402
 from src.models.upcycling.calibration import teacher_forced  # noqa: E402
+from src.models.upcycling.config import strategy_config  # noqa: E402
 from src.pretrained.offline import ensure_offline_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -53,8 +53,8 @@ REPORT_RESERVE_S = 15  # --time-limit: the report's time (bootstrap intervals an
 DRY = ["data.corpus.n_asr_train=48", "data.corpus.n_asr_dev=8", "data.corpus.n_st_train=12",
        "data.corpus.n_st_dev=4", "data.corpus.n_st_test=4", "model=whisper_toy", "model.name_or_path=null",
        "model.pad_to_30s=false", "model.toy.d_model=64", "model.toy.encoder_layers=1", "model.toy.decoder_layers=1",
-       "model.toy.ffn_dim=128", "model.pretrain.steps=30", "model.pretrain.vocab_size=600", "model.pretrain.lr=3e-3",
-       "model.pretrain.warmup_steps=5", "moe.every=1", "data.loader.max_batch_size=8",
+       "model.toy.ffn_dim=128", "pretrain.steps=30", "pretrain.vocab_size=600", "pretrain.lr=3e-3",
+       "pretrain.warmup_steps=5", "moe.every=1", "data.loader.max_batch_size=8",
        "data.loader.max_batch_frames=24000", "trainer.total_steps=6", "trainer.warmup_steps=1", "trainer.eval_every=3",
        "trainer.max_eval_batches=1", "trainer.log_every=1", "eval.max_examples_per_direction=1",
        "eval.max_new_tokens=16", "trainer.device=cpu", "trainer.precision=fp32"]
@@ -91,16 +91,16 @@ elif name.startswith(offline.PREFIX):
 else:
     model["label"] = name
 t1 = time.perf_counter()
-source = build_source(used[0].cfg.data)
+source = build_source(used[0].data)
 n = {split: len(source.examples(split)) for split in ("train", "dev", "test")}
 root = getattr(source, "corpus_root", None)
-data = f"data {root.name if root else used[0].cfg.data._target_}: {n['train']} train / {n['dev']} dev"
+data = f"data {root.name if root else used[0].data.target}: {n['train']} train / {n['dev']} dev"
 print(f"{len(real)} run configs valid ({t1 - t0:.0f} s); {data} / {n['test']} test examples "
       f"({time.perf_counter() - t1:.0f} s)")
 if used[0].model.name_or_path is None:  # the dry run's toy model: pretrained once here, not by every run
     from pathlib import Path
     from src.pipelines.pretrain import ensure_toy_model
-    toy = ensure_toy_model(used[0].model, used[0].cfg.data, used[0].paths.cache_dir, False)
+    toy = ensure_toy_model(used[0].model.toy, used[0].pretrain, used[0].data, used[0].paths.cache_dir, False)
     print(f"dry run: toy model {Path(toy).name}")
 if converting is not None:
     converting.join()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,12 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from src.data.config import DataConfig, LoaderConfig
 from src.data.languages import check_directions
-from src.data.loading import LoaderConfig
-from src.evaluation.run import EvalConfig
-from src.models.backbone import ModelConfig
-from src.models.moe import MoEConfig
-from src.training.trainer import TrainerConfig, check_trainer_config
+from src.evaluation.config import EvalConfig
+from src.models.config import ModelConfig, MoEConfig
+from src.models.upcycling.config import UpcycleConfig, strategy_config
+from src.training.config import PretrainRecipe, TrainerConfig, check_groups, check_trainer_config
 from src.utils.errors import UserError
 from src.utils.structured import to_dataclass
 
@@ -71,7 +71,7 @@ def run_dir_of(cfg: DictConfig) -> Path:
         from hydra.core.hydra_config import HydraConfig
 
         return Path(HydraConfig.get().runtime.output_dir)
-    except ValueError:
+    except (ValueError, OmegaConfBaseException):  # not in a Hydra job (compose API: no runtime dir)
         return Path(cfg.paths.output_dir)
 
 
@@ -87,8 +87,8 @@ class PathsConfig:
 
 
 # Groups checked against the dataclass their code consumes.
-SCHEMAS: dict[str, type] = {"model": ModelConfig, "trainer": TrainerConfig, "paths": PathsConfig, "moe": MoEConfig,
-                            "eval": EvalConfig}
+SCHEMAS: dict[str, type] = {"model": ModelConfig, "pretrain": PretrainRecipe, "trainer": TrainerConfig,
+                            "paths": PathsConfig, "moe": MoEConfig, "eval": EvalConfig}
 # Groups checked against the signature of their `_target_` (plus nested schema nodes).
 TARGET_GROUPS: dict[str, dict[str, type]] = {"data": {"loader": LoaderConfig}, "logger": {}}
 # Top-level keys of config.yaml itself.
@@ -147,18 +147,39 @@ def _check_target(group: str, node: DictConfig, nested: dict[str, type]) -> None
 @dataclass
 class RunSettings:
     """The composed config, typed once at start-up (`validate`, called by src.entry.cli.entry): the pipelines
-    read these dataclasses and hand the parts down. `cfg` keeps the composition itself, for the groups built
-    from their `_target_` (data, logger) and for writing the run's config."""
+    read these dataclasses and hand the parts down, never the raw composition."""
 
-    cfg: DictConfig
     model: ModelConfig
+    pretrain: PretrainRecipe  # how the toy model is pretrained (read only when model.toy is used)
     trainer: TrainerConfig
     moe: MoEConfig
     eval: EvalConfig
     paths: PathsConfig
-    upcycle: Any  # the strategy's own UpcycleConfig subclass (src/models/upcycling)
+    data: DataConfig
+    upcycle: UpcycleConfig  # the strategy's own dataclass (src/models/upcycling/config.py)
+    logger: dict[str, Any]  # built from its `_target_` (src/training/loggers.py)
+    output_dir: Path  # this job's directory (Hydra's run dir)
+    resolved: dict[str, Any] = field(default_factory=dict)  # the whole composition, resolved (what the logger records)
     seed: int = 1
     progress: bool = True
+    # Per-job keys of evaluate.yaml / upcycle.yaml / src.pretrain (config.yaml's TOP_LEVEL).
+    run_dir: Path | None = None  # evaluate: the training run to evaluate
+    checkpoint: Path | None = None  # evaluate: a model directory
+    rescore: bool = False  # evaluate: rescore the saved hypotheses only
+    out: Path | None = None  # upcycle: where the MoE checkpoint goes
+    rebuild: bool = True  # pretrain: rebuild the toy model even when it is cached
+
+
+def data_config(node: DictConfig) -> DataConfig:
+    """The `data` group (or a saved run's) as its dataclass; the loader settings validated."""
+    try:
+        data = DataConfig.from_node(OmegaConf.to_container(node, resolve=True))
+        data.loader.check()
+    except (OmegaConfBaseException, TypeError) as e:
+        raise ConfigError(f"data.loader: {_first_line(e)}") from None
+    except UserError as e:
+        raise ConfigError(str(e)) from None
+    return data
 
 
 def validate(cfg: DictConfig) -> RunSettings:
@@ -173,17 +194,18 @@ def validate(cfg: DictConfig) -> RunSettings:
     groups = {group: typed(group, cfg) for group in SCHEMAS}
     for group, nested in TARGET_GROUPS.items():
         _check_target(group, cfg[group], nested)
-    run = RunSettings(cfg=cfg, upcycle=_check_upcycle(cfg, groups["moe"]), seed=int(cfg.seed),
-                      progress=bool(cfg.get("progress", True)), **groups)
+    optional_path = {key: Path(cfg[key]) if cfg.get(key) else None for key in ("run_dir", "checkpoint", "out")}
+    run = RunSettings(upcycle=_check_upcycle(cfg, groups["moe"]), data=data_config(cfg.data),
+                      logger=OmegaConf.to_container(cfg.logger, resolve=True), output_dir=run_dir_of(cfg),
+                      resolved=OmegaConf.to_container(cfg, resolve=True), seed=int(cfg.seed),
+                      progress=bool(cfg.get("progress", True)), rescore=bool(cfg.get("rescore", False)),
+                      rebuild=bool(cfg.get("rebuild", True)), **optional_path, **groups)
     check_combinations(run)
     return run
 
 
-def _check_upcycle(cfg: DictConfig, moe: MoEConfig):
+def _check_upcycle(cfg: DictConfig, moe: MoEConfig) -> UpcycleConfig:
     """`upcycle` is checked against the dataclass of the strategy it names (registry)."""
-    from src.models.upcycling import strategy_config
-    from src.training.param_groups import check_groups
-
     try:
         ucfg = strategy_config(OmegaConf.create(OmegaConf.to_container(cfg.upcycle, resolve=True)))
         check_groups(ucfg.stage1_trainable, "upcycle.stage1_trainable")
@@ -200,7 +222,7 @@ def _check_upcycle(cfg: DictConfig, moe: MoEConfig):
 
 
 def check_combinations(run: RunSettings) -> None:
-    cfg, model = run.cfg, run.model
+    model, data = run.model, run.data
     try:
         check_trainer_config(run.trainer)
         run.eval.check()
@@ -208,25 +230,20 @@ def check_combinations(run: RunSettings) -> None:
         raise ConfigError(str(e)) from None
     if model.name_or_path is None and model.toy is None:
         raise ConfigError("model.name_or_path: set a hub name or local path (or use model=whisper_toy)")
-    if model.toy is not None and model.name_or_path is None and "corpus" not in cfg.data:
+    if model.toy is not None and model.name_or_path is None and not data.is_toy:
         raise ConfigError("model: whisper_toy is pretrained on the toy corpus and needs data=toy; "
                           "for real CoVoST2 use e.g. model=whisper_small")
-    if cfg.data.get("directions"):
+    if data.directions:
         try:
-            check_directions(list(cfg.data.directions))
+            check_directions(data.directions)
         except UserError as e:
             raise ConfigError(str(e)) from None
-    max_dur = cfg.data.get("max_duration")
+    max_dur = data.max_duration
     if max_dur is not None and max_dur > 30:
         raise ConfigError(f"data.max_duration: {max_dur}s exceeds Whisper's 30 s encoder window")
-    loader = LoaderConfig(**OmegaConf.to_container(cfg.data.get("loader", {}), resolve=True))
-    try:
-        loader.check()
-    except UserError as e:
-        raise ConfigError(str(e)) from None
     frames = 3000 if model.pad_to_30s else int((max_dur or 30) * 100) + 3
-    if loader.max_batch_frames < frames:
+    if data.loader.max_batch_frames < frames:
         raise ConfigError(
-            f"data.loader.max_batch_frames: {loader.max_batch_frames} cannot hold one "
+            f"data.loader.max_batch_frames: {data.loader.max_batch_frames} cannot hold one "
             f"{'30 s (padded)' if model.pad_to_30s else f'{max_dur} s'} clip ({frames} frames); raise it"
         )

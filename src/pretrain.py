@@ -8,6 +8,7 @@ import hydra
 
 from src.config import RunSettings
 from src.entry.cli import entry
+from src.utils.errors import UserError
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -15,8 +16,10 @@ from src.entry.cli import entry
 def main(run: RunSettings) -> None:
     from src.pipelines.pretrain import ensure_toy_model
 
-    path = ensure_toy_model(run.model, run.cfg.data, run.paths.cache_dir, run.progress,
-                            force=bool(run.cfg.get("rebuild", True)))
+    if run.model.toy is None:
+        raise UserError("src.pretrain pretrains the toy model: use model=whisper_toy (the default for data=toy)")
+    path = ensure_toy_model(run.model.toy, run.pretrain, run.data, run.paths.cache_dir, run.progress,
+                            force=run.rebuild)
     print(f"toy model: {path}")
 
 

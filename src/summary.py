@@ -15,7 +15,7 @@ def main(run: RunSettings) -> None:
     from src.data.loading import build_source
     from src.data.summary import format_table, summarize
 
-    summary = summarize(build_source(run.cfg.data))
+    summary = summarize(build_source(run.data))
     print(format_table(summary))
     print(json.dumps(summary))
 

@@ -18,7 +18,7 @@ def main(run: RunSettings) -> None:
 
     report = upcycle_checkpoint(run)
     print(f"{report['strategy']}: {len(report['layers'])} MoE layers, {report['total_parameters']:,} total / "
-          f"{report['active_parameters']:,} active parameters -> {run.cfg.out}")
+          f"{report['active_parameters']:,} active parameters -> {run.out}")
 
 
 if __name__ == "__main__":

@@ -15,14 +15,17 @@ import torch
 from omegaconf import OmegaConf
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
+from src.data.config import LoaderConfig
 from src.data.features import N_FRAMES_30S
-from src.data.loading import LoaderConfig, make_loader
+from src.data.loading import make_loader
 from src.data.text import IGNORE_INDEX
-from src.evaluation.generation import DecodeConfig, decode
+from src.evaluation.config import DecodeConfig
+from src.evaluation.generation import decode
 from src.models.backbone import set_pad_to_30s
-from src.models.moe import MoEConfig
-from src.models.upcycling import STRATEGIES, strategy_config
+from src.models.config import MoEConfig
+from src.models.upcycling import STRATEGIES
 from src.models.upcycling.apply import upcycle_model
+from src.models.upcycling.config import strategy_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,8 +34,8 @@ TINY = [
     "data.corpus.n_asr_train=48", "data.corpus.n_asr_dev=8", "data.corpus.n_st_train=12",
     "data.corpus.n_st_dev=4", "data.corpus.n_st_test=4",
     "model.toy.d_model=64", "model.toy.encoder_layers=1", "model.toy.decoder_layers=1",
-    "model.toy.ffn_dim=128", "model.pretrain.steps=30", "model.pretrain.vocab_size=600",
-    "model.pretrain.lr=3e-3", "model.pretrain.warmup_steps=5",
+    "model.toy.ffn_dim=128", "pretrain.steps=30", "pretrain.vocab_size=600",
+    "pretrain.lr=3e-3", "pretrain.warmup_steps=5",
     "trainer.total_steps=40", "trainer.stages.0.warmup_steps=5", "trainer.stages.0.lr=3e-3",
     "eval.beam=2", "eval.max_new_tokens=200", "eval.comet.model=null",
     "trainer.log_every=5", "progress=false",

@@ -241,3 +241,54 @@ def test_a_bug_raised_while_checking_keeps_its_traceback(monkeypatch, target):
     with pytest.raises(ValueError, match="internal bug") as info:
         validate(make_cfg(["upcycle=spri"]))
     assert not isinstance(info.value, ConfigError)
+
+
+def test_validating_a_config_imports_no_torch():
+    """Each group's dataclass lives in a torch-free module: composing and typing a run needs no torch (nor the
+    strategies, which import it)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from hydra import compose, initialize_config_dir\n"
+        "from hydra.core.hydra_config import HydraConfig\n"
+        "from omegaconf import open_dict\n"
+        "from src.config import validate\n"
+        f"with initialize_config_dir(config_dir={CONF_DIR!r}, version_base='1.3'):\n"
+        "    for o in (['upcycle=spri'], ['upcycle=cluster', 'model=whisper_small', 'data=covost2', 'data.root=/x']):\n"
+        "        cfg = compose('config', overrides=o, return_hydra_config=True)\n"
+        "        HydraConfig().set_config(cfg)\n"
+        "        with open_dict(cfg):\n"
+        "            del cfg['hydra']\n"
+        "            cfg.paths.output_dir = '/tmp/upcycle-st-test'\n"
+        "        run = validate(cfg)\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'src.models.upcycling.spri') if m in sys.modules)\n"
+        "print(type(run.upcycle).__name__, run.data.target, heavy)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(CONF_DIR).parent,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["ClusterConfig", "src.data.covost2.CoVoST2Source", "[]"]
+
+
+def test_run_settings_are_typed_throughout():
+    """No field of RunSettings is the raw composition (DictConfig) or untyped: the pipelines read dataclasses."""
+    import typing
+
+    from src.config import RunSettings
+
+    hints = typing.get_type_hints(RunSettings)
+    assert not [name for name, hint in hints.items() if hint is typing.Any or "DictConfig" in str(hint)]
+    run = validate(make_cfg(["upcycle=spri", "data.loader.max_batch_size=7", "pretrain.steps=12"]))
+    assert type(run.upcycle).__name__ == "SPRIConfig" and run.upcycle.energy == "auto"
+    assert run.data.loader.max_batch_size == 7 and run.data.is_toy and run.pretrain.steps == 12
+    assert run.output_dir == Path("/tmp/upcycle-st-test") and run.resolved["upcycle"]["strategy"] == "spri"
+
+
+def test_strategy_and_config_registries_agree():
+    from src.models.upcycling import STRATEGIES
+    from src.models.upcycling.config import CONFIGS
+
+    assert sorted(STRATEGIES) == sorted(CONFIGS)
+    assert all(STRATEGIES[name].config is CONFIGS[name] for name in STRATEGIES)

@@ -39,7 +39,7 @@ def test_each_job_composes_to_its_schedule(job, stages):
     if len(stages) == 2:
         assert run.trainer.stages[0].lr == 1e-4 and run.trainer.stages[1].lr == run.trainer.lr
     if job.regime == "toy_constrained":
-        assert run.cfg.data.max_train_per_direction == 40 and run.trainer.select == "best_dev_loss"
+        assert run.data.options["max_train_per_direction"] == 40 and run.trainer.select == "best_dev_loss"
 
 
 def test_a_rerun_skips_finished_jobs_resumes_cut_ones_and_restarts_empty_ones(tmp_path):

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio.functional as AF
 
 SAMPLE_RATE = 16_000
 
@@ -29,6 +27,9 @@ def to_16k_mono(audio: np.ndarray, sr: int) -> np.ndarray:
     if audio.ndim == 2:
         audio = audio.mean(axis=1)
     if sr != SAMPLE_RATE:
+        import torch  # here: the data sources import without torch (config validation builds none of it)
+        import torchaudio.functional as AF
+
         audio = AF.resample(torch.from_numpy(audio), sr, SAMPLE_RATE).numpy()
     return audio
 

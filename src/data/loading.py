@@ -3,48 +3,23 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import hydra
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from src.data.config import DataConfig, LoaderConfig
 from src.data.dataset import Collator, LengthBucketSampler, SpeechTranslationDataset
 from src.data.features import N_FRAMES_30S
 from src.data.schema import Example
 from src.data.text import EOT, token_id
-from src.utils.ranges import check_range
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class LoaderConfig:
-    """`data.loader`: how examples become batches (shared by every source)."""
-
-    max_batch_frames: int = 24000
-    max_batch_size: int = 64
-    num_workers: int = 0
-    cache_features: bool = True
-    pad_multiple: int = 32
-    max_target_tokens: int = 128
-
-    def check(self) -> None:
-        for key, low in (("max_batch_frames", 1), ("max_batch_size", 1), ("num_workers", 0), ("pad_multiple", 1),
-                         ("max_target_tokens", 1)):
-            check_range(f"data.loader.{key}", getattr(self, key), low, integer=True)
-
-
-def build_source(data_cfg: DictConfig):
-    """The configured data source (`data._target_`), without the loader settings."""
-    node = OmegaConf.to_container(data_cfg, resolve=True)
-    node.pop("loader", None)
-    return hydra.utils.instantiate(node, _convert_="all")
-
-
-def loader_config(data_cfg: DictConfig) -> LoaderConfig:
-    return LoaderConfig(**OmegaConf.to_container(data_cfg.get("loader", {}), resolve=True))
+def build_source(data: DataConfig):
+    """The configured data source (`data._target_` with its options; the loader settings are not its business)."""
+    return hydra.utils.instantiate({"_target_": data.target, **data.options}, _convert_="all")
 
 
 def make_loader(

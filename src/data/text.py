@@ -7,13 +7,14 @@ from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase, WhisperTokenizerFast
 
+from src.data.config import TASKS
 from src.data.languages import COVOST2_EN_XX, language_token
 from src.utils.errors import UserError
 
 SOT = "<|startoftranscript|>"
 EOT = "<|endoftext|>"
 NO_TIMESTAMPS = "<|notimestamps|>"
-TASK_TOKENS = {"translate": "<|translate|>", "transcribe": "<|transcribe|>"}
+TASK_TOKENS = {task: f"<|{task}|>" for task in TASKS}
 IGNORE_INDEX = -100
 
 # Whisper's special tokens that the toy tokenizer reproduces (language tokens: English + the 15 targets).

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
@@ -13,16 +12,9 @@ from transformers.generation.utils import GenerationMixin
 
 from src.data.languages import COVOST2_EN_XX
 from src.data.text import EOT, prompt_ids, token_id
+from src.evaluation.config import DecodeConfig
 from src.models.backbone import encoder_lengths
 from src.models.whisper_moe import RoutingCollector, moe_blocks
-
-
-@dataclass
-class DecodeConfig:
-    beam: int = 5
-    length_penalty: float = 1.0
-    max_new_tokens: int = 128
-    greedy: bool = False
 
 
 class RoutingRecorder:

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from src.evaluation.metrics import Metric, MetricsConfig, Segments, direction_task
+from src.evaluation.config import MetricsConfig
+from src.evaluation.metrics import Metric, Segments, direction_task
 from src.evaluation.results import read_hypotheses, read_segment_scores
 
 log = logging.getLogger(__name__)

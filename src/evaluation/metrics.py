@@ -12,31 +12,17 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import sacrebleu
 
 from src.data.languages import CHAR_LEVEL
+from src.evaluation.config import CometConfig, MetricsConfig
 from src.utils.registry import make_instance_register
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class CometConfig:
-    model: str | None = "Unbabel/wmt22-comet-da"  # hub name or local checkpoint (.ckpt or its directory)
-    batch_size: int = 16
-    gpus: int | None = None  # None: 1 if a GPU is available, else 0
-    required: bool = False  # true: a COMET failure fails the evaluation
-
-
-@dataclass
-class MetricsConfig:
-    # Per-language sacrebleu tokenizer overrides, e.g. {zh-CN: zh, ja: ja-mecab}; default 13a, char for zh/ja.
-    bleu_tokenize: dict[str, str] = field(default_factory=dict)
-    comet: CometConfig = field(default_factory=CometConfig)
 
 
 def bleu_tokenizer(lang: str, overrides: dict[str, str] | None = None) -> str:

@@ -18,8 +18,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from src.data.languages import COVOST2_EN_XX
+from src.evaluation.config import MetricsConfig
 from src.evaluation.intervals import Bootstrap, Interval, SegmentStats, interval, method_note, run_segment_stats
-from src.evaluation.metrics import Metric, MetricsConfig, compared_metrics, headline_metric
+from src.evaluation.metrics import Metric, compared_metrics, headline_metric
 from src.evaluation.results import fmt, read_hypotheses, read_results
 from src.utils.atomic import atomic_open, write_text
 from src.utils.machine import machine_label

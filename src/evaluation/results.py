@@ -10,7 +10,8 @@ import logging
 from pathlib import Path
 
 from src.data.languages import COVOST2_EN_XX
-from src.evaluation.metrics import METRICS, NO_SCORE, MetricsConfig, Score, Segments
+from src.evaluation.config import MetricsConfig
+from src.evaluation.metrics import METRICS, NO_SCORE, Score, Segments
 from src.utils.atomic import atomic_open, write_json, write_text
 from src.utils.errors import UserError
 

@@ -4,15 +4,15 @@ Used at the end of training and by `python -m src.evaluate`; rescoring reads the
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import transformers
 
-from src.data.loading import LoaderConfig, make_loader
-from src.data.text import TASK_TOKENS, is_english_only
-from src.evaluation.generation import DecodeConfig, RoutingRecorder, decode
-from src.evaluation.metrics import MetricsConfig
+from src.data.config import LoaderConfig
+from src.data.loading import make_loader
+from src.data.text import is_english_only
+from src.evaluation.config import EvalConfig, MetricsConfig
+from src.evaluation.generation import RoutingRecorder, decode
 from src.evaluation.results import (
     read_hypotheses,
     results_markdown,
@@ -22,32 +22,8 @@ from src.evaluation.results import (
 )
 from src.utils.atomic import write_json
 from src.utils.errors import UserError
-from src.utils.ranges import check_range
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EvalConfig(DecodeConfig, MetricsConfig):
-    """`eval` group: which splits, how to decode, how to score."""
-
-    splits: list[str] = field(default_factory=lambda: ["dev", "test"])
-    task: str = "translate"  # translate: every direction; transcribe: each clip's English transcript, scored by WER
-    max_examples_per_direction: int | None = None  # a quick look; null = the whole split
-
-    def check(self) -> None:
-        if self.task not in TASK_TOKENS:
-            raise UserError(f"eval.task must be one of {sorted(TASK_TOKENS)}, got '{self.task}'")
-        check_range("eval.beam", self.beam, 1, integer=True)
-        check_range("eval.length_penalty", self.length_penalty)
-        check_range("eval.max_new_tokens", self.max_new_tokens, 1, integer=True)
-        check_range("eval.max_examples_per_direction", self.max_examples_per_direction, 1, optional=True,
-                    integer=True)
-        check_range("eval.comet.batch_size", self.comet.batch_size, 1, integer=True)
-
-    @property
-    def decoding(self) -> DecodeConfig:
-        return DecodeConfig(self.beam, self.length_penalty, self.max_new_tokens, self.greedy)
 
 
 def limit_per_direction(examples: list, n: int | None) -> list:

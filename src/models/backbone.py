@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from src.data.text import EOT, SOT, token_id
+from src.models.config import ToyArch
 from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -101,51 +101,6 @@ def set_pad_to_30s(model: WhisperForConditionalGeneration, pad_to_30s: bool) -> 
         new.gradient_checkpointing = encoder.gradient_checkpointing
         model.model.encoder = new.train(encoder.training)
     model.config.pad_to_30s = bool(pad_to_30s)
-
-
-@dataclass
-class ToyArch:
-    """A small Whisper for the toy corpus, sized so the toy demo trains on 2 CPU cores in minutes."""
-
-    d_model: int = 128
-    encoder_layers: int = 2
-    decoder_layers: int = 2
-    attention_heads: int = 4
-    ffn_dim: int = 512
-    num_mel_bins: int = 80
-    max_source_positions: int = 1500
-    max_target_positions: int = 128
-    dropout: float = 0.1
-
-
-@dataclass
-class PretrainRecipe:
-    """How the toy dense model is pretrained (English ASR on the toy corpus)."""
-
-    steps: int = 1000
-    lr: float = 3e-3
-    warmup_steps: int = 100
-    vocab_size: int = 2000
-    max_batch_frames: int = 10240
-    max_batch_size: int = 32
-    seed: int = 0
-    device: str = "auto"
-    ctc_weight: float = 0.5
-    # CPU threads while pretraining on the CPU. 1: bit-reproducible (with 2 threads two runs of the same seed
-    # on one machine differed at ~1e-7 from the first steps, with the CTC head on; without it they agreed).
-    # null: torch's default.
-    cpu_threads: int | None = 1
-
-
-@dataclass
-class ModelConfig:
-    """`model` group: a pretrained Whisper by hub name or path, or the project's toy model."""
-
-    name_or_path: str | None = None
-    pad_to_30s: bool = True
-    dtype: str = "float32"
-    toy: ToyArch | None = None
-    pretrain: PretrainRecipe = field(default_factory=PretrainRecipe)
 
 
 def toy_config(tokenizer: WhisperTokenizerFast, arch: ToyArch) -> WhisperConfig:

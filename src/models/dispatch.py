@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 
 _GROUPED = hasattr(torch, "_grouped_mm")
-DISPATCH = ("auto", "grouped", "loop")
 
 
 class _ContiguousGrad(torch.autograd.Function):

@@ -17,7 +17,8 @@ import torch
 
 from src.data.text import PROMPT_LANG_POS
 from src.models.backbone import encoder_audio_mask
-from src.models.moe import DPSLConfig, MoEConfig, Routing, expert_load, router_z, routing_stats, self_distill_loss
+from src.models.config import DPSLConfig, MoEConfig
+from src.models.moe import Routing, expert_load, router_z, routing_stats, self_distill_loss
 from src.models.whisper_moe import moe_blocks
 from src.utils.errors import UserError
 from src.utils.extension import TrainerExtension

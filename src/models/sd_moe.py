@@ -22,7 +22,7 @@ import time
 import torch
 import torch.distributed as dist
 
-from src.models.moe import SDMoEConfig
+from src.models.config import SDMoEConfig
 from src.models.whisper_moe import moe_blocks
 from src.utils.extension import TrainerExtension
 from src.utils.sharding import assign_full, full

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.models.whisper.modeling_whisper import WhisperDecoderLayer, WhisperEncoderLayer
 
-from src.models.moe import MoEBlock, MoEConfig, Routing
+from src.models.config import MoEConfig
+from src.models.moe import MoEBlock, Routing
 from src.utils.errors import UserError
 from src.utils.structured import to_dataclass
 

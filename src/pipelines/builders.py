@@ -12,7 +12,7 @@ import torch
 
 from src.config import RunSettings
 from src.data.languages import language_token
-from src.data.loading import loader_config, make_loader
+from src.data.loading import make_loader
 from src.data.text import is_english_only, token_id
 from src.evaluation.run import task_examples
 from src.models.backbone import load_whisper
@@ -32,14 +32,15 @@ def load_model(run: RunSettings):
     if offline is not None:  # offline:<name>, a real Whisper from the `test` extra's wheels (src/pretrained/offline.py)
         path = offline[0]
     else:
-        path = mcfg.name_or_path or ensure_toy_model(mcfg, run.cfg.data, run.paths.cache_dir, run.progress)
+        path = mcfg.name_or_path or ensure_toy_model(mcfg.toy, run.pretrain, run.data, run.paths.cache_dir,
+                                                             run.progress)
     model, tokenizer = load_whisper(path, pad_to_30s=mcfg.pad_to_30s, dtype=mcfg.dtype)
     if offline is not None:
         record = {"label": offline[1], "path": str(path)}
     elif mcfg.name_or_path:
         record = {"label": str(path), "path": str(path)}
     else:
-        record = {"label": f"toy {Path(path).name}", "path": str(path), "pretrain_seed": mcfg.pretrain.seed}
+        record = {"label": f"toy {Path(path).name}", "path": str(path), "pretrain_seed": run.pretrain.seed}
     return model, tokenizer, record
 
 
@@ -80,7 +81,7 @@ def calibration_batches(run: RunSettings, model, tokenizer, source, examples: li
         if not idx:
             return []
         chosen = task_examples([examples[i] for i in sorted(idx)], target)
-        loader = make_loader(chosen, source, tokenizer, loader_config(run.cfg.data),
+        loader = make_loader(chosen, source, tokenizer, run.data.loader,
                              n_mels=model.config.num_mel_bins, pad_to_30s=run.model.pad_to_30s,
                              shuffle=False)
         return [b for b in loader if "input_features" in b]

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from src.config import RunSettings, run_dir_of
-from src.data.loading import build_source, loader_config
+from src.config import RunSettings, data_config
+from src.data.loading import build_source
 from src.evaluation.run import evaluate_model, rescore_split
 from src.models.backbone import load_whisper
 from src.utils.errors import UserError
@@ -21,27 +20,26 @@ log = logging.getLogger(__name__)
 def evaluate(run: RunSettings) -> dict:
     """`python -m src.evaluate`: a run dir's final checkpoint and data, or checkpoint= plus data overrides;
     with rescore=true only the saved hypotheses are rescored."""
-    cfg, ecfg = run.cfg, run.eval
-    if cfg.run_dir:
-        out = Path(cfg.run_dir)
+    ecfg = run.eval
+    if run.run_dir is not None:
+        out = run.run_dir
         if not (out / "config.yaml").exists():
-            raise FileNotFoundError(f"{out / 'config.yaml'} not found: run_dir must be a training run dir")
-        run_cfg = OmegaConf.load(out / "config.yaml")
+            raise UserError(f"{out / 'config.yaml'} not found: run_dir must be a training run dir")
+        saved = OmegaConf.load(out / "config.yaml")  # the run's own data and padding, typed as at its start
         summary = out / "train_summary.json"
-        ckpt = cfg.checkpoint or (json.loads(summary.read_text())["checkpoint"] if summary.exists() else None)
-        data_cfg, pad_to_30s = run_cfg.data, bool(run_cfg.model.pad_to_30s)
+        ckpt = run.checkpoint or (json.loads(summary.read_text())["checkpoint"] if summary.exists() else None)
+        data, pad_to_30s = data_config(saved.data), bool(saved.model.pad_to_30s)
     else:
-        if not cfg.checkpoint:
+        if run.checkpoint is None:
             raise UserError("set run_dir=DIR (a training run) or checkpoint=DIR (a model directory)")
-        out, ckpt = run_dir_of(cfg), cfg.checkpoint
-        data_cfg, pad_to_30s = cfg.data, run.model.pad_to_30s
-    if cfg.rescore:
+        out, ckpt = run.output_dir, run.checkpoint
+        data, pad_to_30s = run.data, run.model.pad_to_30s
+    if run.rescore:
         return {split: rescore_split(out / "eval" / split, ecfg, split=split) for split in ecfg.splits}
     if ckpt is None:
-        raise FileNotFoundError(f"no checkpoint recorded in {out}; pass checkpoint=DIR")
+        raise UserError(f"no checkpoint recorded in {out / 'train_summary.json'}; pass checkpoint=DIR")
     model, tokenizer = load_whisper(ckpt, pad_to_30s=pad_to_30s)
-    source = build_source(data_cfg)
-    tables = evaluate_model(model, tokenizer, source, ecfg, out, loader_config(data_cfg), pad_to_30s,
-                            progress=run.progress)
+    source = build_source(data)
+    tables = evaluate_model(model, tokenizer, source, ecfg, out, data.loader, pad_to_30s, progress=run.progress)
     source.skips.log_summary(log)
     return tables

@@ -10,19 +10,21 @@ import hashlib
 import json
 import logging
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 from transformers import WhisperForConditionalGeneration
 
-from src.data.loading import build_source, loader_config, make_loader
+from src.data.config import DataConfig
+from src.data.loading import build_source, make_loader
 from src.data.text import EOT, TASK_TOKENS, token_id, train_toy_tokenizer
-from src.models.backbone import ModelConfig, set_pad_to_30s, toy_config
+from src.models.backbone import set_pad_to_30s, toy_config
+from src.models.config import ToyArch
+from src.training.config import PretrainRecipe, StageConfig, TrainerConfig
 from src.training.ctc import CTCAuxLoss
 from src.training.loggers import ConsoleLogger
-from src.training.trainer import StageConfig, Trainer, TrainerConfig
+from src.training.trainer import Trainer
 from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -56,27 +58,27 @@ def code_hash(sources: tuple[str | Path, ...] = PRETRAIN_SOURCES, root: Path = R
     return digest.hexdigest()[:12]
 
 
-def toy_model_dir(mcfg: ModelConfig, data: DictConfig, cache_dir: str,
+def toy_model_dir(arch: ToyArch, recipe: PretrainRecipe, data: DataConfig, cache_dir: str,
                   sources: tuple[str | Path, ...] = PRETRAIN_SOURCES, root: Path = ROOT) -> Path:
     """<cache>/whisper_toy/<key>: the key hashes the architecture, the pretraining recipe (its seed too), the
     data settings that shape pretraining (the corpus, directions, subsets, durations, target and padding
     lengths; not the fine-tuning batch size), the code that makes the corpus and the model, and the torch and
     transformers versions."""
-    if "corpus" not in data:
+    if not data.is_toy:
         raise UserError(
             "model=whisper_toy is pretrained on the toy corpus and needs data=toy; for real CoVoST2 use a "
             "pretrained Whisper (model=whisper_small, or model.name_or_path=DIR)"
         )
     import transformers
 
-    node = OmegaConf.to_container(data, resolve=True)
-    loader = node.get("loader") or {}
+    node = data.node()
+    loader = node["loader"]
     shaping = {k: v for k, v in node.items() if k not in UNKEYED_DATA and k != "loader"}
     shaping["loader"] = {k: v for k, v in loader.items() if k in ("pad_multiple", "max_target_tokens")}
-    key = {"toy": asdict(mcfg.toy), "pretrain": asdict(mcfg.pretrain), "data": shaping,
+    key = {"toy": asdict(arch), "pretrain": asdict(recipe), "data": shaping,
            "code": code_hash(sources, root), "torch": torch.__version__, "transformers": transformers.__version__}
     tag = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(cache_dir).expanduser() / "whisper_toy" / f"seed{mcfg.pretrain.seed}-{tag}"
+    return Path(cache_dir).expanduser() / "whisper_toy" / f"seed{recipe.seed}-{tag}"
 
 
 @contextlib.contextmanager
@@ -103,22 +105,21 @@ def _lock(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def ensure_toy_model(mcfg: ModelConfig, data: DictConfig, cache_dir: str, progress: bool = True,
-                     force: bool = False) -> Path:
-    """Path of the pretrained toy model (`mcfg.toy`, `mcfg.pretrain`, on the toy corpus of ``data``),
+def ensure_toy_model(arch: ToyArch, recipe: PretrainRecipe, data: DataConfig, cache_dir: str,
+                     progress: bool = True, force: bool = False) -> Path:
+    """Path of the pretrained toy model (``arch`` pretrained by ``recipe`` on the toy corpus of ``data``),
     pretraining it first when it is not cached."""
-    out = toy_model_dir(mcfg, data, cache_dir)
+    out = toy_model_dir(arch, recipe, data, cache_dir)
     with _lock(out.with_suffix(".lock")):
         if (out / "model.safetensors").exists() and not force:
             return out
         log.info("pretraining the dense toy model into %s (once; cached afterwards)", out)
-        pretrain_toy(mcfg, data, out, progress)
+        pretrain_toy(arch, recipe, data, out, progress)
     return out
 
 
-def pretrain_toy(mcfg: ModelConfig, data: DictConfig, out: Path, progress: bool = True) -> dict:
+def pretrain_toy(arch: ToyArch, recipe: PretrainRecipe, data: DataConfig, out: Path, progress: bool = True) -> dict:
     """Train the toy tokenizer and pretrain the toy model into ``out`` (built in a `.work` dir, renamed at the end)."""
-    recipe, arch = mcfg.pretrain, mcfg.toy
     source, train, dev, texts = _pretrain_data(data)
     work = out.with_name(out.name + ".work")
     shutil.rmtree(work, ignore_errors=True)
@@ -126,8 +127,7 @@ def pretrain_toy(mcfg: ModelConfig, data: DictConfig, out: Path, progress: bool 
     torch.manual_seed(recipe.seed)  # after the corpus, whose first build may draw from the global generator
     model = WhisperForConditionalGeneration(toy_config(tokenizer, arch))
     set_pad_to_30s(model, False)
-    lcfg = loader_config(data)
-    lcfg.max_batch_frames, lcfg.max_batch_size = recipe.max_batch_frames, recipe.max_batch_size
+    lcfg = replace(data.loader, max_batch_frames=recipe.max_batch_frames, max_batch_size=recipe.max_batch_size)
     kw = {"n_mels": arch.num_mel_bins, "pad_to_30s": False}
     train_loader = make_loader(train, source, tokenizer, lcfg, shuffle=True, seed=recipe.seed, **kw)
     dev_loader = make_loader(dev, source, tokenizer, lcfg, shuffle=False, **kw)
@@ -152,11 +152,10 @@ def pretrain_toy(mcfg: ModelConfig, data: DictConfig, out: Path, progress: bool 
     return summary
 
 
-def _pretrain_data(data: DictConfig):
+def _pretrain_data(data: DataConfig):
     """(source, train, dev, tokenizer texts): English ASR plus one translation per clip (the toy stand-in for a
     multilingual pretrained model); the tokenizer also reads every ST target, whatever subset fine-tuning uses."""
-    data = OmegaConf.create({**OmegaConf.to_container(data, resolve=True), "max_train_per_direction": None})
-    source = build_source(data)
+    source = build_source(replace(data, options={**data.options, "max_train_per_direction": None}))
     train = source.examples("asr_train") + source.examples("pretrain_st_train")
     dev = source.examples("asr_dev") + source.examples("pretrain_st_dev")
     texts = [ex.translation for ex in train] + [ex.translation for ex in source.examples("train")]

@@ -6,10 +6,9 @@ import logging
 from pathlib import Path
 
 import hydra
-from omegaconf import OmegaConf
 
-from src.config import RunSettings, run_dir_of
-from src.data.loading import build_source, loader_config, make_loader
+from src.config import RunSettings
+from src.data.loading import build_source, make_loader
 from src.evaluation.run import evaluate_model
 from src.models.backbone import load_whisper
 from src.models.upcycling.diagnostics import expert_similarity
@@ -44,7 +43,7 @@ def record_after_training(model, report: dict, history: list[dict], run_dir: Pat
 
 def train(run: RunSettings) -> dict:
     """Load the model and data, upcycle, train (stages, selection), evaluate the selected weights, summarise."""
-    cfg, run_dir, tcfg = run.cfg, run_dir_of(run.cfg), run.trainer
+    run_dir, tcfg = run.output_dir, run.trainer
     info = init_distributed(tcfg.device)  # torchrun / accelerate: one process per GPU, one run dir for all
     model, tokenizer, pretrained = load_model(run)
     seed_everything(run.seed)  # the same random stream whether or not the toy model was just pretrained
@@ -56,9 +55,9 @@ def train(run: RunSettings) -> dict:
     report = upcycle(model, run, tokenizer, source, train_ex, run_dir if info.is_main else None)
     log.info("model: %s, %s total / %s active parameters", report["strategy"], f"{report['total_parameters']:,}",
              f"{report['active_parameters']:,}")
-    logger = hydra.utils.instantiate(cfg.logger) if info.is_main else None
+    logger = hydra.utils.instantiate(run.logger) if info.is_main else None
     if logger is not None:
-        logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
+        logger.start(run_dir, run.resolved)
     trainer = Trainer(model, tokenizer, tcfg, run_dir, train_loader, dev_loader, logger=logger, skips=source.skips,
                       extensions=moe_extensions(run, model, tokenizer, list(source.directions)))
     try:
@@ -82,7 +81,7 @@ def train(run: RunSettings) -> dict:
 
 def training_data(run: RunSettings):
     """(source, train examples, dev examples); stops with one line when training cannot work on them."""
-    source = build_source(run.cfg.data)
+    source = build_source(run.data)
     train_ex, dev_ex = source.examples("train"), source.examples("dev")
     if not train_ex:
         raise UserError(f"no usable training examples (skipped: {source.skips.as_dict()}); check data.root")
@@ -95,7 +94,7 @@ def training_data(run: RunSettings):
 
 def loaders(run: RunSettings, model, tokenizer, source, train_ex: list, dev_ex: list, info):
     """(train loader, sharded over the processes; dev loader or None)."""
-    lcfg = loader_config(run.cfg.data)
+    lcfg = run.data.loader
     kw = {"n_mels": model.config.num_mel_bins, "pad_to_30s": run.model.pad_to_30s}
     train_loader = make_loader(train_ex, source, tokenizer, lcfg, shuffle=True, seed=run.seed,
                                num_replicas=info.world_size, rank=info.rank, **kw)
@@ -116,7 +115,7 @@ def evaluate_selected(run: RunSettings, model, tokenizer, source, trainer: Train
     if is_sharded(model):  # FSDP left rank 0 a shard: evaluate the saved whole model
         model, _ = load_whisper(Path(trainer.selection["checkpoint"]), pad_to_30s=run.model.pad_to_30s,
                                 dtype=run.model.dtype)
-    run_dir = run_dir_of(run.cfg)
+    run_dir = run.output_dir
     record_after_training(model, report, history, run_dir)
-    return evaluate_model(model, tokenizer, source, run.eval, run_dir, loader_config(run.cfg.data),
+    return evaluate_model(model, tokenizer, source, run.eval, run_dir, run.data.loader,
                           run.model.pad_to_30s, progress=run.progress, logger=logger)

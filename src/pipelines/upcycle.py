@@ -33,8 +33,8 @@ def upcycle(model, run: RunSettings, tokenizer, source, examples: list, report_d
 def upcycle_checkpoint(run: RunSettings) -> dict:
     """Dense checkpoint -> upcycled MoE checkpoint in `out` (with its upcycling report)."""
     model, tokenizer, _ = load_model(run)
-    source = build_source(run.cfg.data)
-    out = Path(run.cfg.out)
+    source = build_source(run.data)
+    out = run.out
     report = upcycle(model, run, tokenizer, source, source.examples("train"))
     save_checkpoint(model, tokenizer, out)
     write_json(out / REPORT, report)

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from src.training.config import STRATEGIES
 from src.utils.errors import UserError
 from src.utils.sharding import full
-
-STRATEGIES = ("ddp", "fsdp")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from torch import nn
 
 from src.models.moe import ExpertBank, MoEBlock, Router, SharedExpert
-from src.utils.errors import UserError
+from src.training.config import PARAM_GROUP_NAMES, check_groups
 from src.utils.registry import make_register
 
 GroupFn = Callable[[str, tuple[nn.Module, ...]], bool]  # (parameter name, its modules from the root down)
@@ -44,6 +44,7 @@ register_group("experts")(_under(ExpertBank))
 # (src/models/upcycling/spri.py ResidualSpectrum), any other strategy naming it trains them unrestricted.
 register_group("residual")(lambda n, owners: isinstance(owners[-1], ExpertBank) and n.endswith((".w1", ".w2")))
 register_group("shared_expert")(_under(SharedExpert))
+assert tuple(PARAM_GROUPS) == PARAM_GROUP_NAMES, "list a new group in src/training/config.py PARAM_GROUP_NAMES"
 
 
 def owners_of(model: nn.Module) -> dict[str, tuple[nn.Module, ...]]:
@@ -56,12 +57,6 @@ def owners_of(model: nn.Module) -> dict[str, tuple[nn.Module, ...]]:
         for pname, _ in module.named_parameters(recurse=False):
             out[f"{prefix}.{pname}" if prefix else pname] = chain
     return out
-
-
-def check_groups(groups: Iterable[str], where: str = "trainable") -> None:
-    unknown = [g for g in groups if g not in PARAM_GROUPS]
-    if unknown:
-        raise UserError(f"{where}: unknown parameter group(s) {unknown}; known: {sorted(PARAM_GROUPS)}")
 
 
 # Never trained, whatever a stage names: Whisper's encoder positions are a fixed sinusoid (transformers keeps

@@ -39,34 +39,11 @@ from src.training.checkpoint import (
     save_checkpoint,
     step_dirs,
 )
-from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
-RULES = ("last", "best_dev_loss")
 BEST_PREFIX = "best-"
 AVERAGED = "averaged"
-
-
-def check_selection(cfg) -> None:
-    """One-line UserErrors naming the key (called by check_trainer_config)."""
-    if cfg.select not in RULES:
-        raise UserError(f"trainer.select: '{cfg.select}' is not one of {RULES}")
-    if cfg.patience is not None and not cfg.eval_every:
-        raise UserError(f"trainer.patience={cfg.patience} needs trainer.eval_every (the steps between the "
-                        "dev-loss evaluations it counts)")
-    n = cfg.average_last
-    if n is None or n <= 1:
-        return
-    if cfg.select != "last":
-        raise UserError(f"trainer.average_last={n} and trainer.select={cfg.select} are exclusive (one selection "
-                        "rule per run); set trainer.select=last or trainer.average_last=null")
-    if not cfg.save_every:
-        raise UserError(f"trainer.average_last={n} needs trainer.save_every (the step checkpoints it averages)")
-    if n > cfg.keep_checkpoints + 1:
-        raise UserError(f"trainer.average_last={n} averages the final weights and {n - 1} step checkpoints, but "
-                        f"trainer.keep_checkpoints={cfg.keep_checkpoints} keeps only {cfg.keep_checkpoints}; "
-                        f"set trainer.keep_checkpoints>={n - 1}")
 
 
 def dev_requirement(cfg) -> str | None:

@@ -36,8 +36,8 @@ from src.training.checkpoint import (
     save_checkpoint,
     step_dir,
 )
+from src.training.config import StageConfig, TrainerConfig, check_trainer_config
 from src.training.distributed import (
-    STRATEGIES,
     DistInfo,
     all_reduce_mean,
     all_reduce_sum,
@@ -53,129 +53,13 @@ from src.training.distributed import (
     wrap_model,
 )
 from src.training.optim import build_optimizer
-from src.training.param_groups import check_groups, set_trainable
-from src.training.selection import Selector, check_selection, dev_requirement, is_best_dir
+from src.training.param_groups import set_trainable
+from src.training.selection import Selector, dev_requirement, is_best_dir
 from src.utils.errors import UserError
 from src.utils.extension import TrainerExtension
 from src.utils.malloc import tune_glibc_malloc
-from src.utils.ranges import check_range
 
 log = logging.getLogger(__name__)
-
-SCHEDULES = ("constant", "linear", "cosine")
-
-
-@dataclass
-class StageConfig:
-    name: str = "train"
-    steps: int | None = None
-    epochs: float | None = None
-    lr: float = 1e-3
-    schedule: str = "linear"
-    warmup_steps: int = 0
-    trainable: list[str] = field(default_factory=lambda: ["all"])
-
-
-@dataclass
-class TrainerConfig:
-    stages: list[StageConfig] = field(default_factory=lambda: [StageConfig()])
-    total_steps: int | None = None  # the optimizer-step budget the stage configs divide (equal across strategies)
-    lr: float = 1e-3  # the peak learning rate the stage configs refer to (${trainer.lr})
-    warmup_steps: int = 0  # the warmup the stage configs refer to (${trainer.warmup_steps})
-    # Two-stage schedules (trainer=two_stage): stage 1's share of total_steps and its peak learning rate (the
-    # stage configs refer to them); null in one-stage schedules, where setting them is an error.
-    stage1_fraction: float | None = None
-    stage1_lr: float | None = None
-    grad_accum: int = 1
-    clip_norm: float | None = 1.0
-    weight_decay: float = 0.01
-    beta2: float = 0.98
-    precision: str = "auto"
-    device: str = "auto"
-    log_every: int = 20
-    eval_every: int | None = None
-    max_eval_batches: int | None = 50
-    save_every: int | None = None
-    keep_checkpoints: int = 2  # mid-stage step-N checkpoints kept (the older ones are deleted)
-    max_nonfinite_steps: int = 10  # skipped steps (non-finite loss or gradient norm) before the run stops
-    max_nonfinite_fraction: float = 0.5  # ... or more than this share of a stage's steps skipped
-    resume: bool = False
-    progress: bool = True
-    strategy: str = "ddp"  # with several processes (torchrun): ddp (replicas) or fsdp (sharded, FSDP2)
-    gradient_checkpointing: bool = False  # recompute activations in the backward pass (memory for time)
-    compile: bool = False  # torch.compile the forward (GPU runs; the first steps pay for compilation)
-    compile_backend: str = "inductor"  # aot_eager: trace without code generation (to debug a compile problem)
-    # Exact reproduction: one CPU thread and deterministic kernels (CPU results otherwise differ at ~1e-7
-    # between thread counts, and some CUDA kernels are non-deterministic). Slower.
-    deterministic: bool = False
-    tune_cpu_malloc: bool = True  # CPU on Linux/glibc: keep freed blocks instead of page-faulting them back each step
-    # Which weights the run ends with (src/training/selection.py): `last`, or `best_dev_loss` (dev loss every
-    # eval_every steps and at each stage end, over all stages; each improvement saved as checkpoints/best-N/).
-    select: str = "last"
-    # Average the final weights with the N-1 newest step checkpoints of the last stage (fairseq's
-    # average_checkpoints.py) into checkpoints/averaged/; needs save_every, keep_checkpoints >= N-1, select=last.
-    average_last: int | None = None
-    # Early stopping: stop after P evaluations of the LAST stage without a better dev loss (earlier stages
-    # always run their whole budget, or a method would lose the rest of its schedule); needs eval_every.
-    patience: int | None = None
-
-
-def check_trainer_config(cfg: TrainerConfig) -> None:
-    """Raise UserError naming the first bad `trainer` key (called when the config is validated)."""
-    if not cfg.stages:
-        raise UserError("trainer.stages: at least one stage is required")
-    for key in ("stage1_fraction", "stage1_lr"):
-        if getattr(cfg, key) is not None and len(cfg.stages) < 2:
-            raise UserError(f"trainer.{key}={getattr(cfg, key)} applies to a two-stage schedule (trainer=two_stage); "
-                            f"this one has {len(cfg.stages)} stage: drop the override")
-    check_range("trainer.stage1_fraction", cfg.stage1_fraction, 0, 1, low_open=True, high_open=True, optional=True)
-    check_range("trainer.stage1_lr", cfg.stage1_lr, 0, low_open=True, optional=True)
-    names = [s.name for s in cfg.stages]
-    if len(set(names)) != len(names):
-        raise UserError(f"trainer.stages: stage names must be unique, got {names}")
-    for key, value, low, kw in (
-        ("trainer.total_steps", cfg.total_steps, 1, {"optional": True, "integer": True}),
-        ("trainer.lr", cfg.lr, 0, {"low_open": True}),
-        ("trainer.warmup_steps", cfg.warmup_steps, 0, {"integer": True}),
-        ("trainer.clip_norm", cfg.clip_norm, 0, {"low_open": True, "optional": True}),
-        ("trainer.weight_decay", cfg.weight_decay, 0, {}),
-        ("trainer.log_every", cfg.log_every, 1, {"integer": True}),
-        ("trainer.eval_every", cfg.eval_every, 1, {"optional": True, "integer": True}),
-        ("trainer.max_eval_batches", cfg.max_eval_batches, 1, {"optional": True, "integer": True}),
-        ("trainer.save_every", cfg.save_every, 1, {"optional": True, "integer": True}),
-        ("trainer.keep_checkpoints", cfg.keep_checkpoints, 1, {"integer": True}),
-        ("trainer.max_nonfinite_steps", cfg.max_nonfinite_steps, 0, {"integer": True}),
-        ("trainer.max_nonfinite_fraction", cfg.max_nonfinite_fraction, 0, {"high": 1}),
-        ("trainer.average_last", cfg.average_last, 1, {"optional": True, "integer": True}),
-        ("trainer.patience", cfg.patience, 1, {"optional": True, "integer": True}),
-    ):
-        check_range(key, value, low, **kw)
-    check_range("trainer.beta2", cfg.beta2, 0, 1, low_open=True, high_open=True)
-    for i, stage in enumerate(cfg.stages):
-        check_stage(stage, f"trainer.stages[{i}]")
-    if cfg.precision == "fp16":
-        raise UserError("trainer.precision=fp16 is not supported (no loss scaling); use bf16")
-    if cfg.precision not in ("auto", "fp32", "bf16"):
-        raise UserError(f"trainer.precision: '{cfg.precision}' is not one of auto, fp32, bf16")
-    if cfg.grad_accum < 1:
-        raise UserError("trainer.grad_accum must be >= 1")
-    if cfg.strategy not in STRATEGIES:
-        raise UserError(f"trainer.strategy: '{cfg.strategy}' is not one of {STRATEGIES}")
-    check_selection(cfg)
-
-
-def check_stage(s: StageConfig, where: str) -> None:
-    """One stage's keys: exactly one of steps / epochs, positive lr, a known schedule and parameter groups."""
-    if (s.steps is None) == (s.epochs is None):
-        raise UserError(f"{where}: set exactly one of steps or epochs")
-    check_range(f"{where}.steps", s.steps, 1, optional=True, integer=True)
-    check_range(f"{where}.epochs", s.epochs, 0, low_open=True, optional=True)
-    check_range(f"{where}.lr", s.lr, 0, low_open=True)
-    check_range(f"{where}.warmup_steps", s.warmup_steps, 0, integer=True)
-    if s.schedule not in SCHEDULES:
-        raise UserError(f"{where}.schedule: '{s.schedule}' is not one of {SCHEDULES}")
-    check_groups(s.trainable, f"{where}.trainable")
-
 
 def make_deterministic() -> None:
     """One intra-op thread and deterministic algorithms (CUDA's cuBLAS needs its workspace setting)."""
@@ -236,6 +120,13 @@ class NonFiniteError(RuntimeError):
     """Training diverged: too many non-finite steps, or weights that must not be saved."""
 
 
+
+def _checked_extensions(extensions: list | None) -> list[TrainerExtension]:
+    for ext in extensions or []:
+        if not isinstance(ext, TrainerExtension):
+            raise TypeError(f"{type(ext).__name__} is not a TrainerExtension (src/utils/extension.py)")
+    return list(extensions or [])
+
 class Trainer:
     def __init__(
         self,
@@ -261,10 +152,7 @@ class Trainer:
         if dev_loader is None and (needs := dev_requirement(cfg)):
             raise UserError(f"{needs} needs a dev split, and this run has no dev loader")
         self.skips = skips if skips is not None else SkipLog()
-        self.extensions = list(extensions or [])
-        for ext in self.extensions:
-            if not isinstance(ext, TrainerExtension):
-                raise TypeError(f"{type(ext).__name__} is not a TrainerExtension (src/utils/extension.py)")
+        self.extensions = _checked_extensions(extensions)
         self._set_up_processes(distributed)
         self.routing = RoutingCollector(model)  # the MoE blocks' Routing records of each training forward
         self.engine: torch.nn.Module = model  # what a step calls: the model, compiled and/or DDP/FSDP-wrapped

@@ -96,8 +96,9 @@ def test_collator_handles_all_skipped():
 
 
 def test_loader_with_workers_matches_in_process(tok, cv_root):
+    from src.data.config import LoaderConfig
     from src.data.covost2 import CoVoST2Source
-    from src.data.loading import LoaderConfig, make_loader
+    from src.data.loading import make_loader
 
     src = CoVoST2Source(str(cv_root), directions=["de", "zh-CN"], progress=False)
     exs = src.examples("train")

@@ -21,7 +21,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from src.evaluation.metrics import CometConfig, CometUnavailable, MetricsConfig
+from src.evaluation.config import CometConfig, MetricsConfig
+from src.evaluation.metrics import CometUnavailable
 from src.evaluation.report import build_report
 from src.evaluation.results import score, write_hypotheses, write_results
 

@@ -13,9 +13,9 @@ import torch
 from comet_tiny import build_tiny_comet
 from metrics_golden import TRANSLATIONS
 
-from src.evaluation.metrics import CometConfig, MetricsConfig
+from src.evaluation.config import CometConfig, EvalConfig, MetricsConfig
 from src.evaluation.results import read_hypotheses, read_results, score, write_hypotheses, write_results
-from src.evaluation.run import EvalConfig, evaluate_model, rescore_split
+from src.evaluation.run import evaluate_model, rescore_split
 
 ROWS = TRANSLATIONS  # the fixed hypotheses the metric goldens use too
 NO_COMET = MetricsConfig(comet=CometConfig(model=None))
@@ -114,11 +114,11 @@ def test_evaluate_model_writes_tables_and_routing(tmp_path, cv_root):
     from helpers import ucfg
     from transformers import WhisperForConditionalGeneration
 
+    from src.data.config import LoaderConfig
     from src.data.covost2 import CoVoST2Source
-    from src.data.loading import LoaderConfig
     from src.data.text import train_toy_tokenizer
-    from src.models.backbone import ToyArch, set_pad_to_30s, toy_config
-    from src.models.moe import MoEConfig
+    from src.models.backbone import set_pad_to_30s, toy_config
+    from src.models.config import MoEConfig, ToyArch
     from src.models.upcycling.apply import upcycle_model
 
     tok = train_toy_tokenizer(["the cat sleeps", "de: a dog runs"] * 20, tmp_path / "tok", vocab_size=300)

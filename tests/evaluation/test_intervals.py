@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import sacrebleu
 
+from src.evaluation.config import CometConfig, MetricsConfig
 from src.evaluation.intervals import Bootstrap, interval, run_segment_stats
-from src.evaluation.metrics import METRICS, CometConfig, MetricsConfig, Segments, bleu_from_stats
+from src.evaluation.metrics import METRICS, Segments, bleu_from_stats
 from src.evaluation.report import build_report
 from src.evaluation.results import score_with_segments, write_hypotheses, write_results
 

@@ -15,16 +15,8 @@ import pytest
 from metrics_golden import NO_COMET, TRANSCRIPTS, TRANSLATIONS, build, make_run
 
 from src.evaluation import metrics
-from src.evaluation.metrics import (
-    METRICS,
-    TRANSCRIBE,
-    Metric,
-    MetricsConfig,
-    MetricUnavailable,
-    Score,
-    Segments,
-    register_metric,
-)
+from src.evaluation.config import MetricsConfig
+from src.evaluation.metrics import METRICS, TRANSCRIBE, Metric, MetricUnavailable, Score, Segments, register_metric
 from src.evaluation.report import build_report
 from src.evaluation.results import read_results, score, summary, write_results
 

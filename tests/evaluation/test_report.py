@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from src.evaluation.metrics import CometConfig, MetricsConfig
+from src.evaluation.config import CometConfig, MetricsConfig
 from src.evaluation.report import build_report
 from src.evaluation.results import score, write_hypotheses, write_results
 from src.report import main as report_main

@@ -12,10 +12,11 @@ import torch.nn.functional as F
 from helpers import biased_tiny_whisper, calib_batch, ucfg
 from torch import nn
 
-from src.models.moe import MoEBlock, MoEConfig
+from src.models.config import MoEConfig
+from src.models.moe import MoEBlock
 from src.models.upcycling import STRATEGIES
 from src.models.upcycling.apply import upcycle_model
-from src.models.upcycling.cluster import ClusterConfig
+from src.models.upcycling.config import ClusterConfig
 from src.models.whisper_moe import MoEEncoderLayer, moe_blocks
 
 D, FF = 16, 64

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from helpers import upcycled
 from scipy.stats import beta as scipy_beta
 
-from src.models.moe import DPSLConfig, MoEBlock, MoEConfig, SDMoEConfig, SelfDistillConfig, self_distill_loss
+from src.models.config import DPSLConfig, MoEConfig, SDMoEConfig, SelfDistillConfig
+from src.models.moe import MoEBlock, self_distill_loss
 from src.models.router_losses import (
     ROUTER_LOSSES,
     MaskedRouting,
@@ -318,7 +319,8 @@ def test_gradient_checkpointing_with_self_distillation_on_padded_batches(tmp_pat
     """Checkpointing re-runs the forward in backward: the padding masks must still be set then."""
     from helpers import batches
 
-    from src.training.trainer import StageConfig, Trainer, TrainerConfig
+    from src.training.config import StageConfig, TrainerConfig
+    from src.training.trainer import Trainer
 
     cfg = MoEConfig(num_experts=4, top_k=2, self_distill=SelfDistillConfig(coef=1.0, threshold=1.0))
     model, _, _ = upcycled("vanilla", moe=cfg)

@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from src.models.moe import MoEBlock, MoEConfig, capacity_mask
+from src.models.config import MoEConfig
+from src.models.moe import MoEBlock, capacity_mask
 from src.models.router_losses import ROUTER_LOSSES, MaskedRouting, MoELoss
 from src.training.param_groups import PARAM_GROUPS, owners_of
 

@@ -13,8 +13,10 @@ import pytest
 import torch
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from src.data.loading import LoaderConfig, make_loader
-from src.evaluation.generation import DecodeConfig, decode
+from src.data.config import LoaderConfig
+from src.data.loading import make_loader
+from src.evaluation.config import DecodeConfig
+from src.evaluation.generation import decode
 from src.models.backbone import ShortFormWhisperEncoder, load_whisper, set_pad_to_30s
 from src.pretrained.offline import ensure_offline_model
 

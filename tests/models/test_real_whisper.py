@@ -12,15 +12,16 @@ import torch
 from helpers import EVERY_FFN, MOE_STRATEGIES, calibration, greedy, short_form_copy
 from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperProcessor
 
+from src.data.config import LoaderConfig
 from src.data.features import N_FRAMES_30S, clip_features, pad_features
-from src.data.loading import LoaderConfig
 from src.data.text import is_english_only, prompt_ids
+from src.evaluation.config import EvalConfig
 from src.evaluation.metrics import word_error_rate
-from src.evaluation.run import EvalConfig, evaluate_model
+from src.evaluation.run import evaluate_model
 from src.models.backbone import load_whisper, set_pad_to_30s
-from src.models.moe import MoEConfig
-from src.models.upcycling import strategy_config
+from src.models.config import MoEConfig
 from src.models.upcycling.apply import upcycle_model
+from src.models.upcycling.config import strategy_config
 from src.models.whisper_moe import moe_blocks
 from src.pretrained.offline import ensure_offline_model
 from src.training.checkpoint import save_checkpoint

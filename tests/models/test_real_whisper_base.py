@@ -21,22 +21,25 @@ from helpers import EVERY_FFN, MOE_STRATEGIES, calibration, english_loader, gree
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
+from src.data.config import LoaderConfig
 from src.data.covost2 import CoVoST2Source
 from src.data.languages import COVOST2_EN_XX, language_token, whisper_code
-from src.data.loading import LoaderConfig, make_loader
+from src.data.loading import make_loader
 from src.data.text import SOT, is_english_only, prompt_ids, token_id
 from src.data.toy import build_toy_corpus, corpus_params
 from src.data.toy.corpus import _draw_sentences
 from src.data.toy.grammar import translate
 from src.evaluation.metrics import word_error_rate
 from src.models.backbone import load_whisper
-from src.models.moe import MoEConfig
-from src.models.upcycling import STRATEGIES, strategy_config
+from src.models.config import MoEConfig
+from src.models.upcycling import STRATEGIES
 from src.models.upcycling.apply import upcycle_model
+from src.models.upcycling.config import strategy_config
 from src.models.whisper_moe import moe_blocks
 from src.pretrained.offline import ensure_offline_model
 from src.training.checkpoint import save_checkpoint
-from src.training.trainer import StageConfig, Trainer, TrainerConfig, token_loss
+from src.training.config import StageConfig, TrainerConfig
+from src.training.trainer import Trainer, token_loss
 
 pytestmark = pytest.mark.real_model
 

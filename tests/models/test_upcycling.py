@@ -9,7 +9,7 @@ import torch
 from helpers import MOE, batches, calib_batch, tiny_whisper, ucfg, upcycled
 
 from src.models.backbone import load_whisper, set_pad_to_30s
-from src.models.moe import MoEConfig
+from src.models.config import MoEConfig
 from src.models.router_losses import MoELoss
 from src.models.upcycling import STRATEGIES
 from src.models.upcycling.apply import block_deviation, search_knob, upcycle_model
@@ -17,7 +17,8 @@ from src.models.upcycling.calibration import teacher_forced
 from src.models.upcycling.spri import ResidualSpectrum, partition_components, principal_rank, spri_split
 from src.models.whisper_moe import moe_blocks
 from src.training.checkpoint import save_checkpoint
-from src.training.trainer import StageConfig, Trainer, TrainerConfig
+from src.training.config import StageConfig, TrainerConfig
+from src.training.trainer import Trainer
 from src.utils.errors import UserError
 
 

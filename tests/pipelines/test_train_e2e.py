@@ -63,7 +63,8 @@ def test_each_seed_pretrains_its_own_toy_model_and_a_seed_repeats_its_model(trai
     cache = tmp / "cache" / "whisper_toy"
     (seed1,) = cache.glob("seed1-*/model.safetensors")
     before = load_file(str(seed1))
-    args = [f"paths.cache_dir={tmp / 'cache'}", *[o for o in TINY if o.startswith(("data.", "model.", "progress"))]]
+    args = [f"paths.cache_dir={tmp / 'cache'}",
+            *[o for o in TINY if o.startswith(("data.", "model.", "pretrain.", "progress"))]]
     # one process, as src.demo runs it: seed 1 pretrained again from nothing, seed 2 for the first time
     run("src.pretrain", ["-m", *args, f"hydra.sweep.dir={tmp / 'pre'}", "seed=1,2", "+rebuild=true"])
     (seed2,) = cache.glob("seed2-*/model.safetensors")
@@ -75,20 +76,21 @@ def test_each_seed_pretrains_its_own_toy_model_and_a_seed_repeats_its_model(trai
 
 
 def test_toy_model_key_follows_the_pretraining_code(tmp_path):
-    from omegaconf import OmegaConf
-
-    from src.models.backbone import ModelConfig, ToyArch
+    from src.data.config import DataConfig, LoaderConfig
+    from src.models.config import ToyArch
     from src.pipelines.pretrain import PRETRAIN_SOURCES, code_hash, toy_model_dir
+    from src.training.config import PretrainRecipe
 
     assert {"src/data", "src/training"} <= set(PRETRAIN_SOURCES) and len(code_hash()) == 12
     (tmp_path / "src" / "data").mkdir(parents=True)
     (tmp_path / "src" / "data" / "corpus.py").write_text("SIZE = 1\n")
     (tmp_path / "src" / "model.py").write_text("LAYERS = 2\n")
-    data = OmegaConf.create({"corpus": {"seed": 0, "n_st_test": 4}, "cache_dir": "/somewhere"})
-    mcfg = ModelConfig(toy=ToyArch())
+    data = DataConfig("src.data.toy.source.ToySource",
+                      {"corpus": {"seed": 0, "n_st_test": 4}, "cache_dir": "/somewhere"})
+    recipe = PretrainRecipe()
 
     def key() -> Path:
-        return toy_model_dir(mcfg, data, str(tmp_path / "cache"), ("src/data", "src/model.py"), tmp_path)
+        return toy_model_dir(ToyArch(), recipe, data, str(tmp_path / "cache"), ("src/data", "src/model.py"), tmp_path)
 
     first = key()
     assert key() == first and first.name.startswith("seed0-")
@@ -97,14 +99,14 @@ def test_toy_model_key_follows_the_pretraining_code(tmp_path):
     assert second != first
     (tmp_path / "src" / "data" / "new_module.py").write_text("")  # a file added
     assert key() != second
-    mcfg.pretrain.seed = 3
+    recipe.seed = 3
     third = key()
     assert third.name.startswith("seed3-")
-    data.loader = {"max_batch_size": 8, "pad_multiple": 32}  # the fine-tuning batch size is not the model's
+    data.loader = LoaderConfig(max_batch_size=8, pad_multiple=32)  # the fine-tuning batch size is not the model's
     fourth = key()
     data.loader.max_batch_size = 16
     assert key() == fourth
-    data.directions = ["de", "ja"]  # fewer directions: another tokenizer and pretraining set
+    data.options["directions"] = ["de", "ja"]  # fewer directions: another tokenizer and pretraining set
     assert key() != fourth
     (tmp_path / "src" / "data" / ".#corpus.py").symlink_to("nowhere")  # an editor's lock link is no source
     assert key() != fourth and len({key(), key()}) == 1

@@ -10,13 +10,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 from helpers import Crashing, batches, tiny_whisper
-from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
 from src.models.backbone import set_pad_to_30s
 from src.training.checkpoint import read_state
+from src.training.config import StageConfig, TrainerConfig, check_trainer_config
 from src.training.selection import average_state_dicts, best_dirs
-from src.training.trainer import StageConfig, Trainer, TrainerConfig, check_trainer_config
+from src.training.trainer import Trainer
 from src.utils.errors import UserError
 
 
@@ -215,10 +215,8 @@ def test_the_train_pipeline_refuses_before_upcycling_when_data_has_no_dev_split(
             return ["an example"] if split == "train" else []
 
     monkeypatch.setattr(train_module, "load_model", lambda run: (None, None, {}))
-    monkeypatch.setattr(train_module, "run_dir_of", lambda cfg: tmp_path)  # no Hydra run in this test
-    monkeypatch.setattr(train_module, "build_source", lambda cfg: Source())
+    monkeypatch.setattr(train_module, "build_source", lambda data: Source())
     monkeypatch.setattr(train_module, "upcycle", lambda *a, **k: pytest.fail("upcycled before the check"))
-    cfg = OmegaConf.create({"data": {}, "paths": {"output_dir": str(tmp_path)}})
-    run = SimpleNamespace(cfg=cfg, trainer=cfg_with(select="best_dev_loss"), seed=1)
+    run = SimpleNamespace(data=None, output_dir=tmp_path, trainer=cfg_with(select="best_dev_loss"), seed=1)
     with pytest.raises(UserError, match="trainer.select=best_dev_loss needs a dev split: data has none"):
         train_module.train(run)

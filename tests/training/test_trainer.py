@@ -11,9 +11,10 @@ import torch
 from helpers import Crashing, batches, tiny_whisper
 
 from src.training.checkpoint import read_state
+from src.training.config import StageConfig, TrainerConfig
 from src.training.loggers import ConsoleLogger, WandbLogger
 from src.training.optim import lr_lambda
-from src.training.trainer import StageConfig, Trainer, TrainerConfig
+from src.training.trainer import Trainer
 from src.utils.extension import TrainerExtension
 
 
@@ -431,7 +432,7 @@ def test_sd_moe_resume_continues_with_the_saved_subspace(tmp_path, keep_state):
     the control, with that file deleted, recomputes fresh bases at the resume step and ends elsewhere."""
     from helpers import upcycled
 
-    from src.models.moe import SDMoEConfig
+    from src.models.config import SDMoEConfig
     from src.models.sd_moe import SpectralDecoupler
     from src.training.checkpoint import EXTENSIONS_FILE
 
@@ -473,7 +474,7 @@ def test_an_extension_must_implement_the_protocol(tmp_path):
     ("fp8", "trainer.precision: 'fp8' is not one of auto, fp32, bf16"),
 ])
 def test_precision_errors_say_what_is_accepted(precision, message):
-    from src.training.trainer import check_trainer_config
+    from src.training.config import check_trainer_config
     from src.utils.errors import UserError
 
     with pytest.raises(UserError) as err:

@@ -55,32 +55,39 @@ def _dlclose(handle: int) -> None:
         close(handle)
 
 
+def _locate_espeak() -> tuple[str, str]:
+    """(library path, data path) of the espeakng-loader wheel's eSpeak NG, checked to load and to have the
+    functions used here (closed again: the synthesizer opens it per use, see _still_loaded)."""
+    try:
+        import espeakng_loader
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise RuntimeError(
+            "The toy corpus needs eSpeak NG from the 'espeakng-loader' wheel: pip install espeakng-loader"
+        ) from e
+    lib_path = espeakng_loader.get_library_path()
+    try:
+        data_path = espeakng_loader.get_data_path()
+        lib = ctypes.CDLL(lib_path)
+    except (OSError, RuntimeError) as e:
+        raise RuntimeError(
+            f"Could not load libespeak-ng from espeakng-loader ({lib_path}): {e}. "
+            "Reinstall it: pip install --force-reinstall espeakng-loader"
+        ) from e
+    needed = ("espeak_Initialize", "espeak_Synth", "espeak_Terminate")
+    missing = [s for s in needed if not hasattr(lib, s)]
+    _dlclose(lib._handle)
+    if missing:
+        raise RuntimeError(
+            f"{lib_path} (espeakng-loader) lacks {missing}; reinstall espeakng-loader"
+        )
+    return lib_path, data_path
+
+
 class Speaker:
     """Speaks English text with libespeak-ng from espeakng-loader (see the module note on state)."""
 
     def __init__(self) -> None:
-        try:
-            import espeakng_loader
-        except ImportError as e:  # pragma: no cover - depends on the environment
-            raise RuntimeError(
-                "The toy corpus needs eSpeak NG from the 'espeakng-loader' wheel: pip install espeakng-loader"
-            ) from e
-        self._lib_path = espeakng_loader.get_library_path()
-        try:
-            self._data_path = espeakng_loader.get_data_path()
-            lib = ctypes.CDLL(self._lib_path)
-        except (OSError, RuntimeError) as e:
-            raise RuntimeError(
-                f"Could not load libespeak-ng from espeakng-loader ({self._lib_path}): {e}. "
-                "Reinstall it: pip install --force-reinstall espeakng-loader"
-            ) from e
-        needed = ("espeak_Initialize", "espeak_Synth", "espeak_Terminate")
-        missing = [s for s in needed if not hasattr(lib, s)]
-        _dlclose(lib._handle)
-        if missing:
-            raise RuntimeError(
-                f"{self._lib_path} (espeakng-loader) lacks {missing}; reinstall espeakng-loader"
-            )
+        self._lib_path, self._data_path = _locate_espeak()
         try:  # older builds draw noise from libc rand(); POSIX only, and optional
             self._libc_srand = ctypes.CDLL(None).srand
             self._libc_srand.argtypes = [ctypes.c_uint]

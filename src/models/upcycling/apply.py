@@ -16,9 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from src.models.moe import MoEBlock, MoEConfig, router_top1, router_z
-from src.models.upcycling.base import STRATEGIES, Calibration, Strategy, UpcycleConfig
+from src.models.config import MoEConfig
+from src.models.moe import MoEBlock, router_top1, router_z
+from src.models.upcycling.base import STRATEGIES, Calibration, Strategy
 from src.models.upcycling.calibration import TeacherForced, capture_ffn_inputs, labelled, teacher_forced
+from src.models.upcycling.config import UpcycleConfig
 from src.models.upcycling.diagnostics import expert_similarity, parameter_counts
 from src.models.whisper_moe import install_moe, moe_blocks, record_moe_settings, whisper_ffn_layers
 from src.utils.errors import UserError

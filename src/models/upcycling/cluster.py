@@ -56,46 +56,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.models.moe import router_top1, router_z
-from src.models.upcycling.base import Calibration, Strategy, UpcycleConfig, copy_dense, register_strategy
+from src.models.upcycling.base import Calibration, Strategy, copy_dense, register_strategy
+from src.models.upcycling.config import SVD_MODES, ClusterConfig
 from src.models.upcycling.spri import principal_rank
 from src.utils.errors import UserError
 
-SVD_MODES = ("weighted", "projected")
 ALL_TOKENS = 2**62  # capture_ffn_inputs' cap, set so that it keeps every token of a batch
-
-
-@dataclass
-class ClusterConfig(UpcycleConfig):
-    calibration_examples: int = 512
-    kmeans_iters: int = 50
-    svd_mode: str = "weighted"
-    rank: int | None = None  # an int overrides energy
-    energy: float | None = 0.95  # 1.0: every expert is the dense FFN
-    shrinkage: float = 0.1  # C_e' = (1 - s) C_e + s C_pool
-    ridge: float = 1e-6  # + ridge * (mean eigenvalue) * I: C_e' stays invertible if C_pool is singular
-    router_temperature: float = 1.0  # logits = T * cos(x, centroid) * ||x|| / mean ||x||
-    min_cluster_tokens: int | None = None  # null: min_cluster_factor * the FFN input dimension
-    min_cluster_factor: float = 1.0
-    hidden_gram_gib: float = 16.0  # float64 hidden-activation Grams held by one pass-2 pass
-
-    def check(self) -> None:
-        super().check()
-        if self.svd_mode not in SVD_MODES:
-            raise UserError(f"upcycle.svd_mode: '{self.svd_mode}' is not one of {SVD_MODES}")
-        if self.calibration_examples < 1:
-            raise UserError("upcycle.calibration_examples: cluster upcycling needs at least one example")
-        if self.router_temperature <= 0 or self.kmeans_iters < 1:
-            raise UserError("upcycle.router_temperature must be > 0 and upcycle.kmeans_iters >= 1")
-        if self.rank is None and (self.energy is None or not 0.0 <= float(self.energy) <= 1.0):
-            raise UserError(f"upcycle.energy must be in [0, 1] (or set upcycle.rank), got {self.energy!r}")
-        if self.rank is not None and self.rank < 0:
-            raise UserError(f"upcycle.rank must be >= 0, got {self.rank}")
-        if not 0.0 <= self.shrinkage <= 1.0 or self.ridge <= 0:
-            raise UserError("upcycle.shrinkage must be in [0, 1] and upcycle.ridge > 0")
-        if self.min_cluster_factor < 0 or (self.min_cluster_tokens is not None and self.min_cluster_tokens < 0):
-            raise UserError("upcycle.min_cluster_factor and upcycle.min_cluster_tokens must be >= 0")
-        if self.hidden_gram_gib <= 0:
-            raise UserError("upcycle.hidden_gram_gib must be > 0")
 
 
 def spherical_kmeans(x: torch.Tensor, k: int, iters: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,37 +3,11 @@ neurons is re-initialised from N(mean, std) of the original weights; the rest ar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from src.models.upcycling.base import (
-    Strategy,
-    UpcycleConfig,
-    copy_dense,
-    init_router,
-    normal_on,
-    register_strategy,
-)
+from src.models.upcycling.base import Strategy, copy_dense, init_router, normal_on, register_strategy
+from src.models.upcycling.config import DropConfig
 from src.models.upcycling.random import pick_neurons
-from src.utils.errors import UserError
-from src.utils.ranges import check_range
-
-
-@dataclass
-class DropConfig(UpcycleConfig):
-    ratio: float = 0.5
-    # One index set per expert shared by W1 rows, b1 and W2 columns (the paper's description);
-    # false samples each matrix's indices separately (as the reference code does).
-    shared_indices: bool = True
-    stats: str = "slice"  # N(mean, std) of the dropped slice's original values, or of the whole "matrix"
-
-    def check(self) -> None:
-        """At start-up (config validation), before any model loads."""
-        super().check()
-        if self.stats not in ("slice", "matrix"):
-            raise UserError(f"upcycle.stats must be 'slice' or 'matrix', got '{self.stats}'")
-        check_range("upcycle.ratio", self.ratio, 0, 1)
 
 
 def _normal_like(values: torch.Tensor, ref: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -3,25 +3,10 @@ intermediate neurons (rows of W1 and b1, the matching columns of W2)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from src.models.upcycling.base import (
-    Strategy,
-    UpcycleConfig,
-    copy_dense,
-    init_router,
-    normal_on,
-    register_strategy,
-)
-
-
-@dataclass
-class RandomConfig(UpcycleConfig):
-    ratio: float = 0.5  # fraction of intermediate neurons perturbed per expert
-    sigma: float = 0.02
-    relative_sigma: bool = False  # true: sigma times each weight's std
+from src.models.upcycling.base import Strategy, copy_dense, init_router, normal_on, register_strategy
+from src.models.upcycling.config import RandomConfig
 
 
 def pick_neurons(n: int, ratio: float, gen: torch.Generator) -> torch.Tensor:

@@ -22,59 +22,18 @@ disrupts another.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
 
-from src.models.upcycling.base import (
-    Calibration,
-    Strategy,
-    UpcycleConfig,
-    copy_dense,
-    init_router,
-    register_strategy,
-)
+from src.models.upcycling.base import Calibration, Strategy, copy_dense, init_router, register_strategy
+from src.models.upcycling.config import PARTITIONS, SPRIConfig
 from src.models.whisper_moe import moe_blocks
 from src.utils.errors import UserError
 from src.utils.extension import TrainerExtension
 from src.utils.sharding import assign_full, full
 
 log = logging.getLogger(__name__)
-
-PARTITIONS = ("interleaved", "contiguous", "random")
-STAGE1_UPDATES = ("projected", "left", "right", "full")
-
-
-@dataclass
-class SPRIConfig(UpcycleConfig):
-    stage1_trainable: list[str] = field(default_factory=lambda: ["residual", "router"])
-    rank: int | None = None  # an int overrides energy
-    energy: Any = "auto"  # a float in [0, 1], or auto: the smallest within the budget (auto_measure, base)
-    partition: str = "interleaved"
-    residual_scale: float = 1.0  # at init only: W_e = P + residual_scale * R_e
-    stage1_update: str = "projected"  # projected | left | right | full (stages that train `residual`)
-
-    def check(self) -> None:
-        super().check()
-        if self.partition not in PARTITIONS:
-            raise UserError(f"upcycle.partition must be one of {PARTITIONS}, got '{self.partition}'")
-        if self.stage1_update not in STAGE1_UPDATES:
-            raise UserError(f"upcycle.stage1_update must be one of {STAGE1_UPDATES}, got '{self.stage1_update}'")
-        if self.rank is None and self.energy != "auto" and (
-                not isinstance(self.energy, (int, float)) or not 0.0 <= float(self.energy) <= 1.0):
-            raise UserError(f"upcycle.energy must be auto or a number in [0, 1] (or set upcycle.rank), "
-                             f"got {self.energy!r}")
-        if self.rank is not None and self.rank < 0:
-            raise UserError(f"upcycle.rank must be >= 0, got {self.rank}")
-        if not self.residual_scale > 0.0:
-            raise UserError(f"upcycle.residual_scale must be > 0 (at 0 every expert equals P), "
-                            f"got {self.residual_scale}")
-        if self.energy == "auto" and self.rank is None and self.calibration_examples < 1:
-            raise UserError("upcycle.energy=auto measures the init loss on calibration batches: set "
-                             "upcycle.calibration_examples >= 1, or a fixed upcycle.energy / upcycle.rank")
-
 
 def principal_rank(s: torch.Tensor, rank: int | None, energy: float | None) -> int:
     if rank is not None:

@@ -1,0 +1,55 @@
+"""The `eval` group's dataclasses: torch-free, so validating a config imports no torch (src/config.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from src.data.config import TASKS
+from src.utils.errors import UserError
+from src.utils.ranges import check_range
+
+
+@dataclass
+class DecodeConfig:
+    beam: int = 5
+    length_penalty: float = 1.0
+    max_new_tokens: int = 128
+    greedy: bool = False
+
+
+@dataclass
+class CometConfig:
+    model: str | None = "Unbabel/wmt22-comet-da"  # hub name or local checkpoint (.ckpt or its directory)
+    batch_size: int = 16
+    gpus: int | None = None  # None: 1 if a GPU is available, else 0
+    required: bool = False  # true: a COMET failure fails the evaluation
+
+
+@dataclass
+class MetricsConfig:
+    # Per-language sacrebleu tokenizer overrides, e.g. {zh-CN: zh, ja: ja-mecab}; default 13a, char for zh/ja.
+    bleu_tokenize: dict[str, str] = field(default_factory=dict)
+    comet: CometConfig = field(default_factory=CometConfig)
+
+
+@dataclass
+class EvalConfig(DecodeConfig, MetricsConfig):
+    """`eval` group: which splits, how to decode, how to score."""
+
+    splits: list[str] = field(default_factory=lambda: ["dev", "test"])
+    task: str = "translate"  # translate: every direction; transcribe: each clip's English transcript, scored by WER
+    max_examples_per_direction: int | None = None  # a quick look; null = the whole split
+
+    def check(self) -> None:
+        if self.task not in TASKS:
+            raise UserError(f"eval.task must be one of {sorted(TASKS)}, got '{self.task}'")
+        check_range("eval.beam", self.beam, 1, integer=True)
+        check_range("eval.length_penalty", self.length_penalty)
+        check_range("eval.max_new_tokens", self.max_new_tokens, 1, integer=True)
+        check_range("eval.max_examples_per_direction", self.max_examples_per_direction, 1, optional=True,
+                    integer=True)
+        check_range("eval.comet.batch_size", self.comet.batch_size, 1, integer=True)
+
+    @property
+    def decoding(self) -> DecodeConfig:
+        return DecodeConfig(self.beam, self.length_penalty, self.max_new_tokens, self.greedy)
