@@ -25,9 +25,11 @@ $(UV):
 	$(PY) -m pip install --quiet --disable-pip-version-check --target $(VENV)/tools uv==$(UV_VERSION)
 
 # The stamp is written only after the import check passes: a failed or half-done install is retried.
+# --compile-bytecode: the .pyc files are written once here; where PYTHONDONTWRITEBYTECODE is set (CI images)
+# every process would otherwise compile torch's and transformers' modules again (~5 s of CPU each).
 $(STAMP): pyproject.toml $(LOCK) | $(UV)
 	@rm -f $(STAMP)
-	$(UV) pip sync --quiet --python $(PY) --require-hashes $(LOCK)
+	$(UV) pip sync --quiet --compile-bytecode --python $(PY) --require-hashes $(LOCK)
 	$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
 	$(PY) -m src.utils.env_check
 	@touch $(STAMP)
@@ -41,8 +43,12 @@ lock-upgrade: | $(UV)  ## re-resolve every pin to the newest version pyproject.t
 fresh-check:  ## clone HEAD into a temp dir and run `make test` there from nothing; prints set-up/test time, venv size
 	bash scripts/fresh_check.sh
 
-test: $(STAMP)  ## the default (fast) test suite
-	$(PY) -m pytest -q
+# Test files are spread over one worker per core (at most 4), a file's tests on one worker (module fixtures
+# built once); tests/conftest.py gives each worker its share of the CPU threads.
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(4, os.cpu_count() or 1))')
+
+test: $(STAMP)  ## the default (fast) test suite, one worker per core
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(STAMP)  ## the heavier checks (pytest -m slow)
 	$(PY) -m pytest -q -m slow
