@@ -30,23 +30,24 @@ def default_jobs(n_jobs: int) -> int:
 
 
 def demo_phases(experiment: str, strategies: str, seeds: str, out: Path, jobs: int | None = None,
-                overrides: list[str] | None = None) -> list[tuple[str, list[str], str]]:
-    """(name, command, note) of the phases before the report: corpus, one toy model per seed, the sweep."""
+                overrides: list[str] | None = None) -> list[tuple[str, list[str], str, Path | None]]:
+    """(name, command, note, the sweep dir whose jobs the console follows) of the phases before the report:
+    corpus, one toy model per seed, the sweep."""
     py, n_seeds = sys.executable, len(seeds.split(","))
     n = len(strategies.split(",")) * n_seeds
     jobs = jobs or default_jobs(n)
     common = [f"experiment={experiment}", "progress=false", *(overrides or [])]
     return [
-        ("toy corpus", [py, "-m", "src.summary", *common], "built, or reused from paths.cache_dir"),
+        ("toy corpus", [py, "-m", "src.summary", *common], "built, or reused from paths.cache_dir", None),
         # the model is a seed: one toy model per seed (pretraining seed = fine-tuning seed), in parallel
         ("dense toy model", [py, "-m", "src.pretrain", "-m", "+rebuild=false", *common, f"seed={seeds}",
                              "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_seeds}",
                              f"hydra.sweep.dir={out / '.pretrain'}"],
-         f"{n_seeds} model(s), one per seed: pretrained, or reused from paths.cache_dir"),
+         f"{n_seeds} model(s), one per seed: pretrained, or reused from paths.cache_dir", out / ".pretrain"),
         # seed before upcycle: seed-major job order, so the first jobs of a seeds run are the one-seed demo
         ("sweep", [py, "-m", "src.train", "-m", *common, f"seed={seeds}", f"upcycle={strategies}",
                    "hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}", f"hydra.sweep.dir={out}"],
-         f"{n} jobs, {jobs} at a time, {max(1, (os.cpu_count() or 1) // jobs)} thread(s) each"),
+         f"{n} jobs, {jobs} at a time, {max(1, (os.cpu_count() or 1) // jobs)} thread(s) each", out),
     ]
 
 
@@ -71,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     t = tm.Timing(command="python -m src.demo " + " ".join(argv if argv is not None else sys.argv[1:]))
     failed = 0
     steps = demo_phases(args.experiment, args.strategies, args.seeds, out, args.jobs, args.overrides)
-    for name, cmd, note in steps:
-        rc = tm.run_phase(name, cmd, t, note=note)
+    for name, cmd, note, watch in steps:  # each phase's output in out/logs/, each job's in its own dir
+        rc = tm.run_phase(name, cmd, t, note=note, log=out / "logs" / f"{name.replace(' ', '_')}.log", watch=watch)
         failed |= rc
         if rc and name != "sweep":  # the sweep's failed jobs are listed; the report still covers the rest
             break
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     md = tm.finish(t, out)
     print("\n" + md)
     print(f"timing: {out / 'timing.md'} (README: python -m src.demo --readme {out})")
+    print(f"logs: {out / 'logs'} (each phase), {out}/<job>/train.log (each job's steps), {out / 'report'}")
     return 1 if failed else 0
 
 

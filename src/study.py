@@ -229,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     t = tm.Timing(command="python -m src.study " + " ".join(argv if argv is not None else sys.argv[1:]))
     # the corpus and one toy model per seed, as the demo makes them (both regimes fine-tune the same models)
-    for name, cmd, note in demo_phases("toy_demo", "dense", args.seeds, out, 1)[:2]:
-        if tm.run_phase(name, cmd, t, note=note):
+    for name, cmd, note, watch in demo_phases("toy_demo", "dense", args.seeds, out, 1)[:2]:
+        if tm.run_phase(name, cmd, t, note=note, log=out / "logs" / f"{name.replace(' ', '_')}.log", watch=watch):
             print(tm.finish(t, out))
             return 1
     start = time.perf_counter()

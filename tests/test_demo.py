@@ -121,7 +121,8 @@ def test_tuned_allocator_keeps_a_freed_block_resident():
 
 def test_trainer_applies_the_tuning_on_cpu_unless_turned_off(tmp_path, monkeypatch):
     from src.training import trainer as trainer_mod
-    from src.training.trainer import StageConfig, Trainer, TrainerConfig
+    from src.training.config import StageConfig, TrainerConfig
+    from src.training.trainer import Trainer
 
     calls = []
     monkeypatch.setattr(trainer_mod, "tune_glibc_malloc", lambda: calls.append(1) or True)
@@ -136,7 +137,8 @@ def test_the_demo_pretrains_one_toy_model_per_seed_before_the_sweep(tmp_path):
     from src.demo import demo_phases
 
     phases = demo_phases("toy_demo", "dense,spri", "1,2,3", tmp_path / "out", jobs=4)
-    assert [name for name, _, _ in phases] == ["toy corpus", "dense toy model", "sweep"]
+    assert [name for name, _, _, _ in phases] == ["toy corpus", "dense toy model", "sweep"]
+    assert [watch for *_, watch in phases] == [None, tmp_path / "out" / ".pretrain", tmp_path / "out"]
     pretrain, sweep = phases[1][1], phases[2][1]
     assert pretrain[2:5] == ["src.pretrain", "-m", "+rebuild=false"]
     assert "seed=1,2,3" in pretrain and "hydra.launcher.n_jobs=3" in pretrain  # the three models in parallel

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from src.entry.progress import Watch
 from src.evaluation.report import run_cost
 from src.utils.atomic import write_json, write_text
 from src.utils.errors import UserError
@@ -59,14 +60,42 @@ class Timing:
         return sum(p.seconds for p in self.phases)
 
 
-def run_phase(name: str, cmd: list[str], timing: Timing, env: dict | None = None, note: str = "") -> int:
-    """Run one phase (output streams to the console) and record its wall time."""
-    print(f"\n== {name}: {' '.join(cmd)}", flush=True)
+def run_phase(name: str, cmd: list[str], timing: Timing, env: dict | None = None, note: str = "",
+              log: Path | None = None, watch: Path | None = None, poll_seconds: float = 5.0) -> int:
+    """Run one phase and record its wall time. With ``log`` its output goes to that file (the console shows
+    the progress of the jobs under ``watch``, a sweep dir, and on failure the log's last lines); without, it
+    streams to the console."""
+    print(f"\n== {name}" + (f" (log: {log})" if log else f": {' '.join(cmd)}"), flush=True)
     start = time.perf_counter()
-    rc = subprocess.run(cmd, env={**os.environ, **(env or {})}).returncode
+    full_env = {**os.environ, **(env or {})}
+    if log is None:
+        rc = subprocess.run(cmd, env=full_env).returncode
+    else:
+        rc = _logged(cmd, full_env, Path(log), Watch(watch) if watch else None, poll_seconds)
     timing.phases.append(Phase(name, time.perf_counter() - start, rc, note))
     print(f"== {name}: {fmt_seconds(timing.phases[-1].seconds)}" + (f" (exit {rc})" if rc else ""), flush=True)
     return rc
+
+
+def _logged(cmd: list[str], env: dict, log: Path, watch: Watch | None, poll_seconds: float) -> int:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as fh:
+        fh.write(f"$ {' '.join(cmd)}\n")
+        fh.flush()
+        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            if watch is not None:
+                watch.poll()
+            try:
+                proc.wait(timeout=poll_seconds)
+            except subprocess.TimeoutExpired:
+                pass
+    if watch is not None:
+        watch.poll()
+    if proc.returncode:
+        lines = log.read_text(errors="replace").splitlines()[-30:]
+        print("\n".join(f"   | {line}" for line in lines), flush=True)
+    return proc.returncode
 
 
 def fmt_seconds(s: float) -> str:
