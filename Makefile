@@ -40,7 +40,7 @@ lock: | $(UV)  ## regenerate requirements.lock from pyproject.toml (keeps existi
 lock-upgrade: | $(UV)  ## re-resolve every pin to the newest version pyproject.toml allows
 	$(UV) pip compile pyproject.toml --extra dev --extra test --universal --python-version 3.11 --generate-hashes --quiet --upgrade -o $(LOCK)
 
-fresh-check:  ## clone HEAD into a temp dir and run `make test` there from nothing; prints set-up/test time, venv size
+fresh-check:  ## clone HEAD into a temp dir, run `make test` and `make demo` there from nothing; prints their times
 	bash scripts/fresh_check.sh
 
 # Test files are spread over one worker per core (at most 4), a file's tests on one worker (module fixtures

@@ -226,6 +226,7 @@ def check_combinations(run: RunSettings) -> None:
     try:
         check_trainer_config(run.trainer)
         run.eval.check()
+        run.pretrain.check()
     except UserError as e:
         raise ConfigError(str(e)) from None
     if model.name_or_path is None and model.toy is None:

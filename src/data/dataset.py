@@ -40,6 +40,10 @@ class SpeechTranslationDataset(Dataset):
         self.max_target_tokens = max_target_tokens
         self.cache_features = cache_features
         self._cache: dict[str, tuple[torch.Tensor, float]] = {}
+        # Each example's tokens, kept after first use: every epoch would otherwise tokenize it again (~1 ms
+        # an example, most of it the fast tokenizer's vocabulary size behind the prompt; a toy demo job
+        # tokenizes ~10k examples).
+        self._targets: dict[int, tuple[list[int], list[int]]] = {}
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -58,13 +62,22 @@ class SpeechTranslationDataset(Dataset):
             self._cache[key] = feats
         return feats
 
+    def target(self, i: int) -> tuple[list[int], list[int]]:
+        """(decoder inputs, labels) of example i (data/text.py encode_target), computed once."""
+        hit = self._targets.get(i)
+        if hit is None:
+            ex = self.examples[i]
+            hit = self._targets[i] = encode_target(self.tokenizer, ex.translation, ex.tgt_lang, ex.task,
+                                                   self.max_target_tokens)
+        return hit
+
     def __getitem__(self, i: int) -> dict:
         ex = self.examples[i]
         try:
             feats, silence = self.features(ex.audio)
         except ClipError as e:
             return {"id": ex.id, "skip": e.reason, "detail": e.detail}
-        inputs, labels = encode_target(self.tokenizer, ex.translation, ex.tgt_lang, ex.task, self.max_target_tokens)
+        inputs, labels = self.target(i)
         return {
             "id": ex.id, "features": feats, "silence": silence, "tgt_lang": ex.tgt_lang,
             "decoder_input_ids": inputs, "labels": labels,

@@ -9,12 +9,14 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
 import shutil
+import socket
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
-from transformers import WhisperForConditionalGeneration
+from transformers import WhisperForConditionalGeneration, WhisperTokenizerFast
 
 from src.data.config import DataConfig
 from src.data.loading import build_source, make_loader
@@ -23,6 +25,7 @@ from src.models.backbone import set_pad_to_30s, toy_config
 from src.models.config import ToyArch
 from src.training.config import PretrainRecipe, StageConfig, TrainerConfig
 from src.training.ctc import CTCAuxLoss
+from src.training.distributed import dist_info, shutdown
 from src.training.loggers import ConsoleLogger
 from src.training.trainer import Trainer
 from src.utils.errors import UserError
@@ -119,37 +122,86 @@ def ensure_toy_model(arch: ToyArch, recipe: PretrainRecipe, data: DataConfig, ca
 
 
 def pretrain_toy(arch: ToyArch, recipe: PretrainRecipe, data: DataConfig, out: Path, progress: bool = True) -> dict:
-    """Train the toy tokenizer and pretrain the toy model into ``out`` (built in a `.work` dir, renamed at the end)."""
+    """Train the toy tokenizer and pretrain the toy model into ``out`` (built in a `.work` dir, renamed at the end);
+    on the CPU in `recipe.processes` data-parallel processes."""
     source, train, dev, texts = _pretrain_data(data)
     work = out.with_name(out.name + ".work")
     shutil.rmtree(work, ignore_errors=True)
     tokenizer = train_toy_tokenizer(texts, work / "tokenizer", recipe.vocab_size)  # also creates `work`
+    procs = pretrain_processes(recipe)
+    if procs == 1:
+        _pretrain_rank(0, 1, 0, arch, recipe, data, work, progress, prepared=(source, train, dev, tokenizer))
+    else:
+        log.info("pretraining in %d data-parallel CPU processes", procs)
+        logs = [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+        torch.multiprocessing.spawn(_pretrain_rank, nprocs=procs,
+                                    args=(procs, _free_port(), arch, recipe, data, work, progress, logs))
+    summary = json.loads((work / "model" / "pretrain_summary.json").read_text())
+    shutil.rmtree(out, ignore_errors=True)
+    (work / "model").rename(out)
+    shutil.rmtree(work, ignore_errors=True)
+    return summary
+
+
+def pretrain_processes(recipe: PretrainRecipe) -> int:
+    """`recipe.processes` on the CPU, outside a process group (a torchrun job's rank 0 pretrains alone); else 1."""
+    on_cpu = recipe.device == "cpu" or (recipe.device == "auto" and not torch.cuda.is_available())
+    return recipe.processes if on_cpu and dist_info().world_size == 1 else 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spawned(rank: int, world: int, port: int, logs: list[str], data: DataConfig, work: Path) -> tuple:
+    """A spawned child's set-up: the process group's address, rank 0's log lines into the job's log files (the
+    console and `make demo`'s progress read them), and the data and tokenizer read again."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    if rank == 0:
+        handlers = [logging.StreamHandler(), *(logging.FileHandler(f) for f in logs)]
+        logging.basicConfig(level=logging.INFO, handlers=handlers,
+                            format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    source, train, dev, _ = _pretrain_data(data)
+    return source, train, dev, WhisperTokenizerFast.from_pretrained(str(work / "tokenizer"))
+
+
+def _pretrain_rank(rank: int, world: int, port: int, arch: ToyArch, recipe: PretrainRecipe, data: DataConfig,
+                   work: Path, progress: bool, logs: list[str] | None = None, prepared: tuple | None = None) -> None:
+    """One process of the pretraining (all of it when ``world`` is 1): rank 0 logs and saves into work/model."""
+    source, train, dev, tokenizer = prepared if world == 1 else _spawned(rank, world, port, logs or [], data, work)
     torch.manual_seed(recipe.seed)  # after the corpus, whose first build may draw from the global generator
     model = WhisperForConditionalGeneration(toy_config(tokenizer, arch))
     set_pad_to_30s(model, False)
-    lcfg = replace(data.loader, max_batch_frames=recipe.max_batch_frames, max_batch_size=recipe.max_batch_size)
+    # the recipe's caps are the global batch's: each of the `world` processes takes its share of every step
+    lcfg = replace(data.loader, max_batch_frames=recipe.max_batch_frames // world,
+                   max_batch_size=max(1, recipe.max_batch_size // world))
     kw = {"n_mels": arch.num_mel_bins, "pad_to_30s": False}
-    train_loader = make_loader(train, source, tokenizer, lcfg, shuffle=True, seed=recipe.seed, **kw)
+    train_loader = make_loader(train, source, tokenizer, lcfg, shuffle=True, seed=recipe.seed, num_replicas=world,
+                               rank=rank, **kw)
     dev_loader = make_loader(dev, source, tokenizer, lcfg, shuffle=False, **kw)
-    tcfg = TrainerConfig(
-        stages=[StageConfig(name="pretrain", steps=recipe.steps, lr=recipe.lr, warmup_steps=recipe.warmup_steps,
-                            schedule="linear", trainable=["all"])],
-        log_every=max(1, recipe.steps // 20), progress=progress, device=recipe.device,
-    )
-    logger = ConsoleLogger()
-    logger.start(work, {})
+    tcfg = _trainer_config(recipe, progress and rank == 0)
+    logger = ConsoleLogger() if rank == 0 else None
+    if logger is not None:
+        logger.start(work, {})
     aux = []  # the CTC head only when weighted: building it draws from the global generator
     if recipe.ctc_weight > 0:
         aux.append(CTCAuxLoss(arch.d_model, len(tokenizer), token_id(tokenizer, EOT),
                               token_id(tokenizer, TASK_TOKENS["transcribe"]), recipe.ctc_weight))
+    # One process (world 1) even inside a torchrun job: its other ranks wait on the cache lock meanwhile.
     trainer = Trainer(model, tokenizer, tcfg, work, train_loader, dev_loader, logger=logger, skips=source.skips,
-                      extensions=aux, distributed=False)  # one process builds it; other ranks wait on the lock
+                      extensions=aux, distributed=world > 1)
     with cpu_threads(recipe.cpu_threads if trainer.device.type == "cpu" else None):
         history = trainer.fit()
-    logger.finish()
-    summary = {"history": history, "skipped": source.skips.as_dict(), "train_examples": len(train)}
-    _publish(model, tokenizer, summary, work, out)
-    return summary
+    if world > 1:  # its own group (world 1 may be rank 0 of a torchrun job, whose group stays)
+        shutdown()
+    if logger is not None:
+        logger.finish()
+        summary = {"history": history, "skipped": source.skips.as_dict(), "train_examples": len(train),
+                   "processes": world}
+        _save(model, tokenizer, summary, work)
 
 
 def _pretrain_data(data: DataConfig):
@@ -162,12 +214,17 @@ def _pretrain_data(data: DataConfig):
     return source, train, dev, texts
 
 
-def _publish(model, tokenizer, summary: dict, work: Path, out: Path) -> None:
-    """The model, tokenizer, summary and metrics from ``work`` into ``out`` (replacing it), then ``work`` removed."""
+def _trainer_config(recipe: PretrainRecipe, progress: bool) -> TrainerConfig:
+    return TrainerConfig(
+        stages=[StageConfig(name="pretrain", steps=recipe.steps, lr=recipe.lr, warmup_steps=recipe.warmup_steps,
+                            schedule="linear", trainable=["all"])],
+        log_every=max(1, recipe.steps // 20), progress=progress, device=recipe.device,
+    )
+
+
+def _save(model, tokenizer, summary: dict, work: Path) -> None:
+    """The model, tokenizer, summary and metrics into work/model (pretrain_toy renames it into place)."""
     model.save_pretrained(str(work / "model"), safe_serialization=True)
     tokenizer.save_pretrained(str(work / "model"))
     (work / "model" / "pretrain_summary.json").write_text(json.dumps(summary, indent=2))
     shutil.copy(work / "metrics.jsonl", work / "model" / "pretrain_metrics.jsonl")
-    shutil.rmtree(out, ignore_errors=True)
-    (work / "model").rename(out)
-    shutil.rmtree(work, ignore_errors=True)

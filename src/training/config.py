@@ -177,7 +177,20 @@ class PretrainRecipe:
     seed: int = 0
     device: str = "auto"
     ctc_weight: float = 0.5
-    # CPU threads while pretraining on the CPU. 1: bit-reproducible (with 2 threads two runs of the same seed
-    # on one machine differed at ~1e-7 from the first steps, with the CTC head on; without it they agreed).
+    # CPU threads per process while pretraining on the CPU. 1: bit-reproducible (two 2-thread runs of the same
+    # seed on one machine differed at ~1e-7 after 60 steps, 2.4e-7 without the CTC head: intra-op reductions).
     # null: torch's default.
     cpu_threads: int | None = 1
+    # Data-parallel processes on the CPU (gloo; ignored on a GPU and inside a torchrun job): each takes half of
+    # every batch (the caps above are the global batch's), so the steps and batch sizes stay the recipe's.
+    # Bit-reproducible like one process (two ranks' all-reduce is a single commutative sum) and 1.8x faster on
+    # 2 cores, where one one-thread process leaves a core idle; the model differs from a 1-process one (other
+    # batch halves, other float sums), so the count is part of the cache key.
+    processes: int = 2
+
+    def check(self) -> None:
+        for key, low in (("steps", 1), ("vocab_size", 1), ("max_batch_frames", 1), ("max_batch_size", 1),
+                         ("processes", 1), ("warmup_steps", 0)):
+            check_range(f"pretrain.{key}", getattr(self, key), low, integer=True)
+        check_range("pretrain.lr", self.lr, 0, low_open=True)
+        check_range("pretrain.ctc_weight", self.ctc_weight, 0)

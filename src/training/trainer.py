@@ -168,6 +168,11 @@ class Trainer:
         self.selection: dict | None = None  # after fit: the rule, its label, the step and checkpoint selected
         self._dev_seen: tuple[int, float | None] | None = None  # (global step, dev loss) of the last evaluation
 
+    def _fused_optimizer(self) -> bool:
+        """AdamW's fused kernel: on CUDA, and on the CPU (3.7x faster than the per-tensor loop on the toy model's
+        parameters, ~5% of a toy step; it rounds differently, at ~3e-8 relative) except for CPU-sharded FSDP."""
+        return self.device.type == "cuda" or (self.device.type == "cpu" and not is_sharded(self.model))
+
     def _set_up_processes(self, distributed: bool) -> None:
         """Process group (distributed=False: a single-process job even under torchrun, e.g. rank 0 pretraining the
         toy model), device, determinism and the CPU allocator."""
@@ -452,7 +457,7 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad] + self._extension_params()  # clipped
         optimizer, scheduler = build_optimizer(
             [self.model, *self._extension_modules()], stage.lr, self.cfg.weight_decay, self.cfg.beta2,
-            stage.schedule, stage.warmup_steps, self.stage_steps(stage), fused=self.device.type == "cuda")
+            stage.schedule, stage.warmup_steps, self.stage_steps(stage), fused=self._fused_optimizer())
         if resume is not None:
             load_optimizer_state(resume["dir"], self._trained_modules(), optimizer, scheduler, is_sharded(self.model))
             if self._rng_to_restore is not None:

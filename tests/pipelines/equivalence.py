@@ -172,6 +172,7 @@ def renamed(old: dict) -> dict:
         cfg["upcycle"]["budget_task"] = "auto"  # issue 23: the auto budget's targets
         if "pretrain" in cfg["model"]:  # issue 24: the toy model's recipe is its own group, `pretrain`
             cfg["pretrain"] = cfg["model"].pop("pretrain")
+        cfg["pretrain"].setdefault("processes", 2)  # issue 25: data-parallel toy pretraining on the CPU
         configs[re.sub(r"upcycle=spri_sd\b", "upcycle=spri_sd_moe", choice)] = cfg  # idempotent on new names
     return {**old, "configs": configs}
 

@@ -275,3 +275,14 @@ def test_kill_9_mid_stage_1_and_mid_stage_2_then_resume_is_bit_identical(trained
 
     strip = lambda r: {k: v for k, v in r.items() if k != "tokens_per_s"}  # noqa: E731 (wall-clock rate)
     assert [strip(r) for r in rows(run_dir)] == [strip(r) for r in rows(ref)]  # replayed rows dropped, none twice
+
+
+def test_pretraining_processes_apply_on_the_cpu_outside_a_process_group(monkeypatch):
+    from src.pipelines.pretrain import pretrain_processes
+    from src.training.config import PretrainRecipe
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert pretrain_processes(PretrainRecipe(processes=2)) == 2
+    assert pretrain_processes(PretrainRecipe(processes=2, device="cuda")) == 1
+    monkeypatch.setenv("WORLD_SIZE", "2")  # rank 0 of a torchrun job pretrains alone while the others wait
+    assert pretrain_processes(PretrainRecipe(processes=2)) == 1
