@@ -204,12 +204,12 @@ def test_the_default_model_follows_the_data(data, model):
                     ["model=whisper_tiny", f"data={data}"]).model.name_or_path == "openai/whisper-tiny"
 
 
-@pytest.mark.parametrize("fraction, stage1", [(None, 400), (0.1, 120), (0.5, 600)])
+@pytest.mark.parametrize("fraction, stage1", [(None, 267), (0.1, 80), (0.5, 400)])
 def test_two_stage_splits_the_budget_by_stage1_fraction(fraction, stage1):
     extra = [] if fraction is None else [f"trainer.stage1_fraction={fraction}"]
     run = validate(make_cfg(["experiment=toy_demo", "upcycle=spri", *extra, "trainer.stage1_lr=2e-4"]))
     steps = [s.steps for s in run.trainer.stages]
-    assert steps == [stage1, 1200 - stage1] and sum(steps) == run.trainer.total_steps
+    assert steps == [stage1, 800 - stage1] and sum(steps) == run.trainer.total_steps
     assert [s.lr for s in run.trainer.stages] == [2e-4, 2e-3]  # stage1_lr is stage 1's alone
 
 

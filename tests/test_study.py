@@ -108,3 +108,11 @@ def test_report_only_runs_each_regimes_reports_against_dense_vanilla_and_spri(tm
     assert main(["--report", str(tmp_path)]) == 0  # toy_demo has no dir: skipped
     baselines = [c[c.index("--baseline") + 1] for c in calls if "--baseline" in c]
     assert baselines == ["dense", "vanilla", "spri"] and calls[-1] == ["block", "toy_constrained"]
+
+
+def test_the_study_keeps_its_budget_where_the_demo_was_cut_to_fit_its_minutes():
+    from src.study import STUDY_STEPS
+
+    assert validate(make_cfg(["experiment=toy_demo"])).trainer.total_steps == 800  # make demo (issue 25)
+    assert validate(make_cfg(["experiment=toy_constrained"])).trainer.total_steps == STUDY_STEPS == 1200
+    assert f"trainer.total_steps={STUDY_STEPS}" in Job("toy_demo", "dense", 1).overrides()

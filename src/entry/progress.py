@@ -43,6 +43,11 @@ class JobProgress:
         return text
 
 
+def short_name(job: str) -> str:
+    """A job dir's name without what every demo job shares (`experiment-toy_demo__`, `+rebuild-False__`)."""
+    return re.sub(r"(experiment-[^_]+(_[^_]+)*?__|\+rebuild-\w+__)", "", job)
+
+
 def _fmt(seconds: float | None) -> str:
     if seconds is None:
         return "?"
@@ -57,7 +62,8 @@ def step_budget(job: Path) -> int | None:
 
     try:
         cfg = OmegaConf.load(job / ".hydra" / "config.yaml")
-        key = "pretrain.steps" if cfg.get("task_name") == "pretrain" else "trainer.total_steps"
+        # the entry module names the job's log (Hydra's job name): src.pretrain's budget is the recipe's
+        key = "pretrain.steps" if (job / "pretrain.log").exists() else "trainer.total_steps"
         value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
     except (OSError, ValueError, KeyError):
         return None
@@ -85,10 +91,10 @@ def job_progress(job: Path, now: float | None = None) -> JobProgress:
     now = time.time() if now is None else now
     status = job_status(job)
     if status is not None:
-        return JobProgress(job.name, status.get("status", "unknown"), seconds=status.get("seconds"),
+        return JobProgress(short_name(job.name), status.get("status", "unknown"), seconds=status.get("seconds"),
                            error=status.get("error", ""))
     started = (job / ".hydra").stat().st_mtime if (job / ".hydra").exists() else job.stat().st_mtime
-    progress = JobProgress(job.name, "running", total=step_budget(job), seconds=max(0.0, now - started))
+    progress = JobProgress(short_name(job.name), "running", total=step_budget(job), seconds=max(0.0, now - started))
     if (found := last_step(job)) is not None:
         progress.step, progress.loss = found
     return progress

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from src.data.config import TASKS
+from src.data.config import TASKS, LoaderConfig
 from src.utils.errors import UserError
 from src.utils.ranges import check_range
 
@@ -39,6 +39,10 @@ class EvalConfig(DecodeConfig, MetricsConfig):
     splits: list[str] = field(default_factory=lambda: ["dev", "test"])
     task: str = "translate"  # translate: every direction; transcribe: each clip's English transcript, scored by WER
     max_examples_per_direction: int | None = None  # a quick look; null = the whole split
+    # Decoding batches (null: data.loader's, the training batches). Generation's cost per decoder step is mostly
+    # fixed overhead at toy size, so larger batches decode faster; clips are length-bucketed either way.
+    max_batch_size: int | None = None
+    max_batch_frames: int | None = None
 
     def check(self) -> None:
         if self.task not in TASKS:
@@ -49,6 +53,13 @@ class EvalConfig(DecodeConfig, MetricsConfig):
         check_range("eval.max_examples_per_direction", self.max_examples_per_direction, 1, optional=True,
                     integer=True)
         check_range("eval.comet.batch_size", self.comet.batch_size, 1, integer=True)
+        check_range("eval.max_batch_size", self.max_batch_size, 1, optional=True, integer=True)
+        check_range("eval.max_batch_frames", self.max_batch_frames, 1, optional=True, integer=True)
+
+    def batching(self, loader: LoaderConfig) -> LoaderConfig:
+        """The decoding batches: ``loader`` with this group's caps where set."""
+        return replace(loader, max_batch_size=self.max_batch_size or loader.max_batch_size,
+                       max_batch_frames=self.max_batch_frames or loader.max_batch_frames)
 
     @property
     def decoding(self) -> DecodeConfig:

@@ -62,7 +62,7 @@ def evaluate_model(model, tokenizer, source, cfg: EvalConfig, out_dir: Path, loa
         if not examples:
             log.warning("split %s has no usable examples; skipped", split)
             continue
-        loader = make_loader(examples, source, tokenizer, loader_cfg, n_mels=model.config.num_mel_bins,
+        loader = make_loader(examples, source, tokenizer, cfg.batching(loader_cfg), n_mels=model.config.num_mel_bins,
                              pad_to_30s=pad_to_30s, shuffle=False)
         with RoutingRecorder(model) as recorder:
             hyps = decode(model, tokenizer, loader, cfg.decoding, desc=f"decoding {split}", progress=progress,

@@ -163,3 +163,16 @@ def test_the_routing_recorder_listens_to_the_collector_and_adds_no_hooks():
     enc = [name for name in counts if name.startswith("encoder")]
     assert enc and all(set(counts[n]) == {"de", "ja"} for n in enc)
     assert not collector.listeners  # removed on exit
+
+
+def test_decoding_batches_take_the_eval_caps_where_set():
+    from src.data.config import LoaderConfig
+    from src.evaluation.config import EvalConfig
+    from src.utils.errors import UserError
+
+    train = LoaderConfig(max_batch_frames=3200, max_batch_size=8, pad_multiple=32)
+    assert EvalConfig().batching(train) == train  # null: the training batches
+    decode = EvalConfig(max_batch_size=48, max_batch_frames=19200).batching(train)
+    assert (decode.max_batch_size, decode.max_batch_frames, decode.pad_multiple) == (48, 19200, 32)
+    with pytest.raises(UserError, match="eval.max_batch_size"):
+        EvalConfig(max_batch_size=0).check()

@@ -173,6 +173,8 @@ def renamed(old: dict) -> dict:
         if "pretrain" in cfg["model"]:  # issue 24: the toy model's recipe is its own group, `pretrain`
             cfg["pretrain"] = cfg["model"].pop("pretrain")
         cfg["pretrain"].setdefault("processes", 2)  # issue 25: data-parallel toy pretraining on the CPU
+        cfg["eval"].setdefault("max_batch_size", None)  # issue 25: decoding batches (null: the training ones)
+        cfg["eval"].setdefault("max_batch_frames", None)
         configs[re.sub(r"upcycle=spri_sd\b", "upcycle=spri_sd_moe", choice)] = cfg  # idempotent on new names
     return {**old, "configs": configs}
 
