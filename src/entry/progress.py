@@ -6,6 +6,7 @@ again only when it changes."""
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import TextIO
 
 from src.utils.status import job_status, sweep_jobs
 
-STEP_LINE = re.compile(r"\bstep (\d+) (?:.*?\b)?loss=([-+0-9.eE]+|nan|inf)")
+STEP_LINE = re.compile(r"\bstep (\d+) (?:.*?\b)?loss=([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))\b")
 
 
 @dataclass
@@ -65,14 +66,14 @@ def step_budget(job: Path) -> int | None:
         # the entry module names the job's log (Hydra's job name): src.pretrain's budget is the recipe's
         key = "pretrain.steps" if (job / "pretrain.log").exists() else "trainer.total_steps"
         value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
-    except (OSError, ValueError, KeyError):
+    except Exception:  # noqa: BLE001 - Hydra writes the file in place: a half-written one is just not read yet
         return None
     return value if isinstance(value, int) else None
 
 
 def last_step(job: Path) -> tuple[int, float] | None:
     """(step, loss) of the newest training log line in the job's Hydra log (<task>.log)."""
-    for log in sorted(job.glob("*.log")):
+    for log in sorted(job.glob("*.log"), key=lambda f: f.stat().st_mtime, reverse=True):  # the newest first
         try:
             with open(log, "rb") as fh:
                 fh.seek(0, 2)
@@ -113,9 +114,10 @@ class Watch:
         if not self.sweep.is_dir():
             return
         jobs = [job_progress(job) for job in sweep_jobs(self.sweep)]
-        if self.tty:
+        if self.tty:  # one screen row per job, so the cursor can go back over them: cut to the width
+            width = shutil.get_terminal_size().columns - 3
             self.out.write(f"\x1b[{self.drawn}F" if self.drawn else "")
-            self.out.write("".join(f"\x1b[2K  {job.line()}\n" for job in jobs))
+            self.out.write("".join(f"\x1b[2K  {job.line()[:width]}\n" for job in jobs))
             self.drawn = len(jobs)
         else:
             for job in jobs:

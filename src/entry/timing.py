@@ -84,18 +84,26 @@ def _logged(cmd: list[str], env: dict, log: Path, watch: Watch | None, poll_seco
         fh.flush()
         proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
         while proc.poll() is None:
-            if watch is not None:
-                watch.poll()
+            _show(watch)
             try:
                 proc.wait(timeout=poll_seconds)
             except subprocess.TimeoutExpired:
                 pass
-    if watch is not None:
-        watch.poll()
+    _show(watch)
     if proc.returncode:
         lines = log.read_text(errors="replace").splitlines()[-30:]
         print("\n".join(f"   | {line}" for line in lines), flush=True)
     return proc.returncode
+
+
+def _show(watch: Watch | None) -> None:
+    """The jobs' progress lines; a problem reading them never ends the phase they describe."""
+    if watch is None:
+        return
+    try:
+        watch.poll()
+    except Exception as e:  # noqa: BLE001 - job files are read while the jobs write them
+        print(f"  (progress unavailable: {type(e).__name__}: {e})", flush=True)
 
 
 def fmt_seconds(s: float) -> str:

@@ -5,13 +5,14 @@ no manual step. `python -m src.pretrain` runs it alone; the train pipeline runs 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
-import socket
+import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from src.training.config import PretrainRecipe, StageConfig, TrainerConfig
 from src.training.ctc import CTCAuxLoss
 from src.training.distributed import dist_info, shutdown
 from src.training.loggers import ConsoleLogger
-from src.training.trainer import Trainer
+from src.training.trainer import NonFiniteError, Trainer
 from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,8 @@ def toy_model_dir(arch: ToyArch, recipe: PretrainRecipe, data: DataConfig, cache
     loader = node["loader"]
     shaping = {k: v for k, v in node.items() if k not in UNKEYED_DATA and k != "loader"}
     shaping["loader"] = {k: v for k, v in loader.items() if k in ("pad_multiple", "max_target_tokens")}
-    key = {"toy": asdict(arch), "pretrain": asdict(recipe), "data": shaping,
+    used = replace(recipe, processes=pretrain_processes(recipe))  # one process on a GPU: another model
+    key = {"toy": asdict(arch), "pretrain": asdict(used), "data": shaping,
            "code": code_hash(sources, root), "torch": torch.__version__, "transformers": transformers.__version__}
     tag = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return Path(cache_dir).expanduser() / "whisper_toy" / f"seed{recipe.seed}-{tag}"
@@ -130,12 +132,15 @@ def pretrain_toy(arch: ToyArch, recipe: PretrainRecipe, data: DataConfig, out: P
     tokenizer = train_toy_tokenizer(texts, work / "tokenizer", recipe.vocab_size)  # also creates `work`
     procs = pretrain_processes(recipe)
     if procs == 1:
-        _pretrain_rank(0, 1, 0, arch, recipe, data, work, progress, prepared=(source, train, dev, tokenizer))
+        _pretrain_rank(0, 1, arch, recipe, data, work, progress, prepared=(source, train, dev, tokenizer))
     else:
         log.info("pretraining in %d data-parallel CPU processes", procs)
         logs = [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
-        torch.multiprocessing.spawn(_pretrain_rank, nprocs=procs,
-                                    args=(procs, _free_port(), arch, recipe, data, work, progress, logs))
+        try:
+            torch.multiprocessing.spawn(_pretrain_rank, nprocs=procs,
+                                        args=(procs, arch, recipe, data, work, progress, logs))
+        except torch.multiprocessing.ProcessRaisedException as e:
+            raise _child_error(e) from None
     summary = json.loads((work / "model" / "pretrain_summary.json").read_text())
     shutil.rmtree(out, ignore_errors=True)
     (work / "model").rename(out)
@@ -149,29 +154,53 @@ def pretrain_processes(recipe: PretrainRecipe) -> int:
     return recipe.processes if on_cpu and dist_info().world_size == 1 else 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _child_error(e: Exception) -> Exception:
+    """A spawned process's failure as the parent's: an error the user fixes (a UserError, a diverged run) as one
+    line naming it, anything else (a bug) with the child's traceback."""
+    lines = [line for line in str(e).strip().splitlines() if line.strip()]
+    kind, _, message = lines[-1].partition(": ") if lines else ("", "", "")
+    if _is_fixable(kind):
+        return UserError(f"toy pretraining: {message}")
+    return RuntimeError(f"toy pretraining failed in a child process:\n{e}")
 
 
-def _spawned(rank: int, world: int, port: int, logs: list[str], data: DataConfig, work: Path) -> tuple:
-    """A spawned child's set-up: the process group's address, rank 0's log lines into the job's log files (the
-    console and `make demo`'s progress read them), and the data and tokenizer read again."""
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+def _is_fixable(kind: str) -> bool:
+    """Whether the exception class named ``kind`` (`module.Class`, or a builtin's name) is one the entry prints as
+    one line (src/entry/cli.py: UserError and its subclasses, a diverged run, a missing file)."""
+    import builtins
+    import importlib
+
+    module, _, name = kind.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module) if module else builtins, name)
+    except (ImportError, AttributeError, ValueError):
+        return False
+    return isinstance(cls, type) and issubclass(cls, (UserError, NonFiniteError, FileNotFoundError))
+
+
+def _spawned(rank: int, world: int, logs: list[str], data: DataConfig, work: Path) -> tuple:
+    """A spawned child's set-up: the process group (a file store in the work dir: no port to race for, no
+    launcher's store to look for), rank 0's log lines into the job's log files (the console and `make demo`'s
+    progress read them), and the data and tokenizer read again."""
+    import torch.distributed as dist
+
+    for key in [k for k in os.environ if k.startswith("TORCHELASTIC_")]:  # an outer torchrun's, not ours
+        del os.environ[key]
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
+    dist.init_process_group("gloo", init_method=f"file://{work / '.process_group'}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(minutes=30))
     if rank == 0:
-        handlers = [logging.StreamHandler(), *(logging.FileHandler(f) for f in logs)]
+        handlers = [logging.StreamHandler(sys.stdout), *(logging.FileHandler(f) for f in logs)]
         logging.basicConfig(level=logging.INFO, handlers=handlers,
                             format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     source, train, dev, _ = _pretrain_data(data)
     return source, train, dev, WhisperTokenizerFast.from_pretrained(str(work / "tokenizer"))
 
 
-def _pretrain_rank(rank: int, world: int, port: int, arch: ToyArch, recipe: PretrainRecipe, data: DataConfig,
-                   work: Path, progress: bool, logs: list[str] | None = None, prepared: tuple | None = None) -> None:
+def _pretrain_rank(rank: int, world: int, arch: ToyArch, recipe: PretrainRecipe, data: DataConfig, work: Path,
+                   progress: bool, logs: list[str] | None = None, prepared: tuple | None = None) -> None:
     """One process of the pretraining (all of it when ``world`` is 1): rank 0 logs and saves into work/model."""
-    source, train, dev, tokenizer = prepared if world == 1 else _spawned(rank, world, port, logs or [], data, work)
+    source, train, dev, tokenizer = prepared if world == 1 else _spawned(rank, world, logs or [], data, work)
     torch.manual_seed(recipe.seed)  # after the corpus, whose first build may draw from the global generator
     model = WhisperForConditionalGeneration(toy_config(tokenizer, arch))
     set_pad_to_30s(model, False)

@@ -65,3 +65,32 @@ def test_a_logged_phase_keeps_the_console_short_and_shows_the_tail_on_failure(tm
     start = time.perf_counter()
     assert tm.run_phase("ok", [sys.executable, "-c", "print('quiet')"], t, log=tmp_path / "ok.log") == 0
     assert "quiet" not in capsys.readouterr().out and time.perf_counter() - start < 30
+
+
+def test_half_written_job_files_never_end_the_phase(tmp_path, monkeypatch, capsys):
+    job = make_job(tmp_path, "0_upcycle-vanilla", steps=[(200, "2.5")])
+    (job / ".hydra" / "config.yaml").write_text("trainer:\n  total_steps: [1200\n")  # cut mid-write
+    assert job_progress(job).total is None and job_progress(job).step == 200
+    monkeypatch.setattr(Watch, "poll", lambda self: 1 / 0)  # whatever goes wrong in the display
+    t = tm.Timing()
+    assert tm.run_phase("p", [sys.executable, "-c", "pass"], t, log=tmp_path / "p.log", watch=tmp_path,
+                        poll_seconds=0.1) == 0
+    assert "progress unavailable: ZeroDivisionError" in capsys.readouterr().out
+
+
+def test_a_terminal_gets_each_job_on_one_row(tmp_path, monkeypatch):
+    import os
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    job = make_job(tmp_path, "0_upcycle-drop", steps=[(200, "2.5")])
+    write_status(job, "failed", 3.0, "ConfigError: " + "x" * 500)
+    monkeypatch.setattr("shutil.get_terminal_size", lambda *a: os.terminal_size((80, 24)))
+    out = Tty()
+    watch = Watch(tmp_path, out)
+    watch.poll()
+    watch.poll()
+    rows = out.getvalue().split("\n")
+    assert out.getvalue().count("\x1b[1F") == 1 and max(len(r.replace("\x1b[1F", "")) for r in rows) <= 4 + 2 + 77

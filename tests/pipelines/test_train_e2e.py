@@ -286,3 +286,18 @@ def test_pretraining_processes_apply_on_the_cpu_outside_a_process_group(monkeypa
     assert pretrain_processes(PretrainRecipe(processes=2, device="cuda")) == 1
     monkeypatch.setenv("WORLD_SIZE", "2")  # rank 0 of a torchrun job pretrains alone while the others wait
     assert pretrain_processes(PretrainRecipe(processes=2)) == 1
+
+
+def test_a_child_pretraining_error_the_user_fixes_is_one_line_and_a_bug_keeps_its_traceback():
+    from src.pipelines.pretrain import _child_error
+    from src.utils.errors import UserError
+
+    tb = "\n\n-- Process 1 terminated with the following error:\nTraceback (most recent call last):\n  File ...\n"
+    err = _child_error(RuntimeError(tb + "src.config.ConfigError: data.loader.max_batch_frames: 5 cannot hold "
+                                         "one clip"))
+    assert isinstance(err, UserError) and str(err) == ("toy pretraining: data.loader.max_batch_frames: 5 cannot "
+                                                       "hold one clip")
+    diverged = _child_error(RuntimeError(tb + "src.training.trainer.NonFiniteError: stage pretrain: 9 of 10 steps"))
+    assert isinstance(diverged, UserError)
+    bug = _child_error(RuntimeError(tb + "IndexError: list index out of range"))
+    assert not isinstance(bug, UserError) and "File ..." in str(bug)
