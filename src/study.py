@@ -112,7 +112,7 @@ def run_job(job: Job, cmd: list[str], run_dir: Path, threads: int) -> tuple[int,
 
 
 def job_line(job: Job, rc: int, seconds: float, run_dir: Path) -> str:
-    from src.entry.timing import fmt_seconds
+    from src.entry.progress import fmt_seconds
 
     if rc:
         return f"{job.regime} {job.name}: FAILED (exit {rc}) after {fmt_seconds(seconds)}; see {run_dir.parent}/logs"

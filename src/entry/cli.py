@@ -15,9 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.config import ConfigError, RunSettings, run_dir_of, validate
 from src.training.distributed import dist_info
-from src.training.trainer import NonFiniteError
-from src.utils.atomic import OutputError, write_text
-from src.utils.errors import UserError
+from src.utils.atomic import write_text
+from src.utils.errors import user_errors
 from src.utils.seeding import seed_everything
 from src.utils.status import write_status
 
@@ -25,9 +24,7 @@ log = logging.getLogger("upcycle_st")
 
 
 
-# Errors that are the user's to fix: shown as one line (full traceback with debug=true). Anything else (a
-# ValueError from torch, a bug of ours) shows its traceback. ConfigError and BadExampleError are UserErrors.
-USER_ERRORS = (UserError, FileNotFoundError, OutputError, NonFiniteError)
+USER_ERRORS = user_errors()
 
 
 def in_multirun() -> bool:

@@ -30,17 +30,17 @@ class JobProgress:
 
     def line(self) -> str:
         if self.state == "completed":
-            return f"{self.name:<28} done in {_fmt(self.seconds)}"
+            return f"{self.name:<28} done in {fmt_seconds(self.seconds)}"
         if self.state == "failed":
             return f"{self.name:<28} FAILED: {self.error}"
         if self.step is None:
-            return f"{self.name:<28} starting ({_fmt(self.seconds)})"
+            return f"{self.name:<28} starting ({fmt_seconds(self.seconds)})"
         budget = f"/{self.total}" if self.total else ""
         text = f"{self.name:<28} step {self.step:>5}{budget}  loss {self.loss:.3f}"
         if self.total and self.step >= self.total:
             return text + "  evaluating"
         if self.total and self.step and self.seconds:
-            text += f"  training ETA {_fmt(self.seconds * (self.total - self.step) / self.step)}"
+            text += f"  training ETA {fmt_seconds(self.seconds * (self.total - self.step) / self.step)}"
         return text
 
 
@@ -49,7 +49,8 @@ def short_name(job: str) -> str:
     return re.sub(r"(experiment-[^_]+(_[^_]+)*?__|\+rebuild-\w+__)", "", job)
 
 
-def _fmt(seconds: float | None) -> str:
+def fmt_seconds(seconds: float | None) -> str:
+    """`3 min 07 s`, `42 s`; `?` when unknown (the demo's console, its timing table, the study's job lines)."""
     if seconds is None:
         return "?"
     m, s = divmod(round(seconds), 60)

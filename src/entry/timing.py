@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from src.entry.progress import Watch
+from src.entry.progress import Watch, fmt_seconds
 from src.evaluation.report import run_cost
 from src.utils.atomic import write_json, write_text
 from src.utils.errors import UserError
@@ -104,11 +104,6 @@ def _show(watch: Watch | None) -> None:
         watch.poll()
     except Exception as e:  # noqa: BLE001 - job files are read while the jobs write them
         print(f"  (progress unavailable: {type(e).__name__}: {e})", flush=True)
-
-
-def fmt_seconds(s: float) -> str:
-    m, sec = divmod(round(s), 60)
-    return f"{m} min {sec:02d} s" if m else f"{sec} s"
 
 
 def machine() -> str:

@@ -28,8 +28,8 @@ from src.training.config import PretrainRecipe, StageConfig, TrainerConfig
 from src.training.ctc import CTCAuxLoss
 from src.training.distributed import dist_info, shutdown
 from src.training.loggers import ConsoleLogger
-from src.training.trainer import NonFiniteError, Trainer
-from src.utils.errors import UserError
+from src.training.trainer import Trainer
+from src.utils.errors import UserError, user_errors
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def _child_error(e: Exception) -> Exception:
 
 def _is_fixable(kind: str) -> bool:
     """Whether the exception class named ``kind`` (`module.Class`, or a builtin's name) is one the entry prints as
-    one line (src/entry/cli.py: UserError and its subclasses, a diverged run, a missing file)."""
+    one line (utils/errors.py user_errors)."""
     import builtins
     import importlib
 
@@ -175,7 +175,7 @@ def _is_fixable(kind: str) -> bool:
         cls = getattr(importlib.import_module(module) if module else builtins, name)
     except (ImportError, AttributeError, ValueError):
         return False
-    return isinstance(cls, type) and issubclass(cls, (UserError, NonFiniteError, FileNotFoundError))
+    return isinstance(cls, type) and issubclass(cls, user_errors())
 
 
 def _spawned(rank: int, world: int, logs: list[str], data: DataConfig, work: Path) -> tuple:

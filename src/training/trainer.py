@@ -55,7 +55,7 @@ from src.training.distributed import (
 from src.training.optim import build_optimizer
 from src.training.param_groups import set_trainable
 from src.training.selection import Selector, dev_requirement, is_best_dir
-from src.utils.errors import UserError
+from src.utils.errors import NonFiniteError, UserError
 from src.utils.extension import TrainerExtension
 from src.utils.malloc import tune_glibc_malloc
 
@@ -114,10 +114,6 @@ def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor
 
 # Training extensions (router regularisers, distillation, CTC, SD-MoE, SPRI's residual spectrum) implement
 # src/utils/extension.py's TrainerExtension: its hooks are the only way they plug into this loop.
-
-
-class NonFiniteError(RuntimeError):
-    """Training diverged: too many non-finite steps, or weights that must not be saved."""
 
 
 

@@ -373,7 +373,7 @@ def test_a_stage_that_skips_most_of_its_steps_stops(tmp_path):
     """Below max_nonfinite_steps but past max_nonfinite_fraction of the stage: 5 of 8 steps skipped stops the
     run (it had exited 0 and evaluated a model with dev loss 2.4e10), naming the stage, the count and the
     last good checkpoint."""
-    from src.training.trainer import NonFiniteError
+    from src.utils.errors import NonFiniteError
 
     m = model()
     cfg = TrainerConfig(stages=[StageConfig(name="s", steps=8, lr=1e-2)], progress=False, max_nonfinite_steps=10)
@@ -387,7 +387,7 @@ def test_a_stage_that_skips_most_of_its_steps_stops(tmp_path):
 def test_divergence_stops_naming_the_step_and_the_last_good_checkpoint(tmp_path):
     from safetensors.torch import load_file
 
-    from src.training.trainer import NonFiniteError
+    from src.utils.errors import NonFiniteError
 
     m = model()
     cfg = TrainerConfig(stages=[StageConfig(name="s", steps=12, lr=1e-2)], progress=False, save_every=2,
@@ -403,7 +403,7 @@ def test_divergence_stops_naming_the_step_and_the_last_good_checkpoint(tmp_path)
 
 
 def test_non_finite_weights_are_never_saved(tmp_path):
-    from src.training.trainer import NonFiniteError
+    from src.utils.errors import NonFiniteError
 
     m = model()
     t = Trainer(m, None, TrainerConfig(stages=[StageConfig(name="s", steps=1)], progress=False), tmp_path, batches(1))
