@@ -38,6 +38,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from src.evaluation.records import TrainSummary, UpcyclingReport
+from src.utils.errors import UserError
+
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 EXPERIMENT = "base_constrained"
@@ -68,7 +71,7 @@ t0 = time.perf_counter()
 from hydra import compose, initialize_config_dir
 from src.config import validate
 from src.data.loading import build_source
-from src.models import offline
+from src.pretrained import offline
 spec = json.loads(sys.argv[1])
 with initialize_config_dir(config_dir=spec["conf"], version_base=None):
     real = [validate(compose("config", overrides=o)) for o in spec["real"]]
@@ -149,24 +152,20 @@ def run_line(run: Run, rc: int, seconds: float, run_dir: Path) -> str:
         return f"{run.name}: FAILED (exit {rc}) after {seconds:.0f} s"
     parts = [f"{run.name}: {seconds:.0f} s"]
     try:
-        rep = json.loads((run_dir / "upcycling_report.json").read_text())
-        if rep.get("upcycle_seconds") is not None:
-            auto = rep.get("auto") or {}
-            knob = f", {auto['knob']} {auto['value']:.3f}" if auto else ""
-            parts.append(f"upcycling {rep['upcycle_seconds']:.1f} s{knob}")
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    try:
-        summary = json.loads((run_dir / "train_summary.json").read_text())
-        stages = summary["stages"]
-        parts.append(f"training {sum(s['seconds'] for s in stages):.1f} s ("
-                     + " + ".join(f"{s['steps']}" for s in stages) + " steps, "
-                     + f"{sum(s.get('tokens', 0) for s in stages) / 1000:.1f}k target tokens)")
-        parts.append(f"selected {summary['selection'].get('label')}")
-        bleu = summary["results"]["test"]["bleu"]
-        parts.append(f"test BLEU {bleu:.2f} on {summary['results']['test'].get('segments')} sentences")
-    except (OSError, ValueError, KeyError, TypeError):
-        parts.append("no train_summary.json")
+        rep, summary = UpcyclingReport.read(run_dir), TrainSummary.read(run_dir)
+    except UserError as e:
+        return "; ".join([*parts, str(e)])
+    if rep and rep.upcycle_seconds is not None:
+        knob = f", {rep.auto['knob']} {rep.auto['value']:.3f}" if rep.auto else ""
+        parts.append(f"upcycling {rep.upcycle_seconds:.1f} s{knob}")
+    if summary is None:
+        return "; ".join([*parts, "no train_summary.json"])
+    cost, test = summary.cost, summary.results.get("test") or {}
+    parts.append(f"training {cost.seconds or 0:.1f} s (" + " + ".join(f"{s.get('steps')}" for s in summary.stages)
+                 + f" steps, {(cost.tokens or 0) / 1000:.1f}k target tokens)")
+    parts.append(f"selected {summary.selection.get('label')}")
+    if test.get("bleu") is not None:
+        parts.append(f"test BLEU {test['bleu']:.2f} on {test.get('segments')} sentences")
     return "; ".join(parts)
 
 

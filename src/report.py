@@ -1,9 +1,13 @@
-"""Compare runs: `python -m src.report DIR... [--split test] [--out DIR]` (run dirs or sweep dirs).
+"""Compare runs: `python -m src.report DIR... [--split test] [--baseline dense] [--out DIR]
+[--contrast "NAME=A vs B" ...] [--equivalence-margin M] [--resample clip|direction]` (run dirs or sweep dirs).
 
-Writes comparison.md/.csv (strategy x training schedule rows, per-direction BLEU, mean ± std over
-seeds, Δ vs dense, paired bootstrap vs dense per seed pair, and what each row cost: optimizer steps,
-target tokens, wall time, active / total parameters), bleu_by_direction.png and per-strategy
-expert-usage heatmaps, and prints the table. The compared metrics (BLEU, COMET) and the headline
+Writes comparison.md/.csv (method x training schedule rows, per-direction BLEU, the average's mean ± sd (n)
+over seeds with its 95% interval, Δ vs the baseline with its interval (exploratory), the directions whose own
+Δ is significant after Holm, and what each row cost), summary.md (without the per-direction columns),
+per_direction.md, bleu_by_direction.png, bleu_delta.png and per-row expert-usage heatmaps, and prints the table.
+`--contrast` names the primary family before the numbers are read (rows as METHOD/SCHEDULE, e.g.
+`spri/one_stage vs vanilla/one_stage`); Holm corrects within it and each verdict says better, worse,
+equivalent (with --equivalence-margin) or inconclusive. The compared metrics (BLEU, COMET) and the headline
 (BLEU) are the metric registry's (src/evaluation/metrics.py).
 """
 
@@ -19,16 +23,26 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dirs", nargs="+", help="run dirs or multirun sweep dirs")
     ap.add_argument("--split", default="test")
-    ap.add_argument("--baseline", default="dense")
+    ap.add_argument("--baseline", default="dense", help="the method every row's Δ is taken against")
     ap.add_argument("--out", default=None, help="output dir (default: the first DIR's report/)")
+    ap.add_argument("--contrast", action="append", default=[], metavar="'NAME=A vs B'",
+                    help="a contrast of the primary family (repeat it); A, B: METHOD[/SCHEDULE]")
+    ap.add_argument("--equivalence-margin", type=float, default=None, metavar="M",
+                    help="say 'equivalent within ±M' when a whole interval lies inside ±M")
+    ap.add_argument("--resample", default="clip", help="the bootstrap's unit: clip (default) or direction")
+    ap.add_argument("--n-draws", type=int, default=1000)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from src.evaluation.config import ReportConfig
     from src.evaluation.report import build_report
+    from src.utils.errors import UserError
 
     out = Path(args.out) if args.out else Path(args.dirs[0]) / "report"
+    cfg = ReportConfig(resample=args.resample, n_draws=args.n_draws, contrasts=args.contrast,
+                       equivalence_margin=args.equivalence_margin)
     try:
-        report = build_report(args.dirs, out, args.split, args.baseline)
-    except FileNotFoundError as e:
+        report = build_report(args.dirs, out, args.split, args.baseline, cfg)
+    except (FileNotFoundError, UserError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(report["markdown"])

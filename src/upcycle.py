@@ -17,8 +17,8 @@ def main(run: RunSettings) -> None:
     from src.pipelines.upcycle import upcycle_checkpoint
 
     report = upcycle_checkpoint(run)
-    print(f"{report['strategy']}: {len(report['layers'])} MoE layers, {report['total_parameters']:,} total / "
-          f"{report['active_parameters']:,} active parameters -> {run.out}")
+    print(f"{report.strategy}: {len(report.layers)} MoE layers, {report.total_parameters:,} total / "
+          f"{report.active_parameters:,} active parameters -> {run.out}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from src.entry.progress import Watch, fmt_seconds
-from src.evaluation.report import run_cost
+from src.evaluation.records import run_cost
 from src.utils.atomic import write_json, write_text
 from src.utils.errors import UserError
 from src.utils.machine import cpu_model
@@ -124,8 +124,16 @@ def collect_jobs(sweep: Path) -> list[dict]:
     for d in sweep_jobs(sweep):
         status = job_status(d) or {}
         rows.append({"job": d.name, "status": status.get("status", "unknown"), "seconds": status.get("seconds"),
-                     "train_seconds": run_cost(d)["seconds"]})
+                     "train_seconds": _train_seconds(d)})
     return rows
+
+
+def _train_seconds(d: Path) -> float | None:
+    """The job's training wall time; None where its record is missing or unreadable (a timing row, not a stop)."""
+    try:
+        return run_cost(d).seconds
+    except UserError:
+        return None
 
 
 def finish(timing: Timing, out: Path) -> str:
@@ -154,12 +162,11 @@ def timing_markdown(t: Timing) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report_phase(name: str, runs: Path, timing: Timing, note: str, baseline: str = "dense",
-                 out: str = "report") -> int:
-    """The comparison report (`python -m src.report`) over ``runs`` against ``baseline`` into runs/``out``, as a
-    timed phase."""
-    return run_phase(name, [sys.executable, "-m", "src.report", str(runs), "--out", str(runs / out),
-                            "--baseline", baseline], timing, note=note)
+def report_phase(name: str, runs: Path, timing: Timing, note: str, extra: list[str] | None = None) -> int:
+    """The comparison report (`python -m src.report`, its default baseline; ``extra``: more of its options) over
+    ``runs`` into runs/report, as a timed phase."""
+    return run_phase(name, [sys.executable, "-m", "src.report", str(runs), "--out", str(runs / "report"),
+                            *(extra or [])], timing, note=note)
 
 
 def update_readme(readme: Path, run_dir: Path, blocks: dict[str, str] = README_BLOCKS) -> None:

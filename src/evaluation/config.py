@@ -64,3 +64,22 @@ class EvalConfig(DecodeConfig, MetricsConfig):
     @property
     def decoding(self) -> DecodeConfig:
         return DecodeConfig(self.beam, self.length_penalty, self.max_new_tokens, self.greedy)
+
+
+RESAMPLE = ("clip", "direction")
+
+
+@dataclass
+class ReportConfig:
+    """How `src.report` compares runs (its command-line options; src/evaluation/comparison.py reads them)."""
+
+    resample: str = "clip"  # the bootstrap's unit: whole test clips in every direction, or each direction alone
+    n_draws: int = 1000
+    contrasts: list[str] = field(default_factory=list)  # the primary family, "NAME=A vs B", named before reading
+    equivalence_margin: float | None = None  # "equivalent within ±m" when a whole interval lies inside ±m
+
+    def check(self) -> None:
+        if self.resample not in RESAMPLE:
+            raise UserError(f"--resample must be one of {RESAMPLE}, got '{self.resample}'")
+        check_range("--n-draws", self.n_draws, 100, integer=True)
+        check_range("--equivalence-margin", self.equivalence_margin, 0.0, low_open=True, optional=True)

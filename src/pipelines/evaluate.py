@@ -3,13 +3,13 @@ any data, or rescore saved hypotheses."""
 
 from __future__ import annotations
 
-import json
 import logging
 
 from omegaconf import OmegaConf
 
 from src.config import RunSettings, data_config
 from src.data.loading import build_source
+from src.evaluation.records import TrainSummary
 from src.evaluation.run import evaluate_model, rescore_split
 from src.models.backbone import load_whisper
 from src.utils.errors import UserError
@@ -26,8 +26,8 @@ def evaluate(run: RunSettings) -> dict:
         if not (out / "config.yaml").exists():
             raise UserError(f"{out / 'config.yaml'} not found: run_dir must be a training run dir")
         saved = OmegaConf.load(out / "config.yaml")  # the run's own data and padding, typed as at its start
-        summary = out / "train_summary.json"
-        ckpt = run.checkpoint or (json.loads(summary.read_text())["checkpoint"] if summary.exists() else None)
+        summary = TrainSummary.read(out)
+        ckpt = run.checkpoint or (summary.checkpoint if summary else None)
         data, pad_to_30s = data_config(saved.data), bool(saved.model.pad_to_30s)
     else:
         if run.checkpoint is None:

@@ -10,9 +10,12 @@ import fcntl
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -123,6 +126,22 @@ def ensure_toy_model(arch: ToyArch, recipe: PretrainRecipe, data: DataConfig, ca
     return out
 
 
+@contextmanager
+def standard_start_method() -> Iterator[None]:
+    """Spawn children under the standard `spawn` start method. A worker of Hydra's joblib launcher (loky) has
+    'loky' as its process-wide start method, which a spawned child cannot set (`cannot find context for 'loky'`:
+    every multi-seed pretraining failed so); the worker's own method is restored afterwards."""
+    current = multiprocessing.get_start_method(allow_none=True)
+    if current is None or current in multiprocessing.get_all_start_methods():
+        yield
+        return
+    multiprocessing.set_start_method("spawn", force=True)
+    try:
+        yield
+    finally:
+        multiprocessing.set_start_method(current, force=True)
+
+
 def pretrain_toy(arch: ToyArch, recipe: PretrainRecipe, data: DataConfig, out: Path, progress: bool = True) -> dict:
     """Train the toy tokenizer and pretrain the toy model into ``out`` (built in a `.work` dir, renamed at the end);
     on the CPU in `recipe.processes` data-parallel processes."""
@@ -137,8 +156,9 @@ def pretrain_toy(arch: ToyArch, recipe: PretrainRecipe, data: DataConfig, out: P
         log.info("pretraining in %d data-parallel CPU processes", procs)
         logs = [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
         try:
-            torch.multiprocessing.spawn(_pretrain_rank, nprocs=procs,
-                                        args=(procs, arch, recipe, data, work, progress, logs))
+            with standard_start_method():
+                torch.multiprocessing.spawn(_pretrain_rank, nprocs=procs,
+                                            args=(procs, arch, recipe, data, work, progress, logs))
         except torch.multiprocessing.ProcessRaisedException as e:
             raise _child_error(e) from None
     summary = json.loads((work / "model" / "pretrain_summary.json").read_text())

@@ -9,16 +9,16 @@ import hydra
 
 from src.config import RunSettings
 from src.data.loading import build_source, make_loader
+from src.evaluation.records import MethodLabel, TrainSummary, UpcyclingReport
 from src.evaluation.run import evaluate_model
 from src.models.backbone import load_whisper
 from src.models.upcycling.diagnostics import expert_similarity
 from src.models.whisper_moe import moe_blocks
 from src.pipelines.builders import load_model, moe_extensions
-from src.pipelines.upcycle import REPORT, upcycle
+from src.pipelines.upcycle import upcycle
 from src.training.distributed import init_distributed, is_sharded, process_device, shutdown
 from src.training.selection import dev_requirement
 from src.training.trainer import Trainer
-from src.utils.atomic import write_json
 from src.utils.errors import UserError
 from src.utils.machine import machine_info
 from src.utils.seeding import seed_everything
@@ -26,7 +26,7 @@ from src.utils.seeding import seed_everything
 log = logging.getLogger(__name__)
 
 
-def record_after_training(model, report: dict, history: list[dict], run_dir: Path) -> None:
+def record_after_training(model, report: UpcyclingReport, history: list[dict], run_dir: Path) -> None:
     """Adds each MoE layer's inter-expert similarity after training, and how far each stage moved the experts
     (SPRI: relative to the residual's norm), to the upcycling report."""
     after = {}
@@ -35,13 +35,13 @@ def record_after_training(model, report: dict, history: list[dict], run_dir: Pat
         after[name] = {"expert_cosine_mean": cos, "subspace_overlap": overlap}
     movement = {st["stage"]: st["expert_movement"] for st in history if "expert_movement" in st}
     if movement:
-        report["stage_movement"] = movement
+        report.stage_movement = movement
     if after:
-        report["after_training"] = after
-        write_json(Path(run_dir) / REPORT, report)
+        report.after_training = after
+        report.write(run_dir)
 
 
-def train(run: RunSettings) -> dict:
+def train(run: RunSettings) -> TrainSummary:
     """Load the model and data, upcycle, train (stages, selection), evaluate the selected weights, summarise."""
     run_dir, tcfg = run.output_dir, run.trainer
     info = init_distributed(tcfg.device)  # torchrun / accelerate: one process per GPU, one run dir for all
@@ -53,8 +53,8 @@ def train(run: RunSettings) -> dict:
     # on a GPU they take a second, on whisper-base's CPU about 3 minutes); only rank 0 writes files and logs.
     model.to(process_device(tcfg.device, info))
     report = upcycle(model, run, tokenizer, source, train_ex, run_dir if info.is_main else None)
-    log.info("model: %s, %s total / %s active parameters", report["strategy"], f"{report['total_parameters']:,}",
-             f"{report['active_parameters']:,}")
+    log.info("model: %s, %s total / %s active parameters", report.strategy, f"{report.total_parameters:,}",
+             f"{report.active_parameters:,}")
     logger = hydra.utils.instantiate(run.logger) if info.is_main else None
     if logger is not None:
         logger.start(run_dir, run.resolved)
@@ -66,15 +66,16 @@ def train(run: RunSettings) -> dict:
     finally:
         if logger is not None:
             logger.finish()
-    summary = {"run_dir": str(run_dir), "checkpoint": str(Path(trainer.selection["checkpoint"])),
-               "selection": trainer.selection,
-               "model": pretrained, "machine": machine_info(), "stages": history,
-               "train_examples": len(train_ex), "dev_examples": len(dev_ex), "skipped": source.skips.as_dict(),
-               "results": {split: table[-1] for split, table in tables.items()}, "processes": info.world_size}
+    summary = TrainSummary(
+        run_dir=str(run_dir), checkpoint=str(Path(trainer.selection["checkpoint"])), selection=trainer.selection,
+        model=pretrained, machine=machine_info(), stages=history, train_examples=len(train_ex),
+        dev_examples=len(dev_ex), skipped=source.skips.as_dict(),
+        results={split: table[-1] for split, table in tables.items()}, processes=info.world_size,
+        method=MethodLabel.from_config(run.resolved, report.num_experts))
     if info.is_main:
         source.skips.log_summary(log)
         source.skips.save(run_dir / "skipped.json")
-        write_json(Path(run_dir) / "train_summary.json", summary, default=str)
+        summary.write(run_dir)
         log.info("checkpoint: %s (%s)", trainer.selection["checkpoint"], trainer.selection["label"])
     return summary
 

@@ -7,35 +7,35 @@ from pathlib import Path
 
 from src.config import RunSettings
 from src.data.loading import build_source
+from src.evaluation.records import UpcyclingReport
 from src.models.upcycling.apply import upcycle_model
 from src.pipelines.builders import budget_task, calibration_batches, calibration_task, load_model
 from src.training.checkpoint import save_checkpoint
-from src.utils.atomic import write_json
-
-REPORT = "upcycling_report.json"
 
 
-def upcycle(model, run: RunSettings, tokenizer, source, examples: list, report_dir: Path | None = None) -> dict:
+def upcycle(model, run: RunSettings, tokenizer, source, examples: list,
+            report_dir: Path | None = None) -> UpcyclingReport:
     """Apply `upcycle` to a dense model (no-op for dense), calibrating on ``examples`` (training
     examples); writes upcycling_report.json into ``report_dir``."""
     batches = calibration_batches(run, model, tokenizer, source, examples)
-    report = upcycle_model(model, run.moe, run.upcycle, run.seed, batches["fit"], progress=run.progress,
-                           heldout=batches["heldout"] or None, budget=batches.get("budget"),
-                           budget_heldout=batches.get("budget_heldout") or None)
+    report = UpcyclingReport.from_dict(upcycle_model(
+        model, run.moe, run.upcycle, run.seed, batches["fit"], progress=run.progress,
+        heldout=batches["heldout"] or None, budget=batches.get("budget"),
+        budget_heldout=batches.get("budget_heldout") or None))
     if batches["fit"]:
-        report["calibration_task"] = calibration_task(run.upcycle, tokenizer)
-        report["budget_task"] = budget_task(run, tokenizer)
+        report.calibration_task = calibration_task(run.upcycle, tokenizer)
+        report.budget_task = budget_task(run, tokenizer)
     if report_dir is not None:
-        write_json(Path(report_dir) / REPORT, report)
+        report.write(report_dir)
     return report
 
 
-def upcycle_checkpoint(run: RunSettings) -> dict:
+def upcycle_checkpoint(run: RunSettings) -> UpcyclingReport:
     """Dense checkpoint -> upcycled MoE checkpoint in `out` (with its upcycling report)."""
     model, tokenizer, _ = load_model(run)
     source = build_source(run.data)
     out = run.out
     report = upcycle(model, run, tokenizer, source, source.examples("train"))
     save_checkpoint(model, tokenizer, out)
-    write_json(out / REPORT, report)
+    report.write(out)
     return report

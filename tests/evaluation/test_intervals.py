@@ -1,6 +1,7 @@
 """Confidence intervals (src/evaluation/intervals.py): the vectorised BLEU equals sacrebleu's on any subset,
 identical systems give Δ = 0 inside its interval, a system with a fifth of its sentences fixed gets a positive
-interval, the interval is the same for the same runs, and the report prints n.s. where the interval covers 0."""
+interval, the interval is the same for the same runs, and the report prints n.s. where the interval covers 0 and
+claims a row better (in every direction) where the intervals exclude 0."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import sacrebleu
 
 from src.evaluation.config import CometConfig, MetricsConfig
-from src.evaluation.intervals import Bootstrap, interval, run_segment_stats
+from src.evaluation.intervals import SEEDS, Bootstrap, interval, run_segment_stats
 from src.evaluation.metrics import METRICS, Segments, bleu_from_stats
 from src.evaluation.report import build_report
 from src.evaluation.results import score_with_segments, write_hypotheses, write_results
@@ -114,31 +115,49 @@ def test_several_seeds_use_a_t_interval_that_widens_with_seed_spread(tmp_path):
 
 
 def test_report_prints_intervals_and_not_significant(tmp_path, capsys):
+    import csv
+
     from src.report import main as report_main
 
     sweep = tmp_path / "sweep"
-    for seed in (1, 2):
+    for seed in (1, 2, 3):  # three seeds: t(2) over the seed pairs
         write_run(sweep, f"dense_s{seed}", "dense", seed, corpus(seed=seed))
         write_run(sweep, f"same_s{seed}", "vanilla", seed, corpus(seed=seed))  # identical to dense
         write_run(sweep, f"fix_s{seed}", "spri", seed, fixed(corpus(seed=seed), 0.5))
     report = build_report([sweep], tmp_path / "out")
-    by = {r["strategy"]: r for r in report["rows"]}
-    assert by["vanilla"]["bleu_delta"] == 0 and by["vanilla"]["bleu_delta_sig"] is False
-    assert by["spri"]["bleu_delta_sig"] is True and by["spri"]["bleu_delta_ci_low"] > 0
-    assert by["dense"]["bleu_ci_low"] < by["dense"]["bleu_avg"] < by["dense"]["bleu_ci_high"]
+    by = {r["method"]: r for r in report["rows"]}
+    assert list(by) == ["dense", "spri", "vanilla"]
+    van, spri, dense = by["vanilla"], by["spri"], by["dense"]
+    # identical outputs: Δ = 0 exactly, an interval that covers it, no direction claimed either way
+    assert van["bleu_delta"] == 0 and van["bleu_delta_ci_low"] <= 0 <= van["bleu_delta_ci_high"]
+    assert van["bleu_delta_ci_p"] == 1.0 and (van["bleu_dirs_better"], van["bleu_dirs_worse"]) == (0, 0)
+    # half of every direction's sentences fixed, in every seed: better on average and in each of the 3 directions
+    assert spri["bleu_delta_ci_low"] > 0 and spri["bleu_delta_ci_p"] < 0.05
+    assert spri["bleu_delta_ci_kind"] == SEEDS and spri["bleu_n"] == 3
+    assert (spri["bleu_dirs_better"], spri["bleu_dirs_worse"]) == (len(LANGS), 0)
+    rows = {r.method: r for r in report["comparison"].rows}
+    dd = rows["spri"].metrics["bleu"].direction_deltas
+    assert sorted(dd) == sorted(LANGS)
+    assert all(d.significant and d.delta > 0 and d.ci.low > 0 and d.ci.n == 3 for d in dd.values())
+    assert not any(d.significant for d in rows["vanilla"].metrics["bleu"].direction_deltas.values())
+    assert dense["bleu_ci_low"] < dense["bleu_avg"] < dense["bleu_ci_high"] and dense["bleu_ci_kind"] == SEEDS
     md = report["markdown"]
-    assert "+0.00 [" in md or "0.00 [" in md
-    assert " n.s. |" in md and "t interval over seeds" in md
-    assert "- vanilla: Δ BLEU +0.00" in md and "not significantly different from dense" in md
-    assert "- spri: Δ BLEU +" in md and "better than dense" in md
+    assert "| +0.00 [+0.00, +0.00] n.s. |" in md and "| 0/0 of 3 |" in md and "| 3/0 of 3 |" in md
+    assert "t(n-1) over seeds" in md
+    assert "- vanilla: Δ BLEU +0.00 [+0.00, +0.00] over 3 seed pairs: inconclusive" in md
+    assert (f"- spri: Δ BLEU {spri['bleu_delta']:+.2f} [{spri['bleu_delta_ci_low']:+.2f}, "
+            f"{spri['bleu_delta_ci_high']:+.2f}] over 3 seed pairs: better than dense") in md
     forest = (tmp_path / "out" / "bleu_delta.png").read_bytes()  # each Δ with its interval
     assert forest[:8] == b"\x89PNG\r\n\x1a\n" and len(forest) > 5000
-    assert "Δ vs dense [95% CI]" in (tmp_path / "out" / "summary.md").read_text()
-    csv_head = (tmp_path / "out" / "comparison.csv").read_text().splitlines()[0]
-    assert "bleu_delta_ci_low" in csv_head and "bleu_delta_sig" in csv_head
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "Δ BLEU vs dense [95% CI]" in summary and "| en-de |" not in summary and "| en-de |" in md
+    with open(tmp_path / "out" / "comparison.csv", encoding="utf-8") as f:
+        saved = {r["method"]: r for r in csv.DictReader(f)}
+    assert float(saved["spri"]["bleu_delta_ci_low"]) == pytest.approx(spri["bleu_delta_ci_low"])
+    assert saved["spri"]["bleu_dirs_better"] == "3" and saved["vanilla"]["bleu_delta_ci_p"] == "1.0"
     assert report_main([str(sweep), "--out", str(tmp_path / "out2")]) == 0
     out = capsys.readouterr()
-    assert "not significantly different from dense" in out.out
+    assert "- vanilla: Δ BLEU +0.00 [+0.00, +0.00] over 3 seed pairs: inconclusive" in out.out
     assert "Pre-computing" not in out.out + out.err  # sacrebleu's progress lines stay off the console
 
 

@@ -1,7 +1,9 @@
 """The metric registry: the same hypotheses give byte-identical results.csv/.md and comparison.md/.csv
 to the hard-coded metrics before it (tests/golden/metrics/, written by tests/evaluation/metrics_golden.py against
 commit 0f788f3; the comparison files re-recorded on purpose when the report gained its intervals, selection
-and provenance notes, issue 22: the results files are unchanged), and a metric registered in one place gets
+and provenance notes, issue 22, and again for issue 31: clip-level bootstrap, the seed interval with the shared
+test-set covariance, `avg ± sd (n)` cells, per-direction Holm evidence instead of sacrebleu's `sig. +/−`
+columns, COMET columns only where a row has COMET, unpaired Δs flagged; the results files are unchanged), and a metric registered in one place gets
 its columns in the results and the report."""
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ def test_outputs_are_byte_identical_to_the_hard_coded_metrics(tmp_path, monkeypa
     assert b"not applicable: transcription only" in (GOLDEN / "results/asr_only/results.csv").read_bytes()
     assert b"tok:zh" in (GOLDEN / "results/comet/results.csv").read_bytes()
     sweep = (GOLDEN / "report/sweep/comparison.md").read_text(encoding="utf-8")
-    assert "| Δ COMET [95% CI] |" in sweep and "no shared seed" in sweep and " n.s. |" in sweep
+    assert "| Δ COMET vs dense [95% CI] |" in sweep and " unpaired |" in sweep and " n.s. |" in sweep
+    assert "sig. +/−" not in sweep and "(n=3)" in sweep and "dirs +/− vs dense (Holm)" in sweep
+    assert "| COMET" not in (GOLDEN / "report/no_baseline/comparison.md").read_text(encoding="utf-8")  # none ran
 
 
 def test_wer_and_comet_declare_their_tasks_in_their_definitions():
@@ -96,22 +100,23 @@ def test_a_registered_metric_gets_its_columns_in_results_and_report(tmp_path, re
     make_run(sweep, "spri_1", "spri", 1, 1.0, NO_COMET, [["all"]], None)
     make_run(sweep, "spri_2", "spri", 2, 0.8, NO_COMET, [["all"]], None)
     report = build_report([sweep], tmp_path / "out")
-    got = {r["strategy"]: r for r in report["rows"]}
+    got = {r["method"]: r for r in report["rows"]}
     runs = {name: {r["direction"]: r for r in read_results(sweep / name / "eval" / "test" / "results.csv")}
             for name in ("dense", "spri_1", "spri_2")}
     spri = [runs[n]["average"]["length_ratio"] for n in ("spri_1", "spri_2")]
     assert got["spri"]["length_ratio_avg"] == pytest.approx(statistics.fmean(spri))
-    assert got["spri"]["length_ratio_std"] == pytest.approx(statistics.stdev(spri))
+    assert got["spri"]["length_ratio_sd"] == pytest.approx(statistics.stdev(spri))
     assert got["spri"]["length_ratio_delta"] == pytest.approx(  # over the seed both ran (1)
         runs["spri_1"]["average"]["length_ratio"] - runs["dense"]["average"]["length_ratio"])
     assert got["spri"]["length_ratio_de"] == pytest.approx(statistics.fmean(runs[n]["de"]["length_ratio"]
                                                                            for n in ("spri_1", "spri_2")))
-    head = next(line for line in report["markdown"].splitlines() if line.startswith("| strategy |"))
-    assert "| Δ COMET [95% CI] | len ratio avg ± std [95% CI] | Δ len ratio [95% CI] | sig. +/− |" in head
+    head = next(line for line in report["markdown"].splitlines() if line.startswith("| method |"))
+    assert ("| Δ BLEU vs dense [95% CI] | len ratio avg ± sd (n) [95% CI] | Δ len ratio vs dense [95% CI] | "
+            "dirs +/− vs dense (Holm) |") in head and "COMET" not in head  # no row has COMET
     spri_line = next(line for line in report["markdown"].splitlines() if line.startswith("| spri |"))
-    assert f"| {statistics.fmean(spri):.1f} ± {statistics.stdev(spri):.1f} |" in spri_line
+    assert f"| {statistics.fmean(spri):.1f} ± {statistics.stdev(spri):.1f} (n=2) |" in spri_line
     csv_head = (tmp_path / "out" / "comparison.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
-    assert {"length_ratio_de", "length_ratio_avg", "length_ratio_std", "length_ratio_delta"} <= set(csv_head)
+    assert {"length_ratio_de", "length_ratio_avg", "length_ratio_sd", "length_ratio_delta"} <= set(csv_head)
 
 
 class Judge(Metric):

@@ -5,7 +5,7 @@ a test checks that the two registries agree."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from src.utils.errors import UserError
 from src.utils.ranges import check_range
@@ -21,6 +21,8 @@ class UpcycleConfig:
     """Options common to every strategy; each strategy extends it with its own knobs."""
 
     strategy: str = "dense"
+    # Training-time methods that are part of the strategy's own recipe (the comparison's row label leaves them out).
+    includes: ClassVar[tuple[str, ...]] = ()
     stage1_trainable: list[str] = field(default_factory=lambda: ["router", "experts"])
     router_std: float = 0.02
     calibration_examples: int = 64  # training examples for the upcycling report (and data-aware strategies)
@@ -130,6 +132,7 @@ SVD_MODES = ("weighted", "projected")
 @register_config("cluster")
 @dataclass
 class ClusterConfig(UpcycleConfig):
+    includes: ClassVar[tuple[str, ...]] = ("distill",)  # self-distillation is part of the method (moe=self_distill)
     calibration_examples: int = 512
     kmeans_iters: int = 50
     svd_mode: str = "weighted"
