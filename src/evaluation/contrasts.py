@@ -85,6 +85,8 @@ def verdict(delta: float, ci: Interval, rejected: bool, higher_is_better: bool, 
     """What the interval allows (module docstring); ``rejected``: the test of 0 rejects (after correction)."""
     if rejected:
         return "better" if (delta > 0) == higher_is_better else "worse"
+    if ci.low == ci.high == 0.0:  # every draw gives 0: the rows' outputs agree on every resampled sentence
+        return "no difference on this test set (identical scores in every draw)"
     if margin is not None and -margin < ci.low and ci.high < margin:
         return f"equivalent within ±{margin:g}"
     allows = f"the interval allows {ci.low:+.{digits}f} to {ci.high:+.{digits}f}"

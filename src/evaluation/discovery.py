@@ -11,7 +11,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from src.evaluation.config import MetricsConfig
-from src.evaluation.records import Cost, MethodLabel, RecordError, TrainSummary, UpcyclingReport
+from src.evaluation.records import Cost, MethodLabel, RecordError, TrainSummary, UpcyclingReport, cost_of
 from src.evaluation.results import read_results
 from src.utils.status import job_status
 
@@ -65,9 +65,7 @@ def read_run(d: Path, split: str) -> Run:
     summary, report = TrainSummary.read(d), UpcyclingReport.read(d)
     label = summary.method if summary and summary.method else MethodLabel.from_config(
         cfg, report.num_experts if report else None)  # written before the label was recorded: derived alike
-    cost = summary.cost if summary else Cost()
-    if report:
-        cost.total_params, cost.active_params = report.total_parameters, report.active_parameters
+    cost = cost_of(summary, report)
     results_file = d / "eval" / split / "results.csv"
     try:
         results = {r["direction"]: r for r in read_results(results_file)}

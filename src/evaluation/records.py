@@ -208,11 +208,14 @@ class UpcyclingReport:
             raise RecordError(f"{Path(run_dir) / UPCYCLING_REPORT}: {e}; delete it and rerun the job") from e
 
 
-def run_cost(run_dir: Path) -> Cost:
-    """steps / tokens / seconds from train_summary.json, total / active parameters from upcycling_report.json;
-    None for whatever is missing."""
-    summary, report = TrainSummary.read(run_dir), UpcyclingReport.read(run_dir)
+def cost_of(summary: TrainSummary | None, report: UpcyclingReport | None) -> Cost:
+    """steps / tokens / seconds from the summary, total / active parameters from the report; None where missing."""
     cost = summary.cost if summary else Cost()
     if report:
         cost.total_params, cost.active_params = _count(report.total_parameters), _count(report.active_parameters)
     return cost
+
+
+def run_cost(run_dir: Path) -> Cost:
+    """A run dir's cost (`cost_of` its train_summary.json and upcycling_report.json)."""
+    return cost_of(TrainSummary.read(run_dir), UpcyclingReport.read(run_dir))

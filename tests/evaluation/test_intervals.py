@@ -144,7 +144,7 @@ def test_report_prints_intervals_and_not_significant(tmp_path, capsys):
     md = report["markdown"]
     assert "| +0.00 [+0.00, +0.00] n.s. |" in md and "| 0/0 of 3 |" in md and "| 3/0 of 3 |" in md
     assert "t(n-1) over seeds" in md
-    assert "- vanilla: Δ BLEU +0.00 [+0.00, +0.00] over 3 seed pairs: inconclusive" in md
+    assert "- vanilla: Δ BLEU +0.00 [+0.00, +0.00] over 3 seed pairs: no difference on this test set" in md
     assert (f"- spri: Δ BLEU {spri['bleu_delta']:+.2f} [{spri['bleu_delta_ci_low']:+.2f}, "
             f"{spri['bleu_delta_ci_high']:+.2f}] over 3 seed pairs: better than dense") in md
     forest = (tmp_path / "out" / "bleu_delta.png").read_bytes()  # each Δ with its interval
@@ -157,7 +157,7 @@ def test_report_prints_intervals_and_not_significant(tmp_path, capsys):
     assert saved["spri"]["bleu_dirs_better"] == "3" and saved["vanilla"]["bleu_delta_ci_p"] == "1.0"
     assert report_main([str(sweep), "--out", str(tmp_path / "out2")]) == 0
     out = capsys.readouterr()
-    assert "- vanilla: Δ BLEU +0.00 [+0.00, +0.00] over 3 seed pairs: inconclusive" in out.out
+    assert "- vanilla: Δ BLEU +0.00 [+0.00, +0.00] over 3 seed pairs: no difference on this test set" in out.out
     assert "Pre-computing" not in out.out + out.err  # sacrebleu's progress lines stay off the console
 
 

@@ -3,8 +3,8 @@ to the hard-coded metrics before it (tests/golden/metrics/, written by tests/eva
 commit 0f788f3; the comparison files re-recorded on purpose when the report gained its intervals, selection
 and provenance notes, issue 22, and again for issue 31: clip-level bootstrap, the seed interval with the shared
 test-set covariance, `avg ± sd (n)` cells, per-direction Holm evidence instead of sacrebleu's `sig. +/−`
-columns, COMET columns only where a row has COMET, unpaired Δs flagged; the results files are unchanged), and a metric registered in one place gets
-its columns in the results and the report."""
+columns, COMET columns only where a row has COMET, unpaired Δs flagged; the results files are unchanged), and a
+metric registered in one place gets its columns in the results and the report."""
 
 from __future__ import annotations
 

@@ -9,8 +9,7 @@ import json
 import pytest
 
 from src.evaluation.discovery import find_runs
-from src.evaluation.records import (MethodLabel, RecordError, TrainSummary, UpcyclingReport, run_cost,
-                                    schedule_labels)
+from src.evaluation.records import MethodLabel, RecordError, TrainSummary, UpcyclingReport, run_cost, schedule_labels
 
 TWO = [{"steps": 100, "trainable": ["residual", "router"]}, {"steps": 200, "trainable": ["all"]}]
 
