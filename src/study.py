@@ -2,7 +2,7 @@
 
     python -m src.study [--regimes toy_constrained,toy_demo] [--strategies dense,vanilla,drop,spri]
                         [--fractions 0.1,0.3333] [--one-stage drop] [--seeds 1,2,3] [--jobs N] [--out outputs/study]
-                        [--stage1-lr LR] [--dry-run]
+                        [--stage1-lr LR] [--equivalence-margin M] [--dry-run]
     python -m src.study --readme DIR     # write DIR's tables into README.md's study blocks
     python -m src.study --report DIR     # (re)write DIR's reports and README blocks from its finished jobs
 
@@ -165,24 +165,24 @@ def write_readme_block(regime_dir: Path) -> Path:
     return path
 
 
-def report_only(out: Path, regimes: list[str], family: list[str]) -> int:
+def report_only(out: Path, regimes: list[str], report_args: list[str]) -> int:
     """The report phases alone, over whatever jobs finished (a study cut short still gets its tables)."""
     from src.entry import timing as tm
 
-    failed = report_phases(out, [r for r in regimes if (out / r).is_dir()], family,
+    failed = report_phases(out, [r for r in regimes if (out / r).is_dir()], report_args,
                            tm.Timing(command=f"python -m src.study --report {out}"))
     return 1 if failed else 0
 
 
-def report_phases(out: Path, regimes: list[str], family: list[str], t) -> int:
-    """Per regime: the report against dense with the primary family, and the README block; returns the failures."""
+def report_phases(out: Path, regimes: list[str], report_args: list[str], t) -> int:
+    """Per regime: the report against dense with the primary family (``report_args``: src.report's --contrast and
+    --equivalence-margin options), and the README block; returns the failures."""
     from src.entry import timing as tm
 
     failed = 0
     for regime in regimes:
-        extra = [arg for c in family for arg in ("--contrast", c)]
         failed += tm.report_phase(f"report {regime}", out / regime, t, note="comparison table, primary family",
-                                  extra=extra)
+                                  extra=report_args)
         if (out / regime / "report" / "summary.md").is_file():
             write_readme_block(out / regime)
     return failed
@@ -196,6 +196,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--one-stage", default="drop", help="strategies run in one stage only (their papers' schedule)")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--stage1-lr", type=float, default=None, help="trainer.stage1_lr of the two-stage jobs")
+    ap.add_argument("--equivalence-margin", type=float, default=None, metavar="M",
+                    help="the report's margin: a contrast whose whole interval lies inside ±M reads 'equivalent'")
     ap.add_argument("--jobs", type=int, default=None, help="jobs in parallel (default: 3 per core)")
     ap.add_argument("--out", default="outputs/study")
     ap.add_argument("--dry-run", action="store_true", help="print the jobs and their commands, run nothing")
@@ -213,8 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         tm.update_readme(ROOT / "README.md", Path(args.readme), README_BLOCKS)
         return 0
     family = study_family(args.strategies.split(","), [float(f) for f in args.fractions.split(",") if f])
+    report_args = [arg for c in family for arg in ("--contrast", c)]
+    if args.equivalence_margin is not None:
+        report_args += ["--equivalence-margin", str(args.equivalence_margin)]
     if args.report:
-        return report_only(Path(args.report), args.regimes.split(","), family)
+        return report_only(Path(args.report), args.regimes.split(","), report_args)
     out = Path(args.out).resolve()
     regimes = args.regimes.split(",")
     unknown = sorted(set(regimes) - set(REGIMES))
@@ -240,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = run_jobs(jobs, out, n_parallel, args.stage1_lr)
     t.phases.append(tm.Phase("jobs", time.perf_counter() - start, int(bool(failed)),
                              f"{len(jobs)} jobs ({failed} failed), {n_parallel} at a time"))
-    failed += report_phases(out, regimes, family, t)
+    failed += report_phases(out, regimes, report_args, t)
     md = tm.finish(t, out)
     print("\n" + md)
     print(f"README: python -m src.study --readme {out}")

@@ -117,11 +117,12 @@ def test_report_only_runs_each_regimes_report_with_its_family(tmp_path, monkeypa
     monkeypatch.setattr(study, "write_readme_block", lambda d: calls.append(["block", d.name]))
     (tmp_path / "toy_constrained" / "report").mkdir(parents=True)
     (tmp_path / "toy_constrained" / "report" / "summary.md").write_text("table")
-    assert main(["--report", str(tmp_path)]) == 0  # toy_demo has no dir: skipped
+    assert main(["--report", str(tmp_path), "--equivalence-margin", "1"]) == 0  # toy_demo has no dir: skipped
     assert len(calls) == 2 and calls[-1] == ["block", "toy_constrained"]
     contrasts = [calls[0][i + 1] for i, a in enumerate(calls[0]) if a == "--contrast"]
     assert contrasts[0] == "SPRI's init=spri/one_stage vs vanilla/one_stage" and len(contrasts) == 7
     assert "--baseline" not in calls[0]  # the report's own default, dense
+    assert calls[0][-2:] == ["--equivalence-margin", "1.0"]
 
 
 def test_the_study_keeps_its_budget_where_the_demo_was_cut_to_fit_its_minutes():
