@@ -5,7 +5,7 @@ Writes comparison.md/.csv (method x training schedule rows, per-direction BLEU, 
 over seeds with its 95% interval, Δ vs the baseline with its interval (exploratory), the directions whose own
 Δ is significant after Holm, and what each row cost), summary.md (without the per-direction columns),
 per_direction.md, bleu_by_direction.png, bleu_delta.png and per-row expert-usage heatmaps, and prints the table.
-`--contrast` names the primary family before the numbers are read (rows as METHOD/SCHEDULE, e.g.
+`--contrast` (or `--contrasts FILE`) names the primary family before the numbers are read (rows as METHOD/SCHEDULE, e.g.
 `spri/one_stage vs vanilla/one_stage`); Holm corrects within it and each verdict says better, worse,
 equivalent (with --equivalence-margin) or inconclusive. The compared metrics (BLEU, COMET) and the headline
 (BLEU) are the metric registry's (src/evaluation/metrics.py).
@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="output dir (default: the first DIR's report/)")
     ap.add_argument("--contrast", action="append", default=[], metavar="'NAME=A vs B'",
                     help="a contrast of the primary family (repeat it); A, B: METHOD[/SCHEDULE]")
+    ap.add_argument("--contrasts", metavar="FILE", help="the primary family as a file: one 'NAME=A vs B' per line "
+                    "(blank lines and lines starting with # are skipped)")
     ap.add_argument("--equivalence-margin", type=float, default=None, metavar="M",
                     help="say 'equivalent within ±M' when a whole interval lies inside ±M")
     ap.add_argument("--resample", default="clip", help="the bootstrap's unit: clip (default) or direction")
@@ -38,7 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     from src.utils.errors import UserError
 
     out = Path(args.out) if args.out else Path(args.dirs[0]) / "report"
-    cfg = ReportConfig(resample=args.resample, n_draws=args.n_draws, contrasts=args.contrast,
+    try:
+        named = Path(args.contrasts).read_text(encoding="utf-8").splitlines() if args.contrasts else []
+    except OSError as e:
+        print(f"error: --contrasts {args.contrasts}: {e.strerror}", file=sys.stderr)
+        return 2
+    family = [*args.contrast, *(line.strip() for line in named if line.strip() and not line.startswith("#"))]
+    cfg = ReportConfig(resample=args.resample, n_draws=args.n_draws, contrasts=family,
                        equivalence_margin=args.equivalence_margin)
     try:
         report = build_report(args.dirs, out, args.split, args.baseline, cfg)

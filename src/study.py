@@ -206,6 +206,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def family_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """(the primary family, src.report's options that carry it and the equivalence margin)."""
+    family = study_family(args.strategies.split(","), [float(f) for f in args.fractions.split(",") if f])
+    report_args = [arg for c in family for arg in ("--contrast", c)]
+    if args.equivalence_margin is not None:
+        report_args += ["--equivalence-margin", str(args.equivalence_margin)]
+    return family, report_args
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from src.demo import default_jobs, demo_phases
@@ -214,10 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.readme:
         tm.update_readme(ROOT / "README.md", Path(args.readme), README_BLOCKS)
         return 0
-    family = study_family(args.strategies.split(","), [float(f) for f in args.fractions.split(",") if f])
-    report_args = [arg for c in family for arg in ("--contrast", c)]
-    if args.equivalence_margin is not None:
-        report_args += ["--equivalence-margin", str(args.equivalence_margin)]
+    family, report_args = family_args(args)
     if args.report:
         return report_only(Path(args.report), args.regimes.split(","), report_args)
     out = Path(args.out).resolve()

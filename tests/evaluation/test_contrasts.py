@@ -94,3 +94,21 @@ def test_a_named_family_is_corrected_and_reported(tmp_path):
     assert "| init (spri/one_stage − vanilla/one_stage) | +" in md and "(97.5%)" in md
     assert "not tested: no row cluster" in md
     assert "What the intervals allow (exploratory, vs dense):" in md
+
+
+def test_the_family_from_a_file_and_bad_specs_stop_in_one_line(tmp_path, capsys):
+    from src.report import main as report_main
+
+    for seed in (1, 2):
+        scored_run(tmp_path / "runs", f"dense{seed}", "dense", seed, 0.5)
+        scored_run(tmp_path / "runs", f"spri{seed}", "spri", seed, 0.9)
+    family = tmp_path / "family.txt"
+    family.write_text("# the primary family\nspri's gain=spri vs dense\n\n")
+    assert report_main([str(tmp_path / "runs"), "--contrasts", str(family), "--out", str(tmp_path / "out")]) == 0
+    assert "| spri's gain (spri − dense) | +" in capsys.readouterr().out
+    assert report_main([str(tmp_path / "runs"), "--contrast", "spri minus dense"]) == 2
+    assert "write 'NAME=A vs B'" in capsys.readouterr().err
+    assert report_main([str(tmp_path / "runs"), "--contrasts", str(tmp_path / "none.txt")]) == 2
+    assert "none.txt: No such file" in capsys.readouterr().err
+    assert report_main([str(tmp_path / "runs"), "--equivalence-margin", "-1"]) == 2
+    assert "--equivalence-margin" in capsys.readouterr().err
