@@ -206,6 +206,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def dry_run(jobs: list[Job], family: list[str], out: Path, stage1_lr: float | None) -> int:
+    """Print the primary family and every job's command; run nothing."""
+    print("primary family (Holm within it): " + "; ".join(family))
+    for job in jobs:
+        spec = job_command(job, out, stage1_lr) if not (out / job.regime / job.name).exists() else None
+        print(job.regime, job.name, " ".join(spec[0][1:]) if spec else "(done or started)")
+    return 0
+
+
 def family_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """(the primary family, src.report's options that carry it and the equivalence margin)."""
     family = study_family(args.strategies.split(","), [float(f) for f in args.fractions.split(",") if f])
@@ -235,11 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = study_jobs(regimes, args.strategies.split(","), [float(f) for f in args.fractions.split(",") if f],
                       [int(s) for s in args.seeds.split(",")], tuple(filter(None, args.one_stage.split(","))))
     if args.dry_run:
-        print("primary family (Holm within it): " + "; ".join(family))
-        for job in jobs:
-            spec = job_command(job, out, args.stage1_lr) if not (out / job.regime / job.name).exists() else None
-            print(job.regime, job.name, " ".join(spec[0][1:]) if spec else "(done or started)")
-        return 0
+        return dry_run(jobs, family, out, args.stage1_lr)
     t = tm.Timing(command="python -m src.study " + " ".join(argv if argv is not None else sys.argv[1:]))
     # the corpus and one toy model per seed, as the demo makes them (both regimes fine-tune the same models)
     for name, cmd, note, watch in demo_phases("toy_demo", "dense", args.seeds, out, 1)[:2]:
