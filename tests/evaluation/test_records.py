@@ -80,3 +80,26 @@ def test_old_run_dirs_load_and_a_damaged_one_is_skipped_by_name(tmp_path, caplog
     assert by["b"].label.method == "dense" and by["b"].cost.steps is None
     assert [s.path.name for s in skipped] == ["c"] and "train_summary.json is unreadable" in skipped[0].reason
     assert "c: skipped: " in caplog.text
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random bytes", "bleu=abc", "no average"])
+def test_a_damaged_results_csv_costs_its_run_not_the_comparison(tmp_path, damage, capsys):
+    """Issue 33's probe: one damaged results.csv among three runs ended the whole comparison with a traceback."""
+    from src.report import main as report_main
+
+    for name, strategy in (("dense", "dense"), ("vanilla", "vanilla"), ("random", "random")):
+        old_run(tmp_path, name, strategy, 1, None)
+    results = tmp_path / "random" / "eval" / "test" / "results.csv"
+    text = results.read_text()
+    results.write_bytes({"truncated": text[: len(text) // 2].encode(), "random bytes": bytes(range(256)) * 4,
+                         "bleu=abc": text.replace("21.0", "abc").encode(),
+                         "no average": text.split("average")[0].rsplit("\n", 1)[0].encode()}[damage])
+    assert report_main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "| dense |" in out and "| vanilla+dpsl |" in out and "| random" not in out  # old_run's moe has dpsl
+    assert f"Skipped (1): `{tmp_path / 'random'}`: {results} " in out and "rescore=true" in out
+    # nothing readable left: exit 2 with one line
+    for name in ("dense", "vanilla"):
+        (tmp_path / name / "eval" / "test" / "results.csv").write_bytes(b"\xff\xfe")
+    assert report_main([str(tmp_path), "--out", str(tmp_path / "out2")]) == 2
+    assert "no readable run" in capsys.readouterr().err
