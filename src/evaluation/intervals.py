@@ -148,6 +148,10 @@ class Bootstrap:
         self.members = {lang: np.array([clips.setdefault(clip_key(i, lang), len(clips)) for i in ids])
                         for lang, ids in self.ids.items()}
         self.n_clips = len(clips)
+        if self.n_clips < 2:  # one clip: every draw is the same; an interval of width 0 would read as certainty
+            if self.directions:
+                log.warning("%s intervals: the runs share %d test clip(s); no intervals", metric.label, self.n_clips)
+            self.directions, self.ids, self.members = [], {}, {}
 
     def coverage(self, run: SegmentStats, averaged: list[str]) -> Coverage:
         """What this bootstrap leaves out of `run`, whose average runs over `averaged` directions."""

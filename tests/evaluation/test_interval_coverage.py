@@ -120,6 +120,13 @@ def test_seed_interval_is_never_narrower_than_the_seeds_only_interval():
     assert one.kind == TEST_ONLY and one.low < 10 < one.high
 
 
+def test_one_shared_clip_gives_no_interval(caplog):
+    """A dry run's single test clip: every draw is the same, so a zero-width interval would read as certainty."""
+    stats = runs(simulate(np.random.default_rng(0), 2, 1, 0.0, 1.0))
+    boot = Bootstrap(stats, METRIC, n_draws=100)
+    assert boot.directions == [] and "share 1 test clip(s); no intervals" in caplog.text
+
+
 if __name__ == "__main__":  # the coverage table quoted in docs/design.md
     for resample in ("clip", "direction"):
         for n in (1, 3, 5):
