@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         avg_d, delta_d = by["direction"][name]
         ratios.append(avg_c / avg_d)
         delta = (f"{delta_c:.4f} | {delta_d:.4f} | {delta_c / delta_d:.2f}" if delta_c is not None and delta_d
-                 else "| |")
+                 else " |  | ")
         print(f"| {name} | {avg_c:.4f} | {avg_d:.4f} | {avg_c / avg_d:.2f} | {delta} |")
     print(f"\naverage's ratio: median {np.median(ratios):.2f} over {len(ratios)} rows "
           f"(interval width x{np.sqrt(np.median(ratios)):.2f})")
