@@ -10,7 +10,7 @@ from collections import defaultdict
 from src.evaluation.comparison import Comparison, MetricCells
 from src.evaluation.contrasts import verdict
 from src.evaluation.discovery import Run, Skipped
-from src.evaluation.intervals import UNPAIRED, UNPAIRED_TEST_ONLY, Interval, method_note
+from src.evaluation.intervals import TEST_ONLY, UNPAIRED, UNPAIRED_TEST_ONLY, Interval, method_note
 from src.evaluation.metrics import Metric, headline_metric
 from src.evaluation.results import fmt
 from src.utils.machine import machine_label
@@ -175,6 +175,8 @@ def verdict_lines(cmp: Comparison) -> list[str]:
             said = {"better": f"better than {cmp.baseline}", "worse": f"worse than {cmp.baseline}"}.get(said, said)
             pairs = f"over {ci.n} seed pair{'s' if ci.n != 1 else ''}" \
                 if ci.kind not in (UNPAIRED, UNPAIRED_TEST_ONLY) else f"{ci.kind}, n={ci.n}"
+            if ci.kind == TEST_ONLY:  # one seed: a claim about these two trained models, not the methods
+                pairs += " (test set only: these models, not the methods)"
             lines.append(f"- {cmp.name(r)}: Δ {m.label} {c.delta:+.{m.digits}f} {_span(ci, m.digits, True)} "
                          f"{pairs}: {said}")
     return lines

@@ -101,7 +101,8 @@ def test_comparison_means_deltas_and_plots(tmp_path):
     assert "COMET" not in md  # no row has COMET: no COMET columns
     delta = rows["spri"]["bleu_delta"]
     assert (f"- spri: Δ BLEU {delta:+.2f} [{rows['spri']['bleu_delta_ci_low']:+.2f}, "
-            f"{rows['spri']['bleu_delta_ci_high']:+.2f}] over 1 seed pair: better than dense") in md
+            f"{rows['spri']['bleu_delta_ci_high']:+.2f}] over 1 seed pair (test set only: these models, not the "
+            "methods): better than dense") in md
     for name in ("bleu_by_direction.png", "bleu_delta.png", "expert_usage_spri.png", "expert_usage_dense.png"):
         data = (tmp_path / "out" / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
