@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 
 from src.models.config import MoEConfig
 from src.models.moe import MoEBlock, router_top1, router_z
-from src.models.upcycling.base import STRATEGIES, Calibration, Strategy
+from src.models.upcycling import STRATEGIES  # through the package: every strategy registered, however reached
+from src.models.upcycling.base import Calibration, Strategy
 from src.models.upcycling.calibration import TeacherForced, capture_ffn_inputs, labelled, teacher_forced
 from src.models.upcycling.config import UpcycleConfig
 from src.models.upcycling.diagnostics import expert_similarity, parameter_counts
