@@ -108,6 +108,14 @@ def _stage_sum(stages: list, key: str) -> float | None:
     return sum(vals)
 
 
+def _relative(path: str | None, run_dir: Path) -> str | None:
+    """``path`` relative to ``run_dir`` when it lies inside it, else as it is."""
+    if not path:
+        return path
+    p, root = Path(path).absolute(), Path(run_dir).absolute()
+    return str(p.relative_to(root)) if p.is_relative_to(root) else str(path)
+
+
 def _count(v: Any) -> int | None:
     return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
@@ -136,9 +144,26 @@ class TrainSummary:
         return Cost(_count(steps), _count(tokens), _stage_sum(self.stages, "seconds"))
 
     def write(self, run_dir: Path) -> Path:
+        """Checkpoint paths inside the run dir are stored relative to it, so a copied or moved run dir
+        evaluates its own checkpoint (`checkpoint_path`)."""
         data = {k: v for k, v in asdict(self).items() if k != "extra"}
+        data["checkpoint"] = _relative(data["checkpoint"], run_dir)
+        if isinstance(data["selection"], dict) and data["selection"].get("checkpoint"):
+            data["selection"] = {**data["selection"], "checkpoint": _relative(data["selection"]["checkpoint"], run_dir)}
         path = Path(run_dir) / TRAIN_SUMMARY
         write_json(path, {**data, **self.extra}, default=str)
+        return path
+
+    def checkpoint_path(self, run_dir: Path) -> Path | None:
+        """The evaluated checkpoint of the run now in ``run_dir``: a relative record under it; an older absolute
+        record under the run dir it was written in, rebased onto ``run_dir`` (a copy never reads the original's)."""
+        if not self.checkpoint:
+            return None
+        path = Path(self.checkpoint)
+        if not path.is_absolute():
+            return Path(run_dir) / path
+        if self.run_dir and path.is_relative_to(self.run_dir):
+            return Path(run_dir) / path.relative_to(self.run_dir)
         return path
 
     @classmethod

@@ -27,7 +27,7 @@ def evaluate(run: RunSettings) -> dict:
             raise UserError(f"{out / 'config.yaml'} not found: run_dir must be a training run dir")
         saved = OmegaConf.load(out / "config.yaml")  # the run's own data and padding, typed as at its start
         summary = TrainSummary.read(out)
-        ckpt = run.checkpoint or (summary.checkpoint if summary else None)
+        ckpt = run.checkpoint or (summary.checkpoint_path(out) if summary else None)
         data, pad_to_30s = data_config(saved.data), bool(saved.model.pad_to_30s)
     else:
         if run.checkpoint is None:

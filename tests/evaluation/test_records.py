@@ -5,6 +5,7 @@ survive; a damaged file costs its run, named in one line, not the comparison."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +104,26 @@ def test_a_damaged_results_csv_costs_its_run_not_the_comparison(tmp_path, damage
         (tmp_path / name / "eval" / "test" / "results.csv").write_bytes(b"\xff\xfe")
     assert report_main([str(tmp_path), "--out", str(tmp_path / "out2")]) == 2
     assert "no readable run" in capsys.readouterr().err
+
+
+def test_a_copied_run_dir_reads_its_own_checkpoint(tmp_path):
+    """Issue 33's probe: train_summary.json stored absolute checkpoint paths, so `src.evaluate` on a copy of a
+    run dir evaluated (and overwrote results from) the original's checkpoint."""
+    import shutil
+
+    run = tmp_path / "run"
+    (run / "checkpoints" / "finetune").mkdir(parents=True)
+    TrainSummary(run_dir=str(run), checkpoint=str(run / "checkpoints" / "finetune"),
+                 selection={"checkpoint": str(run / "checkpoints" / "finetune"), "label": "last"}).write(run)
+    raw = json.loads((run / "train_summary.json").read_text())
+    assert raw["checkpoint"] == raw["selection"]["checkpoint"] == "checkpoints/finetune"
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    assert TrainSummary.read(copy).checkpoint_path(copy) == copy / "checkpoints" / "finetune"
+    # an older summary with absolute paths, copied: rebased onto the copy, not the original
+    (copy / "train_summary.json").write_text(json.dumps({"run_dir": str(run),
+                                                          "checkpoint": str(run / "checkpoints" / "finetune")}))
+    assert TrainSummary.read(copy).checkpoint_path(copy) == copy / "checkpoints" / "finetune"
+    # a checkpoint outside the run dir (checkpoint=DIR) stays where it is
+    outside = TrainSummary(checkpoint="/models/base")
+    assert outside.checkpoint_path(copy) == Path("/models/base")
