@@ -4,6 +4,7 @@ a test checks that the two registries agree."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -12,7 +13,10 @@ from src.utils.ranges import check_range
 from src.utils.registry import make_register
 from src.utils.structured import to_dataclass
 
+log = logging.getLogger(__name__)
+
 CALIBRATION_TASKS = ("auto", "translate", "transcribe")
+MIN_RESIDUAL_SCALE = 1e-3  # below it SPRI's residual is too small to matter: warned (1e-30 gave identical experts)
 AUTO_MEASURES = ("kl", "ce_ratio")
 
 
@@ -121,6 +125,10 @@ class SPRIConfig(UpcycleConfig):
         if not self.residual_scale > 0.0:
             raise UserError(f"upcycle.residual_scale must be > 0 (at 0 every expert equals P), "
                             f"got {self.residual_scale}")
+        if self.residual_scale < MIN_RESIDUAL_SCALE:
+            log.warning("upcycle.residual_scale=%g: every expert starts within %g of P times the residual, so "
+                        "the experts are identical to float precision (vanilla upcycling in effect)",
+                        self.residual_scale, self.residual_scale)
         if self.energy == "auto" and self.rank is None and self.calibration_examples < 1:
             raise UserError("upcycle.energy=auto measures the init loss on calibration batches: set "
                              "upcycle.calibration_examples >= 1, or a fixed upcycle.energy / upcycle.rank")
