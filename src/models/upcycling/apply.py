@@ -106,7 +106,6 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
     """Replace the chosen FFNs by MoE layers initialised by `ucfg.strategy`; returns the report. ``calib`` fits the
     data-aware strategies and, without ``budget`` batches (the same clips, other targets: `upcycle.budget_task`),
     the `auto` knobs; deviations read ``heldout`` (else ``calib``), init_loss ``budget_heldout`` / ``budget``."""
-    ucfg.check()  # the Python API gets the same checks as the command line (residual_scale 0 or -1 stop here)
     strategy = STRATEGIES[ucfg.strategy]
     dense_params = sum(p.numel() for p in model.parameters())
     report = {"strategy": ucfg.strategy, "num_experts": moe_cfg.num_experts, "top_k": moe_cfg.top_k,
@@ -155,7 +154,9 @@ def _dense_side(model: nn.Module, measure: list[dict] | None, search: list[dict]
 
 def _check_upcyclable(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, strategy: Strategy,
                       calib: list[dict] | None, search: list[dict] | None) -> None:
-    """Stop with one line before any work: an MoE model, missing calibration data, an unmeasurable budget."""
+    """Stop with one line before any work: a bad knob (the Python API gets the command line's checks: residual_scale
+    0 or -1 stop here), an MoE model, missing calibration data, an unmeasurable budget."""
+    ucfg.check()
     moe_cfg.check()
     already = [name for name, _ in moe_blocks(model)]
     if already:  # its MoE layers have no fc1/fc2 to upcycle
