@@ -45,6 +45,12 @@ def _known(cls, data: dict) -> tuple[dict, dict]:
     return {k: v for k, v in data.items() if k in names}, {k: v for k, v in data.items() if k not in names}
 
 
+def _load_fields(cls, path: Path) -> tuple[dict, dict] | None:
+    """A record file's (declared fields, other keys); None when the file does not exist."""
+    data = _load(path)
+    return None if data is None else _known(cls, data)
+
+
 @dataclass(frozen=True)
 class MethodLabel:
     """The comparison row a run belongs to: its method (strategy plus the training-time methods it adds,
@@ -169,16 +175,18 @@ class TrainSummary:
     @classmethod
     def read(cls, run_dir: Path) -> TrainSummary | None:
         """The run's summary; None when it has none (a run that did not finish)."""
-        data = _load(Path(run_dir) / TRAIN_SUMMARY)
-        if data is None:
+        fields_ = _load_fields(cls, Path(run_dir) / TRAIN_SUMMARY)
+        if fields_ is None:
             return None
-        own, extra = _known(cls, data)
+        own, extra = fields_
         label = own.pop("method", None)
-        try:
-            summary = cls(**own, extra=extra)
-            summary.method = MethodLabel(**label) if isinstance(label, dict) else None
-        except TypeError as e:
-            raise RecordError(f"{Path(run_dir) / TRAIN_SUMMARY}: {e}; delete it and rerun the job") from e
+        summary = cls(**own, extra=extra)
+        if isinstance(label, dict):
+            try:
+                summary.method = MethodLabel(**label)
+            except TypeError as e:
+                raise RecordError(f"{Path(run_dir) / TRAIN_SUMMARY}: method {label}: {e}; delete it and rerun "
+                                  "the job") from e
         for name in ("selection", "model", "skipped", "results"):  # older or hand-edited files: null -> {}
             if not isinstance(getattr(summary, name), dict):
                 setattr(summary, name, {})
@@ -224,13 +232,8 @@ class UpcyclingReport:
 
     @classmethod
     def read(cls, run_dir: Path) -> UpcyclingReport | None:
-        data = _load(Path(run_dir) / UPCYCLING_REPORT)
-        if data is None:
-            return None
-        try:
-            return cls.from_dict(data)
-        except TypeError as e:
-            raise RecordError(f"{Path(run_dir) / UPCYCLING_REPORT}: {e}; delete it and rerun the job") from e
+        fields_ = _load_fields(cls, Path(run_dir) / UPCYCLING_REPORT)
+        return None if fields_ is None else cls(**fields_[0], extra=fields_[1])
 
 
 def cost_of(summary: TrainSummary | None, report: UpcyclingReport | None) -> Cost:

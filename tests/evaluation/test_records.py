@@ -127,3 +127,9 @@ def test_a_copied_run_dir_reads_its_own_checkpoint(tmp_path):
     # a checkpoint outside the run dir (checkpoint=DIR) stays where it is
     outside = TrainSummary(checkpoint="/models/base")
     assert outside.checkpoint_path(copy) == Path("/models/base")
+
+
+def test_a_summary_with_a_bad_row_label_names_the_file(tmp_path):
+    (tmp_path / "train_summary.json").write_text(json.dumps({"method": {"strategy": "spri"}}))
+    with pytest.raises(RecordError, match="train_summary.json: method"):
+        TrainSummary.read(tmp_path)
