@@ -16,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 from src.config import ConfigError, RunSettings, run_dir_of, validate
 from src.training.distributed import dist_info
 from src.utils.atomic import write_text
-from src.utils.errors import user_errors
+from src.utils.errors import Preempted, user_errors
+from src.utils.runlock import RunDirBusy, run_lock
 from src.utils.seeding import seed_everything
 from src.utils.status import write_status
 
@@ -50,15 +51,30 @@ def _report_user_error(e: Exception, run_dir: Path, start: float) -> None:
     if not isinstance(e, ConfigError):
         print("(run with debug=true for the full traceback)", file=sys.stderr)
     log.error("%s: %s", prefix, msg)
+    if isinstance(e, RunDirBusy):  # the dir's status.json is its holder's
+        return
     with contextlib.suppress(OSError):
         _write_status(run_dir, "failed", start, f"{prefix}: {msg}")
 
 
-def entry(fn: Callable[[RunSettings], object]) -> Callable[[DictConfig], object]:
-    """Validate the config, save it resolved into the run dir, run, and turn user errors into one line.
+def _report_preempted(e: Preempted, run_dir: Path, start: float) -> None:
+    """One line, and status.json `preempted` with the step and the checkpoint a rerun continues from."""
+    print(f"preempted: {e}", file=sys.stderr)
+    log.warning("preempted: %s", e)
+    if dist_info().is_main:
+        with contextlib.suppress(OSError):
+            write_status(run_dir, "preempted", time.perf_counter() - start, str(e),
+                         extra={"signal": e.signum, "global_step": e.step, "checkpoint": e.checkpoint})
 
-    Every job writes status.json. Under multirun a failing job (a user error or a crash, whose traceback goes
-    to the job's log) is marked failed and the sweep goes on; src.entry.callbacks.SweepSummary reports it.
+
+def entry(fn: Callable[[RunSettings], object]) -> Callable[[DictConfig], object]:
+    """Validate the config, hold the run dir's lock, save the config resolved into it, run, and turn user errors
+    into one line.
+
+    Every job writes status.json: completed, failed (a user error or a crash, with its first line), or preempted
+    (a stop signal after a saved checkpoint: exit 128 + the signal number). Under multirun a failing job (a crash's
+    traceback goes to the job's log) is marked failed and the sweep goes on; src.entry.callbacks.SweepSummary
+    reports it. A preempted job ends the process in every mode: the signal was meant for it.
     """
 
     @functools.wraps(fn)
@@ -69,13 +85,17 @@ def entry(fn: Callable[[RunSettings], object]) -> Callable[[DictConfig], object]
         try:
             run = validate(cfg)
             run_dir.mkdir(parents=True, exist_ok=True)
-            write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-            seed_everything(int(cfg.seed))
-            if not dist_info().is_main:  # torchrun: rank 0 logs for everyone
-                logging.getLogger().setLevel(logging.WARNING)
-            result = fn(run)
+            with run_lock(run_dir) if dist_info().is_main else contextlib.nullcontext():
+                write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+                seed_everything(int(cfg.seed))
+                if not dist_info().is_main:  # torchrun: rank 0 logs for everyone
+                    logging.getLogger().setLevel(logging.WARNING)
+                result = fn(run)
             _write_status(run_dir, "completed", start)
             return result
+        except Preempted as e:
+            _report_preempted(e, run_dir, start)
+            sys.exit(e.exit_code)
         except USER_ERRORS as e:
             if cfg.get("debug") or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
@@ -83,13 +103,13 @@ def entry(fn: Callable[[RunSettings], object]) -> Callable[[DictConfig], object]
             if multirun:
                 return None
             sys.exit(2)
-        except Exception as e:  # a crash: under multirun the other jobs still run
-            if not multirun:
-                raise
-            log.exception("job crashed")
+        except (Exception, KeyboardInterrupt) as e:  # a crash: its traceback stays; under multirun the others run
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             with contextlib.suppress(OSError):
-                _write_status(run_dir, "failed", start, f"{type(e).__name__}: {first}")
+                _write_status(run_dir, "failed", start, f"{type(e).__name__}: {first}".rstrip(": "))
+            if not multirun or isinstance(e, KeyboardInterrupt):
+                raise
+            log.exception("job crashed")
             return None
 
     return wrapper

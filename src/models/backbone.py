@@ -19,6 +19,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from src.data.text import EOT, SOT, token_id
 from src.models.config import ToyArch
 from src.utils.errors import UserError
+from src.utils.safetensors_file import safetensors_problem
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,11 @@ def load_moe_checkpoint(path: Path, config: WhisperConfig, dtype: torch.dtype) -
 
 
 def load_whisper(name_or_path: str | Path, pad_to_30s: bool = True, dtype: str = "float32"):
-    """(model, tokenizer) from a hub name or a local directory (safetensors only)."""
+    """(model, tokenizer) from a hub name or a local directory (safetensors only; a damaged file is one line)."""
+    weights = Path(name_or_path) / "model.safetensors"
+    if weights.is_file() and (problem := safetensors_problem(weights)):
+        raise UserError(f"{problem}: this checkpoint cannot be loaded; rerun the training command (it resumes from "
+                        "its last usable checkpoint) or pass another checkpoint=DIR")
     try:
         config = WhisperConfig.from_pretrained(str(name_or_path))
         if getattr(config, "moe", None):

@@ -3,6 +3,7 @@ any data, or rescore saved hypotheses."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from omegaconf import OmegaConf
@@ -13,6 +14,7 @@ from src.evaluation.records import TrainSummary
 from src.evaluation.run import evaluate_model, rescore_split
 from src.models.backbone import load_whisper
 from src.utils.errors import UserError
+from src.utils.runlock import run_lock
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,9 @@ def evaluate(run: RunSettings) -> dict:
         raise UserError(f"no checkpoint recorded in {out / 'train_summary.json'}; pass checkpoint=DIR")
     model, tokenizer = load_whisper(ckpt, pad_to_30s=pad_to_30s)
     source = build_source(data)
-    tables = evaluate_model(model, tokenizer, source, ecfg, out, data.loader, pad_to_30s, progress=run.progress)
+    # a training run dir's eval/ is written here: one process in it at a time (this job's own dir is locked already)
+    with run_lock(out) if out != run.output_dir else contextlib.nullcontext():
+        tables = evaluate_model(model, tokenizer, source, ecfg, out, data.loader, pad_to_30s,
+                                progress=run.progress)
     source.skips.log_summary(log)
     return tables

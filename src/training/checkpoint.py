@@ -17,15 +17,15 @@ import logging
 import os
 import random
 import shutil
-import struct
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from src.utils.atomic import write_text
+from src.utils.atomic import OutputError, write_text
 from src.utils.errors import UserError
+from src.utils.safetensors_file import safetensors_problem
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,16 @@ def save_checkpoint(model, tokenizer, out_dir: str | Path, state: dict | None = 
     never leaves a half checkpoint. `weights`: the model's state dict when the model itself cannot give it
     (FSDP shards, see gathered_state_dict). `rng`: every rank's random-number states (capture_rng)."""
     out_dir = Path(out_dir)
+    try:
+        return _write_checkpoint(model, tokenizer, out_dir, state, optimizer_state, scheduler, weights, rng,
+                                 extensions)
+    except OSError as e:  # permission, disk full: one line naming the checkpoint (an OutputError is a user error)
+        raise OutputError(f"cannot write checkpoint {out_dir}: {e.strerror or e}; free some space or make "
+                          f"{out_dir.parent} writable, then rerun the same command to continue") from e
+
+
+def _write_checkpoint(model, tokenizer, out_dir: Path, state, optimizer_state, scheduler, weights, rng,
+                      extensions) -> Path:
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     old = out_dir.with_name(out_dir.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -115,14 +125,21 @@ def step_dirs(ckpts: Path) -> list[Path]:
     return sorted(found, key=lambda d: int(d.name[len(STEP_PREFIX):]), reverse=True)
 
 
-def publish_step(ckpts: Path, newest: Path, keep: int) -> None:
-    """Point `latest` at ``newest`` (os.replace) and delete all but the newest ``keep`` step dirs."""
+def publish_step(ckpts: Path, newest: Path, keep: int, protect: Path | None = None) -> None:
+    """Point `latest` at ``newest`` (os.replace) and delete all but the newest ``keep`` step dirs and ``protect``
+    (the checkpoint a diverging run names as its last good one)."""
     pointer = Path(ckpts) / LATEST
     if pointer.is_dir():  # a run from before step dirs kept its rolling checkpoint here
         shutil.rmtree(pointer)
     write_text(pointer, newest.name + "\n")
     for d in step_dirs(ckpts)[keep:]:
-        shutil.rmtree(d, ignore_errors=True)
+        if protect is None or d != Path(protect):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def has_checkpoints(ckpts: Path) -> bool:
+    """Whether ``ckpts`` holds anything a run wrote (a step, stage, best or averaged checkpoint dir)."""
+    return Path(ckpts).is_dir() and any(d.is_dir() for d in Path(ckpts).iterdir())
 
 
 def clear_steps(ckpts: Path) -> None:
@@ -186,36 +203,36 @@ def checkpoint_problem(ckpt_dir: Path, mid_stage: bool) -> str | None:
             return f"{d / STATE_FILE}: no global_step"
     except (OSError, ValueError) as e:
         return f"{d / STATE_FILE}: {e}"
-    problem = _safetensors_problem(d / WEIGHTS_FILE)
+    problem = safetensors_problem(d / WEIGHTS_FILE)
     if problem:
         return problem
     required = (OPTIM_FILE, RNG_FILE) if mid_stage else ()
     for name in dict.fromkeys([*required, *(f for f in (RNG_FILE, EXTENSIONS_FILE) if (d / f).exists())]):
-        path = d / name
-        if not path.exists():
-            return f"{path} missing"
-        try:
-            with zipfile.ZipFile(path) as z:
-                z.infolist()
-        except (OSError, zipfile.BadZipFile) as e:
-            return f"{path}: unreadable ({e})"
+        problem = _torch_file_problem(d / name)
+        if problem:
+            return problem
     return None
 
 
-def _safetensors_problem(path: Path) -> str | None:
-    """A truncated or corrupt safetensors file, checked from its header: 8-byte length, JSON, data extent."""
+# What each trainer-state file must hold at its top level (anything else was not written by this trainer).
+EXPECTED_KEYS = {OPTIM_FILE: ("optimizer", "scheduler"), RNG_FILE: ("ranks",), EXTENSIONS_FILE: ()}
+
+
+def _torch_file_problem(path: Path) -> str | None:
+    """Load the file as a resume would (weights_only, memory-mapped: the tensors are not read) and check its
+    top-level keys; a pickle that needs code, a truncated archive or a foreign dict is named here."""
+    if not path.exists():
+        return f"{path} missing"
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            if n > size - 8:
-                return f"{path}: truncated (header of {n} bytes in a {size}-byte file)"
-            header = json.loads(f.read(n))
-    except (OSError, ValueError, struct.error) as e:
-        return f"{path}: unreadable ({e})"
-    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-    if 8 + n + end > size:
-        return f"{path}: truncated ({size} bytes, the header needs {8 + n + end})"
+        with zipfile.ZipFile(path) as z:
+            z.infolist()
+        blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:  # noqa: BLE001 - any failure to load means: not this checkpoint
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return f"{path}: unreadable ({first[:200]})"
+    missing = [k for k in EXPECTED_KEYS[path.name] if not isinstance(blob, dict) or k not in blob]
+    if not isinstance(blob, dict) or missing:
+        return f"{path}: not a trainer state file (missing {missing or 'a dict'})"
     return None
 
 

@@ -60,7 +60,10 @@ class TrainerConfig:
     keep_checkpoints: int = 2  # mid-stage step-N checkpoints kept (the older ones are deleted)
     max_nonfinite_steps: int = 10  # skipped steps (non-finite loss or gradient norm) before the run stops
     max_nonfinite_fraction: float = 0.5  # ... or more than this share of a stage's steps skipped
-    resume: bool = False
+    # auto: a rerun of the same command (or a requeued job) continues the unfinished run in its dir, and starts
+    # from the beginning when there is none; true: the same, warning when there is nothing to resume; false:
+    # start from the beginning, refusing a dir that holds checkpoints (src/training/trainer.py _start_point).
+    resume: str = "auto"
     progress: bool = True
     strategy: str = "ddp"  # with several processes (torchrun): ddp (replicas) or fsdp (sharded, FSDP2)
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (memory for time)
@@ -104,7 +107,19 @@ def check_trainer_config(cfg: TrainerConfig) -> None:
         raise UserError("trainer.grad_accum must be >= 1")
     if cfg.strategy not in STRATEGIES:
         raise UserError(f"trainer.strategy: '{cfg.strategy}' is not one of {STRATEGIES}")
+    resume_mode(cfg)
     check_selection(cfg)
+
+
+RESUME_MODES = ("auto", "true", "false")
+
+
+def resume_mode(cfg: TrainerConfig) -> str:
+    """trainer.resume as one of RESUME_MODES (yaml and Python give booleans; the key is a string)."""
+    mode = str(cfg.resume).lower()
+    if mode not in RESUME_MODES:
+        raise UserError(f"trainer.resume: '{cfg.resume}' is not one of {', '.join(RESUME_MODES)}")
+    return mode
 
 
 def _check_ranges(cfg: TrainerConfig) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
+import signal as signal_module
 from pathlib import Path
 
 from src.utils.atomic import write_text
@@ -63,18 +63,22 @@ class ConsoleLogger:
 
 
 class KillAtStep(ConsoleLogger):
-    """A resume drill: logs like ConsoleLogger, then SIGKILLs its own process once step ``step`` is logged, a
-    real `kill -9` (no cleanup, files as the OS has them) at an exact point. Used by the resume tests and
-    scripts/gpu_check.py: `logger._target_=src.training.loggers.KillAtStep +logger.step=N`."""
+    """A resume drill: logs like ConsoleLogger, then sends its own process ``signal`` once step ``step`` is logged:
+    KILL (default) is a real `kill -9` (no cleanup, files as the OS has them), TERM / INT / USR2 what a scheduler
+    or Ctrl-C sends (the trainer saves and stops), at an exact point, once. Used by the resume tests and
+    scripts/gpu_check.py: `logger._target_=src.training.loggers.KillAtStep +logger.step=N [+logger.signal=TERM]`."""
 
-    def __init__(self, step: int, log_every_to_console: bool = True) -> None:
+    def __init__(self, step: int, log_every_to_console: bool = True, signal: str = "KILL") -> None:
         super().__init__(log_every_to_console)
         self.step = step
+        self.signal = getattr(signal_module, f"SIG{signal.upper().removeprefix('SIG')}")
+        self.sent = False
 
     def log_metrics(self, metrics: dict, step: int) -> None:
         super().log_metrics(metrics, step)
-        if step >= self.step and "loss" in metrics:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if step >= self.step and "loss" in metrics and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), self.signal)
 
 
 class WandbLogger(ConsoleLogger):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from src.training.checkpoint import (
     capture_rng,
     clear_steps,
     find_resume_point,
+    has_checkpoints,
     load_extension_states,
     load_optimizer_state,
     load_rng,
@@ -36,7 +38,7 @@ from src.training.checkpoint import (
     save_checkpoint,
     step_dir,
 )
-from src.training.config import StageConfig, TrainerConfig, check_trainer_config
+from src.training.config import StageConfig, TrainerConfig, check_trainer_config, resume_mode
 from src.training.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -55,7 +57,8 @@ from src.training.distributed import (
 from src.training.optim import build_optimizer
 from src.training.param_groups import set_trainable
 from src.training.selection import Selector, dev_requirement, is_best_dir
-from src.utils.errors import NonFiniteError, UserError
+from src.training.signals import StopSignals
+from src.utils.errors import NonFiniteError, Preempted, UserError
 from src.utils.extension import TrainerExtension
 from src.utils.malloc import tune_glibc_malloc
 
@@ -158,7 +161,9 @@ class Trainer:
         self.batch_in_epoch = 0
         self.history: list[dict] = []
         self.nonfinite_steps = 0
-        self.last_good: Path | None = None  # the newest checkpoint written (all its weights finite)
+        self.first_nonfinite: int | None = None  # the global step (1-based) of the run's first skipped step
+        self.saved: list[tuple[int, Path]] = []  # (global step, dir) of each resumable checkpoint written
+        self.stop = StopSignals()  # SIGTERM / SIGINT / SIGUSR2 during fit: finish the step, save, stop
         self._rng_to_restore: dict | None = None  # a mid-stage resume restores it just before the step loop
         self.selector = Selector(cfg, self.run_dir / "checkpoints", self.dist.is_main)
         self.selection: dict | None = None  # after fit: the rule, its label, the step and checkpoint selected
@@ -288,20 +293,21 @@ class Trainer:
         if self.cfg.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             self.model.config.use_cache = False
-        resume = self._resume_point() if self.cfg.resume else None
+        resume = self._start_point()
         self.selector.start(resume)
         if resume is not None and resume["stage_step"] == 0 and self._rng_to_restore is not None:
             restore_rng(self._rng_to_restore)  # at a stage boundary: before the next stage's set-up, as it ran
             self._rng_to_restore = None
         batches = self._batches()
-        for idx, stage in enumerate(self.cfg.stages):
-            if resume is not None and idx < resume["stage_index"]:
-                log.info("stage %s already complete (resume)", stage.name)
-                continue
-            start = resume["stage_step"] if resume is not None and idx == resume["stage_index"] else 0
-            self.history.append(self._run_stage(idx, stage, batches, start, resume if start else None))
-            self._end_stage(idx, stage)
-            resume = None
+        with self.stop:
+            for idx, stage in enumerate(self.cfg.stages):
+                if resume is not None and idx < resume["stage_index"]:
+                    log.info("stage %s already complete (resume)", stage.name)
+                    continue
+                start = resume["stage_step"] if resume is not None and idx == resume["stage_index"] else 0
+                self.history.append(self._run_stage(idx, stage, batches, start, resume if start else None))
+                self._end_stage(idx, stage)
+                resume = None
         self.engine = self.model
         self._select()
         if self.dist.enabled and not is_sharded(self.model):  # FSDP keeps one (sharded) copy: nothing to compare
@@ -349,6 +355,8 @@ class Trainer:
         trainer.max_nonfinite_fraction of the stage's steps (a run that skips most of its steps has not trained)."""
         self.nonfinite_steps += 1
         self.stage_nonfinite += 1
+        if self.first_nonfinite is None:
+            self.first_nonfinite = self.global_step + 1
         where = f"stage {stage.name} step {step + 1}"
         log.warning("%s: non-finite %s, step skipped (%d so far; trainer.max_nonfinite_steps=%d)", where, what,
                     self.nonfinite_steps, self.cfg.max_nonfinite_steps)
@@ -366,8 +374,8 @@ class Trainer:
         """Every process helps gather what FSDP shards; rank 0 writes, the others wait. Weights that are not
         all finite are never saved (the last good checkpoint stays the newest)."""
         best = is_best_dir(path)
-        if not best:  # a resumable checkpoint records the best so far
-            state = {**state, **self.selector.state()}
+        if not best:  # a resumable checkpoint records the best so far and the completed stages' summaries
+            state = {**state, **self.selector.state(), "history": self.history}
         if not self._weights_finite():
             raise NonFiniteError(f"non-finite weights at step {self.global_step}, not saved to {path}; last good "
                                  f"checkpoint: {self.last_good or 'none yet'}. Lower trainer.lr or check the data")
@@ -379,13 +387,20 @@ class Trainer:
             save_checkpoint(self.model, self.tokenizer, path, state, optim, scheduler, weights=weights, rng=rng,
                             extensions=ext_states)
             if path.name.startswith("step-"):
-                publish_step(path.parent, path, self.cfg.keep_checkpoints)
+                publish_step(path.parent, path, self.cfg.keep_checkpoints, protect=self.last_good)
             if not best:  # only now: the best this checkpoint refers to stays on disk until then
                 self.selector.prune()
         if self.dist.enabled:
             barrier()
         if not best:
-            self.last_good = path
+            self.saved.append((self.global_step, path))
+
+    @property
+    def last_good(self) -> Path | None:
+        """The checkpoint a diverged run names: the newest saved before its first non-finite step (weights after a
+        skipped step are finite but already on the way out; the rule is the step, not the values)."""
+        good = [p for step, p in self.saved if self.first_nonfinite is None or step < self.first_nonfinite]
+        return good[-1] if good else None
 
     def _rng_states(self) -> dict:
         """Every rank's random-number states (rank 0 gets the list), so a resume draws the same dropout."""
@@ -434,10 +449,15 @@ class Trainer:
             if self._eval_point(idx, stage, last):  # trainer.patience ran out (last stage only)
                 summary["steps"] = step + 1
                 break
-            if self.cfg.save_every and self.global_step % self.cfg.save_every == 0 and not last:
+            saving = bool(self.cfg.save_every) and self.global_step % self.cfg.save_every == 0 and not last
+            stopping = self._all_ranks(self.stop.received is not None)
+            if saving or stopping:
                 self._save(step_dir(self.run_dir / "checkpoints", self.global_step),
                            {"stage": stage.name, "stage_index": idx, "stage_step": step + 1,
                             "global_step": self.global_step, **self._data_position()}, optimizer, scheduler)
+            if stopping:
+                bar.close()
+                self._preempted()
         bar.close()
         return self._stage_summary(idx, stage, summary, stage_t0)
 
@@ -584,25 +604,75 @@ class Trainer:
                 self.logger.log_metrics({"stage": stage.name, "dev_loss": dev}, self.global_step)
         return dev
 
-    def _resume_point(self) -> dict | None:
-        """Continue from the furthest usable checkpoint (checkpoint.find_resume_point): its weights, step, data
-        position, RNG and extension states; None (training from the beginning) when there is none."""
-        ckpts = self.run_dir / "checkpoints"
-        point = find_resume_point(ckpts, [s.name for s in self.cfg.stages])
-        if point is None:
+    def _preempted(self) -> None:
+        """After a stop signal's checkpoint: a scheduler's own handler (submitit requeues) runs, then we stop."""
+        signum = self.stop.received or 15
+        saved = str(self.saved[-1][1]) if self.saved else None
+        if self.dist.is_main:
+            self.stop.chain()
+        raise Preempted(signum, self.global_step, saved)
+
+    def _start_point(self) -> dict | None:
+        """Where fit starts, by trainer.resume: `auto` (default) continues an unfinished run found in the run dir
+        (so a rerun of the same command, or a requeued job, resumes) and starts from the beginning when there is
+        none; `true` the same, with a warning when there is nothing to resume; `false` starts from the beginning
+        and refuses a run dir that holds checkpoints (it would train over them). A fresh start truncates
+        metrics.jsonl and sets unusable checkpoints aside in checkpoints.unusable/."""
+        mode, ckpts = resume_mode(self.cfg), self.run_dir / "checkpoints"
+        point = None
+        if mode == "false":
+            if has_checkpoints(ckpts):
+                raise UserError(f"{ckpts} holds checkpoints of an earlier run and trainer.resume=false would train "
+                                "over them: trainer.resume=auto continues that run; to start over, delete "
+                                f"{ckpts} or pick another hydra.run.dir")
+        else:
+            point = find_resume_point(ckpts, [s.name for s in self.cfg.stages])
+        if point is not None:
+            return self._resume_from(point)
+        if mode == "true":
             log.warning("trainer.resume=true but %s holds no usable checkpoint: training from the beginning", ckpts)
-            return None
-        load_weights(self.model, point["dir"])
-        self.global_step = point["global_step"]
-        self.epoch = point.get("epoch", 0)
-        self.batch_in_epoch = point.get("batch_in_epoch", 0)
-        self._rng_to_restore = load_rng(point["dir"], self.dist.rank, self.dist.world_size)
+        if self.dist.is_main:
+            if has_checkpoints(ckpts):
+                aside = ckpts.with_name("checkpoints.unusable")
+                shutil.rmtree(aside, ignore_errors=True)
+                ckpts.rename(aside)
+                log.warning("no usable checkpoint in %s: moved to %s; training from the beginning", ckpts, aside)
+            if self.logger is not None and hasattr(self.logger, "truncate_after"):
+                self.logger.truncate_after(0)  # an earlier attempt's rows would interleave with this run's
+        if self.dist.enabled:
+            barrier()
+        return None
+
+    def _resume_from(self, point: dict) -> dict:
+        """Continue from a checkpoint find_resume_point chose: its extension states, weights, step, data position,
+        RNG and completed stages' summaries. An extension that measures from a stage's start (SPRI's movement)
+        first sees the resumed stage's starting weights again (_replay_stage_start)."""
         saved = load_extension_states(point["dir"])
         for key, ext in self._extension_keys():
             if key in saved:
                 ext.load_state_dict(saved[key])
+        if point["stage_step"]:
+            self._replay_stage_start(point)
+        load_weights(self.model, point["dir"])
+        self.global_step = point["global_step"]
+        self.epoch = point.get("epoch", 0)
+        self.batch_in_epoch = point.get("batch_in_epoch", 0)
+        self.history = list(point.get("history", []))
+        self._rng_to_restore = load_rng(point["dir"], self.dist.rank, self.dist.world_size)
         if self.logger is not None and self.dist.is_main and hasattr(self.logger, "truncate_after"):
             self.logger.truncate_after(self.global_step)  # the steps about to be replayed are logged again
         log.info("resuming at stage %d step %d (global step %d) from %s",
                  point["stage_index"] + 1, point["stage_step"], self.global_step, point["dir"])
         return point
+
+    def _replay_stage_start(self, point: dict) -> None:
+        """Mid-stage resume: call the extensions' stage_start on the weights the stage began with (the model as
+        built, for the first stage; the previous stage's checkpoint otherwise), as the interrupted run did."""
+        hooked = [e for e in self.extensions if type(e).stage_start is not TrainerExtension.stage_start]
+        if not hooked:
+            return
+        idx = point["stage_index"]
+        if idx > 0:
+            load_weights(self.model, self.run_dir / "checkpoints" / self.cfg.stages[idx - 1].name)
+        for ext in hooked:
+            ext.stage_start(self.model, self.cfg.stages[idx])

@@ -14,6 +14,22 @@ class NonFiniteError(RuntimeError):
     """Training diverged: too many non-finite steps, or weights that must not be saved."""
 
 
+class Preempted(Exception):
+    """A stop signal (SIGTERM, SIGINT, SIGUSR2) ended training after a step and a checkpoint: rerunning the same
+    command continues (trainer.resume=auto). The process exits with 128 + the signal number, as the shell reports a
+    process that the signal killed, but with the work saved and status.json saying `preempted`."""
+
+    def __init__(self, signum: int, step: int, checkpoint: str | None) -> None:
+        import signal
+
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        self.exit_code = 128 + signum
+        name = signal.Signals(signum).name
+        saved = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint (none could be written)"
+        super().__init__(f"stopped by {name} after global step {step}: {saved}; run the same command again "
+                         "to continue")
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """The errors that are the user's to fix, shown as one line by the entry points (full traceback with
     debug=true) and by a spawned child's parent: anything else (a ValueError from torch, a bug of ours) shows

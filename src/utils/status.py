@@ -11,14 +11,16 @@ from src.utils.atomic import write_json
 STATUS_FILE = "status.json"
 
 
-def write_status(run_dir: Path, status: str, seconds: float, error: str | None = None) -> None:
-    """status.json: completed | failed, the one-line error, and the job's wall time (the demo's timing table)."""
+def write_status(run_dir: Path, status: str, seconds: float, error: str | None = None,
+                 extra: dict | None = None) -> None:
+    """status.json: completed | failed | preempted, the one-line error, the job's wall time (the demo's timing
+    table), and ``extra`` (a preempted job's signal, step and checkpoint)."""
     write_json(Path(run_dir) / STATUS_FILE, {"status": status, **({"error": error} if error else {}),
-                                             "seconds": round(seconds, 2)})
+                                             "seconds": round(seconds, 2), **(extra or {})})
 
 
 def job_status(run_dir: Path) -> dict | None:
-    """A job dir's status.json ({"status": "completed" | "failed", "error": ...}), None when it has none."""
+    """A job dir's status.json ({"status": "completed" | "failed" | "preempted", "error": ...}); None if absent."""
     path = Path(run_dir) / STATUS_FILE
     try:
         return json.loads(path.read_text())

@@ -241,10 +241,11 @@ def _weights(ckpt: Path) -> dict:
     return load_file(str(ckpt / "model.safetensors"))
 
 
-def test_kill_9_mid_stage_1_and_mid_stage_2_then_resume_is_bit_identical(trained):
+def test_kill_9_mid_stage_1_then_sigterm_mid_stage_2_then_the_same_command_is_bit_identical(trained):
     """An 18-step SPRI run (stage 1: 6 steps, stage 2: 12) with dropout 0.1 and one thread, killed with SIGKILL
-    after step 5 (mid stage 1) and, resumed, again after step 13 (mid stage 2), then resumed to the end:
-    final weights, results.csv and the metrics log equal the uninterrupted run's, bit for bit."""
+    after step 5 (mid stage 1) and, rerun with the same command (trainer.resume=auto), stopped by SIGTERM in step
+    13 (mid stage 2: it saves step 13 and exits 143), then rerun to the end: final weights, results.csv, the
+    metrics log, the stage summaries and SPRI's stage movement equal the uninterrupted run's, bit for bit."""
     import signal
 
     tmp, _ = trained
@@ -255,17 +256,23 @@ def test_kill_9_mid_stage_1_and_mid_stage_2_then_resume_is_bit_identical(trained
     assert "model.toy.dropout" not in " ".join(common)  # the toy model's own dropout, 0.1, stays on
     ref, run_dir = tmp / "ref", tmp / "killed"
     run("src.train", [*common, f"hydra.run.dir={ref}"])
-    for kill_at, resume in ((5, "false"), (13, "true")):
+    for kill_at, sig in ((5, "KILL"), (13, "TERM")):
         proc = subprocess.run([sys.executable, "-m", "src.train", *common, f"hydra.run.dir={run_dir}",
-                               f"trainer.resume={resume}", "logger._target_=src.training.loggers.KillAtStep",
-                               f"+logger.step={kill_at}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+                               "logger._target_=src.training.loggers.KillAtStep", f"+logger.step={kill_at}",
+                               f"+logger.signal={sig}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == (-signal.SIGKILL if sig == "KILL" else 143), proc.stderr[-2000:]
     ckpts = run_dir / "checkpoints"
+    assert "resuming at stage 1 step 4 (global step 4)" in proc.stdout + proc.stderr  # the rerun continued
+    assert proc.stderr.strip().splitlines()[-1] == ("preempted: stopped by SIGTERM after global step 13: checkpoint "
+                                                    f"{ckpts / 'step-00000013'}; run the same command again to "
+                                                    "continue")
+    status = json.loads((run_dir / "status.json").read_text())
+    assert (status["status"], status["global_step"], status["signal"]) == ("preempted", 13, signal.SIGTERM)
     assert (ckpts / "stage1" / "COMPLETE").exists() and not (ckpts / "stage2").exists()
-    assert (ckpts / "latest").read_text().strip() == "step-00000012"  # step 13 was never saved
-    assert sorted(d.name for d in ckpts.glob("step-*")) == ["step-00000010", "step-00000012"]  # keep_checkpoints=2
-    proc = run("src.train", [*common, f"hydra.run.dir={run_dir}", "trainer.resume=true"])
-    assert "resuming at stage 2 step 6 (global step 12)" in proc.stdout + proc.stderr
+    assert (ckpts / "latest").read_text().strip() == "step-00000013"  # the signal's own checkpoint
+    assert sorted(d.name for d in ckpts.glob("step-*")) == ["step-00000012", "step-00000013"]  # keep_checkpoints=2
+    proc = run("src.train", [*common, f"hydra.run.dir={run_dir}"])
+    assert "resuming at stage 2 step 7 (global step 13)" in proc.stdout + proc.stderr
     a, b = _weights(ref / "checkpoints" / "stage2"), _weights(ckpts / "stage2")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     results = [d / "eval" / "test" / "results.csv" for d in (ref, run_dir)]
@@ -276,6 +283,28 @@ def test_kill_9_mid_stage_1_and_mid_stage_2_then_resume_is_bit_identical(trained
 
     strip = lambda r: {k: v for k, v in r.items() if k != "tokens_per_s"}  # noqa: E731 (wall-clock rate)
     assert [strip(r) for r in rows(run_dir)] == [strip(r) for r in rows(ref)]  # replayed rows dropped, none twice
+
+    def record(d):
+        summary, report = (json.loads((d / n).read_text()) for n in ("train_summary.json", "upcycling_report.json"))
+        return [s["stage"] for s in summary["stages"]], [s["dev_loss"] for s in summary["stages"]], \
+            report["stage_movement"]
+
+    assert record(run_dir) == record(ref) and record(ref)[0] == ["stage1", "stage2"]
+
+
+def test_a_truncated_checkpoint_under_evaluate_is_one_line_naming_it(trained, tmp_path):
+    import shutil
+
+    _, run_dir = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    weights = copy / "checkpoints" / "finetune" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    proc = subprocess.run([sys.executable, "-m", "src.evaluate", f"run_dir={copy}", f"hydra.run.dir={tmp_path / 'ev'}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    first = proc.stderr.strip().splitlines()[0]
+    assert first.startswith(f"error: {weights}: truncated") and "Traceback" not in proc.stderr
 
 
 def test_pretraining_processes_apply_on_the_cpu_outside_a_process_group(monkeypatch):

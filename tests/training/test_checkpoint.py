@@ -15,7 +15,7 @@ def write(d: Path, state: dict, mid_stage: bool) -> Path:
     model = tiny_whisper()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     save_checkpoint(model, None, d, state=state, optimizer_state=opt.state_dict() if mid_stage else None,
-                    rng=capture_rng() if mid_stage else None)
+                    rng={"ranks": [capture_rng()]} if mid_stage else None)
     return d
 
 

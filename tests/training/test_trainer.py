@@ -384,22 +384,27 @@ def test_a_stage_that_skips_most_of_its_steps_stops(tmp_path):
     assert "\n" not in str(err.value)
 
 
-def test_divergence_stops_naming_the_step_and_the_last_good_checkpoint(tmp_path):
+def test_divergence_names_the_last_checkpoint_saved_before_the_first_non_finite_step(tmp_path):
+    """Steps 5-9 are skipped (NaN loss): the step-6 and step-8 checkpoints hold finite weights, but they come after
+    the first bad step; the one named is step 4's, and it outlives keep_checkpoints=2's pruning."""
     from safetensors.torch import load_file
 
     from src.utils.errors import NonFiniteError
 
     m = model()
-    cfg = TrainerConfig(stages=[StageConfig(name="s", steps=12, lr=1e-2)], progress=False, save_every=2,
-                        max_nonfinite_steps=2)
+    cfg = TrainerConfig(stages=[StageConfig(name="s", steps=16, lr=1e-2)], progress=False, save_every=2,
+                        max_nonfinite_steps=4, keep_checkpoints=2)
     probe = NaNAfter(set(range(5, 100)))  # NaN from the 5th forward pass on
     with pytest.raises(NonFiniteError) as err:
-        Trainer(m, None, cfg, tmp_path, batches(12), extensions=[probe]).fit()
+        Trainer(m, None, cfg, tmp_path, batches(16), extensions=[probe]).fit()
     message = str(err.value)
-    latest = tmp_path / "checkpoints" / "step-00000006"
-    assert message.startswith("stage s step 7: 3 non-finite steps") and str(latest) in message
-    assert read_state(latest)["stage_step"] == 6  # steps 5 and 6 were skipped: the weights saved are step 4's
-    assert all(torch.isfinite(t).all() for t in load_file(str(latest / "model.safetensors")).values())
+    named = tmp_path / "checkpoints" / "step-00000004"
+    assert message.startswith("stage s step 9: 5 non-finite steps") and message.endswith(
+        f"last good checkpoint: {named}. Lower trainer.lr or check the data")
+    assert sorted(d.name for d in (tmp_path / "checkpoints").glob("step-*")) == [
+        "step-00000004", "step-00000006", "step-00000008"]  # 4 kept past the 2 newest
+    assert read_state(named)["stage_step"] == 4
+    assert all(torch.isfinite(t).all() for t in load_file(str(named / "model.safetensors")).values())
 
 
 def test_non_finite_weights_are_never_saved(tmp_path):

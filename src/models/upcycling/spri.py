@@ -150,8 +150,12 @@ class ResidualSpectrum(TrainerExtension):
         self.mode = mode
         self.active = False
         self.before: dict[str, torch.Tensor] = {}
-        self.residual_norm: dict[str, torch.Tensor] = {}  # ||W_e - P|| per expert at the first stage's start
-        self.stage_weights: dict[str, torch.Tensor] = {}  # the expert weights when the current stage began
+        # ||W_e - P|| per expert at the first stage's start: saved with every checkpoint (state_dict), since a
+        # resumed run's weights are no longer the init's
+        self.residual_norm: dict[str, torch.Tensor] = {}
+        # the expert weights when the current stage began (a mid-stage resume sets them first, from the stage's
+        # starting weights: the trainer replays stage_start, so a set entry is kept)
+        self.stage_weights: dict[str, torch.Tensor] = {}
 
     @staticmethod
     def targets(model, trainable_only: bool = True) -> list[tuple[str, torch.nn.Parameter, torch.Tensor, torch.Tensor]]:
@@ -172,7 +176,13 @@ class ResidualSpectrum(TrainerExtension):
                 if key not in self.residual_norm:  # the residual R_e = W_e - P, P = U U^T W_e V V^T
                     ur, vr = u.float(), v.float()
                     self.residual_norm[key] = (w - ur @ (ur.t() @ w @ vr) @ vr.t()).flatten(1).norm(dim=1)
-                self.stage_weights[key] = w.clone()
+                self.stage_weights.setdefault(key, w.clone())
+
+    def state_dict(self) -> dict:
+        return {"residual_norm": dict(self.residual_norm)} if self.residual_norm else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.residual_norm = {k: v.float() for k, v in state.get("residual_norm", {}).items()}
 
     @torch.no_grad()
     def stage_end(self, model, stage) -> dict:
