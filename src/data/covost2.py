@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 CV_COLUMNS = ("path", "sentence", "client_id")
 COVOST_COLUMNS = ("path", "translation", "split")
 SPLIT_FILE_COLUMNS = ("path", "sentence", "translation")
+SPLIT_LABELS = ("train", "train_covost", "dev", "test")  # every label split_rows selects; a row with another is in none
 HOW_TO_GET = (
     "Download Common Voice v4 English (en/clips/*.mp3 and en/validated.tsv) and the CoVoST2 "
     "translation TSVs (covost_v2.en_XX.tsv), and set data.root (and data.tsv_dir if the TSVs live "
@@ -35,15 +37,86 @@ HOW_TO_GET = (
 )
 
 
-def read_tsv(path: Path) -> pd.DataFrame:
-    """Read a Common Voice / CoVoST TSV with the official tool's parsing options."""
+def _records(data: bytes) -> list[tuple[int, bytes]]:
+    """(first line, bytes) of each record as pandas' parser splits them, so that a row can be named by its line: a
+    line ending in an odd run of backslashes continues (an escaped line break; a backslash before \\r\\n escapes
+    only the \\r)."""
+    out: list[tuple[int, bytes]] = []
+    start, buf = 1, b""
+    for n, line in enumerate(data.splitlines(keepends=True), 1):
+        start, buf = (start, buf + line) if buf else (n, line)
+        body = line.rstrip(b"\r\n")
+        if line[len(body):] in (b"\n", b"\r") and (len(body) - len(body.rstrip(b"\\"))) % 2:
+            continue
+        out.append((start, buf))
+        buf = b""
+    return [*out, (start, buf)] if buf else out
+
+
+def _is_row(record: bytes) -> bool:
+    """pandas skips a line of spaces (skip_blank_lines): it is no row."""
+    return bool(record.rstrip(b"\r\n").strip(b" "))
+
+
+def _decodable(path: Path, records: list[tuple[int, bytes]],
+               bad_encoding: Callable[[int, str], None] | None) -> list[tuple[int, bytes]]:
+    """The records that decode as UTF-8; each other one is handed to `bad_encoding` with the line of its first bad
+    byte. Without `bad_encoding`, or if it is the header (no column is known then), it stops the read instead."""
+    good: list[tuple[int, bytes]] = []
+    header_seen, offset = False, 0
+    for start, raw in records:
+        offset += len(raw)
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = start + len((raw[: e.start] + b"x").splitlines()) - 1
+            why = f"byte 0x{raw[e.start]:02x} at offset {offset - len(raw) + e.start} is not UTF-8: {e.reason}"
+            if bad_encoding is None or not header_seen:
+                raise UserError(f"{path}: line {line}{'' if header_seen else ' (the header)'}: {why}. Re-save the "
+                                "file as UTF-8 (or fix that line).") from e
+            bad_encoding(line, why)
+            continue
+        good.append((start, raw))
+        header_seen = header_seen or _is_row(raw)
+    return good
+
+
+def read_tsv(path: Path, bad_encoding: Callable[[int, str], None] | None = None) -> pd.DataFrame:
+    """Read a Common Voice / CoVoST TSV with the official tool's parsing options, indexed by where each row is.
+
+    A row with a byte that is not UTF-8 costs only that row: it is left out and handed to `bad_encoding` with its
+    line (1-based, as an editor shows it) and why; without `bad_encoding` it stops the read, naming file and line.
+    The index is the line each row starts on (named "line"), or its 1-based row number (named "row") where rows
+    and lines cannot be matched up.
+    """
+    data = path.read_bytes()
+    records = None
     try:
-        return pd.read_csv(
-            path, sep="\t", header=0, encoding="utf-8", escapechar="\\", quoting=csv.QUOTE_NONE,
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        records = _decodable(path, _records(data), bad_encoding)
+        data = b"".join(raw for _, raw in records)
+    try:
+        df = pd.read_csv(
+            io.BytesIO(data), sep="\t", header=0, encoding="utf-8", escapechar="\\", quoting=csv.QUOTE_NONE,
             na_filter=False, dtype=str,
         )
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: cannot parse as a CoVoST/Common Voice TSV ({e})") from e
+    except pd.errors.ParserError as e:
+        note = "; its line numbers do not count the rows left out as not UTF-8" if records is not None else ""
+        raise UserError(f"{path}: cannot parse as a CoVoST/Common Voice TSV ({e}{note})") from e
+    df.index = _line_index(data, records, len(df))
+    return df
+
+
+def _line_index(data: bytes, records: list[tuple[int, bytes]] | None, n_rows: int) -> pd.Index:
+    """Each row's first line. Row i is on line i + 2 unless blank lines, escaped line breaks or rows left out
+    shift it; the records are only split (slower) then."""
+    if records is None:
+        if len(data.splitlines()) == n_rows + 1:
+            return pd.RangeIndex(2, n_rows + 2, name="line")
+        records = _records(data)
+    lines = [start for start, raw in records if _is_row(raw)][1:]
+    return pd.Index(lines, name="line") if len(lines) == n_rows else pd.RangeIndex(1, n_rows + 1, name="row")
 
 
 def require_columns(df: pd.DataFrame, path: Path, columns: Sequence[str]) -> None:
@@ -63,7 +136,14 @@ def split_rows(df: pd.DataFrame, split: str) -> pd.DataFrame:
 
 
 class CoVoST2Tables:
-    """Locates and reads the TSVs of one CoVoST2 root; every error names the file and the fix."""
+    """Locates and reads the TSVs of one CoVoST2 root; every error names the file and the fix.
+
+    Every row it drops is counted (`skip`), once. A row the file itself cannot give (not UTF-8, so unread; no split
+    label; an unknown one) counts once per file, on the file's first read: train, dev and test read the same
+    per-direction TSV, and such a row is in no split it could be charged to (a split file's rows are its split's).
+    A row of a split whose clip is not in validated.tsv counts once per split (a row left out of validated.tsv
+    counts there too: it is another row). Asking for a split again (scripts/prepare_covost2.py does) counts nothing.
+    """
 
     def __init__(self, root: str | Path, tsv_dir: str | Path | None = None,
                  skip: Callable[[str, str, str], None] | None = None) -> None:
@@ -73,23 +153,59 @@ class CoVoST2Tables:
         if not self.root.is_dir():
             raise FileNotFoundError(f"data.root={self.root} does not exist. {HOW_TO_GET}")
         self._validated: pd.DataFrame | None = None
+        self._counted: set[object] = set()
 
     @property
     def clips_dir(self) -> Path:
         return self.root / "en" / "clips"
+
+    def _skip_once(self, key: object) -> Callable[[str, str, str], None]:
+        """`skip` the first time `key` (a file, or a file and split) is read, a no-op after."""
+        if key in self._counted:
+            return lambda reason, what, detail="": None
+        self._counted.add(key)
+        return self.skip
+
+    def _read(self, path: Path, columns: Sequence[str], skip: Callable[[str, str, str], None]) -> pd.DataFrame:
+        """`path` with `columns`; a row that is not UTF-8 is left out and counted, by file and line."""
+        df = read_tsv(path, lambda line, why: skip("bad_encoding", f"{path.name} line {line}", why))
+        require_columns(df, path, columns)
+        return df
 
     def validated(self) -> pd.DataFrame:
         if self._validated is None:
             path = self.root / "en" / "validated.tsv"
             if not path.exists():
                 raise FileNotFoundError(f"{path} not found (Common Voice English validated.tsv). {HOW_TO_GET}")
-            df = read_tsv(path)
-            require_columns(df, path, CV_COLUMNS)
+            df = self._read(path, CV_COLUMNS, self.skip)
             dup = df["path"].duplicated(keep="first")
             for p in df.loc[dup, "path"]:
                 self.skip("duplicate_path", f"{path.name} {p}", "listed more than once; the first row is kept")
             self._validated = df[~dup]
         return self._validated
+
+    def _unplaced(self, df: pd.DataFrame, path: Path, skip: Callable[[str, str, str], None]) -> None:
+        """Count the rows split_rows puts in no split: no split label (a short row, an empty field) or an unknown."""
+        off = ~df["split"].isin(SPLIT_LABELS)
+        for where, p, label in zip(df.index[off], df.loc[off, "path"], df.loc[off, "split"]):
+            what = f"{path.name} {df.index.name} {where}"
+            if label.strip():
+                skip("unknown_split", what, f"{p}: split '{label}' is none of {', '.join(SPLIT_LABELS)}")
+            else:
+                skip("missing_split", what, f"{p}: no split label")
+
+    def _joined(self, path: Path, split: str) -> pd.DataFrame:
+        """The rows of `split` in a per-direction TSV, joined with validated.tsv (the official tool's inner join)."""
+        skip = self._skip_once(path)
+        covost = self._read(path, COVOST_COLUMNS, skip)
+        self._unplaced(covost, path, skip)
+        cv = self.validated()
+        rows = split_rows(covost[list(COVOST_COLUMNS)], split)
+        known = rows["path"].isin(cv["path"])
+        skip = self._skip_once((path, split))
+        for p in rows.loc[~known, "path"]:
+            skip("not_validated", f"{path.name} {split} {p}", "not in en/validated.tsv")
+        return pd.merge(left=cv[list(CV_COLUMNS)], right=rows[known], how="inner", on="path")
 
     def direction(self, tgt: str, split: str) -> pd.DataFrame:
         """Rows (path, sentence, translation, client_id) of one direction and split."""
@@ -97,21 +213,12 @@ class CoVoST2Tables:
         split_file = self.tsv_dir / f"{stem}.{split}.tsv"
         full_file = self.tsv_dir / f"{stem}.tsv"
         if split_file.exists():
-            df = read_tsv(split_file)
-            require_columns(df, split_file, SPLIT_FILE_COLUMNS)
+            df = self._read(split_file, SPLIT_FILE_COLUMNS, self._skip_once(split_file))
             if "client_id" not in df.columns:
                 df["client_id"] = ""
             return df[["path", "sentence", "translation", "client_id"]]
         if full_file.exists():
-            covost = read_tsv(full_file)
-            require_columns(covost, full_file, COVOST_COLUMNS)
-            cv = self.validated()
-            rows = split_rows(covost[list(COVOST_COLUMNS)], split)
-            known = rows["path"].isin(cv["path"])
-            for p in rows.loc[~known, "path"]:
-                self.skip("not_validated", f"{full_file.name} {split} {p}", "not in en/validated.tsv")
-            df = pd.merge(left=cv[list(CV_COLUMNS)], right=rows[known], how="inner", on="path")
-            return df[["path", "sentence", "translation", "client_id"]]
+            return self._joined(full_file, split)[["path", "sentence", "translation", "client_id"]]
         raise FileNotFoundError(
             f"no CoVoST2 TSV for en->{tgt}: looked for {full_file} and {split_file}. {HOW_TO_GET} "
             f"Or drop '{tgt}' from data.directions."

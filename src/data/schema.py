@@ -26,6 +26,9 @@ SKIP_REASONS = (
     "outside_clips_dir",  # a TSV path that resolves outside en/clips (../.., absolute)
     "not_validated",  # a CoVoST2 row whose clip is not in validated.tsv (the inner join drops it)
     "duplicate_path",  # a clip listed twice in validated.tsv (the first row is kept)
+    "bad_encoding",  # a TSV row with a byte that is not UTF-8 (only that row is left out)
+    "missing_split",  # a CoVoST2 row with no split label (a short row): it belongs to no split
+    "unknown_split",  # a CoVoST2 row whose split label is none of train, train_covost, dev, test
 )
 
 
