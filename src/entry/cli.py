@@ -67,6 +67,18 @@ def _report_preempted(e: Preempted, run_dir: Path, start: float) -> None:
                          extra={"signal": e.signum, "global_step": e.step, "checkpoint": e.checkpoint})
 
 
+def _run_job(fn: Callable[[RunSettings], object], cfg: DictConfig, run_dir: Path) -> object:
+    """Validate, then hold the run dir (rank 0) while the config is saved and the job runs."""
+    run = validate(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir) if dist_info().is_main else contextlib.nullcontext():
+        write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        seed_everything(int(cfg.seed))
+        if not dist_info().is_main:  # torchrun: rank 0 logs for everyone
+            logging.getLogger().setLevel(logging.WARNING)
+        return fn(run)
+
+
 def entry(fn: Callable[[RunSettings], object]) -> Callable[[DictConfig], object]:
     """Validate the config, hold the run dir's lock, save the config resolved into it, run, and turn user errors
     into one line.
@@ -83,14 +95,7 @@ def entry(fn: Callable[[RunSettings], object]) -> Callable[[DictConfig], object]
         run_dir = run_dir_of(cfg)
         multirun = in_multirun()
         try:
-            run = validate(cfg)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            with run_lock(run_dir) if dist_info().is_main else contextlib.nullcontext():
-                write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-                seed_everything(int(cfg.seed))
-                if not dist_info().is_main:  # torchrun: rank 0 logs for everyone
-                    logging.getLogger().setLevel(logging.WARNING)
-                result = fn(run)
+            result = _run_job(fn, cfg, run_dir)
             _write_status(run_dir, "completed", start)
             return result
         except Preempted as e:

@@ -156,6 +156,13 @@ class Trainer:
         self.routing = RoutingCollector(model)  # the MoE blocks' Routing records of each training forward
         self.engine: torch.nn.Module = model  # what a step calls: the model, compiled and/or DDP/FSDP-wrapped
         self.dtype = self._autocast_dtype()
+        self.stop = StopSignals()  # SIGTERM / SIGINT / SIGUSR2 during fit: finish the step, save, stop
+        self.selector = Selector(cfg, self.run_dir / "checkpoints", self.dist.is_main)
+        self.selection: dict | None = None  # after fit: the rule, its label, the step and checkpoint selected
+        self._start_progress()
+
+    def _start_progress(self) -> None:
+        """Where the run stands (a resume overwrites these from its checkpoint)."""
         self.global_step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
@@ -163,10 +170,7 @@ class Trainer:
         self.nonfinite_steps = 0
         self.first_nonfinite: int | None = None  # the global step (1-based) of the run's first skipped step
         self.saved: list[tuple[int, Path]] = []  # (global step, dir) of each resumable checkpoint written
-        self.stop = StopSignals()  # SIGTERM / SIGINT / SIGUSR2 during fit: finish the step, save, stop
         self._rng_to_restore: dict | None = None  # a mid-stage resume restores it just before the step loop
-        self.selector = Selector(cfg, self.run_dir / "checkpoints", self.dist.is_main)
-        self.selection: dict | None = None  # after fit: the rule, its label, the step and checkpoint selected
         self._dev_seen: tuple[int, float | None] | None = None  # (global step, dev loss) of the last evaluation
 
     def _fused_optimizer(self) -> bool:

@@ -158,7 +158,7 @@ def issue_23(cfg: dict) -> None:
 def renamed(old: dict) -> dict:
     """The recording in today's names and defaults: issue 16 renamed SD-MoE's `moe.sd` to `moe.sd_moe` (and
     the preset `upcycle=spri_sd` to `spri_sd_moe`); issues 22, 23 and 24 changed the defaults above
-    (and 24 moved `model.pretrain` to the group `pretrain`)."""
+    (and 24 moved `model.pretrain` to the group `pretrain`); issue 33 made a rerun continue (`trainer.resume`)."""
     configs = {}
     for choice, cfg in old["configs"].items():
         cfg["moe"] = {("sd_moe" if k == "sd" else k): v for k, v in cfg["moe"].items()}
@@ -175,6 +175,7 @@ def renamed(old: dict) -> dict:
         cfg["pretrain"].setdefault("processes", 2)  # issue 25: data-parallel toy pretraining on the CPU
         cfg["eval"].setdefault("max_batch_size", None)  # issue 25: decoding batches (null: the training ones)
         cfg["eval"].setdefault("max_batch_frames", None)
+        cfg["trainer"]["resume"] = "auto"  # issue 33: rerunning the command continues an unfinished run
         configs[re.sub(r"upcycle=spri_sd\b", "upcycle=spri_sd_moe", choice)] = cfg  # idempotent on new names
     return {**old, "configs": configs}
 
