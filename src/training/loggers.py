@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal as signal_module
 from pathlib import Path
 
-from src.utils.atomic import write_text
+from src.utils.atomic import OutputError, write_text
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,17 @@ class ConsoleLogger:
 
     def start(self, run_dir: str | Path, config: dict) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
-        self._fh = open(self.path, "a", buffering=1)
+        with self._writing():
+            self._fh = open(self.path, "a", buffering=1)
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """A write error (read-only dir, full disk) is one line naming the log, not a traceback mid-step."""
+        try:
+            yield
+        except OSError as e:
+            raise OutputError(f"cannot write {self.path}: {e.strerror or e}; free some space or make "
+                              f"{self.path.parent} writable, then rerun the same command to continue") from e
 
     def truncate_after(self, step: int) -> int:
         """Drop the rows logged after ``step`` (a resume replays those steps and logs them again); returns
@@ -49,7 +60,8 @@ class ConsoleLogger:
     def log_metrics(self, metrics: dict, step: int) -> None:
         record = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
         if self._fh is not None:
-            self._fh.write(json.dumps(record) + "\n")
+            with self._writing():
+                self._fh.write(json.dumps(record) + "\n")
         if self.to_console:
             log.info("step %d %s", step, " ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
 

@@ -213,3 +213,19 @@ def test_spri_stage_movement_and_the_stage_history_survive_a_resume(tmp_path, cr
     assert [h["expert_movement"] for h in hist] == [h["expert_movement"] for h in ref_hist]
     for key, norm in ref.extensions[0].residual_norm.items():
         assert torch.equal(resumed.extensions[0].residual_norm[key], norm), key
+
+
+def test_a_metrics_log_write_error_is_one_line_naming_the_log(tmp_path):
+    from src.utils.atomic import OutputError
+
+    logger = ConsoleLogger(log_every_to_console=False)
+    logger.start(tmp_path, {})
+
+    class Full:
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+    logger._fh = Full()
+    with pytest.raises(OutputError) as err:
+        logger.log_metrics({"loss": 1.0}, 1)
+    assert str(err.value).startswith(f"cannot write {tmp_path / 'metrics.jsonl'}: No space left on device")
