@@ -3,6 +3,7 @@ jobs failed, and why) with a non-zero exit if any did."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from src.training.distributed import dist_info
+from src.utils.runlock import RunDirBusy, run_lock
 from src.utils.status import job_status, sweep_jobs
 
 
@@ -34,10 +37,27 @@ def check_writable(directory: str | Path, key: str) -> None:
 
 
 class OutputDirCheck(Callback):
-    """Before a run or a sweep: its output dir must be writable (one-line error otherwise)."""
+    """Before a run or a sweep: its output dir must be writable (one-line error otherwise); a single run's dir is
+    locked before Hydra writes its .hydra/ files and log there (a second process would overwrite them), until the
+    run ends (the entry wrapper's own run_lock finds it held by this process)."""
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
         check_writable(config.hydra.run.dir, "hydra.run.dir")
+        if not dist_info().is_main:  # torchrun: every rank runs Hydra on one dir; rank 0 holds it
+            return
+        self._lock = run_lock(config.hydra.run.dir)
+        try:
+            self._lock.__enter__()
+        except RunDirBusy as e:
+            self._lock = None
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        atexit.register(self.on_run_end, config)  # a job that ends in sys.exit skips Hydra's on_run_end
+
+    def on_run_end(self, config: Any, **kwargs: Any) -> None:
+        if getattr(self, "_lock", None) is not None:
+            lock, self._lock = self._lock, None
+            lock.__exit__(None, None, None)
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         check_writable(config.hydra.sweep.dir, "hydra.sweep.dir")

@@ -59,8 +59,6 @@ def holder_gone(holder: dict) -> str | None:
     if holder.get("host") != me["host"]:
         return None  # another machine's process cannot be checked from here
     pid = int(holder.get("pid", -1))
-    if pid == me["pid"]:
-        return "this process"
     if pid <= 0 or not _alive(pid):
         return f"process {pid} is not running"
     if holder.get("start") and _process_start(pid) not in (None, holder["start"]):
@@ -93,6 +91,9 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
     me = _me()
     if not _create(path, me):
         holder = _read(path)
+        if holder.get("pid") == me["pid"] and holder.get("host") == me["host"]:
+            yield path  # already ours (the Hydra callback took it before Hydra wrote .hydra/): the outer block frees it
+            return
         why = holder_gone(holder) if holder else "the lock file is empty or unreadable"
         if why is None:
             raise RunDirBusy(

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import ROOT
 from test_config import make_cfg
 
 from src.entry.cli import entry
@@ -59,3 +60,22 @@ def test_a_second_process_in_the_same_run_dir_stops_with_one_line(tmp_path, caps
     first = capsys.readouterr().err.strip().splitlines()[0]
     assert first.startswith(f"error: {tmp_path} is in use by another process (pid {child.pid}")
     assert not (tmp_path / "status.json").exists() and not (tmp_path / "config.yaml").exists()  # the holder's
+
+
+def test_the_cli_refuses_a_held_run_dir_before_hydra_writes_into_it(tmp_path):
+    """The OutputDirCheck callback takes the lock before Hydra writes .hydra/ and its log (a second process would
+    overwrite the holder's), and nothing is written."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": child.pid, "host": os.uname().nodename}))
+        proc = subprocess.run([sys.executable, "-m", "src.train", f"hydra.run.dir={tmp_path}"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        child.kill()
+        child.wait()
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {tmp_path} is in use by another process (pid {child.pid} on {os.uname().nodename}): one process per "
+        f"run directory. Wait for it, pick another hydra.run.dir, or delete {tmp_path / LOCK_FILE} if that process is "
+        "gone"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_FILE]

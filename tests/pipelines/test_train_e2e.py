@@ -270,6 +270,7 @@ def test_kill_9_mid_stage_1_then_sigterm_mid_stage_2_then_the_same_command_is_bi
     assert (status["status"], status["global_step"], status["signal"]) == ("preempted", 13, signal.SIGTERM)
     assert (ckpts / "stage1" / "COMPLETE").exists() and not (ckpts / "stage2").exists()
     assert (ckpts / "latest").read_text().strip() == "step-00000013"  # the signal's own checkpoint
+    assert not (run_dir / "run.lock").exists()  # released on the way out: the rerun takes it without a warning
     assert sorted(d.name for d in ckpts.glob("step-*")) == ["step-00000012", "step-00000013"]  # keep_checkpoints=2
     proc = run("src.train", [*common, f"hydra.run.dir={run_dir}"])
     assert "resuming at stage 2 step 7 (global step 13)" in proc.stdout + proc.stderr
