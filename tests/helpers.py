@@ -28,6 +28,7 @@ from src.models.upcycling.apply import upcycle_model
 from src.models.upcycling.config import strategy_config
 
 ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = str(ROOT / "conf")
 
 # The real entry points on a tiny toy corpus and model (seconds, not minutes).
 TINY = [
@@ -153,3 +154,19 @@ def short_form_copy(model):
     out = copy.deepcopy(model)
     set_pad_to_30s(out, False)
     return out
+
+
+def make_cfg(overrides: list[str] | None = None, tmp: Path | None = None):
+    """The composed config (Hydra's compose API) with its output dir at ``tmp``, as an entry point sees it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=overrides or [], return_hydra_config=True)
+        HydraConfig().set_config(cfg)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp or "/tmp/upcycle-st-test")
+            cfg.paths.root_dir = str(Path(CONF_DIR).parent)
+            del cfg["hydra"]
+        return cfg

@@ -6,22 +6,9 @@ from pathlib import Path
 
 import pytest
 from conftest import CONF_DIR
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
+from helpers import make_cfg
 
 from src.config import ConfigError, typed, validate
-
-
-def make_cfg(overrides: list[str] | None = None, tmp: Path | None = None):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=overrides or [], return_hydra_config=True)
-        HydraConfig().set_config(cfg)
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(tmp or "/tmp/upcycle-st-test")
-            cfg.paths.root_dir = str(Path(CONF_DIR).parent)
-            del cfg["hydra"]
-        return cfg
 
 
 @pytest.mark.parametrize("model", ["whisper_toy", "whisper_tiny", "whisper_small", "whisper_large_v3"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_config import make_cfg
+from helpers import make_cfg
 
 from src.config import validate
 from src.entry.timing import markers

@@ -9,8 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT
-from test_config import make_cfg
+from helpers import ROOT, make_cfg
 
 from src.entry.cli import entry
 from src.utils.errors import Preempted

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import MOE, calib_batch, tiny_whisper, ucfg
-from test_config import make_cfg
+from helpers import MOE, calib_batch, make_cfg, tiny_whisper, ucfg
 
 from src.config import validate
 from src.data.covost2 import CoVoST2Source
