@@ -172,3 +172,13 @@ def test_scripts_run_by_path_exist():
              for m in RUN_SCRIPT.finditer(p.read_text(encoding="utf-8"))}
     assert ("Makefile", "scripts/bench_moe.py") in named and ("Makefile", "scripts/fresh_check.sh") in named
     assert sorted((where, s) for where, s in named if not (ROOT / s).is_file()) == []
+
+
+def test_make_bench_dry_run_covers_every_bench_script():
+    """`make bench DRY=1` (CI) runs every scripts/bench_*.py: a new bench script needs its smallest form there."""
+    text = (ROOT / "Makefile").read_text(encoding="utf-8")
+    dry = re.search(r"^ifdef DRY\nbench:.*?\n(.*?)^else\n", text, re.M | re.S)
+    assert dry is not None, "the Makefile's `ifdef DRY` bench recipe"
+    run = re.findall(r"^\t\$\(PY\) (scripts/bench_\w+\.py) ", dry.group(1), re.M)
+    assert sorted(run) == sorted(str(p.relative_to(ROOT)) for p in SCRIPTS if p.name.startswith("bench_"))
+    assert len(run) == len(set(run)) == 7
