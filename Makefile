@@ -90,14 +90,27 @@ STUDY_DIR ?= outputs/study
 study: $(STAMP)  ## dense, drop (one stage), vanilla and SPRI x one/two stages (10%, 33%) x 3 seeds x 2 regimes: 48 jobs (~2 h on 2 cores)
 	$(PY) -m src.study --jobs 2 --out $(STUDY_DIR)
 
-# The CPU-sized benchmark set (each prints its table and ratios; GPU sizes: see docs/benchmarks.md).
-bench: $(STAMP)  ## CPU-sized benchmarks
+# The CPU-sized benchmark set (each prints its table and ratios; GPU sizes: see docs/benchmarks.md). DRY=1: every
+# scripts/bench_*.py (bench_pretrain.py too) in its smallest form on the CPU, a check that each still runs (CI runs it;
+# ~80 s on 2 cores, most of it process start-up): its numbers mean nothing.
+ifdef DRY
+bench: $(STAMP)  ## CPU-sized benchmarks (DRY=1: each script in its smallest form, a check that it runs)
+	$(PY) scripts/bench_moe.py --shapes tiny --tokens 64 --repeats 1 --device cpu --dtype fp32
+	$(PY) scripts/bench_train.py --layers 1 --d-model 64 --batch 1 --seconds 1 --steps 1 --device cpu
+	$(PY) scripts/bench_encoder.py --shape tiny --batch 1 --seconds 1 --repeats 1 --device cpu
+	$(PY) scripts/bench_data.py --clips 2 --seconds 1 --repeats 1
+	$(PY) scripts/bench_upcycle.py --layers 1 --d-model 128 --device cpu
+	$(PY) scripts/bench_malloc.py --shapes tiny --tokens 64 --repeats 1 --rounds 1
+	$(PY) scripts/bench_pretrain.py --dry-run
+else
+bench: $(STAMP)
 	$(PY) scripts/bench_moe.py --tokens 2048 --repeats 3
 	$(PY) scripts/bench_train.py --batch 2 --seconds 5 --steps 2
 	$(PY) scripts/bench_encoder.py --shape small --batch 4 --seconds 5
 	$(PY) scripts/bench_data.py --clips 32
 	$(PY) scripts/bench_upcycle.py --layers 2
 	$(PY) scripts/bench_malloc.py --shapes small --tokens 2048 --repeats 5 --rounds 2
+endif
 
 # Every GPU measurement in one call (scripts/gpu_check.py; at most 8 min on one H100/H200, each part within its own
 # limit): .venv's Python when it exists, else python3 (a device machine without the package index uses its image's

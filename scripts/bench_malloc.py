@@ -41,7 +41,8 @@ def child(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shapes", nargs="+", default=["small"], choices=["small", "large_v3"])
+    ap.add_argument("--shapes", nargs="+", default=["small"], choices=["small", "large_v3", "tiny"],
+                    help="tiny: bench_moe's d_model 64, a dry run of the script")
     ap.add_argument("--tokens", type=int, default=2048)
     ap.add_argument("--experts", type=int, default=8)
     ap.add_argument("--top-k", type=int, default=2)
