@@ -100,6 +100,8 @@ def entry(fn: Callable[[RunSettings], object]) -> Callable[[DictConfig], object]
             return result
         except Preempted as e:
             _report_preempted(e, run_dir, start)
+            if e.then is not None:  # submitit's SIGUSR2 handler: requeues the job (same dir: it resumes) and exits
+                e.then(e.signum, None)
             sys.exit(e.exit_code)
         except USER_ERRORS as e:
             if cfg.get("debug") or os.environ.get("HYDRA_FULL_ERROR") == "1":

@@ -3,7 +3,8 @@ and SIGUSR2 (submitit's signal before a SLURM time limit or preemption) ask the 
 save; the trainer then raises src.utils.errors.Preempted and the entry point exits with 128 + the signal.
 
 A second Ctrl-C stops at once (Python's KeyboardInterrupt). After the save, a handler that was installed before
-ours (submitit's, which requeues the SLURM job) still runs: `chain()`.
+ours (submitit's, which requeues the SLURM job) still runs: `replaced()` hands it to the entry point, which calls it
+after writing status.json.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ class StopSignals:
         log.warning("%s received: finishing this step and saving a checkpoint (Ctrl-C again stops at once)",
                     signal.Signals(signum).name)
 
-    def chain(self) -> None:
-        """Call the handler ours replaced for the received signal, when it is a Python function (submitit's
-        requeue on SIGUSR2); the default actions are ours to replace, not to run."""
+    def replaced(self):
+        """The handler ours replaced for the received signal when it is a Python function (submitit's requeue on
+        SIGUSR2), to be called once the checkpoint and status.json are written; None for the default actions, which
+        are ours to replace, not to run."""
         previous = self._previous.get(self.received) if self.received is not None else None
-        if callable(previous) and previous is not signal.default_int_handler:
-            previous(self.received, None)
+        return previous if callable(previous) and previous is not signal.default_int_handler else None

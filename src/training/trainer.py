@@ -609,12 +609,11 @@ class Trainer:
         return dev
 
     def _preempted(self) -> None:
-        """After a stop signal's checkpoint: a scheduler's own handler (submitit requeues) runs, then we stop."""
+        """After a stop signal's checkpoint: stop, handing the entry point the scheduler's own handler for the
+        signal (submitit requeues the job; rank 0 only)."""
         signum = self.stop.received or 15
         saved = str(self.saved[-1][1]) if self.saved else None
-        if self.dist.is_main:
-            self.stop.chain()
-        raise Preempted(signum, self.global_step, saved)
+        raise Preempted(signum, self.global_step, saved, then=self.stop.replaced() if self.dist.is_main else None)
 
     def _start_point(self) -> dict | None:
         """Where fit starts, by trainer.resume: `auto` (default) continues an unfinished run found in the run dir

@@ -19,10 +19,11 @@ class Preempted(Exception):
     command continues (trainer.resume=auto). The process exits with 128 + the signal number, as the shell reports a
     process that the signal killed, but with the work saved and status.json saying `preempted`."""
 
-    def __init__(self, signum: int, step: int, checkpoint: str | None) -> None:
+    def __init__(self, signum: int, step: int, checkpoint: str | None, then=None) -> None:
         import signal
 
         self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        self.then = then  # the signal's handler from before training (submitit's requeue): the entry calls it last
         self.exit_code = 128 + signum
         name = signal.Signals(signum).name
         saved = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint (none could be written)"

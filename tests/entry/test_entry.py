@@ -45,6 +45,22 @@ def test_a_preempted_job_exits_128_plus_the_signal_with_status_preempted(tmp_pat
                    "same command again to continue"]
 
 
+def test_a_schedulers_handler_runs_after_status_json_says_preempted(tmp_path):
+    """submitit's SIGUSR2 handler requeues the job and exits: status.json must already say preempted then."""
+    seen = []
+
+    def requeue(signum, frame):
+        seen.append((signum, status(tmp_path)["status"]))
+        raise SystemExit(-1)  # as submitit's does after `scontrol requeue`
+
+    def stopped(run):
+        raise Preempted(signal.SIGUSR2, 3, None, then=requeue)
+
+    with pytest.raises(SystemExit) as exit_:
+        entry(stopped)(make_cfg(tmp=tmp_path))
+    assert exit_.value.code == -1 and seen == [(signal.SIGUSR2, "preempted")]
+
+
 def test_a_second_process_in_the_same_run_dir_stops_with_one_line(tmp_path, capsys):
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
