@@ -67,6 +67,22 @@ def _report_preempted(e: Preempted, run_dir: Path, start: float) -> None:
                          extra={"signal": e.signum, "global_step": e.step, "checkpoint": e.checkpoint})
 
 
+def _stop_preempted(e: Preempted, run_dir: Path, start: float) -> None:
+    """Report, then let the scheduler's own handler act (submitit's SIGUSR2 handler requeues the job into the same
+    dir, where the rerun resumes, and exits), else exit 128 + the signal."""
+    _report_preempted(e, run_dir, start)
+    if e.then is not None:
+        e.then(e.signum, None)
+    sys.exit(e.exit_code)
+
+
+def _record_crash(e: BaseException, run_dir: Path, start: float) -> None:
+    """status.json `failed` with the exception's type and first line (its traceback is shown by the caller)."""
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    with contextlib.suppress(OSError):
+        _write_status(run_dir, "failed", start, f"{type(e).__name__}: {first}".rstrip(": "))
+
+
 def _run_job(fn: Callable[[RunSettings], object], cfg: DictConfig, run_dir: Path) -> object:
     """Validate, then hold the run dir (rank 0) while the config is saved and the job runs."""
     run = validate(cfg)
@@ -99,10 +115,7 @@ def entry(fn: Callable[[RunSettings], object]) -> Callable[[DictConfig], object]
             _write_status(run_dir, "completed", start)
             return result
         except Preempted as e:
-            _report_preempted(e, run_dir, start)
-            if e.then is not None:  # submitit's SIGUSR2 handler: requeues the job (same dir: it resumes) and exits
-                e.then(e.signum, None)
-            sys.exit(e.exit_code)
+            _stop_preempted(e, run_dir, start)
         except USER_ERRORS as e:
             if cfg.get("debug") or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
@@ -111,9 +124,7 @@ def entry(fn: Callable[[RunSettings], object]) -> Callable[[DictConfig], object]
                 return None
             sys.exit(2)
         except (Exception, KeyboardInterrupt) as e:  # a crash: its traceback stays; under multirun the others run
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            with contextlib.suppress(OSError):
-                _write_status(run_dir, "failed", start, f"{type(e).__name__}: {first}".rstrip(": "))
+            _record_crash(e, run_dir, start)
             if not multirun or isinstance(e, KeyboardInterrupt):
                 raise
             log.exception("job crashed")
