@@ -62,6 +62,16 @@ def reference(tmp_path, init, data):
     return ref
 
 
+def reference_and_twin(tmp_path, data):
+    """(the uninterrupted run's model, a model with its initial weights and random stream, about to be cut)."""
+    init = {k: v.clone() for k, v in model().state_dict().items()}
+    ref = reference(tmp_path, init, data)
+    twin = model()
+    twin.load_state_dict(init)
+    torch.manual_seed(0)
+    return ref, twin
+
+
 def same_weights(a, b) -> bool:
     return all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
 
@@ -77,11 +87,7 @@ def fresh_model():
 def test_sigterm_finishes_the_step_saves_and_rerunning_the_same_command_continues_exactly(tmp_path, stop_at):
     """No save_every at all: the signal's own checkpoint is what the rerun (default trainer.resume=auto) uses."""
     data = batches(3)
-    init = {k: v.clone() for k, v in model().state_dict().items()}
-    ref = reference(tmp_path, init, data)
-    m1 = model()
-    m1.load_state_dict(init)
-    torch.manual_seed(0)
+    ref, m1 = reference_and_twin(tmp_path, data)
     with pytest.raises(Preempted) as err:
         Trainer(m1, None, cfg(), tmp_path / "run", data, extensions=[SignalAt(stop_at)]).fit()
     saved = tmp_path / "run" / "checkpoints" / f"step-{stop_at:08d}"
@@ -157,11 +163,7 @@ class NeedsCode:
 def test_a_bad_trainer_state_file_costs_its_checkpoint_and_the_previous_one_is_used(tmp_path, caplog, name, damage,
                                                                                    problem):
     data = batches(3)
-    init = {k: v.clone() for k, v in model().state_dict().items()}
-    ref = reference(tmp_path, init, data)
-    m1 = model()
-    m1.load_state_dict(init)
-    torch.manual_seed(0)
+    ref, m1 = reference_and_twin(tmp_path, data)
     with pytest.raises(KeyboardInterrupt):
         Trainer(m1, None, cfg(save_every=2, keep_checkpoints=3), tmp_path / "run", Crashing(data, 7)).fit()
     newest = step_dirs(tmp_path / "run" / "checkpoints")[0]
