@@ -221,6 +221,23 @@ def _check_upcycle(cfg: DictConfig, moe: MoEConfig) -> UpcycleConfig:
     return ucfg
 
 
+def check_cached_encoder(run: RunSettings) -> None:
+    """model.cached_encoder: the cached states must be what the encoder computes during training, so the encoder
+    never trains, holds no MoE layer, and reads one fixed window (30 s padding)."""
+    if not run.model.cached_encoder:
+        return
+    if run.model.encoder_cache_dtype not in ("float16", "float32"):
+        raise ConfigError(f"model.encoder_cache_dtype: '{run.model.encoder_cache_dtype}' is not float16 or float32")
+    if "encoder" not in run.trainer.frozen:
+        raise ConfigError("model.cached_encoder=true needs trainer.frozen=[encoder] (the cache holds the "
+                          "pretrained encoder's outputs)")
+    if run.moe.where != "decoder" and run.upcycle.strategy != UpcycleConfig().strategy:
+        raise ConfigError(f"model.cached_encoder=true needs moe.where=decoder (an MoE layer in the encoder would "
+                          f"change its outputs), not {run.moe.where}")
+    if not run.model.pad_to_30s:
+        raise ConfigError("model.cached_encoder=true needs model.pad_to_30s=true (one fixed window per clip)")
+
+
 def check_combinations(run: RunSettings) -> None:
     model, data = run.model, run.data
     try:
@@ -239,6 +256,7 @@ def check_combinations(run: RunSettings) -> None:
             check_directions(data.directions)
         except UserError as e:
             raise ConfigError(str(e)) from None
+    check_cached_encoder(run)
     max_dur = data.max_duration
     if max_dur is not None and max_dur > 30:
         raise ConfigError(f"data.max_duration: {max_dur}s exceeds Whisper's 30 s encoder window")

@@ -12,17 +12,22 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from src.data.audio import ClipError, ClipStore
+from src.data.encoder_states import EncoderStates
 from src.data.features import HOP, N_FRAMES_30S, batch_frames, clip_features, pad_features
 from src.data.schema import Example
 from src.data.text import IGNORE_INDEX, encode_target
 from src.utils.errors import UserError
 
 FRAMES_PER_SECOND = 16_000 // HOP
+# A batch's key for a frozen encoder's cached outputs (B, positions, width), in place of input_features: the
+# model then runs its decoder alone (src/models/backbone.py encoder_inputs).
+ENCODER_STATES = "encoder_hidden_states"
 
 
 class SpeechTranslationDataset(Dataset):
     """Featurizes a clip on first use; with `cache_features` each clip is computed once per process
-    (the 15 directions of a clip then share the features)."""
+    (the 15 directions of a clip then share the features). With ``encoder_states`` (a frozen encoder's cached
+    outputs) an item carries the clip's states instead of its features."""
 
     def __init__(
         self,
@@ -32,8 +37,10 @@ class SpeechTranslationDataset(Dataset):
         n_mels: int = 80,
         max_target_tokens: int = 128,
         cache_features: bool = False,
+        encoder_states: EncoderStates | None = None,
     ) -> None:
         self.examples = list(examples)
+        self.encoder_states = encoder_states
         self.clips = clips
         self.tokenizer = tokenizer
         self.n_mels = n_mels
@@ -73,15 +80,19 @@ class SpeechTranslationDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         ex = self.examples[i]
-        try:
-            feats, silence = self.features(ex.audio)
-        except ClipError as e:
-            return {"id": ex.id, "skip": e.reason, "detail": e.detail}
-        inputs, labels = self.target(i)
-        return {
-            "id": ex.id, "features": feats, "silence": silence, "tgt_lang": ex.tgt_lang,
-            "decoder_input_ids": inputs, "labels": labels,
-        }
+        item: dict = {"id": ex.id, "tgt_lang": ex.tgt_lang}
+        if self.encoder_states is not None:
+            if ex.audio not in self.encoder_states:
+                return {**item, "skip": "missing_clip", "detail": f"not in the encoder cache {self.encoder_states.dir}"}
+            item["states"], item["frames"] = self.encoder_states.get(ex.audio)
+        else:
+            try:
+                item["features"], item["silence"] = self.features(ex.audio)
+            except ClipError as e:
+                return {**item, "skip": e.reason, "detail": e.detail}
+            item["frames"] = item["features"].shape[1]
+        item["decoder_input_ids"], item["labels"] = self.target(i)
+        return item
 
 
 @dataclass
@@ -98,8 +109,12 @@ class Collator:
         batch: dict = {"skipped": skipped, "ids": [it["id"] for it in good]}
         if not good:
             return batch
-        n_frames = batch_frames(max(it["features"].shape[1] for it in good), self.pad_to_30s, self.pad_multiple)
-        batch["input_features"] = pad_features([(it["features"], it["silence"]) for it in good], n_frames)
+        if "states" in good[0]:  # a fixed window: every clip's states have the same positions
+            batch[ENCODER_STATES] = torch.stack([it["states"] for it in good])
+            n_frames = 2 * batch[ENCODER_STATES].shape[1]
+        else:
+            n_frames = batch_frames(max(it["frames"] for it in good), self.pad_to_30s, self.pad_multiple)
+            batch["input_features"] = pad_features([(it["features"], it["silence"]) for it in good], n_frames)
         length = max(len(it["decoder_input_ids"]) for it in good)
         dec = torch.full((len(good), length), self.pad_token_id, dtype=torch.long)
         lab = torch.full((len(good), length), IGNORE_INDEX, dtype=torch.long)
@@ -111,7 +126,7 @@ class Collator:
             mask[i, :n] = 1
         batch.update(decoder_input_ids=dec, decoder_attention_mask=mask, labels=lab,
                      tgt_langs=[it["tgt_lang"] for it in good],
-                     feature_lengths=torch.tensor([min(it["features"].shape[1], n_frames) for it in good]))
+                     feature_lengths=torch.tensor([min(it["frames"], n_frames) for it in good]))
         return batch
 
 

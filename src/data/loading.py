@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from src.data.config import DataConfig, LoaderConfig
 from src.data.dataset import Collator, LengthBucketSampler, SpeechTranslationDataset
+from src.data.encoder_states import EncoderStates
 from src.data.features import N_FRAMES_30S
 from src.data.schema import Example
 from src.data.text import EOT, token_id
@@ -34,10 +35,12 @@ def make_loader(
     seed: int = 0,
     num_replicas: int = 1,
     rank: int = 0,
+    encoder_states: EncoderStates | None = None,
 ) -> DataLoader:
+    """Bucketed batches of ``examples``: audio features, or a frozen encoder's cached states (``encoder_states``)."""
     dataset = SpeechTranslationDataset(
         examples, source.clips, tokenizer, n_mels=n_mels, max_target_tokens=cfg.max_target_tokens,
-        cache_features=cfg.cache_features,
+        cache_features=cfg.cache_features, encoder_states=encoder_states,
     )
     lengths = [N_FRAMES_30S if pad_to_30s else dataset.frames(i) for i in range(len(dataset))]
     sampler = LengthBucketSampler(lengths, cfg.max_batch_frames, cfg.max_batch_size, shuffle=shuffle, seed=seed,

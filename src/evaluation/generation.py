@@ -13,7 +13,7 @@ from transformers.generation.utils import GenerationMixin
 from src.data.languages import COVOST2_EN_XX
 from src.data.text import EOT, prompt_ids, token_id
 from src.evaluation.config import DecodeConfig
-from src.models.backbone import encoder_lengths
+from src.models.backbone import encoder_inputs, encoder_lengths, has_audio
 from src.models.whisper_moe import RoutingCollector, moe_blocks
 
 
@@ -90,14 +90,14 @@ def decode(model, tokenizer, loader, cfg: DecodeConfig, desc: str = "decoding", 
         for reason, ex_id, detail in batch.get("skipped", []):
             if skips is not None:
                 skips.skip(reason, ex_id, detail)
-        if "input_features" not in batch:
+        if not has_audio(batch):
             continue
         prompts = torch.tensor([prompt_ids(tokenizer, lang, "transcribe" if lang == "en" else "translate")
                                 for lang in batch["tgt_langs"]], device=device)
         ctx = recorder.batch(batch["tgt_langs"], batch.get("feature_lengths")) if recorder else contextlib.nullcontext()
         with ctx:
             out = GenerationMixin.generate(
-                model, input_features=batch["input_features"].to(device), decoder_input_ids=prompts,
+                model, **encoder_inputs(batch, device, next(model.parameters()).dtype), decoder_input_ids=prompts,
                 generation_config=gen,
             )
         texts = tokenizer.batch_decode(out[:, prompts.shape[1]:], skip_special_tokens=True)

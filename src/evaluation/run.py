@@ -4,11 +4,13 @@ Used at the end of training and by `python -m src.evaluate`; rescoring reads the
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import transformers
 
 from src.data.config import LoaderConfig
+from src.data.encoder_states import EncoderStates
 from src.data.loading import make_loader
 from src.data.text import is_english_only
 from src.evaluation.config import EvalConfig, MetricsConfig
@@ -49,8 +51,10 @@ def task_examples(examples: list, task: str) -> list:
 
 
 def evaluate_model(model, tokenizer, source, cfg: EvalConfig, out_dir: Path, loader_cfg: LoaderConfig,
-                   pad_to_30s: bool, progress: bool = True, logger=None) -> dict[str, list[dict]]:
-    """Decode and score every split in cfg.splits into out_dir/eval/<split>/; returns the tables."""
+                   pad_to_30s: bool, progress: bool = True, logger=None,
+                   encoder_states_for: Callable[[list], EncoderStates] | None = None) -> dict[str, list[dict]]:
+    """Decode and score every split in cfg.splits into out_dir/eval/<split>/; returns the tables.
+    ``encoder_states_for``: a frozen encoder's cached outputs for a split's examples (model.cached_encoder)."""
     cfg.check()
     if cfg.task == "translate" and is_english_only(tokenizer):
         raise UserError("the checkpoint is English-only (*.en, no language tokens in its prompt) and cannot "
@@ -62,8 +66,9 @@ def evaluate_model(model, tokenizer, source, cfg: EvalConfig, out_dir: Path, loa
         if not examples:
             log.warning("split %s has no usable examples; skipped", split)
             continue
+        states = encoder_states_for(examples) if encoder_states_for is not None else None
         loader = make_loader(examples, source, tokenizer, cfg.batching(loader_cfg), n_mels=model.config.num_mel_bins,
-                             pad_to_30s=pad_to_30s, shuffle=False)
+                             pad_to_30s=pad_to_30s, shuffle=False, encoder_states=states)
         with RoutingRecorder(model) as recorder:
             hyps = decode(model, tokenizer, loader, cfg.decoding, desc=f"decoding {split}", progress=progress,
                           recorder=recorder, skips=source.skips)

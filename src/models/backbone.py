@@ -16,6 +16,7 @@ from transformers import WhisperConfig, WhisperForConditionalGeneration, Whisper
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
+from src.data.dataset import ENCODER_STATES
 from src.data.text import EOT, SOT, token_id
 from src.models.config import ToyArch
 from src.utils.errors import UserError
@@ -173,3 +174,18 @@ def load_whisper(name_or_path: str | Path, pad_to_30s: bool = True, dtype: str =
         ) from e
     set_pad_to_30s(model, pad_to_30s)
     return model, tokenizer
+
+
+def has_audio(batch: dict) -> bool:
+    """Whether a batch has anything for the encoder side (features, or a frozen encoder's cached states)."""
+    return "input_features" in batch or ENCODER_STATES in batch
+
+
+def encoder_inputs(batch: dict, device: torch.device, dtype: torch.dtype | None = None) -> dict:
+    """The encoder-side keyword of a Whisper call: the audio features, or a frozen encoder's cached outputs (then
+    the encoder does not run: transformers skips it when `encoder_outputs` is given)."""
+    if ENCODER_STATES in batch:
+        states = batch[ENCODER_STATES].to(device, dtype or torch.float32, non_blocking=True)
+        return {"encoder_outputs": BaseModelOutput(last_hidden_state=states)}
+    feats = batch["input_features"].to(device, non_blocking=True)
+    return {"input_features": feats if dtype is None else feats.to(dtype)}

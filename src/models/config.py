@@ -119,4 +119,8 @@ class ModelConfig:
     name_or_path: str | None = None
     pad_to_30s: bool = True
     dtype: str = "float32"
+    # The encoder frozen and its outputs computed once per clip, cached on disk (src/pipelines/encoder_cache.py):
+    # a training step runs the decoder alone. Needs trainer.frozen=[encoder], no MoE in the encoder, pad_to_30s.
+    cached_encoder: bool = False
+    encoder_cache_dtype: str = "float16"  # the states on disk (float32: exact; float16: half the bytes)
     toy: ToyArch | None = None

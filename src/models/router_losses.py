@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from src.data.dataset import ENCODER_STATES
 from src.data.text import PROMPT_LANG_POS
 from src.models.backbone import encoder_audio_mask
 from src.models.config import DPSLConfig, MoEConfig
@@ -143,8 +144,9 @@ def batch_token_masks(batch: dict, device: torch.device) -> tuple[torch.Tensor |
     """(encoder mask (B, T_enc), decoder mask (B, T_dec)) of a batch: True on real tokens (None where unknown)."""
     enc = dec = None
     if "feature_lengths" in batch:
-        feats = batch["input_features"]
-        enc = encoder_audio_mask(feats.shape[-1], batch["feature_lengths"], feats.shape[0]).to(device)
+        states = batch.get(ENCODER_STATES)  # cached encoder outputs: one position per 2 feature frames
+        n_frames = batch["input_features"].shape[-1] if states is None else 2 * states.shape[1]
+        enc = encoder_audio_mask(n_frames, batch["feature_lengths"], len(batch["feature_lengths"])).to(device)
     if "decoder_attention_mask" in batch:
         dec = batch["decoder_attention_mask"].bool().to(device)
     return enc, dec

@@ -4,6 +4,7 @@ any data, or rescore saved hypotheses."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 
 from omegaconf import OmegaConf
@@ -13,6 +14,7 @@ from src.data.loading import build_source
 from src.evaluation.records import TrainSummary
 from src.evaluation.run import evaluate_model, rescore_split
 from src.models.backbone import load_whisper
+from src.pipelines.encoder_cache import encoder_cache
 from src.utils.errors import UserError
 from src.utils.runlock import run_lock
 
@@ -31,20 +33,26 @@ def evaluate(run: RunSettings) -> dict:
         summary = TrainSummary.read(out)
         ckpt = run.checkpoint or (summary.checkpoint_path(out) if summary else None)
         data, pad_to_30s = data_config(saved.data), bool(saved.model.pad_to_30s)
+        cached = (bool(saved.model.get("cached_encoder", False)), saved.model.get("encoder_cache_dtype", "float16"))
     else:
         if run.checkpoint is None:
             raise UserError("set run_dir=DIR (a training run) or checkpoint=DIR (a model directory)")
         out, ckpt = run.output_dir, run.checkpoint
         data, pad_to_30s = run.data, run.model.pad_to_30s
+        cached = (run.model.cached_encoder, run.model.encoder_cache_dtype)
     if run.rescore:
         return {split: rescore_split(out / "eval" / split, ecfg, split=split) for split in ecfg.splits}
     if ckpt is None:
         raise UserError(f"no checkpoint recorded in {out / 'train_summary.json'}; pass checkpoint=DIR")
     model, tokenizer = load_whisper(ckpt, pad_to_30s=pad_to_30s)
     source = build_source(data)
+    # a run trained on cached encoder states is decoded from the same states (the same cache, by key)
+    states_for = functools.partial(encoder_cache, model, tokenizer, source, data=data, loader=data.loader,
+                                   cache_dir=run.paths.cache_dir, dtype=cached[1], progress=run.progress) \
+        if cached[0] else None
     # a training run dir's eval/ is written here: one process in it at a time (this job's own dir is locked already)
     with run_lock(out) if out != run.output_dir else contextlib.nullcontext():
         tables = evaluate_model(model, tokenizer, source, ecfg, out, data.loader, pad_to_30s,
-                                progress=run.progress)
+                                progress=run.progress, encoder_states_for=states_for)
     source.skips.log_summary(log)
     return tables

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import fcntl
 import hashlib
 import json
 import logging
@@ -33,6 +32,7 @@ from src.training.distributed import dist_info, shutdown
 from src.training.loggers import ConsoleLogger
 from src.training.trainer import Trainer
 from src.utils.errors import UserError, user_errors
+from src.utils.runlock import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -101,24 +101,12 @@ def cpu_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-@contextlib.contextmanager
-def _lock(path: Path):
-    """Inter-process lock so parallel sweep jobs build the toy model once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def ensure_toy_model(arch: ToyArch, recipe: PretrainRecipe, data: DataConfig, cache_dir: str,
                      progress: bool = True, force: bool = False) -> Path:
     """Path of the pretrained toy model (``arch`` pretrained by ``recipe`` on the toy corpus of ``data``),
     pretraining it first when it is not cached."""
     out = toy_model_dir(arch, recipe, data, cache_dir)
-    with _lock(out.with_suffix(".lock")):
+    with exclusive(out.with_suffix(".lock")):
         if (out / "model.safetensors").exists() and not force:
             return out
         log.info("pretraining the dense toy model into %s (once; cached afterwards)", out)

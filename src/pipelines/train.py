@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from src.models.backbone import load_whisper
 from src.models.upcycling.diagnostics import expert_similarity
 from src.models.whisper_moe import moe_blocks
 from src.pipelines.builders import load_model, moe_extensions
+from src.pipelines.encoder_cache import encoder_cache
 from src.pipelines.upcycle import upcycle
 from src.training.distributed import init_distributed, is_sharded, process_device, shutdown
 from src.training.selection import dev_requirement
@@ -48,10 +50,12 @@ def train(run: RunSettings) -> TrainSummary:
     model, tokenizer, pretrained = load_model(run)
     seed_everything(run.seed)  # the same random stream whether or not the toy model was just pretrained
     source, train_ex, dev_ex = training_data(run)
-    train_loader, dev_loader = loaders(run, model, tokenizer, source, train_ex, dev_ex, info)
     # Every rank upcycles identically (seeded), on its training device (SPRI's search runs ~10 forward passes:
     # on a GPU they take a second, on whisper-base's CPU about 3 minutes); only rank 0 writes files and logs.
     model.to(process_device(tcfg.device, info))
+    states_for = encoder_states_builder(run, model, tokenizer, source)
+    train_loader, dev_loader = loaders(run, model, tokenizer, source, train_ex, dev_ex, info,
+                                       states_for(train_ex + dev_ex) if states_for else None)
     report = upcycle(model, run, tokenizer, source, train_ex, run_dir if info.is_main else None)
     log.info("model: %s, %s total / %s active parameters", report.strategy, f"{report.total_parameters:,}",
              f"{report.active_parameters:,}")
@@ -62,7 +66,7 @@ def train(run: RunSettings) -> TrainSummary:
                       extensions=moe_extensions(run, model, tokenizer, list(source.directions)))
     try:
         history = trainer.fit()
-        tables = evaluate_selected(run, model, tokenizer, source, trainer, history, report, info, logger)
+        tables = evaluate_selected(run, model, tokenizer, source, trainer, history, report, info, logger, states_for)
     finally:
         if logger is not None:
             logger.finish()
@@ -93,10 +97,20 @@ def training_data(run: RunSettings):
     return source, train_ex, dev_ex
 
 
-def loaders(run: RunSettings, model, tokenizer, source, train_ex: list, dev_ex: list, info):
-    """(train loader, sharded over the processes; dev loader or None)."""
+def encoder_states_builder(run: RunSettings, model, tokenizer, source):
+    """model.cached_encoder: examples -> their clips' cached encoder states (built once per model, window and clip
+    set; shared by every row and seed); None otherwise."""
+    if not run.model.cached_encoder:
+        return None
+    return functools.partial(encoder_cache, model, tokenizer, source, data=run.data, loader=run.data.loader,
+                             cache_dir=run.paths.cache_dir, dtype=run.model.encoder_cache_dtype, progress=run.progress)
+
+
+def loaders(run: RunSettings, model, tokenizer, source, train_ex: list, dev_ex: list, info, states=None):
+    """(train loader, sharded over the processes; dev loader or None); ``states``: their cached encoder outputs."""
     lcfg = run.data.loader
     kw = {"n_mels": model.config.num_mel_bins, "pad_to_30s": run.model.pad_to_30s}
+    kw["encoder_states"] = states
     train_loader = make_loader(train_ex, source, tokenizer, lcfg, shuffle=True, seed=run.seed,
                                num_replicas=info.world_size, rank=info.rank, **kw)
     # Shuffled with a fixed seed: trainer.max_eval_batches then reads the same subset of dev at every evaluation
@@ -107,7 +121,7 @@ def loaders(run: RunSettings, model, tokenizer, source, train_ex: list, dev_ex: 
 
 
 def evaluate_selected(run: RunSettings, model, tokenizer, source, trainer: Trainer, history: list[dict],
-                      report: dict, info, logger) -> dict:
+                      report: dict, info, logger, states_for=None) -> dict:
     """After training: rank 0 evaluates the selected weights (an FSDP shard reloads the saved whole model) and
     adds the experts' state after training to the upcycling report; returns the results tables."""
     shutdown()  # the ranks are done together (fit checked their weights agree); rank 0 evaluates alone
@@ -119,4 +133,4 @@ def evaluate_selected(run: RunSettings, model, tokenizer, source, trainer: Train
     run_dir = run.output_dir
     record_after_training(model, report, history, run_dir)
     return evaluate_model(model, tokenizer, source, run.eval, run_dir, run.data.loader,
-                          run.model.pad_to_30s, progress=run.progress, logger=logger)
+                          run.model.pad_to_30s, progress=run.progress, logger=logger, encoder_states_for=states_for)

@@ -60,6 +60,9 @@ class TrainerConfig:
     keep_checkpoints: int = 2  # mid-stage step-N checkpoints kept (the older ones are deleted)
     max_nonfinite_steps: int = 10  # skipped steps (non-finite loss or gradient norm) before the run stops
     max_nonfinite_fraction: float = 0.5  # ... or more than this share of a stage's steps skipped
+    # Parameter groups never trained, whatever a stage's `trainable` names (e.g. [encoder]: a frozen-encoder
+    # fine-tune; model.cached_encoder needs it).
+    frozen: list[str] = field(default_factory=list)
     # auto: a rerun of the same command (or a requeued job) continues the unfinished run in its dir, and starts
     # from the beginning when there is none; true: the same, warning when there is nothing to resume; false:
     # start from the beginning, refusing a dir that holds checkpoints (src/training/trainer.py _start_point).
@@ -108,6 +111,7 @@ def check_trainer_config(cfg: TrainerConfig) -> None:
     if cfg.strategy not in STRATEGIES:
         raise UserError(f"trainer.strategy: '{cfg.strategy}' is not one of {STRATEGIES}")
     resume_mode(cfg)
+    check_groups(cfg.frozen, "trainer.frozen")
     check_selection(cfg)
 
 

@@ -64,15 +64,17 @@ def owners_of(model: nn.Module) -> dict[str, tuple[nn.Module, ...]]:
 FIXED = re.compile(r"(^|\.)encoder\.embed_positions\.")
 
 
-def set_trainable(model: nn.Module, groups: Iterable[str]) -> dict[str, int]:
-    """Freeze everything, then unfreeze the union of the groups (FIXED parameters excepted); returns
-    parameter counts by group."""
-    groups = list(groups)
+def set_trainable(model: nn.Module, groups: Iterable[str], frozen: Iterable[str] = ()) -> dict[str, int]:
+    """Freeze everything, then unfreeze the union of the groups (FIXED parameters and the ``frozen`` groups,
+    trainer.frozen, excepted); returns parameter counts by group."""
+    groups, frozen = list(groups), list(frozen)
     check_groups(groups)
+    check_groups(frozen, "trainer.frozen")
     counts = dict.fromkeys(groups, 0)
     owners = owners_of(model)
     for name, p in model.named_parameters():
-        hit = [g for g in groups if PARAM_GROUPS[g](name, owners[name])] if not FIXED.search(name) else []
+        never = FIXED.search(name) or any(PARAM_GROUPS[g](name, owners[name]) for g in frozen)
+        hit = [g for g in groups if PARAM_GROUPS[g](name, owners[name])] if not never else []
         p.requires_grad_(bool(hit))
         for g in hit:
             counts[g] += p.numel()

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from src.data.schema import SkipLog
 from src.data.text import IGNORE_INDEX
+from src.models.backbone import encoder_inputs, has_audio
 from src.models.router_losses import batch_token_masks
 from src.models.whisper_moe import RoutingCollector
 from src.training.checkpoint import (
@@ -207,7 +208,7 @@ class Trainer:
         """Count the batch's skipped clips; False when nothing usable is left."""
         for reason, ex_id, detail in batch.get("skipped", []):
             self.skips.skip(reason, ex_id, detail)
-        return "input_features" in batch
+        return has_audio(batch)
 
     def _prepared(self, batch: dict) -> contextlib.ExitStack:
         """Extensions' per-batch contexts (`before_step`), kept open through the backward pass: gradient
@@ -220,7 +221,7 @@ class Trainer:
     def _outputs(self, batch: dict):
         """The one model call of training and dev evaluation (teacher-forced)."""
         return self.engine(
-            input_features=batch["input_features"].to(self.device, non_blocking=True),
+            **encoder_inputs(batch, self.device),
             decoder_input_ids=batch["decoder_input_ids"].to(self.device),
             decoder_attention_mask=batch["decoder_attention_mask"].to(self.device),
         )
@@ -467,7 +468,7 @@ class Trainer:
 
     def _stage_setup(self, idx: int, stage: StageConfig, resume: dict | None):
         """Trainable groups, extensions, the wrapper, and a fresh optimizer (restored on resume) for a stage."""
-        counts = set_trainable(self.model, stage.trainable)
+        counts = set_trainable(self.model, stage.trainable, self.cfg.frozen)
         for ext in self.extensions:
             ext.stage_start(self.model, stage)
         self._wrap()

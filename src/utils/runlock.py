@@ -110,3 +110,19 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
     finally:
         if _read(path).get("pid") == me["pid"]:
             path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def exclusive(path: str | Path) -> Iterator[None]:
+    """A blocking inter-process lock (flock on ``path``): parallel jobs build a shared cache (the toy model, the
+    encoder states) once, the others wait and then reuse it."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
