@@ -102,6 +102,7 @@ bench: $(STAMP)  ## CPU-sized benchmarks (DRY=1: each script in its smallest for
 	$(PY) scripts/bench_upcycle.py --layers 1 --d-model 128 --device cpu
 	$(PY) scripts/bench_malloc.py --shapes tiny --tokens 64 --repeats 1 --rounds 1
 	$(PY) scripts/bench_pretrain.py --dry-run
+	$(PY) scripts/bench_cached_encoder.py --dry-run --repeats 1
 else
 bench: $(STAMP)
 	$(PY) scripts/bench_moe.py --tokens 2048 --repeats 3
@@ -110,6 +111,7 @@ bench: $(STAMP)
 	$(PY) scripts/bench_data.py --clips 32
 	$(PY) scripts/bench_upcycle.py --layers 2
 	$(PY) scripts/bench_malloc.py --shapes small --tokens 2048 --repeats 5 --rounds 2
+	$(PY) scripts/bench_cached_encoder.py --batch 4 --repeats 3
 endif
 
 # Every GPU measurement in one call (scripts/gpu_check.py; at most 8 min on one H100/H200, each part within its own

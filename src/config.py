@@ -234,8 +234,22 @@ def check_cached_encoder(run: RunSettings) -> None:
     if run.moe.where != "decoder" and run.upcycle.strategy != UpcycleConfig().strategy:
         raise ConfigError(f"model.cached_encoder=true needs moe.where=decoder (an MoE layer in the encoder would "
                           f"change its outputs), not {run.moe.where}")
-    if not run.model.pad_to_30s:
-        raise ConfigError("model.cached_encoder=true needs model.pad_to_30s=true (one fixed window per clip)")
+    if not run.model.pad_to_30s and run.data.loader.window_frames is None:
+        raise ConfigError("model.cached_encoder=true needs one fixed window per clip: model.pad_to_30s=true, or "
+                          "data.loader.window_frames=N")
+
+
+def check_window(run: RunSettings) -> None:
+    """data.loader.window_frames: a window shorter than 30 s, with sliced positions, that every clip fits in."""
+    window, max_dur = run.data.loader.window_frames, run.data.max_duration
+    if window is None:
+        return
+    if run.model.pad_to_30s:
+        raise ConfigError(f"data.loader.window_frames={window} needs model.pad_to_30s=false (30 s padding is "
+                          "a window of its own)")
+    if max_dur is None or max_dur * 100 > window:
+        raise ConfigError(f"data.loader.window_frames={window} ({window / 100:g} s) needs data.max_duration <= "
+                          f"{window / 100:g} (now {max_dur}): a longer clip would be cut, not skipped")
 
 
 def check_combinations(run: RunSettings) -> None:
@@ -257,6 +271,7 @@ def check_combinations(run: RunSettings) -> None:
         except UserError as e:
             raise ConfigError(str(e)) from None
     check_cached_encoder(run)
+    check_window(run)
     max_dur = data.max_duration
     if max_dur is not None and max_dur > 30:
         raise ConfigError(f"data.max_duration: {max_dur}s exceeds Whisper's 30 s encoder window")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from src.utils.errors import UserError
 from src.utils.ranges import check_range
 
 TASKS = ("translate", "transcribe")  # Whisper's tasks (src/data/text.py TASK_TOKENS)
@@ -20,11 +21,17 @@ class LoaderConfig:
     cache_features: bool = True
     pad_multiple: int = 32
     max_target_tokens: int = 128
+    # Every clip padded to exactly this many feature frames (100 a second; even), the encoder's positions sliced
+    # to it: one fixed window shorter than 30 s (model.pad_to_30s=false; data.max_duration must fit in it).
+    window_frames: int | None = None
 
     def check(self) -> None:
         for key, low in (("max_batch_frames", 1), ("max_batch_size", 1), ("num_workers", 0), ("pad_multiple", 1),
                          ("max_target_tokens", 1)):
             check_range(f"data.loader.{key}", getattr(self, key), low, integer=True)
+        check_range("data.loader.window_frames", self.window_frames, 2, 3000, integer=True, optional=True)
+        if self.window_frames is not None and self.window_frames % 2:
+            raise UserError(f"data.loader.window_frames={self.window_frames}: must be even (the encoder halves it)")
 
 
 @dataclass

@@ -102,6 +102,7 @@ class Collator:
     pad_token_id: int
     pad_to_30s: bool = False
     pad_multiple: int = 32
+    window_frames: int | None = None  # a fixed window: every batch padded to it (data.loader.window_frames)
 
     def __call__(self, items: list[dict]) -> dict:
         good = [it for it in items if "skip" not in it]
@@ -113,7 +114,8 @@ class Collator:
             batch[ENCODER_STATES] = torch.stack([it["states"] for it in good])
             n_frames = 2 * batch[ENCODER_STATES].shape[1]
         else:
-            n_frames = batch_frames(max(it["frames"] for it in good), self.pad_to_30s, self.pad_multiple)
+            n_frames = self.window_frames or batch_frames(max(it["frames"] for it in good), self.pad_to_30s,
+                                                          self.pad_multiple)
             batch["input_features"] = pad_features([(it["features"], it["silence"]) for it in good], n_frames)
         length = max(len(it["decoder_input_ids"]) for it in good)
         dec = torch.full((len(good), length), self.pad_token_id, dtype=torch.long)

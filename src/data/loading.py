@@ -42,10 +42,12 @@ def make_loader(
         examples, source.clips, tokenizer, n_mels=n_mels, max_target_tokens=cfg.max_target_tokens,
         cache_features=cfg.cache_features, encoder_states=encoder_states,
     )
-    lengths = [N_FRAMES_30S if pad_to_30s else dataset.frames(i) for i in range(len(dataset))]
+    fixed = N_FRAMES_30S if pad_to_30s else cfg.window_frames
+    lengths = [fixed or dataset.frames(i) for i in range(len(dataset))]
     sampler = LengthBucketSampler(lengths, cfg.max_batch_frames, cfg.max_batch_size, shuffle=shuffle, seed=seed,
                                   num_replicas=num_replicas, rank=rank)
-    collate = Collator(token_id(tokenizer, EOT), pad_to_30s=pad_to_30s, pad_multiple=cfg.pad_multiple)
+    collate = Collator(token_id(tokenizer, EOT), pad_to_30s=pad_to_30s, pad_multiple=cfg.pad_multiple,
+                       window_frames=None if pad_to_30s else cfg.window_frames)
     # Its own generator: a DataLoader without one draws its workers' base seed from the global torch RNG each
     # time an epoch's iterator starts, which shifts the dropout stream; a resumed run starts its iterator at
     # another point of that stream than the uninterrupted run did, and would then draw different dropout.

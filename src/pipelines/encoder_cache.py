@@ -36,11 +36,16 @@ def encoder_fingerprint(model) -> str:
     return h.hexdigest()[:16]
 
 
-def cache_meta(model, data: DataConfig, clips: list[str], dtype: str) -> dict:
+def window_of(loader: LoaderConfig, pad_to_30s: bool) -> int:
+    """The fixed window (feature frames) every clip is padded to: 30 s, or data.loader.window_frames."""
+    return N_FRAMES_30S if pad_to_30s else int(loader.window_frames)
+
+
+def cache_meta(model, data: DataConfig, clips: list[str], dtype: str, window: int) -> dict:
     corpus = hashlib.sha256(json.dumps([data.target, data.options, clips], sort_keys=True, default=str).encode())
-    return {"encoder": encoder_fingerprint(model), "window_frames": N_FRAMES_30S,
+    return {"encoder": encoder_fingerprint(model), "window_frames": window,
             "n_mels": int(model.config.num_mel_bins), "corpus": corpus.hexdigest()[:16], "dtype": dtype,
-            "clips": len(clips), "positions": N_FRAMES_30S // 2, "width": int(model.config.d_model)}
+            "clips": len(clips), "positions": window // 2, "width": int(model.config.d_model)}
 
 
 KEY_PARTS = ("encoder", "window_frames", "n_mels", "corpus", "dtype")
@@ -57,13 +62,14 @@ def _why_new(root: Path, meta: dict) -> str:
 
 
 def encoder_cache(model, tokenizer, source, examples: list[Example], data: DataConfig, loader: LoaderConfig,
-                  cache_dir: str | Path, dtype: str = "float16", progress: bool = True) -> EncoderStates:
+                  cache_dir: str | Path, dtype: str = "float16", progress: bool = True,
+                  pad_to_30s: bool = True) -> EncoderStates:
     """The cached states of every clip of ``examples``: reused when its key matches, else built (once, under an
     inter-process lock: parallel jobs wait and reuse it)."""
     first: dict[str, Example] = {}
     for ex in examples:
         first.setdefault(ex.audio, ex)
-    meta = cache_meta(model, data, sorted(first), dtype)
+    meta = cache_meta(model, data, sorted(first), dtype, window_of(loader, pad_to_30s))
     key = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
     root = Path(cache_dir) / "encoder_states"
     directory = root / key
@@ -73,17 +79,18 @@ def encoder_cache(model, tokenizer, source, examples: list[Example], data: DataC
             return EncoderStates(directory)
         log.info("encoder cache: building %s for %d clips (%s)", directory, len(first), _why_new(root, meta))
         t0 = time.perf_counter()
-        states = _build(model, tokenizer, source, list(first.values()), loader, directory, meta, progress)
+        states = _build(model, tokenizer, source, list(first.values()), loader, directory, meta, progress,
+                        pad_to_30s)
         log.info("encoder cache: built in %.1f s", time.perf_counter() - t0)
         return states
 
 
 @torch.inference_mode()
 def _build(model, tokenizer, source, examples: list[Example], loader_cfg: LoaderConfig, directory: Path,
-           meta: dict, progress: bool) -> EncoderStates:
-    """Run the encoder (eval mode, 30 s windows) over one example per clip and write its outputs in order; a clip
-    that cannot be read is left out (the dataset then skips its examples as missing_clip, counted)."""
-    loader = make_loader(examples, source, tokenizer, loader_cfg, n_mels=meta["n_mels"], pad_to_30s=True,
+           meta: dict, progress: bool, pad_to_30s: bool) -> EncoderStates:
+    """Run the encoder (eval mode, the fixed window) over one example per clip and write its outputs in order; a
+    clip that cannot be read is left out (the dataset then skips its examples as missing_clip, counted)."""
+    loader = make_loader(examples, source, tokenizer, loader_cfg, n_mels=meta["n_mels"], pad_to_30s=pad_to_30s,
                          shuffle=False)
     clip_of = {ex.id: ex.audio for ex in examples}
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype

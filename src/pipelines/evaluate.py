@@ -48,7 +48,8 @@ def evaluate(run: RunSettings) -> dict:
     source = build_source(data)
     # a run trained on cached encoder states is decoded from the same states (the same cache, by key)
     states_for = functools.partial(encoder_cache, model, tokenizer, source, data=data, loader=data.loader,
-                                   cache_dir=run.paths.cache_dir, dtype=cached[1], progress=run.progress) \
+                                   cache_dir=run.paths.cache_dir, dtype=cached[1], progress=run.progress,
+                                   pad_to_30s=pad_to_30s) \
         if cached[0] else None
     # a training run dir's eval/ is written here: one process in it at a time (this job's own dir is locked already)
     with run_lock(out) if out != run.output_dir else contextlib.nullcontext():

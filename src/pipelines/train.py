@@ -103,7 +103,8 @@ def encoder_states_builder(run: RunSettings, model, tokenizer, source):
     if not run.model.cached_encoder:
         return None
     return functools.partial(encoder_cache, model, tokenizer, source, data=run.data, loader=run.data.loader,
-                             cache_dir=run.paths.cache_dir, dtype=run.model.encoder_cache_dtype, progress=run.progress)
+                             cache_dir=run.paths.cache_dir, dtype=run.model.encoder_cache_dtype, progress=run.progress,
+                             pad_to_30s=run.model.pad_to_30s)
 
 
 def loaders(run: RunSettings, model, tokenizer, source, train_ex: list, dev_ex: list, info, states=None):

@@ -13,8 +13,8 @@ from src.utils.ranges import check_range
 STRATEGIES = ("ddp", "fsdp")  # several processes: replicas or sharded (src/training/distributed.py)
 RULES = ("last", "best_dev_loss")  # which weights a run ends with (src/training/selection.py)
 # The parameter groups stages name in `trainable` (src/training/param_groups.py registers one predicate each).
-PARAM_GROUP_NAMES = ("all", "attention", "embeddings", "layer_norm", "encoder", "decoder", "ffn", "router",
-                     "experts", "residual", "shared_expert")
+PARAM_GROUP_NAMES = ("all", "attention", "embeddings", "layer_norm", "encoder", "decoder", "cross_kv", "ffn",
+                     "router", "experts", "residual", "shared_expert")
 
 
 def check_groups(groups: Iterable[str], where: str = "trainable") -> None:

@@ -34,6 +34,9 @@ register_group("embeddings")(lambda n, owners: re.search(r"(embed_tokens|embed_p
 register_group("layer_norm")(lambda n, owners: "layer_norm" in n)
 register_group("encoder")(lambda n, owners: ".encoder." in f".{n}")
 register_group("decoder")(lambda n, owners: ".decoder." in f".{n}")
+# The decoder's cross-attention key and value projections: a function of the encoder's output alone, so with the
+# encoder frozen and them too (trainer.frozen) no gradient flows into the 1500 encoder positions at all.
+register_group("cross_kv")(lambda n, owners: re.search(r"encoder_attn\.(k_proj|v_proj)\.", n) is not None)
 # The FFN slot: a dense layer's fc1/fc2, an MoE layer's block without its router; and the norm before it.
 register_group("ffn")(lambda n, owners: re.search(r"\.(fc1|fc2|final_layer_norm)\.", n) is not None
                       or (_under(MoEBlock)(n, owners) and not _under(Router)(n, owners)))

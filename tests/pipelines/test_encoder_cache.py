@@ -46,14 +46,21 @@ def cache(setup, tmp_path, examples=None, dtype="float32"):
                          cache_dir=tmp_path / "cache", dtype=dtype, progress=False)
 
 
-def test_the_decoder_on_cached_states_computes_what_the_whole_model_does(setup, tmp_path):
+@pytest.mark.parametrize("window", [None, 1000])  # 30 s padding; a fixed 10 s window (positions sliced)
+def test_the_decoder_on_cached_states_computes_what_the_whole_model_does(setup, tmp_path, window):
+    from src.models.backbone import set_pad_to_30s
+
     source, tok, model, examples = setup
-    states = cache(setup, tmp_path)
-    plain, cached = (list(make_loader(examples, source, tok, LOADER, n_mels=80, pad_to_30s=True, shuffle=False,
-                                      encoder_states=s)) for s in (None, states))
+    set_pad_to_30s(model, window is None)
+    loader = LoaderConfig(max_batch_frames=12_000, max_batch_size=4, window_frames=window)
+    states = encoder_cache(model, tok, source, examples, data=source.data, loader=loader, cache_dir=tmp_path,
+                           dtype="float32", progress=False, pad_to_30s=window is None)
+    plain, cached = (list(make_loader(examples, source, tok, loader, n_mels=80, pad_to_30s=window is None,
+                                      shuffle=False, encoder_states=s)) for s in (None, states))
     assert [b["ids"] for b in plain] == [b["ids"] for b in cached] and sum(len(b["ids"]) for b in plain) == 8
     for a, b in zip(plain, cached):
-        assert "input_features" not in b and b[ENCODER_STATES].shape[1:] == (1500, 32)
+        assert a["input_features"].shape[-1] == (window or 3000) and "input_features" not in b
+        assert b[ENCODER_STATES].shape[1:] == ((window or 3000) // 2, 32)
         assert torch.equal(a["feature_lengths"], b["feature_lengths"])
         with torch.no_grad():
             la, lb = (model(**encoder_inputs(x, torch.device("cpu")), decoder_input_ids=x["decoder_input_ids"]).logits
@@ -86,9 +93,13 @@ def test_half_precision_states_stay_close(setup, tmp_path):
 
 def test_a_frozen_group_never_trains_and_training_on_cached_states_moves_only_the_decoder(setup, tmp_path):
     source, tok, model, examples = setup
-    counts = set_trainable(model, ["all"], frozen=["encoder"])
-    assert not any(p.requires_grad for n, p in model.named_parameters() if n.startswith("model.encoder."))
-    assert counts["trainable"] == sum(p.numel() for n, p in model.named_parameters() if not n.startswith("model.enc"))
+    counts = set_trainable(model, ["all"], frozen=["encoder", "cross_kv"])
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {n for n, _ in model.named_parameters()
+                      if n.startswith("model.encoder.") or ".encoder_attn.k_proj." in n or ".encoder_attn.v_proj." in n}
+    assert any(".encoder_attn.v_proj.bias" in n for n in frozen)
+    assert not any(".encoder_attn.q_proj" in n for n in frozen)
+    assert counts["trainable"] == sum(p.numel() for n, p in model.named_parameters() if n not in frozen)
     loader = make_loader(examples, source, tok, LOADER, n_mels=80, pad_to_30s=True, shuffle=True,
                          encoder_states=cache(setup, tmp_path))
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -101,7 +112,12 @@ def test_a_frozen_group_never_trains_and_training_on_cached_states_moves_only_th
 @pytest.mark.parametrize("overrides, message", [
     (["moe.where=decoder"], "needs trainer.frozen=[encoder]"),
     (["+trainer.frozen=[encoder]", "moe.where=both", "upcycle=vanilla"], "needs moe.where=decoder"),
-    (["+trainer.frozen=[encoder]", "moe.where=decoder", "model.pad_to_30s=false"], "needs model.pad_to_30s=true"),
+    (["+trainer.frozen=[encoder]", "moe.where=decoder", "model.pad_to_30s=false"], "needs one fixed window per clip"),
+    (["+trainer.frozen=[encoder]", "moe.where=decoder", "+data.loader.window_frames=1000"],
+     "needs model.pad_to_30s=false"),
+    (["+trainer.frozen=[encoder]", "moe.where=decoder", "model.pad_to_30s=false", "+data.loader.window_frames=500"],
+     "needs data.max_duration <= 5 (now 30.0)"),
+    (["+trainer.frozen=[encoder]", "model.pad_to_30s=false", "+data.loader.window_frames=999"], "must be even"),
 ])
 def test_the_cached_encoder_config_is_checked(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
