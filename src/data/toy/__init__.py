@@ -1,4 +1,5 @@
-"""The embedded synthetic toy corpus (docs/design.md §1): eSpeak NG speech + 15 invented languages.
+"""The embedded synthetic toy corpus (docs/design.md §1): eSpeak NG speech + 15 invented languages (or, with
+``lexicon="real"``, template sentences in the 15 real languages: real_lexicon.py, real_grammar.py).
 
 Importing this package does not load eSpeak NG; only building clips does (``tts.py``, GPL).
 """

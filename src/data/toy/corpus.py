@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from src.data.languages import COVOST2_EN_XX, check_directions
-from src.data.toy.grammar import TYPOLOGY, Sentence, language, sample_sentence, translate
+from src.data.toy.grammar import LEXICONS, TYPOLOGY, Sentence, language, sample_sentence, translate
 from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,14 @@ def corpus_params(
     pretrain_translations: int = DEFAULT_PRETRAIN_TRANSLATIONS,
     directions: Sequence[str] = COVOST2_EN_XX,
     sample_rate: int = 48000,
+    lexicon: str = "invented",
 ) -> dict:
-    """The canonical, JSON-able parameter set that identifies a toy corpus (the reuse key)."""
+    """The canonical, JSON-able parameter set that identifies a toy corpus (the reuse key).
+
+    ``lexicon``: "invented" (the 15 synthetic languages) or "real" (real words of the 15 languages,
+    src/data/toy/real_grammar.py). It enters the key only when it is not "invented", so the invented corpus
+    keeps the key, directory and marker it had before the option existed, and the two never share a cache.
+    """
     sizes = {"n_asr_train": n_asr_train, "n_asr_dev": n_asr_dev, "n_st_train": n_st_train,
              "n_st_dev": n_st_dev, "n_st_test": n_st_test}
     for k, v in sizes.items():
@@ -85,20 +91,25 @@ def corpus_params(
         raise UserError(f"toy corpus: pretrain_translations must be a non-negative integer, "
                          f"got {pretrain_translations!r}")
     pretrain_translations = min(int(pretrain_translations), len(dirs))  # at most one per direction
+    if lexicon not in LEXICONS:
+        raise UserError(f"toy corpus: lexicon must be one of {', '.join(LEXICONS)}, got {lexicon!r}")
     return {
         "version": TOY_CORPUS_VERSION, "seed": int(seed), **{k: int(v) for k, v in sizes.items()},
         "pretrain_translations": int(pretrain_translations), "directions": dirs, "sample_rate": int(sample_rate),
+        **({} if lexicon == "invented" else {"lexicon": lexicon}),
     }
 
 
 def toy_corpus_dir(cache_dir: str | os.PathLike, params: Mapping | None = None) -> Path:
-    """A cache path keyed by the (canonicalised) parameters, e.g. ``<cache>/toy-v1-seed0-3a9f01c2``.
+    """A cache path keyed by the (canonicalised) parameters, e.g. ``<cache>/toy-v1-seed0-3a9f01c2``, or
+    ``<cache>/toy-v3-real-seed0-...`` with the real lexicon.
 
     Different parameters never share a directory, so several toy corpora can coexist in a cache.
     """
     p = corpus_params(**{k: v for k, v in (params or {}).items() if k != "version"})
     digest = hashlib.sha256(json.dumps(p, sort_keys=True).encode()).hexdigest()[:8]
-    return Path(cache_dir) / f"toy-v{p['version']}-seed{p['seed']}-{digest}"
+    lexicon = f"-{p['lexicon']}" if "lexicon" in p else ""
+    return Path(cache_dir) / f"toy-v{p['version']}{lexicon}-seed{p['seed']}-{digest}"
 
 
 def ensure_toy_corpus(cache_dir: str | os.PathLike, *, progress: bool = True, **params) -> Path:
@@ -388,12 +399,13 @@ def _write_corpus(out: Path, params: dict, progress: bool, workers: int | None) 
         for c in clips
     ))
     st = [c for c in clips if c.group == "st"]
+    lexicon = params.get("lexicon", "invented")
     for code in params["directions"]:
         rows = []
         for i, c in enumerate(st):
             # Real CoVoST2 files label part of train "train_covost"; loaders must count it as train.
             split = "train_covost" if c.split == "train" and i % 8 == 1 else c.split
-            rows.append((c.name, c.text, translate(c.sentence, code), split))
+            rows.append((c.name, c.text, translate(c.sentence, code, lexicon), split))
         write_tsv(out / f"covost_v2.en_{code}.tsv", COVOST_HEADER, rows)
     dirs, k = params["directions"], params["pretrain_translations"]
     for split in ("train", "dev"):
@@ -404,11 +416,52 @@ def _write_corpus(out: Path, params: dict, progress: bool, workers: int | None) 
         rows = []
         for i, c in enumerate(asr):
             langs = [dirs[(i * k + j) % len(dirs)] for j in range(k)]
-            rows += [(c.name, c.text, x, translate(c.sentence, x)) for x in langs] or [(c.name, c.text, "", "")]
+            rows += [(c.name, c.text, x, translate(c.sentence, x, lexicon)) for x in langs] or [
+                (c.name, c.text, "", "")]
         write_tsv(out / f"toy_asr.{split}.tsv", ASR_HEADER, rows)
     (out / "DATA_CARD.md").write_text(_data_card(params, clips, n_samples, speakers), encoding="utf-8")
     (out / MARKER).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return n_samples
+
+
+def _lexicon_bullet(lexicon: str) -> list[str]:
+    """The data card's line on how the targets are made, for the invented or the real lexicon."""
+    if lexicon == "real":
+        return [
+            "- Each target text is written with real words of the target language, in its own script (the",
+            "  `real` lexicon: src/data/toy/real_lexicon.py), in the language's basic word order with a",
+            "  simplified grammar (src/data/toy/real_grammar.py lists what is simplified). The sentences are",
+            "  template translations, not human ones. A translation is a pure function of the sentence's",
+            "  structure, so it is exact and unambiguous (no noise, no paraphrase).",
+        ]
+    return [
+        "- Each target language is an invented language, one per CoVoST2 code, in a script that fits",
+        "  the code. Languages that share a script share their content stems (cognates: the nine",
+        "  Latin-script ones, and ar/fa); prepositions and every function morpheme (plural, articles,",
+        "  case, tense, agreement, particles) are each language's own, as are word order, adjective",
+        "  placement, number, case and tense marking. A translation is a pure function of the",
+        "  sentence's structure, so it is exact and unambiguous (no noise, no paraphrase).",
+    ]
+
+
+def _language_table(params: dict, example: _Clip | None) -> list[str]:
+    """The data card's table of target languages, with the example sentence in each."""
+    lexicon = params.get("lexicon", "invented")
+    if lexicon == "real":
+        from src.data.toy.real_grammar import real_language
+
+        lines = ["| code | order | example |", "|---|---|---|"]
+        for code in params["directions"]:
+            ex = translate(example.sentence, code, lexicon) if example else ""
+            lines.append(f"| {code} | {real_language(code).order} | {ex} |")
+        return lines
+    lines = ["| code | script | order | adjective | plural | example |", "|---|---|---|---|---|---|"]
+    for code in params["directions"]:
+        t, lang = TYPOLOGY[code], language(code)
+        ex = translate(example.sentence, code) if example else ""
+        adj = "after" if t.adj_after else "before"
+        lines.append(f"| {code} | {lang.script.name} | {t.order} | {adj} noun | {t.number} | {ex} |")
+    return lines
 
 
 def _data_card(params: dict, clips: list[_Clip], n_samples: list[int], speakers: list[ToySpeaker]) -> str:
@@ -437,12 +490,7 @@ def _data_card(params: dict, clips: list[_Clip], n_samples: list[int], speakers:
         f"{len(speakers)} synthetic",
         "  speakers (voice variant, rate, pitch) and a little silence at both ends, resampled to",
         f"  {sr} Hz and stored as mono mp3 (libsndfile/LAME).",
-        "- Each target language is an invented language, one per CoVoST2 code, in a script that fits",
-        "  the code. Languages that share a script share their content stems (cognates: the nine",
-        "  Latin-script ones, and ar/fa); prepositions and every function morpheme (plural, articles,",
-        "  case, tense, agreement, particles) are each language's own, as are word order, adjective",
-        "  placement, number, case and tense marking. A translation is a pure function of the",
-        "  sentence's structure, so it is exact and unambiguous (no noise, no paraphrase).",
+        *_lexicon_bullet(params.get("lexicon", "invented")),
         "- `client_id` identifies a synthetic speaker (a hash of voice, rate and pitch); age, gender and",
         "  accent are labels derived from the voice, not facts about a person.",
         "",
@@ -470,14 +518,8 @@ def _data_card(params: dict, clips: list[_Clip], n_samples: list[int], speakers:
         "",
         "## Languages",
         "",
-        "| code | script | order | adjective | plural | example |",
-        "|---|---|---|---|---|---|",
+        *_language_table(params, example),
     ]
-    for code in params["directions"]:
-        t, lang = TYPOLOGY[code], language(code)
-        ex = translate(example.sentence, code) if example else ""
-        adj = "after" if t.adj_after else "before"
-        lines.append(f"| {code} | {lang.script.name} | {t.order} | {adj} noun | {t.number} | {ex} |")
     if example:
         lines += ["", f"Example English: {example.text}"]
     lines += [

@@ -13,7 +13,8 @@ only changes which sentences are drawn, never how a sentence is translated.
 The vocabulary is small (69 lemmas, pseudo-words of one or two syllables) so a tiny model learns
 to recognise and translate it from a few hundred examples per direction on a CPU: with 160 lemmas
 and longer words the dense toy model stayed under 4 BLEU. The languages are inventions, not
-approximations of the real ones.
+approximations of the real ones; the corpus option ``lexicon: real`` renders the same structures in the
+real languages instead (src/data/toy/real_grammar.py), for a pretrained decoder that knows them.
 """
 
 from __future__ import annotations
@@ -447,25 +448,37 @@ class Language:
         """The translation of ``s``: a pure function of the structure and the language."""
         t = self.typology
         subj, obj = self.noun_phrase(s.subject, "subj"), self.noun_phrase(s.obj, "obj")
-        verb = self.verb_group(s)
         place = self.place_phrase(s.place) if s.place else []
         time = [self.word("time", s.time)] if s.time else []
-        if t.place_preverbal:
-            verb, place = [*place, *verb], []
-        if t.order == "SOV":
-            words = [*subj, *obj, *verb]
-        elif t.order == "VSO":
-            words = [*verb, *subj, *obj]
-        elif t.order == "V2" and time and t.time_initial:
-            words, time = [*time, *verb, *subj, *obj], []
-        else:  # SVO, V2 without a fronted phrase
-            words = [*subj, *verb, *obj]
-        words = [*words, *place]
-        words = [*time, *words] if t.time_initial else [*words, *time]
-        if self.spaces:
-            text = " ".join(words)
-            return text[0].upper() + text[1:] + "."
-        return "".join(words) + "。"
+        words = arrange(t.order, subj, self.verb_group(s), obj, place, time, time_initial=t.time_initial,
+                        place_preverbal=t.place_preverbal)
+        return finish(words, self.spaces)
+
+
+def arrange(order: str, subj: list[str], verb: list[str], obj: list[str], place: list[str], time: list[str], *,
+            time_initial: bool, place_preverbal: bool) -> list[str]:
+    """The clause's words in a language's order (SVO | SOV | VSO | V2); shared by the invented and the real
+    lexicon (src/data/toy/real_grammar.py), so both place the verb, the place and the time phrase alike."""
+    if place_preverbal:
+        verb, place = [*place, *verb], []
+    if order == "SOV":
+        words = [*subj, *obj, *verb]
+    elif order == "VSO":
+        words = [*verb, *subj, *obj]
+    elif order == "V2" and time and time_initial:
+        words, time = [*time, *verb, *subj, *obj], []
+    else:  # SVO, V2 without a fronted phrase
+        words = [*subj, *verb, *obj]
+    words = [*words, *place]
+    return [*time, *words] if time_initial else [*words, *time]
+
+
+def finish(words: list[str], spaces: bool) -> str:
+    """Words to a sentence: spaced, capitalised and with a full stop, or unspaced with 。 (Chinese, Japanese)."""
+    if spaces:
+        text = " ".join(words)
+        return text[0].upper() + text[1:] + "."
+    return "".join(words) + "。"
 
 
 @cache
@@ -474,6 +487,16 @@ def language(code: str) -> Language:
     return Language(code)
 
 
-def translate(sentence: Sentence, code: str) -> str:
-    """Render ``sentence`` in the synthetic language for ``code`` (e.g. "de", "zh-CN")."""
-    return language(code).render(sentence)
+LEXICONS: tuple[str, ...] = ("invented", "real")
+
+
+def translate(sentence: Sentence, code: str, lexicon: str = "invented") -> str:
+    """Render ``sentence`` for ``code`` (e.g. "de", "zh-CN"): in the invented language (the default), or in the
+    real language with the `real` lexicon (src/data/toy/real_grammar.py)."""
+    if lexicon == "invented":
+        return language(code).render(sentence)
+    if lexicon == "real":
+        from src.data.toy.real_grammar import real_language  # imports this module: imported on use
+
+        return real_language(code).render(sentence)
+    raise UserError(f"toy corpus: unknown lexicon {lexicon!r}; known: {', '.join(LEXICONS)}")
