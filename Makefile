@@ -85,7 +85,8 @@ demo-full: $(STAMP)  ## the demo with cluster, SPRI+DPSL and SPRI+SD-MoE too
 	$(PY) -m src.demo --strategies $(STRATEGIES_FULL) --out $(DEMO_DIR)
 
 # The schedule study (src/study.py): SPRI's init vs its schedule, in the compute-bound toy regime and the
-# data-constrained one; resumable (STUDY_DIR keeps its finished jobs: run it again to continue).
+# data-constrained one; resumable (STUDY_DIR keeps its finished jobs: run it again to continue). The same runner runs
+# the real-weights regime (`python -m src.study --regimes base_constrained`, GPU-sized; gpu-check's base_study part).
 STUDY_DIR ?= outputs/study
 study: $(STAMP)  ## dense, drop (one stage), vanilla and SPRI x one/two stages (10%, 33%) x 3 seeds x 2 regimes: 48 jobs (~2 h on 2 cores)
 	$(PY) -m src.study --jobs 2 --out $(STUDY_DIR)
@@ -114,7 +115,7 @@ bench: $(STAMP)
 	$(PY) scripts/bench_cached_encoder.py --batch 4 --repeats 3
 endif
 
-# Every GPU measurement in one call (scripts/gpu_check.py; at most 8 min on one H100/H200, each part within its own
+# Every GPU measurement in one call (scripts/gpu_check.py; at most 8.5 min on one H100/H200, each part within its own
 # limit): .venv's Python when it exists, else python3 (a device machine without the package index uses its image's
 # torch; the base_study part needs the `test` extra's offline whisper-base). DRY=1: the CPU dry run with tiny shapes
 # (make test-slow runs it too; run it before spending device time).

@@ -1,9 +1,9 @@
-"""Every GPU measurement in one prepared call: `make gpu-check` (on a CUDA machine), within 8 minutes.
+"""Every GPU measurement in one prepared call: `make gpu-check` (on a CUDA machine), within 8.5 minutes.
 
     python scripts/gpu_check.py [--out FILE] [--dry-run]
 
-Parts, each a child process with its own time limit (on the GPU: 20 + 35 + 25 + 55 + 40 + 90 + 45 + 170 s =
-480 s); a part that fails or runs out of time is reported and skipped, so one failure does not cost the rest:
+Parts, each a child process with its own time limit (on the GPU: 20 + 35 + 25 + 55 + 40 + 90 + 45 + 190 s =
+500 s); a part that fails or runs out of time is reported and skipped, so one failure does not cost the rest:
   versions    Python, torch, CUDA, transformers, the GPU
   moe         scripts/bench_moe.py: bf16, grouped kernel vs per-expert loop vs transformers' Mixtral
               block vs dense FFN, whisper-small and large-v3 shapes
@@ -14,11 +14,12 @@ Parts, each a child process with its own time limit (on the GPU: 20 + 35 + 25 + 
   toy_spri    a short bf16 two-stage SPRI training on a small toy corpus with trainer.compile=true
               (inductor), killed with SIGKILL after a mid-stage-2 checkpoint, resumed, evaluated; checks
               that it completes, resumed, and that every logged loss is finite
-  base_study  scripts/real_study.py: the data-constrained study on real weights (experiment=base_constrained:
-              OpenAI's whisper-base, bf16, 60 clips per direction of the toy corpus, 300 steps of 16 clips):
-              dense, vanilla, random, drop, SPRI (two stages) and SPRI in one stage, seed 1, all six at once;
-              its comparison table (BLEU with 95% intervals, Δ vs dense) goes into the section and, with the
-              report's plots and each run's logs and summaries, into base_study/ beside --out
+  base_study  `python -m src.study --regimes base_constrained`: the data-constrained study on real weights
+              (OpenAI's whisper-base, bf16, 60 clips per direction of the toy corpus, 300 steps of 16 clips):
+              dense, vanilla, random, drop, SPRI (two stages), SPRI in one stage and SPRI in one stage at a
+              larger budget (upcycle.max_init_kl=0.3, its own table), seed 1, all seven at once; its comparison
+              tables (BLEU with 95% intervals, Δ vs dense) go into the section and, with the reports' plots and
+              each run's logs and records, into base_study/ beside --out (the study's --export)
 Writes one Markdown section (GPU name, torch and CUDA versions, date, each part's output and a status
 table) to --out (default: $OUT/gpu_check.md when $OUT is set, else outputs/gpu_check.md), ready to
 paste into docs/benchmarks.md. `--dry-run`: CPU, tiny shapes, fp32, not compiled (`make test-slow` runs
@@ -58,8 +59,8 @@ TOY = ["data.corpus.n_asr_train=48", "data.corpus.n_asr_dev=8", "data.corpus.n_s
        "trainer.log_every=1", "eval.splits=[test]", "eval.max_examples_per_direction=2", "eval.beam=2",
        "eval.comet.model=null", "progress=false"]
 KILL_AT = 25  # stage 2 runs steps 11-30; checkpoints at 14, 18, 22: killed after 25, resumed from 22
-# base_study: six whisper-base runs, expected ~120 s on one H100/H200 (sizing: conf/experiment/base_constrained.yaml)
-BASE_STUDY_LIMIT_S = 170
+# base_study: seven whisper-base runs, expected ~145 s on one H100/H200 (sizing: conf/experiment/base_constrained.yaml)
+BASE_STUDY_LIMIT_S = 190
 
 
 @dataclass
@@ -182,21 +183,23 @@ def toy_spri(work: Path, cache: Path, dry: bool) -> tuple[list[Part], list[str]]
 
 
 def base_study(out_dir: Path, work: Path, cache: Path, dry: bool) -> Part:
-    """scripts/real_study.py: experiment=base_constrained, six runs (dry run: tiny shapes on the CPU), table in
-    out_dir. Its own --time-limit stops runs still going 20 s before the part's limit, so the report covers the
-    runs that finished instead of the part losing everything (real_study exits 1 then: status failed)."""
+    """`python -m src.study --regimes base_constrained` (dry run: --tiny, tiny shapes on the CPU): run dirs in
+    ``work``, reports and records exported into out_dir. Its --time-limit stops runs still going before the part's
+    limit, so the reports cover the runs that finished instead of the part losing everything (the study exits 1
+    then: status failed)."""
     limit = 300 if dry else BASE_STUDY_LIMIT_S
-    cmd = [PY, "scripts/real_study.py", "--out", str(out_dir), "--work", str(work), "--cache", str(cache),
-           "--time-limit", str(limit - 5), *(["--dry-run"] if dry else [])]
+    cmd = [PY, "-m", "src.study", "--regimes", "base_constrained", "--out", str(work), "--export", str(out_dir),
+           "--cache", str(cache), "--time-limit", str(limit - 5), *(["--tiny"] if dry else [])]
     part = Part("base_study", "Data-constrained study on real weights (whisper-base)", cmd, limit)
     run_part(part)
-    summary = out_dir / "summary.md"
-    if summary.exists():
-        part.table = summary.read_text().strip()
-        part.output = part.output.replace(part.table, "").strip()
-        if part.status != "ok":  # runs cut at the time limit or failed: the table has the others
-            part.status += ", table of the runs that finished"
-    elif part.status == "ok":
+    summaries = sorted(out_dir.glob("base_constrained/report*/summary.md"))
+    tables = [(p.parent.name, p.read_text().strip()) for p in summaries]
+    for name, table in tables:  # the study prints each table under its dir's name: shown once, as a table
+        part.output = part.output.replace(f"### base_constrained/{name}\n\n{table}", "").strip()
+    part.table = "\n\n".join(f"Table `{name}`:\n\n{table}" for name, table in tables)
+    if tables and part.status != "ok":  # runs cut at the time limit or failed: the tables have the others
+        part.status += ", tables of the runs that finished"
+    elif not tables and part.status == "ok":
         part.status = "failed (no table)"
     return part
 
@@ -217,8 +220,8 @@ def markdown(parts: list[Part], findings: list[str], versions: str, dry: bool) -
     body += "\n### Toy SPRI: bf16, compiled, killed, resumed, evaluated\n\n" + "".join(f"- {f}\n" for f in findings)
     for p in parts:
         if p.name == "base_study":
-            body += (f"\n### {p.title}\n\n`python scripts/real_study.py{' --dry-run' if dry else ''}` "
-                     f"(experiment=base_constrained): {p.status}\n\n"
+            body += (f"\n### {p.title}\n\n`python -m src.study --regimes base_constrained{' --tiny' if dry else ''}`"
+                     f": {p.status}\n\n"
                      + ("\n".join("    " + line for line in p.output.splitlines()) or "    (no output)") + "\n")
             if p.table:
                 body += f"\n{p.table}\n"

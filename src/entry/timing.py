@@ -1,5 +1,6 @@
-"""Phase timing for `make demo`: run each phase as a child process, time it, and write the timing table
-(`timing.json`, `timing.md`) that the README's table is generated from (`python -m src.demo --readme DIR`).
+"""Phase timing for `make demo` and `make study`: run each phase as a child process, time it, and write the timing
+table (`timing.json`, `timing.md`) that the README's table is generated from (`python -m src.demo --readme DIR`);
+and the study's parallel jobs (`run_parallel`: child processes in their own process groups, under a time limit).
 
 A table printed by a measured run, not typed by hand, stays true: the README block between the
 `<!-- demo-timing -->` markers is replaced with a run's timing.md, which names the machine, the date,
@@ -11,9 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -189,3 +192,84 @@ def update_readme(readme: Path, run_dir: Path, blocks: dict[str, str] = README_B
         text = f"{head}{start}\n{source.read_text()}{end}{tail}"
         print(f"updated {readme} block {block} from {source}", file=sys.stderr)
     write_text(readme, text)
+
+
+@dataclass(frozen=True)
+class Child:
+    """One of a phase's parallel jobs: its command, its log (appended to), its CPU threads."""
+
+    title: str
+    cmd: tuple[str, ...]
+    log: Path
+    threads: int = 1
+
+
+def run_parallel(children: list[Child], n_parallel: int, on_end: Callable[[Child, int, float], None],
+                 deadline: float | None = None, cwd: Path | None = None) -> list[Child]:
+    """Every child, ``n_parallel`` at a time in order, each in its own process group; ``on_end(child, exit status,
+    seconds)`` as each ends. Children still going at ``deadline`` (perf_counter time) are stopped (their whole
+    group: a training job's data workers too) and the others not started. Returns those that did not finish."""
+    queue, running, unfinished = list(children), {}, []
+    while queue or running:
+        while queue and len(running) < n_parallel and (deadline is None or time.perf_counter() < deadline):
+            child = queue.pop(0)
+            running[child] = _start(child, cwd), time.perf_counter()
+        if deadline is not None and time.perf_counter() >= deadline:
+            return unfinished + _cut(running, queue)
+        time.sleep(0.5)
+        for child, (proc, t0) in list(running.items()):
+            if proc.poll() is not None:
+                del running[child]
+                unfinished += [child] if proc.returncode else []
+                on_end(child, proc.returncode, time.perf_counter() - t0)
+    return unfinished
+
+
+def _start(child: Child, cwd: Path | None) -> subprocess.Popen:
+    child.log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(child.threads), "MKL_NUM_THREADS": str(child.threads)}
+    with open(child.log, "a") as f:
+        f.write("$ " + " ".join(child.cmd) + "\n")
+        f.flush()
+        return subprocess.Popen(child.cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def _cut(running: dict[Child, tuple[subprocess.Popen, float]], queue: list[Child]) -> list[Child]:
+    """The time limit: the running children stopped, each with the last line it logged; the others not started."""
+    stop([proc for proc, _ in running.values()])
+    for child, (_, t0) in running.items():
+        print(f"{child.title}: CUT at the time limit after {fmt_seconds(time.perf_counter() - t0)}; its log's last "
+              f"line: {last_line(child.log)}", flush=True)
+    for child in queue:
+        print(f"{child.title}: not started (time limit)", flush=True)
+    return [*running, *queue]
+
+
+def stop(procs: list[subprocess.Popen], grace_s: float = 5.0) -> None:
+    """SIGTERM to every process group (a training job saves a checkpoint and exits), SIGKILL to those still there
+    ``grace_s`` later."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+        end = time.perf_counter() + grace_s
+        for proc in procs:
+            try:
+                proc.wait(max(0.1, end - time.perf_counter()))
+            except subprocess.TimeoutExpired:
+                pass
+        procs = [p for p in procs if p.poll() is None]
+        if not procs:
+            return
+
+
+def last_line(log: Path) -> str:
+    """The last line a child logged (not the `$ command` lines written before it)."""
+    try:
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip() and not ln.startswith("$ ")]
+    except OSError:
+        lines = []
+    return lines[-1][:200] if lines else "(nothing yet)"

@@ -1,6 +1,7 @@
 """scripts/gpu_check.py's CPU dry run: every part runs (tiny shapes, fp32, not compiled), the toy SPRI run is
-killed with SIGKILL mid-stage 2, resumed and evaluated, the base_study part's six runs (scripts/real_study.py,
-the tiny toy model in place of whisper-base) end in one comparison table, and the Markdown section says so."""
+killed with SIGKILL mid-stage 2, resumed and evaluated, the base_study part's seven runs (`python -m src.study
+--regimes base_constrained --tiny`, the tiny toy model in place of whisper-base) end in its two comparison tables,
+and the Markdown section says so."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # before spending device time
 @pytest.mark.slow
 def test_gpu_check_dry_run_runs_every_part_and_writes_one_section(tmp_path, trained):
-    """The toy runs reuse the session's tiny toy corpus and model (gpu_check's TOY and real_study's dry run = the
+    """The toy runs reuse the session's tiny toy corpus and model (gpu_check's TOY and src/study.py's TINY = the
     tests' TINY sizes)."""
     out = tmp_path / "gpu_check.md"
     proc = subprocess.run([sys.executable, "scripts/gpu_check.py", "--dry-run", "--out", str(out),
@@ -33,15 +34,24 @@ def test_gpu_check_dry_run_runs_every_part_and_writes_one_section(tmp_path, trai
     assert "job status: completed; results.csv: present" in md
     assert "| dense FFN" in md and "step time MoE / dense" in md and "SPRI upcycling" in md
     assert len(list((trained[0] / "cache" / "whisper_toy").glob("*/model.safetensors"))) == 1  # reused, not rebuilt
-    # base_study: its table beside the section and in it, a row per strategy and schedule, every run finished
-    study = tmp_path / "base_study"
-    table = (study / "summary.md").read_text()
-    assert (study / "comparison.md").exists() and (study / "comparison.csv").exists()
-    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| strategy")]
-    assert sorted(line.split(" | ")[0][2:] for line in rows) == ["dense", "drop", "random", "spri", "spri", "vanilla"]
-    assert sum("| spri | 2 stages: residual+router" in line for line in rows) == 1
-    assert sum("| spri | 1 stage: all" in line for line in rows) == 1
-    assert table.strip() in md and "6 run configs valid" in md and "offline:base" in md
-    for run in ("dense", "vanilla", "random", "drop", "spri-two_stage", "spri-one_stage"):
-        assert (study / "runs" / run / "train_summary.json").exists(), run
-        assert f"{run}: " in md and f"{run}: FAILED" not in md
+    # base_study: its tables beside the section and in it, a row per strategy and schedule, every run finished
+    study = tmp_path / "base_study" / "base_constrained"
+    assert (study / "report" / "comparison.md").exists() and (study / "report" / "comparison.csv").exists()
+
+    def rows(table: str) -> list[str]:
+        text = (study / table / "summary.md").read_text()
+        assert text.strip() in md, table
+        return [line for line in text.splitlines() if line.startswith("| ") and not line.startswith(
+            ("| method", "| contrast")) and "/" not in line.split("|")[1]]  # the contrasts' rows name a/b
+
+    main_rows = rows("report")
+    assert sorted(line.split(" | ")[0][2:] for line in main_rows) == ["dense", "drop", "random", "spri", "spri",
+                                                                      "vanilla"]
+    assert sum("| spri | 2 stages: residual+router 33% -> all" in line for line in main_rows) == 1
+    assert sum("| spri | 1 stage: all" in line for line in main_rows) == 1
+    assert sorted(line.split(" | ")[0][2:] for line in rows("report-budget")) == ["dense", "spri", "vanilla"]
+    assert "7 run configs valid" in md and "offline:base" in md and "SPRI's init at kl0.3" in md
+    for run in ("dense-one_stage", "vanilla-one_stage", "random-one_stage", "drop-one_stage", "spri-two_stage33",
+                "spri-one_stage", "spri-one_stage-kl0.3"):
+        assert (study / f"{run}-seed1" / "train_summary.json").exists(), run
+        assert f"base_constrained {run}-seed1: done in " in md and f"{run}-seed1: FAILED" not in md

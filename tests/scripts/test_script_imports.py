@@ -156,15 +156,15 @@ def test_the_parser_finds_the_known_commands():
                      ("src/study.py", "src.train", None), ("src/entry/timing.py", "src.report", None),
                      ("src/training/distributed.py", "src.train", None),  # torchrun ... -m src.train, a docstring
                      ("scripts/gpu_check.py", "src.train", None), ("scripts/gpu_check.py", "transformers", None),
-                     ("scripts/real_study.py", "src.config", "validate"),  # the PREP payload
-                     ("scripts/real_study.py", "src.pretrained", "offline"),
+                     ("src/study.py", "src.study", None),  # the preparation's child process
+                     ("scripts/gpu_check.py", "src.study", None),  # its base_study part
                      ("scripts/bench_pretrain.py", "src.pretrain", None)]:
         assert expected in found, expected
     modules = {r.module for r in REFS}
     assert "slow" not in modules  # pytest -m slow: a marker, not a module
     assert not any(m.startswith("+") or "=" in m for m in modules)  # Hydra's multirun -m in src/demo.py
     assert not [r for r in REFS if r.module.startswith("<payload")]
-    assert len(SCRIPTS) >= 14
+    assert len(SCRIPTS) >= 13
 
 
 def test_scripts_run_by_path_exist():
