@@ -21,12 +21,15 @@ shapes for --tiny. Default: the toy schedule study, SPRI's init separated from i
                  direction, best dev loss; GPU-sized): dense; vanilla, random and drop in one stage (as their
                  papers train them); SPRI in one stage and in its own two stages; SPRI in one stage at a larger
                  diversity budget (`upcycle.max_init_kl=0.3`: the default 0.05 keeps energy 0.999 of
-                 whisper-base's FFNs, nearly vanilla), in a table of its own (its row label is the default
-                 budget's: the report would take it for a repeated seed). Seed 1: a fine-tuning seed (the
+                 whisper-base's FFNs, nearly vanilla; its row label reads `spri[max_init_kl=0.3]`, so it is a
+                 row of its own, contrasted with vanilla and with SPRI's default). Seed 1: a fine-tuning seed (the
                  pretrained model is fixed; a seed varies what fine-tuning draws: the routers, a strategy's own
                  draws, the data order). All jobs at once, sharing the GPU; the CPU threads split by each
                  strategy's upcycling cost (SPRI's energy search ~6x the others'). `make gpu-check` runs it as its
                  base_study part.
+  base_cpu       the same rows on a 2-core CPU (`experiment=base_cpu`: the encoder frozen and cached, a 10 s
+                 window, MoE in the decoder's FFNs, the toy corpus's real lexicon); 3 fine-tuning seeds, two jobs
+                 at a time.
 A regime with a preparation (the real ones) first validates every job's config, builds the corpus and converts the
 offline model into the cache, once, so the parallel jobs build nothing.
 
@@ -93,6 +96,9 @@ class Row:
     overrides: tuple[str, ...] = ()
     tag: str = ""
     tables: tuple[str, ...] = (MAIN,)
+    # The method variant its overrides make, as the run's row label reads it (src/evaluation/records.py
+    # MethodLabel: `spri[max_init_kl=0.3]`, a variant knob off its default): '' for the strategy's defaults.
+    variant: str = ""
 
     @property
     def schedule(self) -> str:
@@ -101,8 +107,8 @@ class Row:
 
     @property
     def ref(self) -> str:
-        """The row as src.report's contrasts name it (METHOD/SCHEDULE): the tag is not part of it."""
-        return f"{self.strategy}/{self.schedule}"
+        """The row as src.report's contrasts name it (METHOD/SCHEDULE, the method with its variant)."""
+        return f"{self.strategy}{f'[{self.variant}]' if self.variant else ''}/{self.schedule}"
 
     @property
     def name(self) -> str:
@@ -176,10 +182,9 @@ def grid_rows(strategies: Sequence[str], fractions: Sequence[float], one_stage: 
 
 TOY_STRATEGIES, TOY_FRACTIONS, TOY_ONE_STAGE = (DENSE, VANILLA, "drop", SPRI), (0.1, 0.3333), ("drop",)
 TOY_ROWS = grid_rows(TOY_STRATEGIES, TOY_FRACTIONS, TOY_ONE_STAGE)
-LARGER_BUDGET = Row(SPRI, overrides=("upcycle.max_init_kl=0.3",), tag="kl0.3", tables=("budget",))
+LARGER_BUDGET = Row(SPRI, overrides=("upcycle.max_init_kl=0.3",), tag="kl0.3", variant="max_init_kl=0.3")
 # SPRI first: its upcycling (energy=auto) runs on the CPU before training, so the others fill the GPU meanwhile.
-REAL_ROWS = (Row(SPRI, 0.3333), Row(SPRI), LARGER_BUDGET, Row("drop"), Row("random"),
-             Row(VANILLA, tables=(MAIN, "budget")), Row(DENSE, tables=(MAIN, "budget")))
+REAL_ROWS = (Row(SPRI, 0.3333), Row(SPRI), LARGER_BUDGET, Row("drop"), Row("random"), Row(VANILLA), Row(DENSE))
 REGIMES = {
     "toy_constrained": Regime("toy_constrained", TOY_ROWS, (1, 2, 3), fixed_model=False, prepare=False,
                               overrides=(f"trainer.total_steps={STUDY_STEPS}",), grid=True),
@@ -187,6 +192,7 @@ REGIMES = {
                        overrides=(f"trainer.total_steps={STUDY_STEPS}",), grid=True),
     "base_constrained": Regime("base_constrained", REAL_ROWS, (1,), fixed_model=True, prepare=True,
                                all_at_once=True, cpu_weights=((SPRI, 6),)),
+    "base_cpu": Regime("base_cpu", REAL_ROWS, (1, 2, 3), fixed_model=True, prepare=True),
 }
 DEFAULT_REGIMES = ("toy_constrained", "toy_demo")  # SPRI's claimed regime first: a study cut short has it
 
@@ -212,13 +218,18 @@ def study_family(rows: Sequence[Row]) -> list[str]:
     """A table's primary family, named from its rows before any number is read (`src.report --contrast`, Holm
     within it): SPRI's init (SPRI vs vanilla, one stage each), SPRI's schedule (two stages vs one, per stage-1
     share), the same schedule on vanilla's init, and each one-stage baseline vs dense (so the best of them is
-    covered); a contrast whose rows the table lacks is not named, and a tagged SPRI row names its tag."""
+    covered); a SPRI variant (another budget) gets its init vs vanilla's and vs SPRI's default; a contrast whose
+    rows the table lacks is not named."""
     by_ref = {row.ref: row for row in rows}
     one = "one_stage"
-    spri_tag = (by_ref.get(f"{SPRI}/{one}") or Row(SPRI)).tag
     family = []
     if {f"{SPRI}/{one}", f"{VANILLA}/{one}"} <= set(by_ref):
-        family.append(f"SPRI's init{' at ' + spri_tag if spri_tag else ''}={SPRI}/{one} vs {VANILLA}/{one}")
+        family.append(f"SPRI's init={SPRI}/{one} vs {VANILLA}/{one}")
+    for row in (r for r in rows if r.strategy == SPRI and r.variant and r.fraction is None):
+        if f"{VANILLA}/{one}" in by_ref:
+            family.append(f"SPRI's init at {row.tag or row.variant}={row.ref} vs {VANILLA}/{one}")
+        if f"{SPRI}/{one}" in by_ref:
+            family.append(f"SPRI's budget {row.tag or row.variant} vs its default={row.ref} vs {SPRI}/{one}")
     for f in dict.fromkeys(row.fraction for row in rows if row.fraction is not None):
         key, pct = Row("", f).schedule, round(100 * f)
         for strategy, name in ((SPRI, f"SPRI's schedule {pct}%"), (VANILLA, f"the schedule {pct}% on vanilla's init")):

@@ -73,27 +73,25 @@ def test_the_real_regime_plans_its_seven_rows_on_one_fine_tuning_seed():
     assert by_name["spri-one_stage-kl0.3-seed1"] == ["experiment=base_constrained", "upcycle=spri", "seed=1",
                                                      "trainer=one_stage", "upcycle.max_init_kl=0.3"]
     assert by_name["dense-one_stage-seed1"][-1] == "trainer=one_stage"
-    assert BASE.tables == [MAIN, "budget"]
-    assert [r.name for r in BASE.table_rows("budget")] == ["spri-one_stage-kl0.3", "vanilla-one_stage",
-                                                           "dense-one_stage"]
+    assert BASE.tables == [MAIN]
     # --strategies filters a fixed regime's rows (its family follows them); --fractions does not touch them
     assert [r.name for r in planned(BASE, ["spri", "dense"], [0.5], None, [4, 5]).rows] == [
         "spri-two_stage33", "spri-one_stage", "spri-one_stage-kl0.3", "dense-one_stage"]
     assert planned(BASE, None, None, None, [4, 5]).seeds == (4, 5)
 
 
-def test_the_larger_budget_needs_its_own_table_because_the_row_label_ignores_the_budget():
-    """src/evaluation/records.py MethodLabel is (strategy + added methods, schedule): a budget is not in it, so in
-    one report the kl0.3 run would read as a second run of SPRI one-stage's seed 1 and be left out. Every table of
-    every regime therefore holds each label once."""
+def test_the_larger_budget_is_a_row_of_its_own_because_its_label_carries_the_budget():
+    """src/evaluation/records.py MethodLabel shows a SPRI variant knob off its default (`spri[max_init_kl=0.3]`): in
+    one report the kl0.3 run is its own row, never a second seed of SPRI one-stage; the row's ref is that label."""
     from src.evaluation.records import MethodLabel
 
     def label(row: Row):
         cfg = make_cfg(Job(BASE, row, 1).overrides())
         return MethodLabel.from_config(validate(cfg).resolved, 4)
 
-    default, larger = (r for r in BASE.rows if r.ref == "spri/one_stage")
-    assert larger.tag == "kl0.3" and label(default) == label(larger)
+    default, larger = (r for r in BASE.rows if r.strategy == "spri" and r.fraction is None)
+    assert larger.tag == "kl0.3" and label(default).method == "spri"
+    assert label(larger).method == "spri[max_init_kl=0.3]" and larger.ref == "spri[max_init_kl=0.3]/one_stage"
     assert validate(make_cfg(Job(BASE, larger, 1).overrides())).upcycle.max_init_kl == 0.3
     for regime in REGIMES.values():
         for table in regime.tables:
@@ -118,12 +116,13 @@ def test_the_families_are_named_from_the_rows_alone():
         "baseline vanilla vs dense: vanilla/one_stage - dense/one_stage",
         "baseline drop vs dense: drop/one_stage - dense/one_stage"]
     assert pairs(table_family(BASE, MAIN)) == [
-        "SPRI's init: spri/one_stage - vanilla/one_stage", "SPRI's schedule 33%: spri/two_stage33 - spri/one_stage",
+        "SPRI's init: spri/one_stage - vanilla/one_stage",
+        "SPRI's init at kl0.3: spri[max_init_kl=0.3]/one_stage - vanilla/one_stage",
+        "SPRI's budget kl0.3 vs its default: spri[max_init_kl=0.3]/one_stage - spri/one_stage",
+        "SPRI's schedule 33%: spri/two_stage33 - spri/one_stage",
         "baseline drop vs dense: drop/one_stage - dense/one_stage",
         "baseline random vs dense: random/one_stage - dense/one_stage",
         "baseline vanilla vs dense: vanilla/one_stage - dense/one_stage"]
-    # the budget table: only the contrast of its own row (vanilla and dense are there to be compared with)
-    assert pairs(table_family(BASE, "budget")) == ["SPRI's init at kl0.3: spri/one_stage - vanilla/one_stage"]
     assert study_family([Row("dense"), Row("spri"), Row("spri", 0.1)]) == [
         "SPRI's schedule 10%=spri/two_stage10 vs spri/one_stage"]  # no vanilla row: neither init nor its schedule
     stages = [{"steps": round(1200 * 0.3333), "trainable": ["router"]}, {"steps": 800, "trainable": ["all"]}]
@@ -132,22 +131,23 @@ def test_the_families_are_named_from_the_rows_alone():
 
 def test_dry_run_prints_each_tables_family_and_an_unknown_regime_is_refused(tmp_path, capsys):
     assert main(["--dry-run", "--regimes", "base_constrained", "--out", str(tmp_path), "--tiny"]) == 0
-    primary, budget, *lines = capsys.readouterr().out.strip().splitlines()
-    assert primary.startswith("primary family (Holm within it): SPRI's init=") and primary.count("; ") == 4
-    assert budget == ("budget table's family (Holm within it): SPRI's init at kl0.3=spri/one_stage vs "
-                      "vanilla/one_stage  [base_constrained]")
+    primary, *lines = capsys.readouterr().out.strip().splitlines()
+    assert primary.startswith("primary family (Holm within it): SPRI's init=") and primary.count("; ") == 6
     assert len(lines) == 7 and all(" trainer.total_steps=6 " in line for line in lines)  # --tiny's shapes
     assert main(["--regimes", "toy_big", "--out", str(tmp_path)]) == 2
     assert "unknown ['toy_big']" in capsys.readouterr().err
 
 
-def test_another_regime_is_one_table_entry(tmp_path, monkeypatch, capsys):
-    cpu = replace(BASE, experiment="base_cpu", seeds=(1, 2), all_at_once=False, cpu_weights=())
-    monkeypatch.setitem(REGIMES, "base_cpu", cpu)
+def test_another_regime_is_one_table_entry(tmp_path, capsys):
+    """base_cpu (the CPU-sized real regime) is the same rows on three fine-tuning seeds: one entry of REGIMES."""
+    assert REGIMES["base_cpu"].rows == BASE.rows and REGIMES["base_cpu"].seeds == (1, 2, 3)
     assert main(["--dry-run", "--regimes", "base_cpu", "--out", str(tmp_path)]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()[2:]
-    assert len(lines) == 14 and lines[0].startswith("base_cpu spri-two_stage33-seed1 -m src.train "
-                                                    "experiment=base_cpu upcycle=spri seed=1 trainer=two_stage")
+    family, *lines = capsys.readouterr().out.strip().splitlines()
+    assert family.startswith("primary family (Holm within it): SPRI's init=") and len(lines) == 21
+    assert lines[0].startswith("base_cpu spri-two_stage33-seed1 -m src.train experiment=base_cpu upcycle=spri seed=1 "
+                               "trainer=two_stage")
+    cfg = validate(make_cfg(Job(REGIMES["base_cpu"], BASE.rows[0], 1).overrides()))
+    assert cfg.model.cached_encoder and cfg.trainer.frozen == ["encoder", "cross_kv"] and cfg.moe.where == "decoder"
 
 
 def test_tiny_shapes_replace_a_regimes_own_values_in_place():
@@ -301,7 +301,7 @@ KILLED = ("logger._target_=src.training.loggers.KillAtStep", "+logger.step=2")
 
 def test_the_real_regimes_tiny_run_reports_a_failed_row_and_resumes_it(tmp_path, trained, monkeypatch, capsys):
     """`--tiny` end to end on the real regime (what `make gpu-check DRY=1` runs), drop's job killed at step 2: the
-    line says so, both tables cover the other runs, the study exits 1; run again (drop as it is), only drop runs
+    line says so, the table covers the other runs, the study exits 1; run again (drop as it is), only drop runs
     and the table is whole. The session's tiny toy corpus and model serve as they are (--cache)."""
     out, dest = tmp_path / "out", tmp_path / "export"
     args = ["--regimes", "base_constrained", "--tiny", "--out", str(out), "--cache", str(trained[0] / "cache"),
@@ -320,12 +320,12 @@ def test_the_real_regimes_tiny_run_reports_a_failed_row_and_resumes_it(tmp_path,
         return sorted(line.split(" | ")[0][2:] for line in text.splitlines() if line.startswith("| ")
                       and not line.startswith(("| method", "|---", "| contrast")) and "/" not in line.split("|")[1])
 
-    assert methods("report") == ["dense", "random", "spri", "spri", "vanilla"]
-    assert methods("report-budget") == ["dense", "spri", "vanilla"]
+    assert methods("report") == ["dense", "random", "spri", "spri", "spri[max_init_kl=0.3]", "vanilla"]
     assert json.loads((dest / "base_constrained" / "spri-one_stage-kl0.3-seed1" / "train_summary.json").read_text())
     monkeypatch.setitem(REGIMES, "base_constrained", BASE)
     assert main(args) == 0
     console = capsys.readouterr().out
     assert "7 jobs, 6 already done, 1 to run" in console and console.count(": done in ") == 1
-    assert methods("report") == ["dense", "drop", "random", "spri", "spri", "vanilla"]
-    assert "SPRI's init at kl0.3" in (dest / "base_constrained" / "report-budget" / "summary.md").read_text()
+    assert methods("report") == ["dense", "drop", "random", "spri", "spri", "spri[max_init_kl=0.3]", "vanilla"]
+    summary = (dest / "base_constrained" / "report" / "summary.md").read_text()
+    assert "SPRI's init at kl0.3" in summary and "SPRI's budget kl0.3 vs its default" in summary

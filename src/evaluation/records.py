@@ -72,7 +72,19 @@ class MethodLabel:
         extras = [name for name, group, key in ADDED_METHODS
                   if is_moe and name not in own and (moe.get(group) or {}).get(key)]
         stages = (cfg.get("trainer") or {}).get("stages") or None
-        return cls("+".join([strategy, *extras]), *schedule_labels(stages))
+        return cls("+".join([strategy + _variant(strategy, cfg.get("upcycle") or {}), *extras]),
+                   *schedule_labels(stages))
+
+
+def _variant(strategy: str, upcycle: dict) -> str:
+    """`[max_init_kl=0.3]` where a knob of the strategy's `variant_knobs` is not its default (a method variant is
+    its own row: another budget must not merge with the default's runs as if it were a seed), else ''."""
+    cls = CONFIGS.get(strategy)
+    if cls is None:
+        return ""
+    default = cls()
+    changed = [f"{k}={upcycle[k]}" for k in cls.variant_knobs if k in upcycle and upcycle[k] != getattr(default, k)]
+    return f"[{','.join(changed)}]" if changed else ""
 
 
 def schedule_labels(stages: list | None) -> tuple[str | None, str | None]:

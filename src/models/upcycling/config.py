@@ -27,6 +27,9 @@ class UpcycleConfig:
     strategy: str = "dense"
     # Training-time methods that are part of the strategy's own recipe (the comparison's row label leaves them out).
     includes: ClassVar[tuple[str, ...]] = ()
+    # Knobs whose value, when it is not the default, makes another comparison row: the row label reads
+    # `spri[max_init_kl=0.3]` (src/evaluation/records.py MethodLabel), so two budgets never merge as seeds.
+    variant_knobs: ClassVar[tuple[str, ...]] = ()
     stage1_trainable: list[str] = field(default_factory=lambda: ["router", "experts"])
     router_std: float = 0.02
     calibration_examples: int = 64  # training examples for the upcycling report (and data-aware strategies)
@@ -103,6 +106,8 @@ STAGE1_UPDATES = ("projected", "left", "right", "full")
 @register_config("spri")
 @dataclass
 class SPRIConfig(UpcycleConfig):
+    variant_knobs: ClassVar[tuple[str, ...]] = ("rank", "energy", "auto_measure", "max_init_kl", "max_init_loss_ratio",
+                                                "residual_scale", "partition", "stage1_update")
     stage1_trainable: list[str] = field(default_factory=lambda: ["residual", "router"])
     rank: int | None = None  # an int overrides energy
     energy: Any = "auto"  # a float in [0, 1], or auto: the smallest within the budget (auto_measure, base)
