@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from src.utils.atomic import OutputError
 from src.utils.errors import UserError
 
 STATES, INDEX, META = "states.npy", "index.json", "meta.json"
@@ -49,8 +50,17 @@ class EncoderStates:
 def write_encoder_states(directory: str | Path, shape: tuple[int, int, int], dtype: str, meta: dict,
                          batches: Iterable[tuple[list[str], list[int], torch.Tensor]]) -> EncoderStates:
     """Fill a new cache from (clip keys, feature frames, states (B, positions, width)) batches, in row order;
-    the directory appears only when every row is written."""
+    the directory appears only when every row is written. A write error is one line naming the directory."""
     directory = Path(directory)
+    try:
+        return _write(directory, shape, dtype, meta, batches)
+    except OSError as e:
+        raise OutputError(f"cannot write the encoder cache {directory}: {e.strerror or e}; free some space or "
+                          "make paths.cache_dir writable") from e
+
+
+def _write(directory: Path, shape: tuple[int, int, int], dtype: str, meta: dict,
+           batches: Iterable[tuple[list[str], list[int], torch.Tensor]]) -> EncoderStates:
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

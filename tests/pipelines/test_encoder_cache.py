@@ -123,3 +123,19 @@ def test_the_cached_encoder_config_is_checked(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         validate(make_cfg(["+model.cached_encoder=true", "model.pad_to_30s=true", "data.loader.max_batch_frames=48000",
                            *overrides], tmp=tmp_path))
+
+
+def test_a_cache_write_error_is_one_line_naming_the_directory(tmp_path, monkeypatch):
+    import numpy as np
+
+    from src.data.encoder_states import write_encoder_states
+    from src.utils.atomic import OutputError
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np.lib.format, "open_memmap", full)
+    with pytest.raises(OutputError) as err:
+        write_encoder_states(tmp_path / "states", (1, 2, 3), "float16", {}, [])
+    assert str(err.value).startswith(f"cannot write the encoder cache {tmp_path / 'states'}: No space left")
+    assert not (tmp_path / "states").exists()
