@@ -23,7 +23,7 @@ from src.evaluation.config import EvalConfig
 from src.models.config import ModelConfig, MoEConfig
 from src.models.upcycling.config import UpcycleConfig, strategy_config
 from src.training.config import PretrainRecipe, TrainerConfig, check_groups, check_trainer_config
-from src.utils.errors import UserError
+from src.utils.errors import UserError, first_line
 from src.utils.structured import to_dataclass
 
 
@@ -103,11 +103,7 @@ def typed(group: str, cfg: DictConfig):
         return to_dataclass(schema, node)
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", "") or ""
-        raise ConfigError(f"{group}.{key}: {_first_line(e)}" if key else f"{group}: {_first_line(e)}") from None
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0]
+        raise ConfigError(f"{group}.{key}: {first_line(e)}" if key else f"{group}: {first_line(e)}") from None
 
 
 def _check_target(group: str, node: DictConfig, nested: dict[str, type]) -> None:
@@ -117,7 +113,7 @@ def _check_target(group: str, node: DictConfig, nested: dict[str, type]) -> None
     try:
         fn = hydra.utils.get_object(target)
     except Exception as e:
-        raise ConfigError(f"{group}._target_: cannot import '{target}' ({_first_line(e)})") from None
+        raise ConfigError(f"{group}._target_: cannot import '{target}' ({first_line(e)})") from None
     sig = inspect.signature(fn)
     params = sig.parameters
     takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params.values())
@@ -141,7 +137,7 @@ def _check_target(group: str, node: DictConfig, nested: dict[str, type]) -> None
             try:
                 OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.to_container(node[key], resolve=True))
             except OmegaConfBaseException as e:
-                raise ConfigError(f"{group}.{key}.{getattr(e, 'full_key', '')}: {_first_line(e)}") from None
+                raise ConfigError(f"{group}.{key}.{getattr(e, 'full_key', '')}: {first_line(e)}") from None
 
 
 @dataclass
@@ -176,7 +172,7 @@ def data_config(node: DictConfig) -> DataConfig:
         data = DataConfig.from_node(OmegaConf.to_container(node, resolve=True))
         data.loader.check()
     except (OmegaConfBaseException, TypeError) as e:
-        raise ConfigError(f"data.loader: {_first_line(e)}") from None
+        raise ConfigError(f"data.loader: {first_line(e)}") from None
     except UserError as e:
         raise ConfigError(str(e)) from None
     return data
@@ -211,7 +207,7 @@ def _check_upcycle(cfg: DictConfig, moe: MoEConfig) -> UpcycleConfig:
         check_groups(ucfg.stage1_trainable, "upcycle.stage1_trainable")
         ucfg.check()
     except OmegaConfBaseException as e:
-        raise ConfigError(f"upcycle.{getattr(e, 'full_key', '')}: {_first_line(e)}") from None
+        raise ConfigError(f"upcycle.{getattr(e, 'full_key', '')}: {first_line(e)}") from None
     except UserError as e:
         raise ConfigError(str(e)) from None
     try:

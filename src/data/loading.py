@@ -23,6 +23,11 @@ def build_source(data: DataConfig):
     return hydra.utils.instantiate({"_target_": data.target, **data.options}, _convert_="all")
 
 
+def fixed_window(cfg: LoaderConfig, pad_to_30s: bool) -> int | None:
+    """The frames every clip is padded to: 30 s, data.loader.window_frames, or None (each batch its longest)."""
+    return N_FRAMES_30S if pad_to_30s else cfg.window_frames
+
+
 def make_loader(
     examples: list[Example],
     source,
@@ -42,7 +47,7 @@ def make_loader(
         examples, source.clips, tokenizer, n_mels=n_mels, max_target_tokens=cfg.max_target_tokens,
         cache_features=cfg.cache_features, encoder_states=encoder_states,
     )
-    fixed = N_FRAMES_30S if pad_to_30s else cfg.window_frames
+    fixed = fixed_window(cfg, pad_to_30s)
     lengths = [fixed or dataset.frames(i) for i in range(len(dataset))]
     sampler = LengthBucketSampler(lengths, cfg.max_batch_frames, cfg.max_batch_size, shuffle=shuffle, seed=seed,
                                   num_replicas=num_replicas, rank=rank)

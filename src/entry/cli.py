@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.config import ConfigError, RunSettings, run_dir_of, validate
 from src.training.distributed import dist_info
 from src.utils.atomic import write_text
-from src.utils.errors import Preempted, user_errors
+from src.utils.errors import Preempted, first_line, user_errors
 from src.utils.runlock import RunDirBusy, run_lock
 from src.utils.seeding import seed_everything
 from src.utils.status import write_status
@@ -38,14 +38,15 @@ def in_multirun() -> bool:
         return False
 
 
-def _write_status(run_dir: Path, status: str, start: float, error: str | None = None) -> None:
+def _write_status(run_dir: Path, status: str, start: float, error: str | None = None, extra: dict | None = None
+                  ) -> None:
     if dist_info().is_main:  # torchrun: rank 0 writes for the job
-        write_status(run_dir, status, time.perf_counter() - start, error)
+        write_status(run_dir, status, time.perf_counter() - start, error, extra)
 
 
 def _report_user_error(e: Exception, run_dir: Path, start: float) -> None:
     """One line on stderr and in the log (`config error: ...` / `error: ...`), and a failed status.json."""
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    msg = first_line(e, type(e).__name__)
     prefix = "config error" if isinstance(e, ConfigError) else "error"
     print(f"{prefix}: {msg}", file=sys.stderr)
     if not isinstance(e, ConfigError):
@@ -61,10 +62,9 @@ def _report_preempted(e: Preempted, run_dir: Path, start: float) -> None:
     """One line, and status.json `preempted` with the step and the checkpoint a rerun continues from."""
     print(f"preempted: {e}", file=sys.stderr)
     log.warning("preempted: %s", e)
-    if dist_info().is_main:
-        with contextlib.suppress(OSError):
-            write_status(run_dir, "preempted", time.perf_counter() - start, str(e),
-                         extra={"signal": e.signum, "global_step": e.step, "checkpoint": e.checkpoint})
+    with contextlib.suppress(OSError):
+        _write_status(run_dir, "preempted", start, str(e),
+                      {"signal": e.signum, "global_step": e.step, "checkpoint": e.checkpoint})
 
 
 def _stop_preempted(e: Preempted, run_dir: Path, start: float) -> None:
@@ -78,9 +78,8 @@ def _stop_preempted(e: Preempted, run_dir: Path, start: float) -> None:
 
 def _record_crash(e: BaseException, run_dir: Path, start: float) -> None:
     """status.json `failed` with the exception's type and first line (its traceback is shown by the caller)."""
-    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
     with contextlib.suppress(OSError):
-        _write_status(run_dir, "failed", start, f"{type(e).__name__}: {first}".rstrip(": "))
+        _write_status(run_dir, "failed", start, f"{type(e).__name__}: {first_line(e)}".rstrip(": "))
 
 
 def _run_job(fn: Callable[[RunSettings], object], cfg: DictConfig, run_dir: Path) -> object:

@@ -8,6 +8,7 @@ reused, and building a new one says which part of the key differs from the newes
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -19,8 +20,7 @@ from tqdm.auto import tqdm
 
 from src.data.config import DataConfig, LoaderConfig
 from src.data.encoder_states import META, EncoderStates, write_encoder_states
-from src.data.features import N_FRAMES_30S
-from src.data.loading import make_loader
+from src.data.loading import fixed_window, make_loader
 from src.data.schema import Example
 from src.utils.runlock import exclusive
 
@@ -34,11 +34,6 @@ def encoder_fingerprint(model) -> str:
         h.update(name.encode())
         h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def window_of(loader: LoaderConfig, pad_to_30s: bool) -> int:
-    """The fixed window (feature frames) every clip is padded to: 30 s, or data.loader.window_frames."""
-    return N_FRAMES_30S if pad_to_30s else int(loader.window_frames)
 
 
 def cache_meta(model, data: DataConfig, clips: list[str], dtype: str, window: int) -> dict:
@@ -69,7 +64,7 @@ def encoder_cache(model, tokenizer, source, examples: list[Example], data: DataC
     first: dict[str, Example] = {}
     for ex in examples:
         first.setdefault(ex.audio, ex)
-    meta = cache_meta(model, data, sorted(first), dtype, window_of(loader, pad_to_30s))
+    meta = cache_meta(model, data, sorted(first), dtype, int(fixed_window(loader, pad_to_30s)))
     key = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
     root = Path(cache_dir) / "encoder_states"
     directory = root / key
@@ -109,3 +104,11 @@ def _build(model, tokenizer, source, examples: list[Example], loader_cfg: Loader
         return write_encoder_states(directory, shape, meta["dtype"], meta, batches())
     finally:
         model.train(was_training)
+
+
+def states_builder(model, tokenizer, source, data: DataConfig, cache_dir: str | Path, dtype: str, pad_to_30s: bool,
+                   progress: bool = True):
+    """examples -> their clips' cached encoder states, for a run with model.cached_encoder (training and
+    `src.evaluate` of its run dir build the same keys, so they share the caches)."""
+    return functools.partial(encoder_cache, model, tokenizer, source, data=data, loader=data.loader,
+                             cache_dir=cache_dir, dtype=dtype, progress=progress, pad_to_30s=pad_to_30s)

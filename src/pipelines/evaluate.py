@@ -4,7 +4,6 @@ any data, or rescore saved hypotheses."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 
 from omegaconf import OmegaConf
@@ -14,7 +13,7 @@ from src.data.loading import build_source
 from src.evaluation.records import TrainSummary
 from src.evaluation.run import evaluate_model, rescore_split
 from src.models.backbone import load_whisper
-from src.pipelines.encoder_cache import encoder_cache
+from src.pipelines.encoder_cache import states_builder
 from src.utils.errors import UserError
 from src.utils.runlock import run_lock
 
@@ -47,10 +46,8 @@ def evaluate(run: RunSettings) -> dict:
     model, tokenizer = load_whisper(ckpt, pad_to_30s=pad_to_30s)
     source = build_source(data)
     # a run trained on cached encoder states is decoded from the same states (the same cache, by key)
-    states_for = functools.partial(encoder_cache, model, tokenizer, source, data=data, loader=data.loader,
-                                   cache_dir=run.paths.cache_dir, dtype=cached[1], progress=run.progress,
-                                   pad_to_30s=pad_to_30s) \
-        if cached[0] else None
+    states_for = states_builder(model, tokenizer, source, data, run.paths.cache_dir, cached[1], pad_to_30s,
+                                run.progress) if cached[0] else None
     # a training run dir's eval/ is written here: one process in it at a time (this job's own dir is locked already)
     with run_lock(out) if out != run.output_dir else contextlib.nullcontext():
         tables = evaluate_model(model, tokenizer, source, ecfg, out, data.loader, pad_to_30s,

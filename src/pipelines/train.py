@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from src.models.backbone import load_whisper
 from src.models.upcycling.diagnostics import expert_similarity
 from src.models.whisper_moe import moe_blocks
 from src.pipelines.builders import load_model, moe_extensions
-from src.pipelines.encoder_cache import encoder_cache
+from src.pipelines.encoder_cache import states_builder
 from src.pipelines.upcycle import upcycle
 from src.training.distributed import init_distributed, is_sharded, process_device, shutdown
 from src.training.selection import dev_requirement
@@ -102,9 +101,8 @@ def encoder_states_builder(run: RunSettings, model, tokenizer, source):
     set; shared by every row and seed); None otherwise."""
     if not run.model.cached_encoder:
         return None
-    return functools.partial(encoder_cache, model, tokenizer, source, data=run.data, loader=run.data.loader,
-                             cache_dir=run.paths.cache_dir, dtype=run.model.encoder_cache_dtype, progress=run.progress,
-                             pad_to_30s=run.model.pad_to_30s)
+    return states_builder(model, tokenizer, source, run.data, run.paths.cache_dir, run.model.encoder_cache_dtype,
+                          run.model.pad_to_30s, run.progress)
 
 
 def loaders(run: RunSettings, model, tokenizer, source, train_ex: list, dev_ex: list, info, states=None):

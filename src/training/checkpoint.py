@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from src.utils.atomic import OutputError, write_text
-from src.utils.errors import UserError
+from src.utils.errors import UserError, first_line
 from src.utils.safetensors_file import safetensors_problem
 
 log = logging.getLogger(__name__)
@@ -228,8 +228,7 @@ def _torch_file_problem(path: Path) -> str | None:
             z.infolist()
         blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # noqa: BLE001 - any failure to load means: not this checkpoint
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return f"{path}: unreadable ({first[:200]})"
+        return f"{path}: unreadable ({first_line(e, type(e).__name__)[:200]})"
     missing = [k for k in EXPECTED_KEYS[path.name] if not isinstance(blob, dict) or k not in blob]
     if not isinstance(blob, dict) or missing:
         return f"{path}: not a trainer state file (missing {missing or 'a dict'})"

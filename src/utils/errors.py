@@ -6,6 +6,12 @@ ValueError from torch or a bug of ours, shows its traceback: a real bug must not
 """
 
 
+def first_line(e: BaseException, default: str = "") -> str:
+    """An exception's message cut to its first line (one-line errors, status.json), or ``default`` when empty."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else default
+
+
 class UserError(ValueError):
     """A problem the user fixes on the command line, in a yaml, or in the data: the message says how."""
 
