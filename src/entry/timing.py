@@ -247,23 +247,49 @@ def _cut(running: dict[Child, tuple[subprocess.Popen, float]], queue: list[Child
 
 
 def stop(procs: list[subprocess.Popen], grace_s: float = 5.0) -> None:
-    """SIGTERM to every process group (a training job saves a checkpoint and exits), SIGKILL to those still there
-    ``grace_s`` later."""
+    """SIGTERM to every process group (a training job saves a checkpoint and exits), SIGKILL to the groups still
+    there ``grace_s`` later. A group is gone when none of its processes is left, not when its leader is: a job's
+    own children (a dataloader worker, a shell's child) die with it or are killed."""
+    groups = [p.pid for p in procs]
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for proc in procs:
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                pass
+        for pgid in groups:
+            _signal_group(pgid, sig)
         end = time.perf_counter() + grace_s
         for proc in procs:
             try:
                 proc.wait(max(0.1, end - time.perf_counter()))
             except subprocess.TimeoutExpired:
                 pass
-        procs = [p for p in procs if p.poll() is None]
-        if not procs:
+        while (groups := [g for g in groups if _group_alive(g)]) and time.perf_counter() < end:
+            time.sleep(0.05)
+        if not groups:
             return
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process group has a member that is not a zombie (a zombie is dead, only not yet reaped). Without
+    /proc (not Linux): whether the group has any member."""
+    if not Path("/proc/self/stat").exists():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def last_line(log: Path) -> str:
