@@ -92,7 +92,7 @@ SCHEMAS: dict[str, type] = {"model": ModelConfig, "pretrain": PretrainRecipe, "t
 # Groups checked against the signature of their `_target_` (plus nested schema nodes).
 TARGET_GROUPS: dict[str, dict[str, type]] = {"data": {"loader": LoaderConfig}, "logger": {}}
 # Top-level keys of config.yaml itself.
-TOP_LEVEL = {"seed", "task_name", "progress", "debug", "out", "run_dir", "checkpoint", "rescore", "rebuild"}
+TOP_LEVEL = {"seed", "task_name", "progress", "debug", "out", "run_dir", "checkpoint", "rescore", "at_init", "rebuild"}
 
 
 def typed(group: str, cfg: DictConfig):
@@ -162,6 +162,7 @@ class RunSettings:
     run_dir: Path | None = None  # evaluate: the training run to evaluate
     checkpoint: Path | None = None  # evaluate: a model directory
     rescore: bool = False  # evaluate: rescore the saved hypotheses only
+    at_init: bool = False  # evaluate: decode the run's init (rebuilt, checked against its report), not its checkpoint
     out: Path | None = None  # upcycle: where the MoE checkpoint goes
     rebuild: bool = True  # pretrain: rebuild the toy model even when it is cached
 
@@ -195,6 +196,7 @@ def validate(cfg: DictConfig) -> RunSettings:
                       logger=OmegaConf.to_container(cfg.logger, resolve=True), output_dir=run_dir_of(cfg),
                       resolved=OmegaConf.to_container(cfg, resolve=True), seed=int(cfg.seed),
                       progress=bool(cfg.get("progress", True)), rescore=bool(cfg.get("rescore", False)),
+                      at_init=bool(cfg.get("at_init", False)),
                       rebuild=bool(cfg.get("rebuild", True)), **optional_path, **groups)
     check_combinations(run)
     return run

@@ -134,6 +134,9 @@ class Regime:
     # these weights per strategy (others 1); without, the cores are divided evenly.
     all_at_once: bool = False
     cpu_weights: tuple[tuple[str, int], ...] = ()
+    # Each finished row's init decoded (English transcription at init, `src.evaluate at_init=true`) before the
+    # reports: the table's "EN WER at init". For a pretrained Whisper; the toy models' English is the toy's own.
+    init_cost: bool = False
 
     def weight(self, strategy: str) -> int:
         return dict(self.cpu_weights).get(strategy, 1)
@@ -191,8 +194,8 @@ REGIMES = {
     "toy_demo": Regime("toy_demo", TOY_ROWS, (1, 2, 3), fixed_model=False, prepare=False,
                        overrides=(f"trainer.total_steps={STUDY_STEPS}",), grid=True),
     "base_constrained": Regime("base_constrained", REAL_ROWS, (1,), fixed_model=True, prepare=True,
-                               all_at_once=True, cpu_weights=((SPRI, 6),)),
-    "base_cpu": Regime("base_cpu", REAL_ROWS, (1, 2, 3), fixed_model=True, prepare=True),
+                               all_at_once=True, cpu_weights=((SPRI, 6),), init_cost=True),
+    "base_cpu": Regime("base_cpu", REAL_ROWS, (1, 2, 3), fixed_model=True, prepare=True, init_cost=True),
 }
 DEFAULT_REGIMES = ("toy_constrained", "toy_demo")  # SPRI's claimed regime first: a study cut short has it
 
@@ -487,6 +490,51 @@ def record_parts(run_dir: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# what each row's init costs: its init rebuilt and decoded (English at init)
+
+# `src.evaluate at_init=true`: each test clip's English transcript, greedy, from the run's rebuilt init
+INIT_EVAL = ("at_init=true", "eval.task=transcribe", "eval.greedy=true", "eval.splits=[test]",
+             "eval.comet.model=null", "progress=false")
+
+
+def init_cost_phase(out: Path, regimes: list[Regime], n_parallel: int, t, deadline: float | None = None) -> int:
+    """Every finished job of a regime with `init_cost` whose init was not decoded yet: `src.evaluate
+    at_init=true` (the init rebuilt and checked against its upcycling report, then English transcription of the
+    test clips), ``n_parallel`` at a time; none started after ``deadline``. Returns the jobs that failed or were
+    cut (their rows read n/a in the EN WER at init column)."""
+    from src.entry import timing as tm
+    from src.evaluation.records import UpcyclingReport, init_wer
+
+    todo = {}
+    for job in study_jobs([r for r in regimes if r.init_cost]):
+        run_dir = out / job.regime.experiment / job.name
+        report = UpcyclingReport.read(run_dir) if (run_dir / "train_summary.json").is_file() else None
+        if report is not None and (report.init_eval or {}).get("task") != "transcribe":
+            cmd = (PY, "-m", "src.evaluate", f"run_dir={run_dir}", *INIT_EVAL,
+                   f"hydra.run.dir={run_dir / 'init' / 'job'}")
+            log = out / job.regime.experiment / "logs" / f"{job.name}.init.log"
+            todo[tm.Child(f"init {job.title}", cmd, log, max(1, (os.cpu_count() or 1) // n_parallel))] = run_dir
+    if not todo:
+        return 0
+    print(f"\n== init cost: {len(todo)} inits to decode, {n_parallel} at a time", flush=True)
+    failed, start = [], time.perf_counter()
+
+    def on_end(child: tm.Child, rc: int, seconds: float) -> None:
+        report = UpcyclingReport.read(todo[child])
+        wer = init_wer(report) if report else None
+        print(f"{child.title}: " + (f"FAILED (exit {rc}); see {child.log}" if rc else
+                                    f"{seconds:.0f} s, English WER at init {wer:.1f}" if wer is not None else
+                                    f"{seconds:.0f} s, no English WER"), flush=True)
+        if rc:
+            failed.append(child)
+
+    unfinished = tm.run_parallel(list(todo), n_parallel, on_end, deadline, cwd=ROOT)
+    t.phases.append(tm.Phase("init cost", time.perf_counter() - start, int(bool(failed or unfinished)),
+                             f"{len(todo)} inits rebuilt and decoded (English WER at init), {n_parallel} at a time"))
+    return len(failed) + len(unfinished)
+
+
+# --------------------------------------------------------------------------------------------------------------
 # the reports: one per table of each regime, over the table's run dirs
 
 
@@ -628,12 +676,14 @@ def dry_run(regimes: list[Regime], out: Path, opts: Options) -> int:
     return 0
 
 
-def report_only(out: Path, regimes: list[Regime], report_args: list[str]) -> int:
-    """The report phases alone, over whatever jobs finished (a study cut short still gets its tables)."""
+def report_only(out: Path, regimes: list[Regime], report_args: list[str], n_parallel: int = 1) -> int:
+    """The phases after the jobs alone (the inits not decoded yet, the reports), over whatever jobs finished: a
+    study cut short still gets its tables."""
     from src.entry import timing as tm
 
-    failed = report_phases(out, [r for r in regimes if (out / r.experiment).is_dir()], report_args,
-                           tm.Timing(command=f"python -m src.study --report {out}"))
+    started = [r for r in regimes if (out / r.experiment).is_dir()]
+    t = tm.Timing(command=f"python -m src.study --report {out}")
+    failed = init_cost_phase(out, started, n_parallel, t) + report_phases(out, started, report_args, t)
     print(tables_text(out, regimes))
     return 1 if failed else 0
 
@@ -657,7 +707,8 @@ def run_study(args: argparse.Namespace, regimes: list[Regime], out: Path, comman
     unfinished = run_jobs(todo, out, n_parallel, t_start + args.time_limit - reserve if args.time_limit else None)
     t.phases.append(tm.Phase("jobs", time.perf_counter() - start, int(bool(unfinished)),
                              f"{len(todo)} jobs ({len(unfinished)} not finished), {n_parallel} at a time"))
-    failed = report_phases(out, regimes, report_args(args), t)
+    failed = init_cost_phase(out, regimes, n_parallel, t, t_start + args.time_limit if args.time_limit else None)
+    failed += report_phases(out, regimes, report_args(args), t)
     md = tm.finish(t, out)
     print("\n" + tables_text(out, regimes) + "\n" + md)
     if unfinished:
@@ -687,7 +738,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {regimes}", file=sys.stderr)
         return 2
     if args.report:
-        return report_only(Path(args.report), regimes, report_args(args))
+        return report_only(Path(args.report), regimes, report_args(args), args.jobs or 1)
     out = Path(args.out).resolve()
     if args.dry_run:
         return dry_run(regimes, out, options(args))

@@ -211,7 +211,7 @@ def _fill_row(row: Row, directions: list[str]) -> None:
         for d in directions:
             cells.per_direction[d] = mean_sd([r.results.get(d, {}).get(m.name) for r in runs])[0]
         cells.mean, cells.sd, cells.n = mean_sd([r.results["average"].get(m.name) for r in runs])
-    for name in ("steps", "tokens", "seconds", "active_params", "total_params"):
+    for name in ("steps", "tokens", "seconds", "active_params", "total_params", "init_kl", "init_wer"):
         setattr(row.cost, name, mean_sd([getattr(r.cost, name) for r in runs])[0])
     row.selection = " / ".join(sorted({r.selection or "n/a" for r in runs}))
 

@@ -6,8 +6,9 @@ with their Holm-corrected verdicts, and the exploratory verdicts."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
-from src.evaluation.comparison import Comparison, MetricCells
+from src.evaluation.comparison import Comparison, MetricCells, Row
 from src.evaluation.contrasts import verdict
 from src.evaluation.discovery import Run, Skipped
 from src.evaluation.intervals import TEST_ONLY, UNPAIRED, UNPAIRED_TEST_ONLY, Interval, method_note
@@ -74,6 +75,8 @@ def table(cmp: Comparison, directions: list[str]) -> list[str]:
         head += [f"Δ {m.label} vs {cmp.baseline} [95% CI]"] if base else []
     head += [f"dirs +/− vs {cmp.baseline} (Holm)"] if base else []
     head += ["selection", "steps", "tokens", "wall min", "params active / total"]
+    init = init_columns(cmp)
+    head += [label for label, _ in init]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in cmp.rows:
         cells = [r.method, r.schedule or "n/a", str(len(r.runs)),
@@ -85,8 +88,21 @@ def table(cmp: Comparison, directions: list[str]) -> list[str]:
         params = "n/a" if r.cost.active_params is None and r.cost.total_params is None \
             else f"{_count(r.cost.active_params)} / {_count(r.cost.total_params)}"
         cells += [r.selection, fmt(r.cost.steps, 0), _count(r.cost.tokens), _minutes(r.cost.seconds), params]
+        cells += [cell(r) for _, cell in init]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def init_columns(cmp: Comparison) -> list[tuple[str, Callable[[Row], str]]]:
+    """What each row's init cost before training, where some row records it: KL(dense || upcycled) per target
+    token (the upcycling report; dense: nothing upcycled) and greedy English WER at init (`src.evaluate
+    at_init=true`: the pretrained English the init keeps)."""
+    columns = []
+    if any(r.cost.init_kl is not None for r in cmp.rows):
+        columns.append(("KL at init", lambda r: "n/a" if r.cost.init_kl is None else f"{r.cost.init_kl:.2g}"))
+    if any(r.cost.init_wer is not None for r in cmp.rows):
+        columns.append(("EN WER at init", lambda r: fmt(r.cost.init_wer, 1)))
+    return columns
 
 
 def caption(cmp: Comparison, directions: list[str]) -> str:
@@ -107,8 +123,12 @@ def caption(cmp: Comparison, directions: list[str]) -> str:
             "groups per stage); avg ± sd (n): the average over directions, its mean and sample std over the n "
             "seeds. " + versus + method_note(kinds, cmp.cfg.resample, cmp.cfg.n_draws) + " n.s.: the Δ interval "
             f"covers 0. Selection: which weights were evaluated ({same}). Cost, mean over seeds: optimizer steps, "
-            "target tokens trained on, wall minutes of the training stages, active / total parameters; n/a where "
-            "a run dir does not record it.")
+            "target tokens trained on, wall minutes of the training stages, active / total parameters"
+            + ("; KL at init: KL(dense || upcycled) per target token on held-out clips before training"
+               if any(r.cost.init_kl is not None for r in cmp.rows) else "")
+            + ("; EN WER at init: greedy English WER of the init on the test clips (the pretrained English it "
+               "keeps)" if any(r.cost.init_wer is not None for r in cmp.rows) else "")
+            + "; n/a where a run dir does not record it.")
 
 
 def provenance(cmp: Comparison, skipped: list[Skipped]) -> list[str]:

@@ -116,6 +116,8 @@ class Cost:
     seconds: float | None = None  # wall time of the stages' step loops
     total_params: int | None = None
     active_params: int | None = None
+    init_kl: float | None = None  # KL(dense || upcycled) per target token at init (the upcycling report)
+    init_wer: float | None = None  # greedy English WER of the init on the test clips (`src.evaluate at_init=true`)
 
 
 def _stage_sum(stages: list, key: str) -> float | None:
@@ -219,6 +221,7 @@ class UpcyclingReport:
     active_parameters: int | None = None
     layers: list[dict] = field(default_factory=list)
     init_loss: dict | None = None  # KL and CE ratio at init on the held-out calibration batches
+    init_eval: dict | None = None  # `src.evaluate at_init=true`: the init decoded (task, decoding, splits' averages)
     auto: dict | None = None  # an `auto` knob's search
     warnings: list[str] = field(default_factory=list)
     upcycle_seconds: float | None = None
@@ -253,7 +256,19 @@ def cost_of(summary: TrainSummary | None, report: UpcyclingReport | None) -> Cos
     cost = summary.cost if summary else Cost()
     if report:
         cost.total_params, cost.active_params = _count(report.total_parameters), _count(report.active_parameters)
+        cost.init_kl = _number((report.init_loss or {}).get("kl"))
+        cost.init_wer = init_wer(report)
     return cost
+
+
+def init_wer(report: UpcyclingReport) -> float | None:
+    """The init's English WER on the test split, where `src.evaluate at_init=true eval.task=transcribe` wrote one."""
+    ev = report.init_eval or {}
+    return _number(((ev.get("splits") or {}).get("test") or {}).get("wer")) if ev.get("task") == "transcribe" else None
+
+
+def _number(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def run_cost(run_dir: Path) -> Cost:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hydra
 
@@ -46,18 +49,10 @@ def train(run: RunSettings) -> TrainSummary:
     """Load the model and data, upcycle, train (stages, selection), evaluate the selected weights, summarise."""
     run_dir, tcfg = run.output_dir, run.trainer
     info = init_distributed(tcfg.device)  # torchrun / accelerate: one process per GPU, one run dir for all
-    model, tokenizer, pretrained = load_model(run)
-    seed_everything(run.seed)  # the same random stream whether or not the toy model was just pretrained
-    source, train_ex, dev_ex = training_data(run)
-    # Every rank upcycles identically (seeded), on its training device (SPRI's search runs ~10 forward passes:
-    # on a GPU they take a second, on whisper-base's CPU about 3 minutes); only rank 0 writes files and logs.
-    model.to(process_device(tcfg.device, info))
-    states_for = encoder_states_builder(run, model, tokenizer, source)
-    train_loader, dev_loader = loaders(run, model, tokenizer, source, train_ex, dev_ex, info,
-                                       states_for(train_ex + dev_ex) if states_for else None)
-    report = upcycle(model, run, tokenizer, source, train_ex, run_dir if info.is_main else None)
-    log.info("model: %s, %s total / %s active parameters", report.strategy, f"{report.total_parameters:,}",
-             f"{report.active_parameters:,}")
+    start = upcycled_start(run, process_device(tcfg.device, info), run_dir if info.is_main else None)
+    model, tokenizer, source = start.model, start.tokenizer, start.source
+    train_loader, dev_loader = loaders(run, model, tokenizer, source, start.train_ex, start.dev_ex, info,
+                                       start.states)
     logger = hydra.utils.instantiate(run.logger) if info.is_main else None
     if logger is not None:
         logger.start(run_dir, run.resolved)
@@ -65,22 +60,55 @@ def train(run: RunSettings) -> TrainSummary:
                       extensions=moe_extensions(run, model, tokenizer, list(source.directions)))
     try:
         history = trainer.fit()
-        tables = evaluate_selected(run, model, tokenizer, source, trainer, history, report, info, logger, states_for)
+        tables = evaluate_selected(run, model, tokenizer, source, trainer, history, start.report, info, logger,
+                                   start.states_for)
     finally:
         if logger is not None:
             logger.finish()
     summary = TrainSummary(
         run_dir=str(run_dir), checkpoint=str(Path(trainer.selection["checkpoint"])), selection=trainer.selection,
-        model=pretrained, machine=machine_info(), stages=history, train_examples=len(train_ex),
-        dev_examples=len(dev_ex), skipped=source.skips.as_dict(),
+        model=start.pretrained, machine=machine_info(), stages=history, train_examples=len(start.train_ex),
+        dev_examples=len(start.dev_ex), skipped=source.skips.as_dict(),
         results={split: table[-1] for split, table in tables.items()}, processes=info.world_size,
-        method=MethodLabel.from_config(run.resolved, report.num_experts))
+        method=MethodLabel.from_config(run.resolved, start.report.num_experts))
     if info.is_main:
         source.skips.log_summary(log)
         source.skips.save(run_dir / "skipped.json")
         summary.write(run_dir)
         log.info("checkpoint: %s (%s)", trainer.selection["checkpoint"], trainer.selection["label"])
     return summary
+
+
+@dataclass
+class Start:
+    """What training starts from: the upcycled model before its first update, its data and its report."""
+
+    model: Any
+    tokenizer: Any
+    pretrained: dict  # train_summary.json's `model`: the model actually loaded
+    source: Any
+    train_ex: list
+    dev_ex: list
+    states_for: Callable | None  # model.cached_encoder: examples -> their cached encoder states
+    states: Any  # the training and dev examples' cached states (None without model.cached_encoder)
+    report: UpcyclingReport
+
+
+def upcycled_start(run: RunSettings, device, report_dir: Path | None) -> Start:
+    """Load the model and data and upcycle, as the train job does before its first step; `src.evaluate
+    at_init=true` rebuilds a run's init by the same steps (same seed, same draws), checked against its report."""
+    model, tokenizer, pretrained = load_model(run)
+    seed_everything(run.seed)  # the same random stream whether or not the toy model was just pretrained
+    source, train_ex, dev_ex = training_data(run)
+    # Every rank upcycles identically (seeded), on its training device (SPRI's search runs ~10 forward passes:
+    # on a GPU they take a second, on whisper-base's CPU about 3 minutes); only rank 0 writes files and logs.
+    model.to(device)
+    states_for = encoder_states_builder(run, model, tokenizer, source)
+    states = states_for(train_ex + dev_ex) if states_for else None
+    report = upcycle(model, run, tokenizer, source, train_ex, report_dir)
+    log.info("model: %s, %s total / %s active parameters", report.strategy, f"{report.total_parameters:,}",
+             f"{report.active_parameters:,}")
+    return Start(model, tokenizer, pretrained, source, train_ex, dev_ex, states_for, states, report)
 
 
 def training_data(run: RunSettings):

@@ -325,3 +325,31 @@ def test_a_repeated_seed_is_left_out_and_listed(tmp_path, caplog):
     assert "| spri | n/a | 1 |" in md
     assert f"Left out, repeating a seed of their row: `{sweep / 'b_spri_s1'}`." in md
     assert "b_spri_s1 repeats a seed of spri" in caplog.text
+
+
+def test_each_rows_init_cost_is_a_column_where_some_run_records_it(tmp_path):
+    def with_init(d, kl, wer):
+        path = d / "upcycling_report.json"
+        report = json.loads(path.read_text())
+        report["init_loss"] = {"kl": kl, "ratio": 1.0}
+        if wer is not None:
+            report["init_eval"] = {"task": "transcribe", "decoding": "greedy", "splits": {"test": {"wer": wer}}}
+        path.write_text(json.dumps(report))
+
+    sweep = tmp_path / "sweep"
+    fake_run(sweep, "dense", "dense", 1, 0.5, ONE_STAGE, params=(1000, 1000))
+    for seed, kl, wer in ((1, 0.01, 10.0), (2, 0.03, 12.5)):
+        fake_run(sweep, f"random_{seed}", "random", seed, 0.7, ONE_STAGE, params=(4000, 2000))
+        with_init(sweep / f"random_{seed}", kl, wer)
+    fake_run(sweep, "drop_1", "drop", 1, 0.7, ONE_STAGE, params=(4000, 2000))
+    with_init(sweep / "drop_1", 0.5, None)  # its init never decoded
+    md = build_report([sweep], tmp_path / "out")["markdown"]
+    assert _table_cell(md, "| random |", "KL at init") == "0.02"
+    assert _table_cell(md, "| random |", "EN WER at init") == "11.2"  # (10.0 + 12.5) / 2, one decimal
+    assert _table_cell(md, "| drop |", "KL at init") == "0.5" and _table_cell(md, "| drop |", "EN WER at init") == "n/a"
+    assert _table_cell(md, "| dense |", "KL at init") == "n/a"  # nothing upcycled: nothing measured, never 0
+    assert "EN WER at init: greedy English WER of the init" in md
+    bare = tmp_path / "bare"  # no run records an init cost: no such columns
+    fake_run(bare, "dense", "dense", 1, 0.5, ONE_STAGE, params=(1000, 1000))
+    fake_run(bare, "random_1", "random", 1, 0.7, ONE_STAGE, params=(4000, 2000))
+    assert "at init" not in build_report([bare], tmp_path / "out2")["markdown"]

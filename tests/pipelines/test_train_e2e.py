@@ -332,3 +332,46 @@ def test_a_child_pretraining_error_the_user_fixes_is_one_line_and_a_bug_keeps_it
     assert isinstance(diverged, UserError)
     bug = _child_error(RuntimeError(tb + "IndexError: list index out of range"))
     assert not isinstance(bug, UserError) and "File ..." in str(bug)
+
+
+def test_evaluate_at_init_rebuilds_the_runs_init_checks_it_and_records_its_english_wer(trained, tmp_path):
+    """`src.evaluate at_init=true`: the run's init rebuilt by the train job's own steps (the KL at init it
+    recorded is reproduced, else nothing is written) and decoded; the comparison's cost reads the WER."""
+    import shutil
+
+    from src.evaluation.records import UpcyclingReport, run_cost
+    from src.evaluation.results import read_results
+
+    tmp, _ = trained
+    run_dir = tmp_path / "random"
+    keep = [o for o in TINY if not o.startswith("trainer.")]
+    run("src.train", ["upcycle=random", f"paths.cache_dir={tmp / 'cache'}", f"hydra.run.dir={run_dir}", *keep,
+                      "trainer.total_steps=2", "eval.splits=[]"])
+    recorded = UpcyclingReport.read(run_dir)
+    kl = recorded.init_loss["kl"]
+    assert kl > 1e-6 and recorded.init_eval is None  # random's noise moves the init off the dense model
+    at_init = ["at_init=true", "eval.task=transcribe", "eval.greedy=true", "eval.splits=[test]",
+               "eval.max_new_tokens=30", "eval.comet.model=null", f"paths.cache_dir={tmp / 'cache'}"]
+
+    forged = tmp_path / "forged"  # a report whose KL the rebuilt init does not reproduce: refused, nothing written
+    shutil.copytree(run_dir, forged)
+    report = json.loads((forged / "upcycling_report.json").read_text())
+    report["init_loss"]["kl"] = kl * 1.01
+    (forged / "upcycling_report.json").write_text(json.dumps(report))
+    proc = subprocess.run([sys.executable, "-m", "src.evaluate", f"run_dir={forged}", *at_init,
+                           f"hydra.run.dir={tmp_path / 'ev0'}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "the rebuilt init is not the run's" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and not (forged / "init").exists()
+    assert UpcyclingReport.read(forged).init_eval is None
+
+    run("src.evaluate", [f"run_dir={run_dir}", *at_init, f"hydra.run.dir={tmp_path / 'ev'}"])
+    table = read_results(run_dir / "init" / "eval" / "test" / "results.csv")
+    assert [r["direction"] for r in table] == ["en", "average"] and table[-1]["segments"] == 4  # one per test clip
+    wer = table[-1]["wer"]
+    assert wer is not None and wer >= 0.0
+    init_eval = UpcyclingReport.read(run_dir).init_eval
+    assert init_eval["task"] == "transcribe" and init_eval["decoding"] == "greedy"
+    assert init_eval["splits"]["test"]["wer"] == wer
+    cost = run_cost(run_dir)
+    assert cost.init_wer == wer and cost.init_kl == kl
+    assert not (run_dir / "eval").exists()  # the run's own evaluation is untouched
