@@ -66,7 +66,8 @@ PY = sys.executable
 STUDY_STEPS = 1200
 # README blocks filled by --readme: one comparison per regime, and the study's timing.
 README_BLOCKS = {"study-toy_demo": "toy_demo/readme.md", "study-toy_constrained": "toy_constrained/readme.md",
-                 "study-timing": "timing.md"}
+                 "study-timing": "timing.md", "study-base_cpu": "base_cpu/readme.md",
+                 "study-base_cpu-timing": "base_cpu/timing.md"}
 # The methods the family contrasts (the strategy under study and the init it is compared with) and the baseline.
 SPRI, VANILLA, DENSE = "spri", "vanilla", "dense"
 MAIN = ""  # a regime's main table (<regime>/report/); another table T is <regime>/report-T/
@@ -575,6 +576,34 @@ def write_readme_block(regime_dir: Path) -> Path:
     return path
 
 
+def seed_timing(out: Path, regime: Regime, n_parallel: int) -> str:
+    """Each seed's cost, from its jobs' status.json (a job's whole process: loading, upcycling, training,
+    evaluation) and its inits' (the init cost phase): the summed wall time, and that sum over the jobs run at a
+    time, what one seed takes when its jobs run back to back. A job resumed from a checkpoint counts its last
+    process only."""
+    from src.entry.progress import fmt_seconds
+    from src.utils.status import job_status
+
+    lines = [f"Each seed of {regime.experiment}, from its jobs' status.json (whole processes; a resumed job counts "
+             "its last process only):", "", f"| seed | rows completed | jobs, summed | inits decoded, summed | "
+             f"jobs + inits / {n_parallel} at a time |", "| --- | ---: | ---: | ---: | ---: |"]
+    for seed in regime.seeds:
+        dirs = [out / regime.experiment / job.name for job in study_jobs([regime]) if job.seed == seed]
+        jobs = [st["seconds"] for d in dirs if (st := job_status(d)) and st.get("status") == "completed"]
+        inits = [st["seconds"] for d in dirs if (st := job_status(d / "init" / "job"))
+                 and st.get("status") == "completed"]
+        lines.append(f"| {seed} | {len(jobs)} of {len(dirs)} | {fmt_seconds(sum(jobs))} | {fmt_seconds(sum(inits))} | "
+                     f"{fmt_seconds((sum(jobs) + sum(inits)) / n_parallel)} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_regime_timing(out: Path, regimes: list[Regime], md: str, n_parallel: int) -> None:
+    """<regime>/timing.md (README block study-<regime>-timing): this invocation's phases, then each seed's cost."""
+    for regime in regimes:
+        if (out / regime.experiment).is_dir():
+            (out / regime.experiment / "timing.md").write_text( md + "\n" + seed_timing(out, regime, n_parallel))
+
+
 def tables_text(out: Path, regimes: list[Regime]) -> str:
     """Every table's summary.md that exists, under its dir's name."""
     parts = []
@@ -684,6 +713,7 @@ def report_only(out: Path, regimes: list[Regime], report_args: list[str], n_para
     started = [r for r in regimes if (out / r.experiment).is_dir()]
     t = tm.Timing(command=f"python -m src.study --report {out}")
     failed = init_cost_phase(out, started, n_parallel, t) + report_phases(out, started, report_args, t)
+    write_regime_timing(out, started, tm.timing_markdown(tm.stamp(t)), n_parallel)
     print(tables_text(out, regimes))
     return 1 if failed else 0
 
@@ -710,6 +740,7 @@ def run_study(args: argparse.Namespace, regimes: list[Regime], out: Path, comman
     failed = init_cost_phase(out, regimes, n_parallel, t, t_start + args.time_limit if args.time_limit else None)
     failed += report_phases(out, regimes, report_args(args), t)
     md = tm.finish(t, out)
+    write_regime_timing(out, regimes, md, n_parallel)
     print("\n" + tables_text(out, regimes) + "\n" + md)
     if unfinished:
         print(f"{len(unfinished)} of {len(todo)} jobs did not finish: " + ", ".join(j.title for j in unfinished))

@@ -331,3 +331,16 @@ def test_the_real_regimes_tiny_run_reports_a_failed_row_and_resumes_it(tmp_path,
     assert methods("report") == ["dense", "drop", "random", "spri", "spri", "spri[max_init_kl=0.3]", "vanilla"]
     summary = (dest / "base_constrained" / "report" / "summary.md").read_text()
     assert "SPRI's init at kl0.3" in summary and "SPRI's budget kl0.3 vs its default" in summary
+
+
+def test_each_seeds_cost_sums_its_completed_jobs_and_inits_from_their_status(tmp_path):
+    cpu = REGIMES["base_cpu"]
+    for i, job in enumerate(j for j in study.study_jobs([cpu]) if j.seed == 1):
+        d = tmp_path / "base_cpu" / job.name
+        (d / "init" / "job").mkdir(parents=True)
+        status = "failed" if i == 0 else "completed"  # a failed job is not a row of the seed
+        (d / "status.json").write_text(json.dumps({"status": status, "seconds": 600.0}))
+        (d / "init" / "job" / "status.json").write_text(json.dumps({"status": "completed", "seconds": 60.0}))
+    lines = study.seed_timing(tmp_path, cpu, 2).splitlines()
+    assert "| 1 | 6 of 7 | 60 min 00 s | 7 min 00 s | 33 min 30 s |" in lines  # (6 x 600 + 7 x 60) / 2
+    assert "| 2 | 0 of 7 | 0 s | 0 s | 0 s |" in lines

@@ -139,11 +139,17 @@ def _train_seconds(d: Path) -> float | None:
         return None
 
 
-def finish(timing: Timing, out: Path) -> str:
-    """Write timing.json / timing.md into ``out``; return the Markdown."""
+def stamp(timing: Timing) -> Timing:
+    """When, where and at which commit the timed command ran."""
     timing.date = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     timing.machine = machine()
     timing.commit = git_commit(Path(__file__).resolve().parents[2])
+    return timing
+
+
+def finish(timing: Timing, out: Path) -> str:
+    """Write timing.json / timing.md into ``out``; return the Markdown."""
+    stamp(timing)
     write_json(out / "timing.json", asdict(timing))
     md = timing_markdown(timing)
     write_text(out / "timing.md", md)
