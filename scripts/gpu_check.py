@@ -186,10 +186,11 @@ def base_study(out_dir: Path, work: Path, cache: Path, dry: bool) -> Part:
     """`python -m src.study --regimes base_constrained` (dry run: --tiny, tiny shapes on the CPU): run dirs in
     ``work``, reports and records exported into out_dir. Its --time-limit stops runs still going before the part's
     limit, so the reports cover the runs that finished instead of the part losing everything (the study exits 1
-    then: status failed)."""
+    then: status failed). `--no-init-cost`: the device minutes go to training; the tables keep the KL at
+    init, and `python -m src.study --regimes base_constrained --report DIR` where the run dirs are decodes each init."""
     limit = 300 if dry else BASE_STUDY_LIMIT_S
     cmd = [PY, "-m", "src.study", "--regimes", "base_constrained", "--out", str(work), "--export", str(out_dir),
-           "--cache", str(cache), "--time-limit", str(limit - 5), *(["--tiny"] if dry else [])]
+           "--cache", str(cache), "--time-limit", str(limit - 5), "--no-init-cost", *(["--tiny"] if dry else [])]
     part = Part("base_study", "Data-constrained study on real weights (whisper-base)", cmd, limit)
     run_part(part)
     summaries = sorted(out_dir.glob("base_constrained/report*/summary.md"))
