@@ -63,8 +63,9 @@ def read_run(d: Path, split: str) -> Run:
     if not isinstance(cfg, dict):
         raise RecordError(f"{d / 'config.yaml'} is not a mapping; it is not a run's config")
     summary, report = TrainSummary.read(d), UpcyclingReport.read(d)
-    label = summary.method if summary and summary.method else MethodLabel.from_config(
-        cfg, report.num_experts if report else None)  # written before the label was recorded: derived alike
+    # The row is derived from the run's config by today's rule, so one report never holds one row under two names
+    # (the label train_summary.json records is the same rule at training time; an older rule's label is not read).
+    label = MethodLabel.from_config(cfg, report.num_experts if report else None)
     cost = cost_of(summary, report)
     results_file = d / "eval" / split / "results.csv"
     try:

@@ -71,9 +71,9 @@ class MethodLabel:
         own = getattr(CONFIGS.get(strategy), "includes", ())  # methods that are part of the strategy itself
         extras = [name for name, group, key in ADDED_METHODS
                   if is_moe and name not in own and (moe.get(group) or {}).get(key)]
-        stages = (cfg.get("trainer") or {}).get("stages") or None
+        trainer = cfg.get("trainer") or {}
         return cls("+".join([strategy + _variant(strategy, cfg.get("upcycle") or {}), *extras]),
-                   *schedule_labels(stages))
+                   *schedule_labels(trainer.get("stages") or None, trainer.get("stage1_fraction")))
 
 
 def _variant(strategy: str, upcycle: dict) -> str:
@@ -87,10 +87,11 @@ def _variant(strategy: str, upcycle: dict) -> str:
     return f"[{','.join(changed)}]" if changed else ""
 
 
-def schedule_labels(stages: list | None) -> tuple[str | None, str | None]:
+def schedule_labels(stages: list | None, stage1_fraction: float | None = None) -> tuple[str | None, str | None]:
     """(`1 stage: all` / `2 stages: residual+router 10% -> all`, `one_stage` / `two_stage10`): each stage's
     trainable groups in order, with the first stages' share of the steps where there are several (a 10% and a
-    33% stage 1 are two rows); (None, None) without stages."""
+    33% stage 1 are two rows); (None, None) without stages. ``stage1_fraction`` (trainer.stage1_fraction): stage
+    1's share as configured, not as its rounded step count reads (0.3333 of 200 steps is 67: 34%, still 33%)."""
     if not stages:
         return None, None
     steps = [st.get("steps") if isinstance(st, dict) else None for st in stages]
@@ -100,6 +101,8 @@ def schedule_labels(stages: list | None) -> tuple[str | None, str | None]:
         groups = st.get("trainable") if isinstance(st, dict) else None
         groups = [groups] if isinstance(groups, str) else list(groups or [])
         pct = round(100 * steps[i] / total) if total and len(stages) > 1 and i < len(stages) - 1 else None
+        if i == 0 and pct is not None and isinstance(stage1_fraction, (int, float)):
+            pct = round(100 * stage1_fraction)
         share = pct if i == 0 else share
         parts.append(("+".join(map(str, groups)) or "?") + (f" {pct}%" if pct is not None else ""))
     n = len(parts)

@@ -28,6 +28,17 @@ def test_method_labels_name_added_methods_but_not_a_strategys_own():
         ("2 stages: router -> all", "two_stage")  # steps unknown: no share
 
 
+def test_a_two_stage_row_is_named_by_its_configured_share_not_its_rounded_step_count():
+    """trainer.stage1_fraction 0.3333 of 200 steps gives stage 1 67 steps (33.5%): still the 33% row the study
+    planned and its family names (base_cpu's SPRI two-stage row once read `two_stage34` and left the contrast
+    untested)."""
+    stages = [{"steps": 67, "trainable": ["residual", "router"]}, {"steps": 133, "trainable": ["all"]}]
+    cfg = {"upcycle": {"strategy": "spri"}, "trainer": {"stages": stages, "stage1_fraction": 0.3333}}
+    assert MethodLabel.from_config(cfg, 4).schedule_key == "two_stage33"
+    assert MethodLabel.from_config(cfg, 4).schedule == "2 stages: residual+router 33% -> all"
+    assert schedule_labels(stages) == ("2 stages: residual+router 34% -> all", "two_stage34")  # explicit steps
+
+
 def test_summary_round_trip_keeps_unknown_keys(tmp_path):
     s = TrainSummary(checkpoint="checkpoints/last", stages=[{"steps": 3, "tokens": 30, "seconds": 1.5}],
                      method=MethodLabel("spri", "1 stage: all", "one_stage"), extra={"future_key": [1, 2]})
