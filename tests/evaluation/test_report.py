@@ -252,6 +252,21 @@ def test_failed_jobs_are_skipped_with_a_note(tmp_path, caplog):
             in report["markdown"])
 
 
+def test_an_unfinished_run_is_skipped_with_the_command_that_continues_it(tmp_path):
+    sweep = tmp_path / "sweep"
+    fake_run(sweep, "0_dense", "dense", 1, 0.5)
+    for name, status in (("1_cut", {"status": "preempted", "signal": 15, "global_step": 150}), ("2_going", None)):
+        (sweep / name / "checkpoints").mkdir(parents=True)
+        (sweep / name / "config.yaml").write_text("seed: 1\nupcycle:\n  strategy: vanilla\n")
+        if status:
+            (sweep / name / "status.json").write_text(json.dumps(status))
+    runs, skipped = find_runs([sweep], "test")
+    assert [r.label.method for r in runs] == ["dense"]
+    assert [(s.path.name, s.reason) for s in skipped] == [
+        ("1_cut", "stopped at step 150 (signal 15): its training command continues it"),
+        ("2_going", "not finished (running, or killed): its training command continues it")]
+
+
 def test_report_names_models_selection_and_different_machines(tmp_path):
     sweep = tmp_path / "sweep"
     cpu = {"cpu": "AMD EPYC", "cpu_capability": "AVX2", "torch_threads": 1, "torch": "2.11.0", "gpus": []}
