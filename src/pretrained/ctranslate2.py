@@ -38,7 +38,6 @@ import os
 import re
 import shutil
 import struct
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
+from src.utils.atomic import atomic_dir
 from src.utils.errors import UserError
 
 if TYPE_CHECKING:
@@ -702,17 +702,9 @@ def convert_ct2_whisper(ct2_dir: str | Path, out_dir: str | Path) -> ConversionR
     model_config, gen_config = hf_configs(dims, ids, multilingual, read_ct2_config(ct2_dir))
     _check_against_transformers(sd, model_config)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:  # out_dir is absent or empty (checked above)
         _write(tmp, sd, model_config, gen_config, tokenizer_json, ids, dims)
         _set_default_permissions(tmp)
-        if out_dir.exists():
-            out_dir.rmdir()  # empty (checked above); os.replace needs the name free or an empty dir
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     stored = sorted({v.dtype for v in model.variables.values() if v.array.ndim > 0})
     return ConversionResult(out_dir, dims, multilingual, stored, len(model.variables), len(model.aliases))
 

@@ -1,11 +1,13 @@
 """Every output file is written whole or not at all: a temp file in the same directory, fsynced, then
-`os.replace`d over the target, so a kill mid-write never leaves a truncated file for `src.report` to read."""
+`os.replace`d over the target, so a kill mid-write never leaves a truncated file for `src.report` to read; a
+directory likewise (`atomic_dir`)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,3 +48,32 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, obj: Any, **kwargs: Any) -> None:
     write_text(path, json.dumps(obj, indent=kwargs.pop("indent", 2), **kwargs))
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | Path, replace: bool = True) -> Iterator[Path]:
+    """A directory built whole or not at all: the block fills a temp dir beside ``target`` (the same filesystem),
+    whose files are fsynced and which is then renamed to ``target``. An existing ``target`` is replaced (moved aside,
+    then deleted) with ``replace``; without, it is kept: another process built it first, and this build is dropped.
+    A failing block leaves neither a temp dir nor a changed ``target``."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    old = None
+    try:
+        yield tmp
+        for f in (p for p in tmp.rglob("*") if p.is_file()):
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        if target.exists() and replace:
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            os.replace(target, old / target.name)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if replace or not target.exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # already gone when it was installed
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from src.utils.atomic import OutputError, atomic_open, write_json
+from src.utils.atomic import OutputError, atomic_dir, atomic_open, write_json
 
 
 def test_write_replaces_whole_and_leaves_no_temp(tmp_path):
@@ -71,3 +71,27 @@ def test_a_full_disk_at_start_is_one_line_and_leaves_no_probe(tmp_path, monkeypa
                                        "device; free some space, make it writable, or choose another with "
                                        "hydra.sweep.dir=DIR\n")
     assert list((tmp_path / "sweep").iterdir()) == []
+
+
+def test_atomic_dir_installs_whole_replaces_or_keeps_and_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "model"
+    with atomic_dir(target) as tmp:
+        assert tmp.parent == tmp_path and not target.exists()  # built beside it, invisible until the end
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "w.bin").write_bytes(b"new")
+    assert (target / "sub" / "w.bin").read_bytes() == b"new"
+
+    with pytest.raises(RuntimeError):  # a failing build changes nothing
+        with atomic_dir(target) as tmp:
+            (tmp / "half").write_text("x")
+            raise RuntimeError("killed mid-build")
+    assert sorted(p.name for p in target.iterdir()) == ["sub"]
+
+    with atomic_dir(target) as tmp:  # replace: the old one goes
+        (tmp / "v2").write_text("2")
+    assert sorted(p.name for p in target.iterdir()) == ["v2"]
+
+    with atomic_dir(target, replace=False) as tmp:  # another process built it first: that one stays
+        (tmp / "v3").write_text("3")
+    assert sorted(p.name for p in target.iterdir()) == ["v2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temp or old dir left behind

@@ -7,14 +7,13 @@ Clips are written at 16 kHz as float WAV, so every reader sees exactly the same 
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from pathlib import Path
 
 import soundfile as sf
 import torch
 
 from src.data.audio import SAMPLE_RATE, to_16k_mono
+from src.utils.atomic import atomic_dir
 
 SENTENCES = (
     "the weather is cold and windy today",
@@ -49,27 +48,20 @@ def build_english_set(root: str | Path, sentences: tuple[str, ...] = SENTENCES, 
     root = Path(root)
     if (root / "en" / "validated.tsv").exists():
         return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=root.parent))
-    clips = tmp / "en" / "clips"
-    clips.mkdir(parents=True)
-    rows = []
-    for i, text in enumerate(sentences):
-        audio, sr = synthesize(text, voice=VOICE, seed=i)
-        wav = to_16k_mono(audio, sr)
-        name = f"espeak_{i:02d}.wav"
-        sf.write(clips / name, torch.as_tensor(wav).numpy(), SAMPLE_RATE, subtype="FLOAT")
-        rows.append([name, text])
-    _write_tsv(tmp / "en" / "validated.tsv", ["client_id", "path", "sentence", "up_votes", "down_votes"],
-               [["espeak", n, s, "2", "0"] for n, s in rows])
-    _write_tsv(tmp / "covost_v2.en_de.tsv", ["path", "sentence", "translation", "split"],
-               [[n, s, s, split] for n, s in rows])
-    try:
-        os.replace(tmp, root)
-    except OSError:  # another process built it first
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_dir(root, replace=False) as tmp:  # another process that built it first wins
+        clips = tmp / "en" / "clips"
+        clips.mkdir(parents=True)
+        rows = []
+        for i, text in enumerate(sentences):
+            audio, sr = synthesize(text, voice=VOICE, seed=i)
+            wav = to_16k_mono(audio, sr)
+            name = f"espeak_{i:02d}.wav"
+            sf.write(clips / name, torch.as_tensor(wav).numpy(), SAMPLE_RATE, subtype="FLOAT")
+            rows.append([name, text])
+        _write_tsv(tmp / "en" / "validated.tsv", ["client_id", "path", "sentence", "up_votes", "down_votes"],
+                   [["espeak", n, s, "2", "0"] for n, s in rows])
+        _write_tsv(tmp / "covost_v2.en_de.tsv", ["path", "sentence", "translation", "split"],
+                   [[n, s, s, split] for n, s in rows])
     return root
 
 
