@@ -9,15 +9,13 @@ so a directory that exists is whole.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from src.utils.atomic import OutputError
+from src.utils.atomic import OutputError, atomic_dir
 from src.utils.errors import UserError
 
 STATES, INDEX, META = "states.npy", "index.json", "meta.json"
@@ -61,23 +59,17 @@ def write_encoder_states(directory: str | Path, shape: tuple[int, int, int], dty
 
 def _write(directory: Path, shape: tuple[int, int, int], dtype: str, meta: dict,
            batches: Iterable[tuple[list[str], list[int], torch.Tensor]]) -> EncoderStates:
-    tmp = directory.with_name(directory.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    out = np.lib.format.open_memmap(tmp / STATES, mode="w+", dtype=np.dtype(dtype), shape=shape)
-    index: dict[str, list[int]] = {}
-    for keys, frames, states in batches:
-        rows = slice(len(index), len(index) + len(keys))
-        out[rows] = states.float().cpu().numpy().astype(dtype)
-        index.update({k: [i, int(f)] for i, (k, f) in enumerate(zip(keys, frames), start=rows.start)})
-    if len(index) > shape[0]:  # fewer is fine: an unreadable clip has no row (its examples are skipped, counted)
-        raise RuntimeError(f"encoder cache: {len(index)} rows written into {shape[0]}")
-    out.flush()
-    del out
-    (tmp / INDEX).write_text(json.dumps(index))
-    (tmp / META).write_text(json.dumps(meta, indent=2))
-    for name in (STATES, INDEX, META):
-        with open(tmp / name, "rb") as f:
-            os.fsync(f.fileno())
-    tmp.rename(directory)
+    with atomic_dir(directory) as tmp:  # the caller holds the cache key's lock: one builder at a time
+        out = np.lib.format.open_memmap(tmp / STATES, mode="w+", dtype=np.dtype(dtype), shape=shape)
+        index: dict[str, list[int]] = {}
+        for keys, frames, states in batches:
+            rows = slice(len(index), len(index) + len(keys))
+            out[rows] = states.float().cpu().numpy().astype(dtype)
+            index.update({k: [i, int(f)] for i, (k, f) in enumerate(zip(keys, frames), start=rows.start)})
+        if len(index) > shape[0]:  # fewer is fine: an unreadable clip has no row (its examples are skipped, counted)
+            raise RuntimeError(f"encoder cache: {len(index)} rows written into {shape[0]}")
+        out.flush()
+        del out
+        (tmp / INDEX).write_text(json.dumps(index))
+        (tmp / META).write_text(json.dumps(meta, indent=2))
     return EncoderStates(directory)
