@@ -599,9 +599,11 @@ def seed_timing(out: Path, regime: Regime, n_parallel: int) -> str:
 
 def write_regime_timing(out: Path, regimes: list[Regime], md: str, n_parallel: int) -> None:
     """<regime>/timing.md (README block study-<regime>-timing): this invocation's phases, then each seed's cost."""
+    from src.utils.atomic import write_text
+
     for regime in regimes:
         if (out / regime.experiment).is_dir():
-            (out / regime.experiment / "timing.md").write_text( md + "\n" + seed_timing(out, regime, n_parallel))
+            write_text(out / regime.experiment / "timing.md", md + "\n" + seed_timing(out, regime, n_parallel))
 
 
 def tables_text(out: Path, regimes: list[Regime]) -> str:

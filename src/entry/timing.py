@@ -282,11 +282,11 @@ def _signal_group(pgid: int, sig: int) -> None:
 def _group_alive(pgid: int) -> bool:
     """Whether a process group has a member that is not a zombie (a zombie is dead, only not yet reaped). Without
     /proc (not Linux): whether the group has any member."""
+    try:
+        os.killpg(pgid, 0)  # cheap: no member at all
+    except (ProcessLookupError, PermissionError):
+        return False
     if not Path("/proc/self/stat").exists():
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
         return True
     for status in Path("/proc").glob("[0-9]*/stat"):
         try:

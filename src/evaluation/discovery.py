@@ -96,10 +96,10 @@ def find_runs(paths: list[str | Path], split: str) -> tuple[list[Run], list[Skip
                                           f"{status.get('signal', '?')}): its training command continues it"))
             elif status is not None and status.get("status") != "completed":
                 skipped.append(Skipped(d, f"the job failed ({status.get('error', 'no message')})"))
-            elif status is None and (d / "checkpoints").is_dir():
-                skipped.append(Skipped(d, "not finished (running, or killed): its training command continues it"))
             elif not (d / "eval" / split / "results.csv").exists():
-                skipped.append(Skipped(d, f"no {split} results (run `python -m src.evaluate run_dir={d}`)"))
+                skipped.append(Skipped(d, "not finished (running, or killed): its training command continues it"
+                                       if status is None and (d / "checkpoints").is_dir() else
+                                       f"no {split} results (run `python -m src.evaluate run_dir={d}`)"))
             else:
                 try:
                     runs.append(read_run(d, split))

@@ -93,6 +93,10 @@ def table(cmp: Comparison, directions: list[str]) -> list[str]:
     return lines
 
 
+INIT_NOTES = {"KL at init": "KL(dense || upcycled) per target token on held-out clips before training",
+              "EN WER at init": "greedy English WER of the init on the test clips (the pretrained English it keeps)"}
+
+
 def init_columns(cmp: Comparison) -> list[tuple[str, Callable[[Row], str]]]:
     """What each row's init cost before training, where some row records it: KL(dense || upcycled) per target
     token (the upcycling report; dense: nothing upcycled) and greedy English WER at init (`src.evaluate
@@ -124,10 +128,7 @@ def caption(cmp: Comparison, directions: list[str]) -> str:
             "seeds. " + versus + method_note(kinds, cmp.cfg.resample, cmp.cfg.n_draws) + " n.s.: the Δ interval "
             f"covers 0. Selection: which weights were evaluated ({same}). Cost, mean over seeds: optimizer steps, "
             "target tokens trained on, wall minutes of the training stages, active / total parameters"
-            + ("; KL at init: KL(dense || upcycled) per target token on held-out clips before training"
-               if any(r.cost.init_kl is not None for r in cmp.rows) else "")
-            + ("; EN WER at init: greedy English WER of the init on the test clips (the pretrained English it "
-               "keeps)" if any(r.cost.init_wer is not None for r in cmp.rows) else "")
+            + "".join(f"; {label}: {INIT_NOTES[label]}" for label, _ in init_columns(cmp))
             + "; n/a where a run dir does not record it.")
 
 

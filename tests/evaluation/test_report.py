@@ -260,6 +260,7 @@ def test_an_unfinished_run_is_skipped_with_the_command_that_continues_it(tmp_pat
         (sweep / name / "config.yaml").write_text("seed: 1\nupcycle:\n  strategy: vanilla\n")
         if status:
             (sweep / name / "status.json").write_text(json.dumps(status))
+    (sweep / "0_dense" / "checkpoints").mkdir()  # an older finished run: results, no status.json: read, not skipped
     runs, skipped = find_runs([sweep], "test")
     assert [r.label.method for r in runs] == ["dense"]
     assert [(s.path.name, s.reason) for s in skipped] == [
