@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from src.data.config import DataConfig, LoaderConfig
@@ -93,6 +93,29 @@ SCHEMAS: dict[str, type] = {"model": ModelConfig, "pretrain": PretrainRecipe, "t
 TARGET_GROUPS: dict[str, dict[str, type]] = {"data": {"loader": LoaderConfig}, "logger": {}}
 # Top-level keys of config.yaml itself.
 TOP_LEVEL = {"seed", "task_name", "progress", "debug", "out", "run_dir", "checkpoint", "rescore", "at_init", "rebuild"}
+
+
+# Keys renamed since a release: a user's old name stops with one line naming the new one; a saved run's config
+# (evaluate run_dir=..., at_init=true) is read with the old name moved (`upgraded`).
+RENAMED = {"trainer.strategy": "trainer.parallel"}  # 'strategy' is the upcycling method's word
+
+
+def _check_renamed(cfg: DictConfig) -> None:
+    for old, new in RENAMED.items():
+        if OmegaConf.select(cfg, old) is not None:
+            raise ConfigError(f"{old}: renamed; use {new}")
+
+
+def upgraded(saved: DictConfig) -> DictConfig:
+    """A saved run's config with renamed keys under their new names (the run's values kept)."""
+    for old, new in RENAMED.items():
+        value = OmegaConf.select(saved, old)
+        if value is not None:
+            group, key = old.rsplit(".", 1)
+            with open_dict(saved[group]):
+                saved[group].pop(key)
+                OmegaConf.update(saved, new, value, force_add=True)
+    return saved
 
 
 def typed(group: str, cfg: DictConfig):
@@ -188,6 +211,7 @@ def validate(cfg: DictConfig) -> RunSettings:
     for key in cfg:
         if key not in known:
             raise ConfigError(f"{key}: unknown top-level key; known: {sorted(known)}")
+    _check_renamed(cfg)
     groups = {group: typed(group, cfg) for group in SCHEMAS}
     for group, nested in TARGET_GROUPS.items():
         _check_target(group, cfg[group], nested)

@@ -133,7 +133,8 @@ def test_every_experiment_preset_composes_and_validates(experiment):
     (["upcycle=vanilla", "moe.dpsl.coef=1", "moe.dpsl.alpha=[1,2]"], r"one per expert: 8"),
     (["upcycle=vanilla", "moe.dpsl.coef=1", "moe.dpsl.language_prior=always"], r"moe.dpsl.language_prior"),
     (["upcycle=vanilla", "moe.sd_moe.period=0"], r"moe.sd_moe"),
-    (["trainer.strategy=zero3"], r"trainer.strategy: 'zero3'"),
+    (["trainer.parallel=zero3"], r"trainer.parallel: 'zero3'"),
+    (["+trainer.strategy=fsdp"], r"^trainer.strategy: renamed; use trainer.parallel"),
     (["upcycle=vanilla", "moe.dispatch=einsum"], r"moe.dispatch: 'einsum'"),
 ])
 def test_method_options_are_validated(overrides, message):
@@ -142,12 +143,12 @@ def test_method_options_are_validated(overrides, message):
 
 
 def test_speed_and_scale_options_compose():
-    cfg = make_cfg(["upcycle=spri", "trainer.strategy=fsdp", "trainer.gradient_checkpointing=true",
+    cfg = make_cfg(["upcycle=spri", "trainer.parallel=fsdp", "trainer.gradient_checkpointing=true",
                     "trainer.compile=true", "trainer.compile_backend=aot_eager", "trainer.precision=bf16",
                     "moe.dispatch=grouped"])
     validate(cfg)
     t = typed("trainer", cfg)
-    assert (t.strategy, t.gradient_checkpointing, t.compile, t.compile_backend, t.precision) == (
+    assert (t.parallel, t.gradient_checkpointing, t.compile, t.compile_backend, t.precision) == (
         "fsdp", True, True, "aot_eager", "bf16")
     assert typed("moe", cfg).dispatch == "grouped"
 
@@ -279,3 +280,19 @@ def test_strategy_and_config_registries_agree():
 
     assert sorted(STRATEGIES) == sorted(CONFIGS)
     assert all(STRATEGIES[name].config is CONFIGS[name] for name in STRATEGIES)
+
+
+def test_a_saved_run_with_a_renamed_key_is_read_under_the_new_name():
+    """An old run's config.yaml (trainer.strategy) still validates for `src.evaluate run_dir=... at_init=true`;
+    a user's override of the old name stops (test_method_options_are_validated)."""
+    from omegaconf import OmegaConf
+
+    from src.config import upgraded
+
+    saved = make_cfg(["trainer.parallel=ddp"])
+    OmegaConf.set_struct(saved, False)
+    saved.trainer.pop("parallel")
+    saved.trainer.strategy = "fsdp"
+    with pytest.raises(ConfigError, match="trainer.strategy: renamed"):
+        validate(saved)
+    assert validate(upgraded(saved)).trainer.parallel == "fsdp"

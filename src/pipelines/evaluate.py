@@ -9,7 +9,7 @@ import math
 
 from omegaconf import OmegaConf
 
-from src.config import RunSettings, data_config, validate
+from src.config import RunSettings, data_config, upgraded, validate
 from src.data.loading import build_source
 from src.evaluation.records import UPCYCLING_REPORT, TrainSummary, UpcyclingReport
 from src.evaluation.run import evaluate_model, rescore_split
@@ -78,7 +78,7 @@ def evaluate_init(run: RunSettings) -> dict:
     if recorded is None:
         raise UserError(f"{out / UPCYCLING_REPORT} not found: the run never upcycled; rerun its training command")
     with run_lock(out):
-        trained = validate(OmegaConf.load(out / "config.yaml"))
+        trained = validate(upgraded(OmegaConf.load(out / "config.yaml")))
         trained.progress = run.progress
         start = upcycled_start(trained, process_device(trained.trainer.device, DistInfo()), None)
         _check_same_init(start.report, recorded, out)

@@ -1,6 +1,6 @@
 """The `trainer` and `pretrain` groups' dataclasses and their start-up checks: torch-free, so validating a
 config imports no torch (src/config.py). The names they accept (schedules, parameter groups, selection rules,
-process strategies) are listed here; the modules that implement them import the lists."""
+parallel modes) are listed here; the modules that implement them import the lists."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from src.utils.errors import UserError
 from src.utils.ranges import check_range
 
-STRATEGIES = ("ddp", "fsdp")  # several processes: replicas or sharded (src/training/distributed.py)
+PARALLEL_MODES = ("ddp", "fsdp")  # several processes: replicas or sharded (src/training/distributed.py)
 RULES = ("last", "best_dev_loss")  # which weights a run ends with (src/training/selection.py)
 # The parameter groups stages name in `trainable` (src/training/param_groups.py registers one predicate each).
 PARAM_GROUP_NAMES = ("all", "attention", "embeddings", "layer_norm", "encoder", "decoder", "cross_kv", "ffn",
@@ -68,7 +68,7 @@ class TrainerConfig:
     # start from the beginning, refusing a dir that holds checkpoints (src/training/trainer.py _start_point).
     resume: str = "auto"
     progress: bool = True
-    strategy: str = "ddp"  # with several processes (torchrun): ddp (replicas) or fsdp (sharded, FSDP2)
+    parallel: str = "ddp"  # with several processes (torchrun): ddp (replicas) or fsdp (sharded, FSDP2)
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (memory for time)
     compile: bool = False  # torch.compile the forward (GPU runs; the first steps pay for compilation)
     compile_backend: str = "inductor"  # aot_eager: trace without code generation (to debug a compile problem)
@@ -108,8 +108,8 @@ def check_trainer_config(cfg: TrainerConfig) -> None:
         raise UserError(f"trainer.precision: '{cfg.precision}' is not one of auto, fp32, bf16")
     if cfg.grad_accum < 1:
         raise UserError("trainer.grad_accum must be >= 1")
-    if cfg.strategy not in STRATEGIES:
-        raise UserError(f"trainer.strategy: '{cfg.strategy}' is not one of {STRATEGIES}")
+    if cfg.parallel not in PARALLEL_MODES:
+        raise UserError(f"trainer.parallel: '{cfg.parallel}' is not one of {PARALLEL_MODES}")
     resume_mode(cfg)
     check_groups(cfg.frozen, "trainer.frozen")
     check_selection(cfg)

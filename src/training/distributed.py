@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from src.training.config import STRATEGIES
+from src.training.config import PARALLEL_MODES
 from src.utils.errors import UserError
 from src.utils.sharding import full
 
@@ -63,16 +63,16 @@ def process_device(name: str, info: DistInfo) -> torch.device:
     return torch.device(name)
 
 
-def wrap_model(model: torch.nn.Module, strategy: str, device: torch.device, *, distributed: bool,
+def wrap_model(model: torch.nn.Module, parallel: str, device: torch.device, *, distributed: bool,
                compile_backend: str | None = None, param_dtype: torch.dtype | None = None) -> torch.nn.Module:
     """The module a training step calls. One process: the model (compiled with `compile_backend` if one is
     given). Several: DDP around
     it, or the model sharded in place by FSDP (each process keeps 1/N of every parameter, gradient and
     optimizer state; `param_dtype`: see shard_model) and then compiled, the order both wrappers expect.
     Called once per stage, after the stage has chosen what trains."""
-    if strategy not in STRATEGIES:
-        raise UserError(f"trainer.strategy: '{strategy}' is not one of {STRATEGIES}")
-    if distributed and strategy == "fsdp":
+    if parallel not in PARALLEL_MODES:
+        raise UserError(f"trainer.parallel: '{parallel}' is not one of {PARALLEL_MODES}")
+    if distributed and parallel == "fsdp":
         shard_model(model, param_dtype)
         refresh_mixed_precision(model)
     if compile_backend:
@@ -81,7 +81,7 @@ def wrap_model(model: torch.nn.Module, strategy: str, device: torch.device, *, d
         # train them. Dropping the cache recompiles once per stage.
         torch._dynamo.reset()
     engine = torch.compile(model, backend=compile_backend) if compile_backend else model
-    if distributed and strategy == "ddp":
+    if distributed and parallel == "ddp":
         from torch.nn.parallel import DistributedDataParallel
 
         engine = DistributedDataParallel(engine, device_ids=[device.index] if device.type == "cuda" else None)

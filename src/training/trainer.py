@@ -424,7 +424,7 @@ class Trainer:
     def _wrap(self) -> None:
         """Compile and/or wrap for several processes; DDP is rebuilt per stage (its parameter set changes),
         FSDP shards once, in place."""
-        self.engine = wrap_model(self.model, self.cfg.strategy, self.device, distributed=self.dist.enabled,
+        self.engine = wrap_model(self.model, self.cfg.parallel, self.device, distributed=self.dist.enabled,
                                  compile_backend=self.cfg.compile_backend if self.cfg.compile else None,
                                  param_dtype=self.dtype)
 

@@ -67,7 +67,7 @@ def two_process_runs(tmp_path_factory, toy_cache) -> dict[str, Path]:
     for strategy in ("ddp", "fsdp"):
         runs[strategy] = tmp / strategy
         train_two_processes(runs[strategy], toy_cache, "upcycle=spri_sd_moe", "trainer.total_steps=4",
-                            f"trainer.strategy={strategy}", "trainer.save_every=2",
+                            f"trainer.parallel={strategy}", "trainer.save_every=2",
                             "trainer.gradient_checkpointing=true")
     return runs
 
@@ -116,7 +116,7 @@ def test_torchrun_fsdp_bf16_trains_in_stage_2_what_stage_1_froze(toy_cache, tmp_
 
     run_dir = tmp_path / "run"
     train_two_processes(run_dir, toy_cache, "upcycle=drop", "trainer=two_stage", "trainer.total_steps=6",
-                        "trainer.strategy=fsdp", "trainer.precision=bf16")
+                        "trainer.parallel=fsdp", "trainer.precision=bf16")
     assert "(weights used in torch.bfloat16)" in (run_dir / "train.log").read_text()
     assert [s for s, _ in losses(run_dir)] == [1, 2, 3, 4, 5, 6]
     one, two = (load_file(str(run_dir / "checkpoints" / s / "model.safetensors")) for s in ("stage1", "stage2"))
