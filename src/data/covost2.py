@@ -12,7 +12,6 @@ import csv
 import hashlib
 import io
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from tqdm.auto import tqdm
 from src.data.audio import ClipError, ClipStore, probe_duration
 from src.data.schema import SPLITS, Example
 from src.data.source import ExampleSource
+from src.utils.atomic import write_text
 from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -278,12 +278,10 @@ class CoVoST2Source(ExampleSource):
         path = self._cache_file()
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
         good = {k: v for k, v in self._durations.items() if isinstance(v, float)}
         known = self._load_duration_cache() | good
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # one per process: torchrun ranks write it together
-        tmp.write_text("".join(f"{k}\t{v!r}\n" for k, v in sorted(known.items())))  # exact: warm == cold
-        tmp.replace(path)
+        # a temp file per writer (torchrun ranks write it together); repr: exact, so warm == cold
+        write_text(path, "".join(f"{k}\t{v!r}\n" for k, v in sorted(known.items())))
 
     def _inside_clips(self, df: pd.DataFrame, what: str) -> pd.DataFrame:
         """Rows whose clip path resolves inside en/clips; the others are skipped and counted."""

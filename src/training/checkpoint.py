@@ -5,25 +5,25 @@ loaded weights_only).
 Optimizer state is keyed by parameter name (torch.distributed.checkpoint's full state dict), not by
 position, so one file serves a single process, DDP and FSDP alike.
 
-Durability: a checkpoint is written into a temp dir, every file fsynced, then a `COMPLETE` marker, then
-renamed into place; the old copy (if any) is moved aside first and deleted last, so a kill at any
-moment leaves either the old or the new checkpoint whole. Mid-stage checkpoints are `step-N/` dirs
+Durability: a checkpoint is written into a temp dir beside its place, with a `COMPLETE` marker, fsynced and
+renamed into place (utils/atomic.py `atomic_dir`: the old copy moved aside first and deleted last), so a kill
+at any moment leaves either the old or the new checkpoint whole. Mid-stage checkpoints are `step-N/` dirs
 (the last `trainer.keep_checkpoints` kept) with a `latest` pointer file replaced by os.replace."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import shutil
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from src.utils.atomic import OutputError, write_text
+from src.utils.atomic import OutputError, atomic_dir, write_text
 from src.utils.errors import UserError, first_line
 from src.utils.safetensors_file import safetensors_problem
 
@@ -39,40 +39,11 @@ LATEST = "latest"  # pointer file: the name of the newest step dir
 STEP_PREFIX = "step-"
 
 
-def _fsync_tree(root: Path) -> None:
-    """fsync every file under ``root`` and the dirs themselves, so a rename after it publishes whole files."""
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            _fsync_file(Path(dirpath) / name)
-        _fsync_dir(Path(dirpath))
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some file systems do not fsync directories
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(model, tokenizer, out_dir: str | Path, state: dict | None = None,
                     optimizer_state: dict | None = None, scheduler=None, weights: dict | None = None,
                     rng: dict | None = None, extensions: dict | None = None) -> Path:
-    """Write durably (temp dir, fsync, COMPLETE marker, rename; the old copy removed only after) so a kill
-    never leaves a half checkpoint. `weights`: the model's state dict when the model itself cannot give it
+    """Write durably (atomic_dir: temp dir, COMPLETE marker, fsync, rename) so a kill never leaves a half
+    checkpoint. `weights`: the model's state dict when the model itself cannot give it
     (FSDP shards, see gathered_state_dict). `rng`: every rank's random-number states (capture_rng)."""
     out_dir = Path(out_dir)
     try:
@@ -85,33 +56,20 @@ def save_checkpoint(model, tokenizer, out_dir: str | Path, state: dict | None = 
 
 def _write_checkpoint(model, tokenizer, out_dir: Path, state, optimizer_state, scheduler, weights, rng,
                       extensions) -> Path:
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    old = out_dir.with_name(out_dir.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(str(tmp), safe_serialization=True, state_dict=weights)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(str(tmp))
-    if state is not None:
-        (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
-    if optimizer_state is not None:
-        torch.save({"optimizer": optimizer_state,
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None}, tmp / OPTIM_FILE)
-    if rng is not None:
-        torch.save(rng, tmp / RNG_FILE)
-    if extensions:
-        torch.save(extensions, tmp / EXTENSIONS_FILE)
-    _fsync_tree(tmp)  # every file durable before the marker says so
-    marker = tmp / COMPLETE
-    marker.write_text("ok\n")
-    _fsync_file(marker)  # the data files were synced above: only the marker and the dir entry remain
-    _fsync_dir(tmp)
-    if out_dir.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        out_dir.rename(old)
-    tmp.rename(out_dir)
-    _fsync_dir(out_dir.parent)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True, state_dict=weights)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp))
+        if state is not None:
+            (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
+        if optimizer_state is not None:
+            torch.save({"optimizer": optimizer_state,
+                        "scheduler": scheduler.state_dict() if scheduler is not None else None}, tmp / OPTIM_FILE)
+        if rng is not None:
+            torch.save(rng, tmp / RNG_FILE)
+        if extensions:
+            torch.save(extensions, tmp / EXTENSIONS_FILE)
+        (tmp / COMPLETE).write_text("ok\n")  # a dir without it is a write that never finished
     return out_dir
 
 
@@ -279,26 +237,54 @@ def read_state_safe(ckpt_dir: Path) -> dict | None:
         return None
 
 
-def find_resume_point(ckpts: Path, stage_names: list[str]) -> dict | None:
-    """Where a run continues: the furthest checkpoint under ``ckpts`` that validates, a mid-stage `step-N/`
-    or the end of a completed stage (then `stage_index` is the next stage, `stage_step` 0), as its state plus
-    "dir"; None when there is none. A damaged one is skipped for the next older with a warning naming it."""
-    candidates = []  # (global_step, is_mid_stage, dir, state)
+@dataclass
+class ResumePoint:
+    """Where a run continues: a validated checkpoint and the trainer state it recorded. ``stage_index`` /
+    ``stage_step``: the stage and its step to run next (a completed stage's checkpoint points at the next stage's
+    step 0); ``rng``: this process's random-number states, filled in when the trainer restores the point."""
+
+    dir: Path
+    global_step: int
+    stage_index: int
+    stage_step: int
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    history: list[dict] = field(default_factory=list)  # the completed stages' summaries
+    complete: bool = False  # the end of a stage (not a mid-stage step checkpoint)
+    best: dict | None = None  # the selector's best so far (trainer.select=best_dev_loss)
+    evals_since_best: int = 0
+    rng: dict | None = None
+
+    @classmethod
+    def from_state(cls, d: Path, state: dict, **where: int) -> ResumePoint:
+        """From trainer_state.json's fields (``where`` overrides stage_index / stage_step)."""
+        fields = {**state, **where}
+        return cls(dir=d, global_step=int(fields["global_step"]), stage_index=int(fields["stage_index"]),
+                   stage_step=int(fields["stage_step"] or 0), epoch=fields.get("epoch", 0),
+                   batch_in_epoch=fields.get("batch_in_epoch", 0), history=list(fields.get("history", [])),
+                   complete=bool(fields.get("complete", False)), best=fields.get("best"),
+                   evals_since_best=fields.get("evals_since_best", 0))
+
+
+def find_resume_point(ckpts: Path, stage_names: list[str]) -> ResumePoint | None:
+    """The furthest checkpoint under ``ckpts`` that validates, a mid-stage `step-N/` or the end of a completed
+    stage; None when there is none. A damaged one is skipped for the next older with a warning naming it."""
+    candidates = []  # (global_step, is_mid_stage, dir, state, where)
     for idx, name in enumerate(stage_names):
         state = read_state_safe(ckpts / name)
         if state is not None and state.get("complete"):
-            candidates.append((state.get("global_step", 0), False, ckpts / name,
-                               {**state, "stage_index": idx + 1, "stage_step": 0}))
+            candidates.append((state.get("global_step", 0), False, ckpts / name, state,
+                               {"stage_index": idx + 1, "stage_step": 0}))
     for d in step_dirs(ckpts):
         state = read_state_safe(d) or {}
-        candidates.append((state.get("global_step", -1), True, d, state))
+        candidates.append((state.get("global_step", -1), True, d, state, {}))
     candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
-    for _, mid_stage, d, state in candidates:
+    for _, mid_stage, d, state, where in candidates:
         problem = checkpoint_problem(d, mid_stage)
         if problem is None and mid_stage and not (0 <= state.get("stage_index", -1) < len(stage_names)):
             problem = f"{d}: stage_index {state.get('stage_index')} does not fit trainer.stages"
         if problem is None:
-            return {**state, "dir": d}
+            return ResumePoint.from_state(d, state, **where)
         log.warning("resume: skipping checkpoint %s: %s", d.name, problem)
     return None
 

@@ -34,6 +34,7 @@ import torch
 from src.training.checkpoint import (
     COMPLETE,
     WEIGHTS_FILE,
+    ResumePoint,
     checkpoint_problem,
     read_state,
     save_checkpoint,
@@ -131,17 +132,17 @@ class Selector:
         """What a step or stage checkpoint's trainer_state.json records for the resume."""
         return {"best": self.best, "evals_since_best": self.evals_since_best}
 
-    def start(self, point: dict | None) -> None:
+    def start(self, point: ResumePoint | None) -> None:
         """Before training: restore the best so far from the resume point (None: a fresh start) and delete
         what the run will redo (best dirs newer than the point; the average unless the run is complete)."""
-        self.best = point.get("best") if point else None
-        self.evals_since_best = point.get("evals_since_best", 0) if point else 0
-        step = point["global_step"] if point else -1
+        self.best = point.best if point else None
+        self.evals_since_best = point.evals_since_best if point else 0
+        step = point.global_step if point else -1
         if self.is_main:
             for d in best_dirs(self.ckpts):
                 if _step_of(d, BEST_PREFIX) > step:
                     shutil.rmtree(d, ignore_errors=True)
-            if not (point and point.get("complete") and point.get("stage_index") == self.last_index + 1):
+            if not (point and point.complete and point.stage_index == self.last_index + 1):
                 shutil.rmtree(self.averaged_dir, ignore_errors=True)
         if self.best is not None and self.cfg.select == "best_dev_loss" \
                 and not (self.best_dir(self.best["global_step"]) / COMPLETE).exists():

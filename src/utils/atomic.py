@@ -50,21 +50,38 @@ def write_json(path: str | Path, obj: Any, **kwargs: Any) -> None:
     write_text(path, json.dumps(obj, indent=kwargs.pop("indent", 2), **kwargs))
 
 
+def fsync_tree(root: Path) -> None:
+    """fsync every file under ``root`` and the directories themselves, so a rename after it publishes whole files."""
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            with open(Path(dirpath) / name, "rb") as fh:
+                os.fsync(fh.fileno())
+        fsync_dir(Path(dirpath))
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries durable (file systems that cannot fsync a directory are let be)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | Path, replace: bool = True) -> Iterator[Path]:
     """A directory built whole or not at all: the block fills a temp dir beside ``target`` (the same filesystem),
     whose files are fsynced and which is then renamed to ``target``. An existing ``target`` is replaced (moved aside,
     then deleted) with ``replace``; without, it is kept: another process built it first, and this build is dropped.
-    A failing block leaves neither a temp dir nor a changed ``target``."""
+    A failing block leaves neither a temp dir nor a changed ``target``; a kill leaves the old or the new whole."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     old = None
     try:
         yield tmp
-        for f in (p for p in tmp.rglob("*") if p.is_file()):
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
+        fsync_tree(tmp)
         if target.exists() and replace:
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
             os.replace(target, old / target.name)
@@ -73,6 +90,7 @@ def atomic_dir(target: str | Path, replace: bool = True) -> Iterator[Path]:
         except OSError:
             if replace or not target.exists():
                 raise
+        fsync_dir(target.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # already gone when it was installed
         if old is not None:

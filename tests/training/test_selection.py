@@ -157,9 +157,9 @@ def test_resume_keeps_the_best_so_far(tmp_path):
     assert read_state(ckpts / "step-00000008")["evals_since_best"] == 1
 
     m2, resumed = resume_run(tmp_path / "run", {k: torch.zeros_like(v) for k, v in init.items()}, data, resume=True)
-    point = resumed._start_point()
+    point = resumed.checkpoints.start_point(resumed.progress)
     resumed.selector.start(point)
-    assert point["global_step"] == 8 and resumed.selector.best == {"global_step": 6, "dev_loss": 1.5}
+    assert point.global_step == 8 and resumed.selector.best == {"global_step": 6, "dev_loss": 1.5}
     assert resumed.selector.evals_since_best == 1
     assert [d.name for d in best_dirs(ckpts)] == ["best-00000006"]  # best-10 is replayed
 

@@ -271,7 +271,7 @@ def test_batches_survive_epochs_of_different_length(tmp_path):
     t = Trainer(model(), None, TrainerConfig(stages=[StageConfig(steps=1)], progress=False), tmp_path, Loader())
     gen = t._batches()
     seen = [next(gen)["idx"] for _ in range(4 * epoch0)]
-    assert t.epoch >= 3
+    assert t.progress.epoch >= 3
     assert sorted(i for b in seen[:epoch0] for i in b) == list(range(97))  # epoch 0 covered exactly once
 
 
@@ -309,7 +309,7 @@ def test_compiled_moe_training_matches_eager(tmp_path):
         data = [b | {"input_features": b["input_features"][..., : 32 + 16 * i]} for i, b in enumerate(batches(3))]
         t = Trainer(m, None, cfg, tmp_path / str(compiled), data)
         t._wrap()
-        assert isinstance(t.engine, torch._dynamo.eval_frame.OptimizedModule) is compiled
+        assert isinstance(t.wrapped, torch._dynamo.eval_frame.OptimizedModule) is compiled
         losses.append([loss for stage in t.fit() for _, loss in stage["losses"]])
         weights.append({n: p.detach().clone() for n, p in m.named_parameters()})
         counts.append(torch._dynamo.utils.counters["stats"]["unique_graphs"])
@@ -415,7 +415,7 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     with torch.no_grad():
         next(m.parameters()).fill_(float("nan"))
     with pytest.raises(NonFiniteError, match="non-finite weights at step 0, not saved"):
-        t._save(tmp_path / "checkpoints" / "latest", {"stage": "s"})
+        t.checkpoints.save(tmp_path / "checkpoints" / "latest", {"stage": "s"}, t.progress)
     assert not (tmp_path / "checkpoints" / "latest").exists()
 
 
