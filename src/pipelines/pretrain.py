@@ -31,6 +31,7 @@ from src.training.ctc import CTCAuxLoss
 from src.training.distributed import dist_info, shutdown
 from src.training.loggers import ConsoleLogger
 from src.training.trainer import Trainer
+from src.utils.atomic import install_dir
 from src.utils.errors import UserError, user_errors
 from src.utils.runlock import exclusive
 
@@ -131,7 +132,8 @@ def standard_start_method() -> Iterator[None]:
 
 
 def pretrain_toy(arch: ToyArch, recipe: PretrainRecipe, data: DataConfig, out: Path, progress: bool = True) -> dict:
-    """Train the toy tokenizer and pretrain the toy model into ``out`` (built in a `.work` dir, renamed at the end);
+    """Train the toy tokenizer and pretrain the toy model into ``out`` (a `.work` run dir beside it, whose finished
+    model is installed whole: utils.atomic.install_dir);
     on the CPU in `recipe.processes` data-parallel processes."""
     source, train, dev, texts = _pretrain_data(data)
     work = out.with_name(out.name + ".work")
@@ -150,8 +152,7 @@ def pretrain_toy(arch: ToyArch, recipe: PretrainRecipe, data: DataConfig, out: P
         except torch.multiprocessing.ProcessRaisedException as e:
             raise _child_error(e) from None
     summary = json.loads((work / "model" / "pretrain_summary.json").read_text())
-    shutil.rmtree(out, ignore_errors=True)
-    (work / "model").rename(out)
+    install_dir(work / "model", out)
     shutil.rmtree(work, ignore_errors=True)
     return summary
 

@@ -72,26 +72,36 @@ def fsync_dir(path: Path) -> None:
 @contextlib.contextmanager
 def atomic_dir(target: str | Path, replace: bool = True) -> Iterator[Path]:
     """A directory built whole or not at all: the block fills a temp dir beside ``target`` (the same filesystem),
-    whose files are fsynced and which is then renamed to ``target``. An existing ``target`` is replaced (moved aside,
-    then deleted) with ``replace``; without, it is kept: another process built it first, and this build is dropped.
-    A failing block leaves neither a temp dir nor a changed ``target``; a kill leaves the old or the new whole."""
+    which is then installed as ``target`` (`install_dir`). A failing block leaves neither a temp dir nor a changed
+    ``target``; a kill leaves the old or the new whole."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    old = None
     try:
         yield tmp
-        fsync_tree(tmp)
+        install_dir(tmp, target, replace)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # already gone when it was installed
+
+
+def install_dir(built: str | Path, target: str | Path, replace: bool = True) -> None:
+    """Rename the finished directory ``built`` (beside ``target``) to ``target``, its files fsynced first. An
+    existing ``target`` is replaced (moved aside, then deleted) with ``replace``; without, it is kept: another
+    process built it first, and ``built`` is deleted."""
+    built, target = Path(built), Path(target)
+    fsync_tree(built)
+    old = None
+    try:
         if target.exists() and replace:
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
             os.replace(target, old / target.name)
         try:
-            os.replace(tmp, target)
+            os.replace(built, target)
         except OSError:
             if replace or not target.exists():
                 raise
+            shutil.rmtree(built, ignore_errors=True)
         fsync_dir(target.parent)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # already gone when it was installed
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)

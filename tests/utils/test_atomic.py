@@ -95,3 +95,21 @@ def test_atomic_dir_installs_whole_replaces_or_keeps_and_leaves_nothing_on_failu
         (tmp / "v3").write_text("3")
     assert sorted(p.name for p in target.iterdir()) == ["v2"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temp or old dir left behind
+
+
+def test_install_dir_swaps_a_finished_dir_in_and_keeps_a_target_another_process_built(tmp_path):
+    from src.utils.atomic import install_dir
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "old").write_text("0")
+    built = tmp_path / "work" / "model"  # a run dir's finished model, beside nothing: same filesystem
+    built.mkdir(parents=True)
+    (built / "w").write_text("1")
+    install_dir(built, tmp_path / "model")
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["w"] and not built.exists()
+    other = tmp_path / "work" / "again"
+    other.mkdir()
+    (other / "w2").write_text("2")
+    install_dir(other, tmp_path / "model", replace=False)
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["w"] and not other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "work"]  # no temp or old dir left behind

@@ -25,9 +25,7 @@ import json
 import logging
 import os
 import random
-import shutil
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ import numpy as np
 
 from src.data.languages import COVOST2_EN_XX, check_directions
 from src.data.toy.grammar import LEXICONS, TYPOLOGY, Sentence, language, sample_sentence, translate
+from src.utils.atomic import atomic_dir
 from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -338,9 +337,9 @@ def build_toy_corpus(
 ) -> Path:
     """Write the toy corpus into ``root`` (or reuse it when its marker matches); returns ``root``.
 
-    The build goes to a temporary sibling directory that is renamed into place at the end, so a
-    crash never leaves a half-written corpus that looks complete. ``workers`` (None = automatic)
-    only changes speed, never the output.
+    The build goes to a temporary sibling directory that is renamed into place at the end
+    (utils.atomic.atomic_dir), so a crash never leaves a half-written corpus that looks complete.
+    ``workers`` (None = automatic) only changes speed, never the output.
     """
     root = Path(root)
     params = corpus_params(**params)  # the knobs and their defaults: see corpus_params
@@ -351,38 +350,15 @@ def build_toy_corpus(
             f"{root} exists and is not a toy corpus (no {MARKER} marker); refusing to overwrite it. "
             "Point the toy corpus at an empty or new directory."
         )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{root.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
-    try:
-        tmp.mkdir()
+    # a corpus another process finished first is kept (the cache names each corpus by its params' digest)
+    with atomic_dir(root, replace=root.exists()) as tmp:
         n_samples = _write_corpus(tmp, params, progress, workers)
-        _install(tmp, root, params)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     seconds = time.perf_counter() - t0
     n = len(n_samples)
     log.info("toy corpus: %d clips (%.2f h of audio) in %.1f s (%.1f clips/s) at %s",
              n, sum(n_samples) / params["sample_rate"] / 3600, seconds, n / max(seconds, 1e-9), root)
     return root
-
-
-def _install(tmp: Path, root: Path, params: dict) -> None:
-    """Swap the finished build into place; tolerate a concurrent builder that got there first."""
-    old = None
-    if root.exists():
-        old = root.parent / f".{root.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        root.rename(old)
-    try:
-        tmp.rename(root)
-    except OSError:
-        if read_marker(root) == params:  # another process finished the same build meanwhile
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_corpus(out: Path, params: dict, progress: bool, workers: int | None) -> list[int]:
