@@ -17,7 +17,7 @@ import numpy as np
 from src.data.languages import COVOST2_EN_XX
 from src.evaluation.config import ReportConfig
 from src.evaluation.contrasts import Contrast, RowRef, holm, verdict
-from src.evaluation.discovery import Run
+from src.evaluation.discovery import ScoredRun
 from src.evaluation.intervals import (
     CONFIDENCE,
     Bootstrap,
@@ -68,7 +68,7 @@ class Row:
     method: str
     schedule: str | None
     schedule_key: str | None
-    runs: dict[int, Run]  # one per seed: the comparison's means, spreads and intervals all use these
+    runs: dict[int, ScoredRun]  # one per seed: the comparison's means, spreads and intervals all use these
     duplicates: list[Path] = field(default_factory=list)  # further runs of a seed, left out (listed)
     baseline: bool = False
     metrics: dict[str, MetricCells] = field(default_factory=dict)
@@ -126,7 +126,7 @@ def mean_sd(values: list[float | None]) -> tuple[float | None, float | None, int
 class Samples:
     """One metric's bootstrap over every run of the comparison: each run's per-direction points and draws."""
 
-    def __init__(self, runs: list[Run], split: str, metric: Metric, cfg: ReportConfig):
+    def __init__(self, runs: list[ScoredRun], split: str, metric: Metric, cfg: ReportConfig):
         self.metric = metric
         self.stats = {r.path: run_segment_stats(r.path, split, metric, r.scoring) for r in runs}
         have = [st for st in self.stats.values() if st is not None]
@@ -183,10 +183,10 @@ def _split(samples: dict[int, tuple[float, np.ndarray]]) -> tuple[list[float], l
     return [p for p, _ in samples.values()], [d for _, d in samples.values()]
 
 
-def group_rows(runs: list[Run], baseline: str) -> list[Row]:
+def group_rows(runs: list[ScoredRun], baseline: str) -> list[Row]:
     """One row per (method, schedule), one run per seed (the first by path; the others listed); the baseline row
     is the `baseline` method's with most seeds (one stage on a tie), first."""
-    groups: dict[tuple[str, str | None], list[Run]] = defaultdict(list)
+    groups: dict[tuple[str, str | None], list[ScoredRun]] = defaultdict(list)
     for r in runs:
         groups[r.key].append(r)
     rows = []
@@ -219,7 +219,7 @@ def _fill_row(row: Row, directions: list[str]) -> None:
 def results_delta(a: Row, b: Row, metric: str) -> float | None:
     """Δ of the average from the results: the mean of the per-seed differences over the seeds both ran, or the
     difference of the means where they share none."""
-    def avg(r: Run) -> float | None:
+    def avg(r: ScoredRun) -> float | None:
         return r.results["average"].get(metric)
 
     pairs = [avg(a.runs[s]) - avg(b.runs[s]) for s in sorted(set(a.runs) & set(b.runs))
@@ -287,7 +287,7 @@ def evaluate_contrasts(rows: list[Row], contrasts: list[Contrast], samples: Samp
     return results
 
 
-def compare(runs: list[Run], split: str, baseline: str, cfg: ReportConfig | None = None) -> Comparison:
+def compare(runs: list[ScoredRun], split: str, baseline: str, cfg: ReportConfig | None = None) -> Comparison:
     """The comparison's rows (the baseline's first), their statistics, and the primary contrasts."""
     cfg = cfg or ReportConfig()
     rows = group_rows(runs, baseline)

@@ -1,5 +1,5 @@
 """Finding the runs a comparison covers: run dirs (or sweep dirs holding them) with eval/<split>/results.csv,
-each typed as a `Run` from its records (src/evaluation/records.py). A run that cannot be read is skipped with
+each typed as a `ScoredRun` from its records (src/evaluation/records.py). A run that cannot be read is skipped with
 one line naming the file, and listed under the table (`Skipped`)."""
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Run:
+class ScoredRun:
+    """A finished run read back for the comparison: its row label, seed, scores per direction and cost."""
+
     path: Path
     label: MethodLabel
     seed: int
@@ -50,7 +52,7 @@ def _candidates(p: Path) -> list[Path]:
                   if not any(part.startswith(".") for part in c.relative_to(p).parent.parts))
 
 
-def read_run(d: Path, split: str) -> Run:
+def read_run(d: Path, split: str) -> ScoredRun:
     """The run in ``d``; RecordError (one line naming the file) when a file it needs cannot be read."""
     try:
         loaded = OmegaConf.load(d / "config.yaml")
@@ -77,12 +79,12 @@ def read_run(d: Path, split: str) -> Run:
         raise RecordError(f"{results_file} has no average row; rescore it: python -m src.evaluate run_dir={d} "
                           "rescore=true")
     tokenize = ((cfg.get("eval") or {}).get("bleu_tokenize")) or {}
-    return Run(d, label, int(cfg.get("seed", 0) or 0), results, cost, MetricsConfig(bleu_tokenize=dict(tokenize)),
+    return ScoredRun(d, label, int(cfg.get("seed", 0) or 0), results, cost, MetricsConfig(bleu_tokenize=dict(tokenize)),
                summary.machine if summary else None, (summary.model or {}).get("label") if summary else None,
                (summary.selection or {}).get("label") if summary else None)
 
 
-def find_runs(paths: list[str | Path], split: str) -> tuple[list[Run], list[Skipped]]:
+def find_runs(paths: list[str | Path], split: str) -> tuple[list[ScoredRun], list[Skipped]]:
     """The runs under ``paths`` that have eval/<split>/results.csv, and those skipped (failed jobs, unreadable
     files), each with its reason; FileNotFoundError when a path does not exist or no run is left."""
     runs, skipped = [], []

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from src.evaluation.comparison import Comparison, MetricCells, Row
 from src.evaluation.contrasts import verdict
-from src.evaluation.discovery import Run, Skipped
+from src.evaluation.discovery import ScoredRun, Skipped
 from src.evaluation.intervals import TEST_ONLY, UNPAIRED, UNPAIRED_TEST_ONLY, Interval, method_note
 from src.evaluation.metrics import Metric, headline_metric
 from src.evaluation.results import fmt
@@ -134,7 +134,7 @@ def caption(cmp: Comparison, directions: list[str]) -> str:
 
 def provenance(cmp: Comparison, skipped: list[Skipped]) -> list[str]:
     """The pretrained model per seed, the machines, duplicate seeds and skipped runs."""
-    runs: list[Run] = [r for row in cmp.rows for r in row.runs.values()]
+    runs: list[ScoredRun] = [r for row in cmp.rows for r in row.runs.values()]
     notes, models = [], defaultdict(set)
     for r in runs:
         models[r.seed].add(r.model or "n/a")

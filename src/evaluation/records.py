@@ -158,7 +158,6 @@ class TrainSummary:
     skipped: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)  # {split: the results' average row}
     processes: int | None = None
-    method: MethodLabel | None = None  # the comparison row (None: written before the label was recorded)
     extra: dict = field(default_factory=dict)  # keys this version does not know, kept as they were
 
     @property
@@ -196,14 +195,7 @@ class TrainSummary:
         if fields_ is None:
             return None
         own, extra = fields_
-        label = own.pop("method", None)
-        summary = cls(**own, extra=extra)
-        if isinstance(label, dict):
-            try:
-                summary.method = MethodLabel(**label)
-            except TypeError as e:
-                raise RecordError(f"{Path(run_dir) / TRAIN_SUMMARY}: method {label}: {e}; delete it and rerun "
-                                  "the job") from e
+        summary = cls(**own, extra=extra)  # an older file's row label ("method") is kept in extra, unread
         for name in ("selection", "model", "skipped", "results"):  # older or hand-edited files: null -> {}
             if not isinstance(getattr(summary, name), dict):
                 setattr(summary, name, {})

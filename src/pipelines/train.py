@@ -12,7 +12,7 @@ import hydra
 
 from src.config import RunSettings
 from src.data.loading import build_source, make_loader
-from src.evaluation.records import MethodLabel, TrainSummary, UpcyclingReport
+from src.evaluation.records import TrainSummary, UpcyclingReport
 from src.evaluation.run import evaluate_model
 from src.models.backbone import load_whisper
 from src.models.upcycling.diagnostics import expert_similarity
@@ -69,8 +69,7 @@ def train(run: RunSettings) -> TrainSummary:
         run_dir=str(run_dir), checkpoint=str(Path(trainer.selection["checkpoint"])), selection=trainer.selection,
         model=start.pretrained, machine=machine_info(), stages=history, train_examples=len(start.train_ex),
         dev_examples=len(start.dev_ex), skipped=source.skips.as_dict(),
-        results={split: table[-1] for split, table in tables.items()}, processes=info.world_size,
-        method=MethodLabel.from_config(run.resolved, start.report.num_experts))
+        results={split: table[-1] for split, table in tables.items()}, processes=info.world_size)
     if info.is_main:
         source.skips.log_summary(log)
         source.skips.save(run_dir / "skipped.json")

@@ -93,7 +93,7 @@ class Trainer:
         return self.progress.global_step
 
     # -- batches ----------------------------------------------------------------------------------
-    def _account(self, batch: dict) -> bool:
+    def _count_skipped(self, batch: dict) -> bool:
         """Count the batch's skipped clips; False when nothing usable is left."""
         for reason, ex_id, detail in batch.get("skipped", []):
             self.skips.skip(reason, ex_id, detail)
@@ -135,7 +135,7 @@ class Trainer:
                     continue
                 at.batch_in_epoch += 1
                 yielded += 1
-                if self._account(batch):
+                if self._count_skipped(batch):
                     yield batch
             if yielded == 0 and at.batch_in_epoch == 0:
                 raise UserError("the training data yields no batches; check the data split and data.loader")
@@ -158,7 +158,7 @@ class Trainer:
         for i, batch in enumerate(self.dev_loader):
             if self.cfg.max_eval_batches is not None and i >= self.cfg.max_eval_batches:
                 break
-            if not self._account(batch):
+            if not self._count_skipped(batch):
                 continue
             with self.runtime.autocast():
                 out = self._outputs(batch)
