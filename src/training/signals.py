@@ -43,8 +43,8 @@ class StopSignals:
         self.received = signum
         if signum == signal.SIGINT:
             signal.signal(signal.SIGINT, signal.default_int_handler)
-        log.warning("%s received: finishing this step and saving a checkpoint (Ctrl-C again stops at once)",
-                    signal.Signals(signum).name)
+        log.warning("%s received: finishing this step and saving a checkpoint%s", signal.Signals(signum).name,
+                    " (Ctrl-C again stops at once)" if signum == signal.SIGINT else "")
 
     def replaced(self):
         """The handler ours replaced for the received signal when it is a Python function (submitit's requeue on
