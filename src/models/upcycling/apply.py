@@ -3,7 +3,6 @@ diagnostics.py compares the experts)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
@@ -25,12 +24,9 @@ from src.models.upcycling.config import UpcycleConfig
 from src.models.upcycling.diagnostics import expert_similarity, parameter_counts
 from src.models.whisper_moe import install_moe, moe_blocks, record_moe_settings, whisper_ffn_layers
 from src.utils.errors import UserError
+from src.utils.seeding import name_seed
 
 log = logging.getLogger(__name__)
-
-def _layer_seed(seed: int, name: str) -> int:
-    return int(hashlib.sha1(f"{seed}:{name}".encode()).hexdigest()[:12], 16)
-
 
 AUTO_STEPS = 10  # bisection steps of an `auto` knob in [0, 1]: resolution 1/1024
 NEAR_VANILLA = 0.999  # an `auto` value at or above it is reported as (near) vanilla upcycling
@@ -96,7 +92,7 @@ class _Init:
     def __call__(self, cfg: UpcycleConfig, show: bool = False) -> dict[str, dict]:
         """Fill every block by the strategy at ``cfg`` (again, if called again: each call overwrites all)."""
         return {name: self.strategy.init_experts(block, *self.dense[name], cfg, torch.Generator().manual_seed(
-                    _layer_seed(self.seed, name)), self.state.get(name))
+                    name_seed(self.seed, name)), self.state.get(name))
                 for name, block in tqdm(self.blocks.items(), desc=f"upcycling ({cfg.strategy})", disable=not show)}
 
 

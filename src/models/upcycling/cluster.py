@@ -46,7 +46,6 @@ before any MoE layer is installed; `init_experts` then fills each block from its
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +59,7 @@ from src.models.upcycling.base import Calibration, Strategy, copy_dense, registe
 from src.models.upcycling.config import SVD_MODES, ClusterConfig
 from src.models.upcycling.spri import principal_rank
 from src.utils.errors import UserError
+from src.utils.seeding import name_seed
 
 ALL_TOKENS = 2**62  # capture_ffn_inputs' cap, set so that it keeps every token of a batch
 
@@ -159,7 +159,7 @@ def data_aware_weight(w: torch.Tensor, x: torch.Tensor, mode: str = "weighted", 
 
 def _kmeans_gen(name: str) -> torch.Generator:
     """k-means++ seed per layer name (the run seed enters through the seeded sample's content and order)."""
-    return torch.Generator().manual_seed(int(hashlib.sha1(f"cluster:{name}".encode()).hexdigest()[:12], 16))
+    return torch.Generator().manual_seed(name_seed("cluster", name))
 
 
 @dataclass
