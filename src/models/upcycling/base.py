@@ -49,8 +49,9 @@ class Strategy:
         overwrite everything); returns extra report fields (e.g. reconstruction_error)."""
         raise NotImplementedError
 
-    def extensions(self, cfg: UpcycleConfig) -> list[TrainerExtension]:
-        """The trainer extensions this strategy's training needs (SPRI: its residual-spectrum stage 1)."""
+    def extensions(self, cfg: UpcycleConfig, fit: dict[str, Any]) -> list[TrainerExtension]:
+        """The trainer extensions this strategy's training needs, given the final ``cfg`` (an `auto` knob
+        resolved) and the fit (SPRI: its residual-spectrum stage 1, handed P's subspaces)."""
         return []
 
 
