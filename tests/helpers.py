@@ -134,7 +134,7 @@ class Crashing(list):
 # real pretrained Whispers (tests/models/test_real_whisper*.py): `english` is the (source, examples) fixture
 # of tests/models/conftest.py; `examples` picks other examples of the same source (a subset, translations)
 
-MOE_STRATEGIES = sorted(name for name, s in STRATEGIES.items() if s.is_moe)
+MOE_STRATEGIES = sorted(name for name, s in STRATEGIES.items() if s.facts.is_moe)
 EVERY_FFN = dict(num_experts=4, top_k=2, where="both", every=1)
 
 

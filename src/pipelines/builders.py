@@ -70,7 +70,7 @@ def calibration_batches(run: RunSettings, model, tokenizer, source, examples: li
     "budget_heldout": the same clips with that task's targets (what the auto budget and init_loss read)."""
     ucfg = run.upcycle
     n = int(ucfg.calibration_examples)
-    if not examples or n <= 0 or not STRATEGIES[ucfg.strategy].is_moe:
+    if not examples or n <= 0 or not STRATEGIES[ucfg.strategy].facts.is_moe:
         return {"fit": [], "heldout": []}
     task = calibration_task(ucfg, tokenizer)
     examples = task_examples(examples, task)

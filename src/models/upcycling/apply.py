@@ -8,7 +8,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Generic
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from src.models.config import MoEConfig
 from src.models.moe import MoEBlock, router_top1, router_z
 from src.models.upcycling import STRATEGIES  # through the package: every strategy registered, however reached
-from src.models.upcycling.base import Calibration, Strategy
+from src.models.upcycling.base import Calibration, Cfg, State, Strategy
 from src.models.upcycling.calibration import TeacherForced, capture_ffn_inputs, labelled, teacher_forced
 from src.models.upcycling.config import UpcycleConfig
 from src.models.upcycling.diagnostics import expert_similarity, parameter_counts
@@ -81,16 +81,16 @@ def block_deviation(moe: MoEBlock, fc1: nn.Linear, fc2: nn.Linear, x: torch.Tens
 
 
 @dataclass
-class _Init:
+class _Init(Generic[Cfg, State]):
     """One upcycling in progress: the new blocks, the dense FFNs they replace, the strategy's per-layer state."""
 
-    strategy: Strategy
+    strategy: Strategy[Cfg, State]
     blocks: dict[str, MoEBlock]
     dense: dict[str, tuple[nn.Linear, nn.Linear]]
-    state: dict[str, Any]
+    state: dict[str, State]
     seed: int
 
-    def __call__(self, cfg: UpcycleConfig, show: bool = False) -> dict[str, dict]:
+    def __call__(self, cfg: Cfg, show: bool = False) -> dict[str, dict]:
         """Fill every block by the strategy at ``cfg`` (again, if called again: each call overwrites all)."""
         return {name: self.strategy.init_experts(block, *self.dense[name], cfg, torch.Generator().manual_seed(
                     name_seed(self.seed, name)), self.state[name])
@@ -121,7 +121,7 @@ def upcycle(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, seed: int
     dense_params = sum(p.numel() for p in model.parameters())
     report = {"strategy": ucfg.strategy, "num_experts": moe_cfg.num_experts, "top_k": moe_cfg.top_k,
               "dense_parameters": dense_params, "layers": []}
-    if not strategy.is_moe:
+    if not strategy.facts.is_moe:
         report.update(num_experts=1, top_k=1, total_parameters=dense_params, active_parameters=dense_params)
         return Upcycled(report, [])
     search = budget or calib  # what the auto knob's budget reads
@@ -173,7 +173,7 @@ def _check_upcyclable(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig,
     if already:  # its MoE layers have no fc1/fc2 to upcycle
         raise UserError(f"upcycle={ucfg.strategy}: the model already has {len(already)} MoE layer(s) ({already[0]}, "
                         "...): it is an upcycled checkpoint; set model.name_or_path to a dense Whisper to upcycle")
-    if strategy.needs_calibration and not calib:
+    if strategy.facts.needs_calibration and not calib:
         raise UserError(f"upcycle={ucfg.strategy} needs calibration data (upcycle.calibration_examples "
                          "training examples); none were given")
     knob = strategy.auto_knob(ucfg)

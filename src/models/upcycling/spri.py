@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from src.models.gradient_projection import GradientProjection
+from src.models.moe import MoEBlock
 from src.models.upcycling.base import Calibration, Strategy, copy_dense, init_router, register_strategy
 from src.models.upcycling.config import PARTITIONS, SPRIConfig
 from src.models.whisper_moe import moe_blocks
@@ -118,9 +119,8 @@ def principal_subspaces(fit: dict[str, LayerSpectra], cfg: SPRIConfig) -> Subspa
     return out
 
 
-@register_strategy("spri")
-class SPRI(Strategy):
-    config = SPRIConfig
+@register_strategy
+class SPRI(Strategy[SPRIConfig, LayerSpectra]):
 
     def auto_knob(self, cfg: SPRIConfig) -> str | None:
         return "energy" if cfg.rank is None and cfg.energy == "auto" else None
@@ -134,7 +134,8 @@ class SPRI(Strategy):
         return {name: layer_spectra(layer.fc1, layer.fc2) for name, layer in calibration.layers}
 
     @torch.no_grad()
-    def init_experts(self, moe, fc1, fc2, cfg: SPRIConfig, gen, state: LayerSpectra) -> dict:
+    def init_experts(self, moe: MoEBlock, fc1: nn.Linear, fc2: nn.Linear, cfg: SPRIConfig, gen: torch.Generator,
+                     state: LayerSpectra) -> dict:
         copy_dense(moe, fc1, fc2)
         init_router(moe, cfg.router_std, gen)
         bank = moe.experts
