@@ -83,7 +83,7 @@ def main() -> int:
     ap.add_argument("--budgets", default="", help="extra SPRI rows: energy=auto at each max_init_kl, e.g. 0.02,0.1")
     ap.add_argument("--experts", type=int, default=4)
     ap.add_argument("--top-k", type=int, default=2)
-    ap.add_argument("--strategies", default=",".join(sorted(n for n, s in STRATEGIES.items() if s.is_moe)))
+    ap.add_argument("--strategies", default=",".join(sorted(n for n, s in STRATEGIES.items() if s.facts.is_moe)))
     ap.add_argument("--set", nargs="*", default=[], help="strategy.knob=value, e.g. spri.energy=0.99")
     args = ap.parse_args()
     cache = Path(os.environ.get("UPCYCLE_ST_CACHE", ROOT / ".cache"))

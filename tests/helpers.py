@@ -24,7 +24,7 @@ from src.evaluation.generation import decode
 from src.models.backbone import set_pad_to_30s
 from src.models.config import MoEConfig
 from src.models.upcycling import STRATEGIES
-from src.models.upcycling.apply import upcycle_model
+from src.models.upcycling.apply import upcycle
 from src.models.upcycling.config import strategy_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,11 +101,18 @@ def biased_tiny_whisper() -> WhisperForConditionalGeneration:
 
 def upcycled(strategy: str, moe: MoEConfig = MOE, device: str = "cpu", **kw):
     """biased_tiny_whisper upcycled by ``strategy`` on ``device``: (model, dense weights, report)."""
+    model, dense, result = upcycling(strategy, moe, device, **kw)
+    return model, dense, result.report
+
+
+def upcycling(strategy: str, moe: MoEConfig = MOE, device: str = "cpu", **kw):
+    """As `upcycled`, with the whole outcome: (model, dense weights, Upcycled: report and the strategy's trainer
+    extensions)."""
     model = biased_tiny_whisper().to(device)
     dense = {n: p.detach().clone() for n, p in model.named_parameters()}
     batch = {k: v.to(device) for k, v in calib_batch().items()}
-    report = upcycle_model(model, moe, ucfg(strategy, **kw), seed=0, calib=[batch], progress=False)
-    return model, dense, report
+    result = upcycle(model, moe, ucfg(strategy, **kw), seed=0, calib=[batch], progress=False)
+    return model, dense, result
 
 
 class Crashing(list):
@@ -127,7 +134,7 @@ class Crashing(list):
 # real pretrained Whispers (tests/models/test_real_whisper*.py): `english` is the (source, examples) fixture
 # of tests/models/conftest.py; `examples` picks other examples of the same source (a subset, translations)
 
-MOE_STRATEGIES = sorted(name for name, s in STRATEGIES.items() if s.is_moe)
+MOE_STRATEGIES = sorted(name for name, s in STRATEGIES.items() if s.facts.is_moe)
 EVERY_FFN = dict(num_experts=4, top_k=2, where="both", every=1)
 
 

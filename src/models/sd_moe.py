@@ -21,11 +21,12 @@ import time
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from src.models.config import SDMoEConfig
+from src.models.gradient_projection import GradientProjection
 from src.models.whisper_moe import moe_blocks
-from src.utils.extension import TrainerExtension
-from src.utils.sharding import assign_full, full
+from src.utils.sharding import full
 
 
 def top_input_subspace(weights: torch.Tensor, rank: int) -> torch.Tensor:
@@ -50,58 +51,46 @@ def decouple(delta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return delta - proj + proj.mean(0, keepdim=True)
 
 
-class SpectralDecoupler(TrainerExtension):
-    """Trainer extension: decouples expert gradients (before the step) and updates (after it). The
-    subspace bases are state: a resumed run continues with the ones in use, not fresh ones."""
+class SpectralDecoupler(GradientProjection):
+    """Trainer extension: decouples expert gradients (before the step) and, with `exact_update`, updates (after
+    it). The subspace bases are state: a resumed run continues with the ones in use, not fresh ones."""
 
     def __init__(self, cfg: SDMoEConfig) -> None:
+        super().__init__()
         self.cfg = cfg
+        self.exact_update = cfg.exact_update
         self.bases: dict[str, torch.Tensor] = {}
-        self.before: dict[str, torch.Tensor] = {}
         self.window_s, self.window_steps, self.total_s = 0.0, 0, 0.0
 
-    @staticmethod
-    def targets(model) -> list[tuple[str, torch.Tensor, list[tuple[str, torch.nn.Parameter]]]]:
-        """(key, effective (E, out, in) weight, the per-expert stacked parameters behind it) per matrix."""
-        out = []
-        for layer_name, moe in moe_blocks(model):
-            bank = moe.experts
-            for w in ("w1", "w2"):
-                params = [(f"{layer_name}.{w}", getattr(bank, w))]
-                params = [(k, p) for k, p in params if p.requires_grad]
-                if params:
-                    out.append((f"{layer_name}.{w}", bank.weight(w, fetch=full), params))
-        return out
+    def is_active(self) -> bool:
+        return self.cfg.rank > 0
+
+    def targets(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+        """(layer.w1 / layer.w2, the trainable (E, out, in) expert weight) of every MoE layer."""
+        return [(f"{layer_name}.{w}", p) for layer_name, moe in moe_blocks(model) for w in ("w1", "w2")
+                if (p := getattr(moe.experts, w)).requires_grad]
+
+    def project(self, key: str, delta: torch.Tensor) -> torch.Tensor:
+        return decouple(delta, self.bases[key].to(delta.device, delta.dtype))
 
     @torch.no_grad()
-    def after_backward(self, model, step: int) -> None:
-        if self.cfg.rank <= 0:
+    def after_backward(self, model: nn.Module, step: int) -> None:
+        """Recompute the bases every `period` steps (from the whole weights), then decouple the gradients."""
+        if not self.is_active():
             return
         t0 = time.perf_counter()
-        for key, weight, params in self.targets(model):
+        for key, p in self.targets(model):
             if key not in self.bases or step % self.cfg.period == 0:
-                self.bases[key] = top_input_subspace(weight, self.cfg.rank)
-            v = self.bases[key].to(weight.device, weight.dtype)
-            for name, p in params:
-                if p.grad is not None:  # under FSDP on whole tensors: the mean runs over all experts
-                    assign_full(p.grad, decouple(full(p.grad), v.to(p.grad.dtype)))
-                if self.cfg.exact_update:
-                    self.before[name] = p.detach().clone()  # this process's shard only
+                self.bases[key] = top_input_subspace(full(p), self.cfg.rank)
+        super().after_backward(model, step)
         self._time(t0, count=False)
 
     @torch.no_grad()
-    def after_step(self, model, step: int) -> None:
-        if self.cfg.rank <= 0:
+    def after_step(self, model: nn.Module, step: int) -> None:
+        if not self.is_active():
             return
         t0 = time.perf_counter()
-        if self.cfg.exact_update:
-            for key, weight, params in self.targets(model):
-                v = self.bases[key].to(weight.device)
-                for name, p in params:
-                    old = self.before.pop(name, None)
-                    if old is not None:
-                        old = full(old)
-                        assign_full(p, old + decouple(full(p) - old, v.to(p.dtype)))
+        super().after_step(model, step)
         self._time(t0, count=True)
 
     def _time(self, t0: float, count: bool) -> None:

@@ -22,6 +22,7 @@ from src.models.upcycling import STRATEGIES
 from src.models.whisper_moe import moe_blocks
 from src.pipelines.pretrain import ensure_toy_model
 from src.pretrained.offline import resolve_offline
+from src.utils.extension import TrainerExtension
 
 
 def load_model(run: RunSettings):
@@ -69,7 +70,7 @@ def calibration_batches(run: RunSettings, model, tokenizer, source, examples: li
     "budget_heldout": the same clips with that task's targets (what the auto budget and init_loss read)."""
     ucfg = run.upcycle
     n = int(ucfg.calibration_examples)
-    if not examples or n <= 0 or not STRATEGIES[ucfg.strategy].is_moe:
+    if not examples or n <= 0 or not STRATEGIES[ucfg.strategy].facts.is_moe:
         return {"fit": [], "heldout": []}
     task = calibration_task(ucfg, tokenizer)
     examples = task_examples(examples, task)
@@ -93,13 +94,15 @@ def calibration_batches(run: RunSettings, model, tokenizer, source, examples: li
     return out
 
 
-def moe_extensions(run: RunSettings, model, tokenizer, languages: list[str]) -> list:
-    """The trainer extensions an MoE model needs: router regularisers + self-distillation, SD-MoE."""
+def moe_extensions(run: RunSettings, model, tokenizer, languages: list[str],
+                   strategy_extensions: list[TrainerExtension]) -> list[TrainerExtension]:
+    """The trainer extensions an MoE model needs: router regularisers + self-distillation, the upcycling
+    strategy's own (``strategy_extensions``, from its upcycling: SPRI's stage 1), SD-MoE."""
     if not moe_blocks(model):
         return []
     moe = run.moe
     ids = [token_id(tokenizer, language_token(c)) for c in languages] if tokenizer is not None else []
-    out = [MoELoss.from_config(moe, languages, ids), *STRATEGIES[run.upcycle.strategy].extensions(run.upcycle)]
+    out = [MoELoss.from_config(moe, languages, ids), *strategy_extensions]
     if moe.sd_moe.rank > 0:
         out.append(SpectralDecoupler(moe.sd_moe))
     return out

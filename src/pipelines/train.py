@@ -24,6 +24,7 @@ from src.training.distributed import init_distributed, is_sharded, process_devic
 from src.training.selection import dev_requirement
 from src.training.trainer import Trainer
 from src.utils.errors import UserError
+from src.utils.extension import TrainerExtension
 from src.utils.machine import machine_info
 from src.utils.seeding import seed_everything
 
@@ -57,7 +58,7 @@ def train(run: RunSettings) -> TrainSummary:
     if logger is not None:
         logger.start(run_dir, run.resolved)
     trainer = Trainer(model, tokenizer, tcfg, run_dir, train_loader, dev_loader, logger=logger, skips=source.skips,
-                      extensions=moe_extensions(run, model, tokenizer, list(source.directions)))
+                      extensions=moe_extensions(run, model, tokenizer, list(source.directions), start.extensions))
     try:
         history = trainer.fit()
         tables = evaluate_selected(run, model, tokenizer, source, trainer, history, start.report, info, logger,
@@ -91,6 +92,7 @@ class Start:
     states_for: Callable | None  # model.cached_encoder: examples -> their cached encoder states
     states: Any  # the training and dev examples' cached states (None without model.cached_encoder)
     report: UpcyclingReport
+    extensions: list[TrainerExtension]  # the strategy's trainer extensions, from its upcycling
 
 
 def upcycled_start(run: RunSettings, device, report_dir: Path | None) -> Start:
@@ -104,10 +106,10 @@ def upcycled_start(run: RunSettings, device, report_dir: Path | None) -> Start:
     model.to(device)
     states_for = encoder_states_builder(run, model, tokenizer, source)
     states = states_for(train_ex + dev_ex) if states_for else None
-    report = upcycle(model, run, tokenizer, source, train_ex, report_dir)
+    report, extensions = upcycle(model, run, tokenizer, source, train_ex, report_dir)
     log.info("model: %s, %s total / %s active parameters", report.strategy, f"{report.total_parameters:,}",
              f"{report.active_parameters:,}")
-    return Start(model, tokenizer, pretrained, source, train_ex, dev_ex, states_for, states, report)
+    return Start(model, tokenizer, pretrained, source, train_ex, dev_ex, states_for, states, report, extensions)
 
 
 def training_data(run: RunSettings):

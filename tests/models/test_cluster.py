@@ -16,6 +16,7 @@ from src.models.config import MoEConfig
 from src.models.moe import MoEBlock
 from src.models.upcycling import STRATEGIES
 from src.models.upcycling.apply import upcycle_model
+from src.models.upcycling.cluster import ClusterState, fit_layers
 from src.models.upcycling.config import ClusterConfig
 from src.models.whisper_moe import MoEEncoderLayer, moe_blocks
 
@@ -52,13 +53,30 @@ def dense_ffn(d: int = D, f: int = FF, seed: int = 0) -> tuple[nn.Linear, nn.Lin
     return fc1, fc2
 
 
+class SampleSource:
+    """A TokenSource of one layer given as a plain token tensor: k-means and the Gram passes both read it all."""
+
+    def __init__(self, x: torch.Tensor, fc1: nn.Linear, fc2: nn.Linear, name: str = "layer") -> None:
+        self.samples, self.dense = {name: x}, {name: (fc1, fc2)}
+
+    def stream(self, names: list[str], fn) -> None:
+        for name in names:
+            fn(name, self.samples[name])
+
+
+def fit_sample(x: torch.Tensor, fc1: nn.Linear, fc2: nn.Linear, num_experts: int, cfg: ClusterConfig
+               ) -> ClusterState:
+    """One layer's cluster fit from a sample of its FFN inputs alone (every token of it in the Gram statistics)."""
+    return ClusterState(fit_layers(SampleSource(x, fc1, fc2), num_experts, cfg)["layer"], x)
+
+
 def init(x: torch.Tensor, E: int = 2, fc=None, **kw) -> tuple[MoEBlock, dict, nn.Linear, nn.Linear]:
     fc1, fc2 = fc or dense_ffn(x.shape[1])
     moe = MoEBlock(x.shape[1], fc1.weight.shape[0], MoEConfig(num_experts=E, top_k=1))
     cfg = ClusterConfig(strategy="cluster", **kw)
     cfg.check()
     strategy = STRATEGIES["cluster"]
-    state = strategy.fit_sample(x, fc1, fc2, E, cfg)
+    state = fit_sample(x, fc1, fc2, E, cfg)
     report = strategy.init_experts(moe, fc1, fc2, cfg, torch.Generator().manual_seed(0), state)
     return moe, report, fc1, fc2
 
@@ -208,7 +226,7 @@ def test_init_experts_overwrites_everything_when_called_again():
         for p in moe.parameters():
             p.normal_()
     cfg = ClusterConfig(strategy="cluster", energy=0.9)
-    state = STRATEGIES["cluster"].fit_sample(x, fc1, fc2, 2, cfg)
+    state = fit_sample(x, fc1, fc2, 2, cfg)
     STRATEGIES["cluster"].init_experts(moe, fc1, fc2, cfg, torch.Generator().manual_seed(0), state)
     for k, v in moe.state_dict().items():
         torch.testing.assert_close(v, before[k])

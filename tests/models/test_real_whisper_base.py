@@ -207,7 +207,7 @@ def test_vanilla_on_every_ffn_transcribes_like_dense(base_short, english, calib)
 def test_upcycled_checkpoint_reloads_to_identical_logits(tmp_path, base_short, calib, strategy):
     model, tokenizer = base_short
     moe = copy.deepcopy(model)
-    needs = STRATEGIES[strategy].needs_calibration  # the others skip the init-loss measurement (its cost)
+    needs = STRATEGIES[strategy].facts.needs_calibration  # the others skip the init-loss measurement (its cost)
     upcycle_model(moe, MoEConfig(**ROUND_TRIP_MOE), strategy_config({"strategy": strategy, **KNOBS.get(strategy, {})}),
                   seed=0, calib=calib if needs else None, progress=False)
     layers = ["encoder.layers.2", "encoder.layers.5", "decoder.layers.2", "decoder.layers.5"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from helpers import MOE, batches, calib_batch, tiny_whisper, ucfg, upcycled
+from helpers import MOE, batches, calib_batch, tiny_whisper, ucfg, upcycled, upcycling
 
 from src.models.backbone import load_whisper, set_pad_to_30s
 from src.models.config import MoEConfig
@@ -113,15 +113,17 @@ def test_spri_rank_and_energy_select_documented_components():
 
 @pytest.mark.parametrize("scale", [1.0, 2.0])
 def test_spri_stores_plain_experts_that_rebuild_the_dense_weight(scale):
-    model, dense, rep = upcycled("spri", energy=0.5, residual_scale=scale)
+    model, dense, result = upcycling("spri", energy=0.5, residual_scale=scale)
+    rep, (ext,) = result.report, result.extensions
     vanilla, _, _ = upcycled("vanilla")
     assert {n: p.shape for n, p in model.named_parameters()} == {n: p.shape for n, p in vanilla.named_parameters()}
+    assert {n for n, _ in model.named_buffers()} == {n for n, _ in vanilla.named_buffers()}  # the subspaces: ext's
     assert all(r["reconstruction_error"] < 1e-6 for r in rep["layers"])
     assert all(r["output_deviation"] > 1e-3 for r in rep["layers"])  # experts differ from dense at init
     assert all(r["expert_cosine_mean"] < 1.0 - 1e-4 for r in rep["layers"])
     bank = dict(moe_blocks(model))["encoder.layers.0"].experts
     w = dense["model.encoder.layers.0.fc1.weight"]
-    u = bank.w1_principal_u  # P = U_r U_r^T W
+    u = ext.subspaces["encoder.layers.0.w1"][0]  # P = U_r U_r^T W
     p = u @ (u.t() @ w)
     # sum_e W_e = E P + scale * sum_e R_e = E P + scale (W - P)
     torch.testing.assert_close(bank.w1.sum(0), 4 * p + scale * (w - p), atol=1e-5, rtol=1e-5)
@@ -371,26 +373,27 @@ def test_a_checkpoint_from_before_the_moe_block_had_its_slot_still_loads(tmp_pat
 
 def spri_stage1(tmp_path, update: str, steps: int = 3):
     """(model, weights before) after `steps` AdamW steps of SPRI's stage 1 with ``update``."""
-    model, _, _ = upcycled("spri", energy=0.5)
+    model, _, result = upcycling("spri", energy=0.5, stage1_update=update)
+    (ext,) = result.extensions
+    assert ext.mode == update
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     cfg = TrainerConfig(stages=[StageConfig(name="stage1", steps=steps, lr=1e-2, trainable=["residual", "router"])],
                         progress=False)
     data = batches(steps)
     for b in data:
         b["feature_lengths"] = torch.tensor([64, 64])
-    Trainer(model, None, cfg, tmp_path, data,
-            extensions=[MoELoss({"balance": 0.01, "z": 0.001}), ResidualSpectrum(update)]).fit()
-    return model, before
+    Trainer(model, None, cfg, tmp_path, data, extensions=[MoELoss({"balance": 0.01, "z": 0.001}), ext]).fit()
+    return model, before, ext
 
 
-def principal_leak(model, before) -> tuple[float, float]:
+def principal_leak(model, before, ext: ResidualSpectrum) -> tuple[float, float]:
     """(largest |U_r^T dW_e| + |dW_e V_r| relative to |dW_e|, smallest |dW_e|) over all SPRI expert matrices."""
     leak, smallest = 0.0, float("inf")
     for name, moe in moe_blocks(model):
         bank = moe.experts
         for w in ("w1", "w2"):
             delta = (getattr(bank, w) - before[f"model.{name}.mlp.experts.{w}"]).double()
-            u, v = getattr(bank, f"{w}_principal_u").double(), getattr(bank, f"{w}_principal_v").double()
+            u, v = (t.double() for t in ext.subspaces[f"{name}.{w}"])
             for e in range(delta.shape[0]):
                 size = float(delta[e].norm())
                 smallest = min(smallest, size)
@@ -399,28 +402,28 @@ def principal_leak(model, before) -> tuple[float, float]:
 
 
 def test_spri_stage1_moves_only_the_residual_spectrum_and_the_routers(tmp_path):
-    model, before = spri_stage1(tmp_path, "projected")
+    model, before, ext = spri_stage1(tmp_path, "projected")
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and all(n.endswith((".experts.w1", ".experts.w2")) or ".router." in n for n in changed)
     assert any(".router." in n for n in changed)
-    leak, smallest = principal_leak(model, before)
+    leak, smallest = principal_leak(model, before, ext)
     assert smallest > 1e-3  # the experts did move (lr 1e-2, 3 AdamW steps)
     assert leak < 1e-5  # ... and only outside P's left and right singular subspaces (float32 tolerance)
 
 
 def test_each_stage_reports_how_far_it_moved_the_experts_relative_to_the_residual(tmp_path):
     """stage_end's movement = ||W_e(end) - W_e(start)|| / ||R_e||, R_e = W_e - U U^T W_e V V^T at init."""
-    model, _, _ = upcycled("spri", energy=0.5)
+    model, _, result = upcycling("spri", energy=0.5)
+    (ext,) = result.extensions
     bank = dict(moe_blocks(model))["decoder.layers.1"].experts
     w0 = bank.w1.detach().clone()
-    u, v = bank.w1_principal_u, bank.w1_principal_v
+    u, v = ext.subspaces["decoder.layers.1.w1"]
     residual = (w0 - u @ (u.t() @ w0 @ v) @ v.t()).flatten(1).norm(dim=1)
     stages = [StageConfig(name="stage1", steps=2, lr=1e-2, trainable=["residual", "router"]),
               StageConfig(name="stage2", steps=2, lr=1e-3, trainable=["all"])]
     data = batches(4)
     for b in data:
         b["feature_lengths"] = torch.tensor([64, 64])
-    ext = ResidualSpectrum("projected")
     history = Trainer(model, None, TrainerConfig(stages=stages, progress=False), tmp_path, data,
                       extensions=[ext]).fit()
     moved = [h["expert_movement"] for h in history]
@@ -432,8 +435,8 @@ def test_each_stage_reports_how_far_it_moved_the_experts_relative_to_the_residua
 
 
 def test_spri_stage1_full_update_leaks_into_the_principal_subspace(tmp_path):
-    model, before = spri_stage1(tmp_path / "full", "full")
-    leak, smallest = principal_leak(model, before)
+    model, before, ext = spri_stage1(tmp_path / "full", "full")
+    leak, smallest = principal_leak(model, before, ext)
     assert smallest > 1e-3 and leak > 0.1  # without the projection AdamW moves the principal part too
 
 

@@ -35,9 +35,8 @@ from src.models.backbone import set_pad_to_30s  # noqa: E402
 from src.models.config import DPSLConfig, MoEConfig, SDMoEConfig, SelfDistillConfig  # noqa: E402
 from src.models.router_losses import MoELoss  # noqa: E402
 from src.models.sd_moe import SpectralDecoupler  # noqa: E402
-from src.models.upcycling.apply import upcycle_model  # noqa: E402
+from src.models.upcycling.apply import upcycle  # noqa: E402
 from src.models.upcycling.config import strategy_config  # noqa: E402
-from src.models.upcycling.spri import ResidualSpectrum  # noqa: E402
 from src.training.config import StageConfig, TrainerConfig  # noqa: E402
 from src.training.loggers import ConsoleLogger  # noqa: E402
 from src.training.trainer import Trainer  # noqa: E402
@@ -83,14 +82,14 @@ def run_scenario(name: str, tmp: Path) -> dict:
     torch.manual_seed(0)
     model = tiny_whisper()
     set_pad_to_30s(model, False)
-    report = upcycle_model(model, moe, ucfg(strategy, **knobs), seed=0, calib=[calib_batch()], progress=False,
-                           heldout=[language_batches(1, seed=5)[0]])
+    upcycled = upcycle(model, moe, ucfg(strategy, **knobs), seed=0, calib=[calib_batch()], progress=False,
+                       heldout=[language_batches(1, seed=5)[0]])
+    report = upcycled.report
     report.pop("upcycle_seconds", None)
     ext = []
     if report["num_experts"] > 1:
         ext.append(MoELoss.from_config(moe, ["de", "ja"], LANG_IDS))
-        if strategy == "spri":
-            ext.append(ResidualSpectrum("projected"))
+        ext.extend(upcycled.extensions)  # SPRI: its residual-spectrum stage 1 (projected)
         if moe.sd_moe.rank:
             ext.append(SpectralDecoupler(moe.sd_moe))
     for mod in model.modules():  # dropout on: the random stream must be consumed identically
@@ -158,7 +157,8 @@ def issue_23(cfg: dict) -> None:
 def renamed(old: dict) -> dict:
     """The recording in today's names and defaults: issue 16 renamed SD-MoE's `moe.sd` to `moe.sd_moe` (and
     the preset `upcycle=spri_sd` to `spri_sd_moe`); issues 22, 23 and 24 changed the defaults above
-    (and 24 moved `model.pretrain` to the group `pretrain`); issue 33 made a rerun continue (`trainer.resume`)."""
+    (and 24 moved `model.pretrain` to the group `pretrain`); issue 33 made a rerun continue (`trainer.resume`);
+    issue 34 renamed `trainer.strategy` (ddp/fsdp) to `trainer.parallel`."""
     configs = {}
     for choice, cfg in old["configs"].items():
         cfg["moe"] = {("sd_moe" if k == "sd" else k): v for k, v in cfg["moe"].items()}
@@ -176,6 +176,8 @@ def renamed(old: dict) -> dict:
         cfg["eval"].setdefault("max_batch_size", None)  # issue 25: decoding batches (null: the training ones)
         cfg["eval"].setdefault("max_batch_frames", None)
         cfg["trainer"]["resume"] = "auto"  # issue 33: rerunning the command continues an unfinished run
+        if "strategy" in cfg["trainer"]:  # issue 34: trainer.strategy (ddp/fsdp) is trainer.parallel
+            cfg["trainer"]["parallel"] = cfg["trainer"].pop("strategy")
         configs[re.sub(r"upcycle=spri_sd\b", "upcycle=spri_sd_moe", choice)] = cfg  # idempotent on new names
     return {**old, "configs": configs}
 

@@ -69,18 +69,21 @@ def test_the_auto_search_and_init_loss_read_the_budget_batches(monkeypatch):
 
 
 def test_builders_ask_every_strategy_for_its_trainer_extensions(monkeypatch):
-    """No special case per strategy: SPRI's residual-spectrum stage comes from SPRI.extensions, and any
-    strategy's extensions reach the trainer the same way."""
-    from helpers import upcycled
+    """No special case per strategy: SPRI's residual-spectrum stage comes from SPRI.extensions through its
+    upcycling, and any strategy's extensions reach the trainer the same way."""
+    from helpers import upcycling
 
     from src.models.upcycling import STRATEGIES
     from src.models.upcycling.spri import ResidualSpectrum
     from src.pipelines.builders import moe_extensions
     from src.utils.extension import TrainerExtension
 
-    spri = moe_extensions(validate(make_cfg(["upcycle=spri"])), upcycled("spri")[0], None, [])
+    model, _, result = upcycling("spri")
+    spri = moe_extensions(validate(make_cfg(["upcycle=spri"])), model, None, [], result.extensions)
     assert [type(e).__name__ for e in spri] == ["MoELoss", "ResidualSpectrum"]
     probe = TrainerExtension()
-    monkeypatch.setattr(type(STRATEGIES["vanilla"]), "extensions", lambda self, cfg: [probe])
-    vanilla = moe_extensions(validate(make_cfg(["upcycle=vanilla"])), upcycled("vanilla")[0], None, [])
+    monkeypatch.setattr(type(STRATEGIES["vanilla"]), "extensions", lambda self, cfg, fit: [probe])
+    model, _, result = upcycling("vanilla")
+    assert result.extensions == [probe]
+    vanilla = moe_extensions(validate(make_cfg(["upcycle=vanilla"])), model, None, [], result.extensions)
     assert vanilla[-1] is probe and not any(isinstance(e, ResidualSpectrum) for e in vanilla)

@@ -10,9 +10,8 @@ import threading
 
 import pytest
 import torch
-from helpers import Crashing, batches, tiny_whisper, upcycled
+from helpers import Crashing, batches, tiny_whisper, upcycling
 
-from src.models.upcycling.spri import ResidualSpectrum
 from src.training.checkpoint import read_state, step_dirs
 from src.training.config import StageConfig, TrainerConfig
 from src.training.loggers import ConsoleLogger
@@ -194,11 +193,11 @@ def test_a_checkpoint_write_error_is_one_line_naming_it(tmp_path, monkeypatch):
 
 def spri_run(run_dir, data):
     """A two-stage SPRI run on the tiny model (stage 1: residual + routers), returning (trainer, history)."""
-    m, _, _ = upcycled("spri", energy=0.5)
+    m, _, result = upcycling("spri", energy=0.5)
     stages = [StageConfig(name="stage1", steps=4, lr=1e-2, trainable=["residual", "router"]),
               StageConfig(name="stage2", steps=4, lr=1e-3, trainable=["all"])]
     t = Trainer(m, None, TrainerConfig(stages=stages, progress=False, save_every=2), run_dir, data,
-                extensions=[ResidualSpectrum("projected")])
+                extensions=result.extensions)
     return t, t.fit()
 
 

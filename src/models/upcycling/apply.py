@@ -3,13 +3,12 @@ diagnostics.py compares the experts)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Generic
 
 import torch
 import torch.nn.functional as F
@@ -19,18 +18,16 @@ from tqdm.auto import tqdm
 from src.models.config import MoEConfig
 from src.models.moe import MoEBlock, router_top1, router_z
 from src.models.upcycling import STRATEGIES  # through the package: every strategy registered, however reached
-from src.models.upcycling.base import Calibration, Strategy
+from src.models.upcycling.base import Calibration, Cfg, State, Strategy
 from src.models.upcycling.calibration import TeacherForced, capture_ffn_inputs, labelled, teacher_forced
 from src.models.upcycling.config import UpcycleConfig
 from src.models.upcycling.diagnostics import expert_similarity, parameter_counts
 from src.models.whisper_moe import install_moe, moe_blocks, record_moe_settings, whisper_ffn_layers
 from src.utils.errors import UserError
+from src.utils.extension import TrainerExtension
+from src.utils.seeding import name_seed
 
 log = logging.getLogger(__name__)
-
-def _layer_seed(seed: int, name: str) -> int:
-    return int(hashlib.sha1(f"{seed}:{name}".encode()).hexdigest()[:12], 16)
-
 
 AUTO_STEPS = 10  # bisection steps of an `auto` knob in [0, 1]: resolution 1/1024
 NEAR_VANILLA = 0.999  # an `auto` value at or above it is reported as (near) vanilla upcycling
@@ -84,35 +81,49 @@ def block_deviation(moe: MoEBlock, fc1: nn.Linear, fc2: nn.Linear, x: torch.Tens
 
 
 @dataclass
-class _Init:
+class _Init(Generic[Cfg, State]):
     """One upcycling in progress: the new blocks, the dense FFNs they replace, the strategy's per-layer state."""
 
-    strategy: Strategy
+    strategy: Strategy[Cfg, State]
     blocks: dict[str, MoEBlock]
     dense: dict[str, tuple[nn.Linear, nn.Linear]]
-    state: dict[str, Any]
+    state: dict[str, State]
     seed: int
 
-    def __call__(self, cfg: UpcycleConfig, show: bool = False) -> dict[str, dict]:
+    def __call__(self, cfg: Cfg, show: bool = False) -> dict[str, dict]:
         """Fill every block by the strategy at ``cfg`` (again, if called again: each call overwrites all)."""
         return {name: self.strategy.init_experts(block, *self.dense[name], cfg, torch.Generator().manual_seed(
-                    _layer_seed(self.seed, name)), self.state.get(name))
+                    name_seed(self.seed, name)), self.state[name])
                 for name, block in tqdm(self.blocks.items(), desc=f"upcycling ({cfg.strategy})", disable=not show)}
 
 
-def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, seed: int,
-                  calib: list[dict] | None = None, progress: bool = True, heldout: list[dict] | None = None,
-                  budget: list[dict] | None = None, budget_heldout: list[dict] | None = None) -> dict:
-    """Replace the chosen FFNs by MoE layers initialised by `ucfg.strategy`; returns the report. ``calib`` fits the
-    data-aware strategies and, without ``budget`` batches (the same clips, other targets: `upcycle.budget_task`),
-    the `auto` knobs; deviations read ``heldout`` (else ``calib``), init_loss ``budget_heldout`` / ``budget``."""
+@dataclass
+class Upcycled:
+    """An upcycling's outcome: its report, and the trainer extensions the strategy's training needs, holding
+    what the init handed them (SPRI: P's subspaces)."""
+
+    report: dict
+    extensions: list[TrainerExtension]
+
+
+def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, seed: int, **kw: Any) -> dict:
+    """`upcycle`'s report alone (same keywords), for a model that is not trained next: benchmarks, reports."""
+    return upcycle(model, moe_cfg, ucfg, seed, **kw).report
+
+
+def upcycle(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, seed: int,
+            calib: list[dict] | None = None, progress: bool = True, heldout: list[dict] | None = None,
+            budget: list[dict] | None = None, budget_heldout: list[dict] | None = None) -> Upcycled:
+    """Replace the chosen FFNs by MoE layers initialised by `ucfg.strategy`. ``calib`` fits the data-aware
+    strategies and, without ``budget`` batches (the same clips, other targets: `upcycle.budget_task`), the `auto`
+    knobs; deviations read ``heldout`` (else ``calib``), init_loss ``budget_heldout`` / ``budget``."""
     strategy = STRATEGIES[ucfg.strategy]
     dense_params = sum(p.numel() for p in model.parameters())
     report = {"strategy": ucfg.strategy, "num_experts": moe_cfg.num_experts, "top_k": moe_cfg.top_k,
               "dense_parameters": dense_params, "layers": []}
-    if not strategy.is_moe:
+    if not strategy.facts.is_moe:
         report.update(num_experts=1, top_k=1, total_parameters=dense_params, active_parameters=dense_params)
-        return report
+        return Upcycled(report, [])
     search = budget or calib  # what the auto knob's budget reads
     measure = (budget_heldout or budget) if budget else (heldout or calib)  # the report's init_loss
     _check_upcyclable(model, moe_cfg, ucfg, strategy, calib, search)
@@ -139,7 +150,7 @@ def upcycle_model(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, see
         log.warning("upcycle=%s: %s", ucfg.strategy, text)
     report["warnings"] = warnings
     report["upcycle_seconds"] = time.perf_counter() - t0
-    return report
+    return Upcycled(report, strategy.extensions(ucfg, state))
 
 
 def _dense_side(model: nn.Module, measure: list[dict] | None, search: list[dict] | None
@@ -162,7 +173,7 @@ def _check_upcyclable(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig,
     if already:  # its MoE layers have no fc1/fc2 to upcycle
         raise UserError(f"upcycle={ucfg.strategy}: the model already has {len(already)} MoE layer(s) ({already[0]}, "
                         "...): it is an upcycled checkpoint; set model.name_or_path to a dense Whisper to upcycle")
-    if strategy.needs_calibration and not calib:
+    if strategy.facts.needs_calibration and not calib:
         raise UserError(f"upcycle={ucfg.strategy} needs calibration data (upcycle.calibration_examples "
                          "training examples); none were given")
     knob = strategy.auto_knob(ucfg)

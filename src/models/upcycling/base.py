@@ -1,17 +1,16 @@
-"""The strategy registry and what every strategy shares (config base, router and bias init)."""
+"""The strategy registry and what every strategy shares (its generic shape, facts, router and bias init)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar, Generic, TypeVar, get_args, get_origin
 
 import torch
 from torch import nn
 
 from src.models.moe import MoEBlock
-from src.models.upcycling.config import UpcycleConfig
+from src.models.upcycling.config import CONFIGS, UpcycleConfig
 from src.utils.extension import TrainerExtension
-from src.utils.registry import make_instance_register
 
 
 @dataclass
@@ -25,39 +24,86 @@ class Calibration:
     num_experts: int
 
 
-class Strategy:
-    """Turns one dense FFN (fc1, fc2) into an initialised MoEBlock: `fit` once per upcycling (per-layer state:
-    an SVD, a clustering; None for data-free strategies), then `init_experts` per block (again for every value
-    an `auto` knob tries); `extensions` are the trainer extensions its schedule needs."""
+@dataclass(frozen=True)
+class StrategyFacts:
+    """What the upcycling and the builders read about a strategy before running it."""
 
-    name: str = ""
-    config: type[UpcycleConfig] = UpcycleConfig
-    is_moe: bool = True
-    needs_calibration: bool = False  # fit reads the calibration data
+    is_moe: bool = True  # false: the dense baseline (no MoE layer installed, no calibration batches drawn)
+    needs_calibration: bool = False  # its fit reads the calibration batches (none given: an error up front)
 
-    def auto_knob(self, cfg: UpcycleConfig) -> str | None:
+
+Cfg = TypeVar("Cfg", bound=UpcycleConfig)
+State = TypeVar("State")
+
+
+class Strategy(Generic[Cfg, State]):
+    """Turns one dense FFN (fc1, fc2) into an initialised MoEBlock: `fit` once per upcycling (per-layer
+    ``State``: an SVD, a clustering; None for a `DataFree` strategy), then `init_experts` per block (again for
+    every value an `auto` knob tries); `extensions` are the trainer extensions its schedule needs.
+
+    A subclass is declared as ``Strategy[ItsConfig, ItsState]``: ``config`` is read from that parameter, and the
+    strategy's name from the config (`register_strategy`)."""
+
+    config: type[Cfg]
+    facts: ClassVar[StrategyFacts] = StrategyFacts()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            origin = get_origin(base)
+            if isinstance(origin, type) and issubclass(origin, Strategy):
+                configs = [a for a in get_args(base) if isinstance(a, type) and issubclass(a, UpcycleConfig)]
+                if configs:
+                    cls.config = configs[0]
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def auto_knob(self, cfg: Cfg) -> str | None:
         """The knob set to `auto`, chosen in [0, 1] by bisection on the init's disruption (apply.search_knob)."""
         return None
 
-    def fit(self, calibration: Calibration, cfg: UpcycleConfig) -> dict[str, Any]:
-        """{layer name: state init_experts receives}; default: none (a data-free strategy)."""
-        return {name: None for name, _ in calibration.layers}
+    def fit(self, calibration: Calibration, cfg: Cfg) -> dict[str, State]:
+        """{layer name: the state init_experts receives for it}."""
+        raise NotImplementedError
 
-    def init_experts(self, moe: MoEBlock, fc1: nn.Linear, fc2: nn.Linear, cfg: UpcycleConfig,
-                     gen: torch.Generator, state: Any = None) -> dict:
+    def init_experts(self, moe: MoEBlock, fc1: nn.Linear, fc2: nn.Linear, cfg: Cfg, gen: torch.Generator,
+                     state: State) -> dict:
         """Fill moe's experts and router from the layer's ``state`` (may be called again on the same moe: it must
         overwrite everything); returns extra report fields (e.g. reconstruction_error)."""
         raise NotImplementedError
 
-    def extensions(self, cfg: UpcycleConfig) -> list[TrainerExtension]:
-        """The trainer extensions this strategy's training needs (SPRI: its residual-spectrum stage 1)."""
+    def extensions(self, cfg: Cfg, fit: dict[str, State]) -> list[TrainerExtension]:
+        """The trainer extensions this strategy's training needs, given the final ``cfg`` (an `auto` knob
+        resolved) and the fit (SPRI: its residual-spectrum stage 1, handed P's subspaces)."""
         return []
 
 
+class DataFree(Strategy[Cfg, None]):
+    """A strategy whose init reads only the dense FFN and the generator: nothing to fit."""
+
+    def fit(self, calibration: Calibration, cfg: Cfg) -> dict[str, None]:
+        return {name: None for name, _ in calibration.layers}
+
+
 STRATEGIES: dict[str, Strategy] = {}
+S = TypeVar("S", bound=type[Strategy])
 
 
-register_strategy = make_instance_register(STRATEGIES)  # one instance per class: strategies are stateless
+def register_strategy(cls: S) -> S:
+    """Register one instance of ``cls`` (strategies are stateless) under its config's name: the config must be
+    the one CONFIGS holds for that name, and no other strategy may have taken it."""
+    config = getattr(cls, "config", None)
+    name = getattr(config, "name", "")
+    if config is None or CONFIGS.get(name) is not config:
+        raise TypeError(f"{cls.__name__}: declare it as Strategy[<config>, <state>] with a config registered in "
+                        f"src/models/upcycling/config.py (got {getattr(config, '__name__', None)})")
+    if name in STRATEGIES:
+        raise ValueError(f"{cls.__name__}: strategy '{name}' (its config {config.__name__}) is already "
+                         f"{type(STRATEGIES[name]).__name__}")
+    STRATEGIES[name] = cls()
+    return cls
 
 
 def normal_on(like: torch.Tensor, shape: torch.Size | tuple[int, ...], gen: torch.Generator, std: float = 1.0,

@@ -46,20 +46,21 @@ before any MoE layer is installed; `init_experts` then fills each block from its
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.models.moe import router_top1, router_z
-from src.models.upcycling.base import Calibration, Strategy, copy_dense, register_strategy
+from src.models.moe import MoEBlock, router_top1, router_z
+from src.models.upcycling.base import Calibration, Strategy, StrategyFacts, copy_dense, register_strategy
 from src.models.upcycling.config import SVD_MODES, ClusterConfig
 from src.models.upcycling.spri import principal_rank
 from src.utils.errors import UserError
+from src.utils.seeding import name_seed
 
 ALL_TOKENS = 2**62  # capture_ffn_inputs' cap, set so that it keeps every token of a batch
 
@@ -159,7 +160,7 @@ def data_aware_weight(w: torch.Tensor, x: torch.Tensor, mode: str = "weighted", 
 
 def _kmeans_gen(name: str) -> torch.Generator:
     """k-means++ seed per layer name (the run seed enters through the seeded sample's content and order)."""
-    return torch.Generator().manual_seed(int(hashlib.sha1(f"cluster:{name}".encode()).hexdigest()[:12], 16))
+    return torch.Generator().manual_seed(name_seed("cluster", name))
 
 
 @dataclass
@@ -182,20 +183,19 @@ class ClusterState:
     sample: torch.Tensor  # (n, d) the layer's captured FFN inputs (the k-means sample)
 
 
-class _Source:
-    """Where the tokens come from: `stream(names, fn)` calls fn(name, tokens (n, d)) over every token of the
+class TokenSource(Protocol):
+    """What `fit_layers` reads: `stream(names, fn)` calls fn(name, tokens (n, d)) over every token of the
     named layers; `dense[name]` = (fc1, fc2); `samples[name]` = the k-means sample."""
 
     dense: dict[str, tuple[nn.Linear, nn.Linear]]
     samples: dict[str, torch.Tensor]
 
-    def stream(self, names: list[str], fn: Callable[[str, torch.Tensor], None]) -> None:
-        raise NotImplementedError
+    def stream(self, names: list[str], fn: Callable[[str, torch.Tensor], None]) -> None: ...
 
 
-class _Batches(_Source):
-    """The still-dense model, its chosen FFN layers and the calibration batches (`fit` runs before
-    any MoE layer is installed)."""
+class _Batches:
+    """The TokenSource of an upcycling: the still-dense model, its chosen FFN layers and the calibration batches
+    (`fit` runs before any MoE layer is installed)."""
 
     def __init__(self, model: nn.Module, layers: list[tuple[str, nn.Module]], batches: list[dict],
                  samples: dict[str, torch.Tensor]):
@@ -211,19 +211,8 @@ class _Batches(_Source):
                 fn(name, x)
 
 
-class _Sample(_Source):
-    """init_experts given a plain token tensor: k-means and the Grams both use it."""
-
-    def __init__(self, x: torch.Tensor, fc1: nn.Linear, fc2: nn.Linear, name: str = "layer"):
-        self.samples, self.dense = {name: x}, {name: (fc1, fc2)}
-
-    def stream(self, names, fn) -> None:
-        for name in names:
-            fn(name, self.samples[name])
-
-
 @torch.no_grad()
-def fit_layers(source: _Source, E: int, cfg: ClusterConfig) -> dict[str, LayerFit]:
+def fit_layers(source: TokenSource, E: int, cfg: ClusterConfig) -> dict[str, LayerFit]:
     """Every layer's experts: k-means on the sample, pass 1 (cluster Grams of X), W1_e, pass 2 (Grams of each
     expert's own hidden activations, in groups of layers whose Grams fit in `hidden_gram_gib`), W2_e."""
     fitter = _LayerFitter(source, E, cfg)
@@ -241,7 +230,7 @@ def fit_layers(source: _Source, E: int, cfg: ClusterConfig) -> dict[str, LayerFi
 class _LayerFitter:
     """The state of `fit_layers`' passes: per layer, centroids, the float64 Gram accumulators and counts."""
 
-    def __init__(self, source: _Source, E: int, cfg: ClusterConfig) -> None:
+    def __init__(self, source: TokenSource, E: int, cfg: ClusterConfig) -> None:
         self.source, self.E, self.cfg = source, E, cfg
         self.names = list(source.dense)
         self.dev = {name: source.dense[name][0].weight.device for name in self.names}
@@ -345,10 +334,9 @@ class _LayerFitter:
         self.hgram[name] = None
 
 
-@register_strategy("cluster")
-class Cluster(Strategy):
-    config = ClusterConfig
-    needs_calibration = True
+@register_strategy
+class Cluster(Strategy[ClusterConfig, ClusterState]):
+    facts = StrategyFacts(needs_calibration=True)
 
     def fit(self, calibration: Calibration, cfg: ClusterConfig) -> dict[str, ClusterState]:
         """Every layer's fit (k-means, Gram passes over all calibration batches) on the still-dense model."""
@@ -359,17 +347,9 @@ class Cluster(Strategy):
         fits = fit_layers(_Batches(c.model, c.layers, c.batches, c.inputs), c.num_experts, cfg)
         return {name: ClusterState(fits[name], c.inputs[name]) for name, _ in c.layers}
 
-    @staticmethod
-    def fit_sample(x: torch.Tensor, fc1: nn.Linear, fc2: nn.Linear, num_experts: int, cfg: ClusterConfig
-                   ) -> ClusterState:
-        """One layer's fit from a sample of its FFN inputs alone (every token of it in the Gram statistics)."""
-        return ClusterState(fit_layers(_Sample(x, fc1, fc2), num_experts, cfg)["layer"], x)
-
     @torch.no_grad()
-    def init_experts(self, moe, fc1, fc2, cfg: ClusterConfig, gen, state: ClusterState | None = None) -> dict:
-        if state is None:
-            raise UserError("upcycle=cluster needs its fit: upcycle through apply.upcycle_model with calibration "
-                            "batches (upcycle.calibration_examples >= 1)")
+    def init_experts(self, moe: MoEBlock, fc1: nn.Linear, fc2: nn.Linear, cfg: ClusterConfig,
+                     gen: torch.Generator, state: ClusterState) -> dict:
         fit, sample = state.fit, state.sample
         copy_dense(moe, fc1, fc2)
         bank = moe.experts

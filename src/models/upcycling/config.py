@@ -1,16 +1,15 @@
-"""The `upcycle` group's dataclasses, one per strategy, registered by name: torch-free, so validating a config
-imports no torch (src/config.py). A strategy's module (its `Strategy`) names its dataclass as `config`;
-a test checks that the two registries agree."""
+"""The `upcycle` group's dataclasses, one per strategy: torch-free, so validating a config imports no torch
+(src/config.py). Each declares its strategy's name (`name`), the one place it is written: CONFIGS is keyed by it,
+and a `Strategy[Cfg, State]` (base.py) is registered under its config's name."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from src.utils.errors import UserError
 from src.utils.ranges import check_range
-from src.utils.registry import make_register
 from src.utils.structured import to_dataclass
 
 log = logging.getLogger(__name__)
@@ -24,6 +23,7 @@ AUTO_MEASURES = ("kl", "ce_ratio")
 class UpcycleConfig:
     """Options common to every strategy; each strategy extends it with its own knobs."""
 
+    name: ClassVar[str] = ""  # the strategy this dataclass configures (each registered subclass sets its own)
     strategy: str = "dense"
     # Training-time methods that are part of the strategy's own recipe (the comparison's row label leaves them out).
     includes: ClassVar[tuple[str, ...]] = ()
@@ -82,9 +82,30 @@ class UpcycleConfig:
 
 
 CONFIGS: dict[str, type[UpcycleConfig]] = {}
-register_config = make_register(CONFIGS)
-register_config("dense")(UpcycleConfig)
-register_config("vanilla")(UpcycleConfig)
+C = TypeVar("C", bound=type[UpcycleConfig])
+
+
+def register_config(cls: C) -> C:
+    """Register a strategy's dataclass under its `name` (set on the class itself, not inherited, and not taken)."""
+    name = cls.__dict__.get("name")
+    if not name:
+        raise TypeError(f"{cls.__name__} names no strategy: set name: ClassVar[str] = '<strategy>' on it")
+    if name in CONFIGS:
+        raise ValueError(f"{cls.__name__}: strategy '{name}' is already configured by {CONFIGS[name].__name__}")
+    CONFIGS[name] = cls
+    return cls
+
+
+@register_config
+@dataclass
+class DenseConfig(UpcycleConfig):
+    name: ClassVar[str] = "dense"
+
+
+@register_config
+@dataclass
+class VanillaConfig(UpcycleConfig):
+    name: ClassVar[str] = "vanilla"
 
 
 def strategy_config(node) -> UpcycleConfig:
@@ -103,9 +124,10 @@ PARTITIONS = ("interleaved", "contiguous", "random")
 STAGE1_UPDATES = ("projected", "left", "right", "full")
 
 
-@register_config("spri")
+@register_config
 @dataclass
 class SPRIConfig(UpcycleConfig):
+    name: ClassVar[str] = "spri"
     variant_knobs: ClassVar[tuple[str, ...]] = ("rank", "energy", "auto_measure", "max_init_kl", "max_init_loss_ratio",
                                                 "residual_scale", "partition", "stage1_update")
     stage1_trainable: list[str] = field(default_factory=lambda: ["residual", "router"])
@@ -142,9 +164,10 @@ class SPRIConfig(UpcycleConfig):
 SVD_MODES = ("weighted", "projected")
 
 
-@register_config("cluster")
+@register_config
 @dataclass
 class ClusterConfig(UpcycleConfig):
+    name: ClassVar[str] = "cluster"
     includes: ClassVar[tuple[str, ...]] = ("distill",)  # self-distillation is part of the method (moe=self_distill)
     calibration_examples: int = 512
     kmeans_iters: int = 50
@@ -178,9 +201,10 @@ class ClusterConfig(UpcycleConfig):
             raise UserError("upcycle.hidden_gram_gib must be > 0")
 
 
-@register_config("drop")
+@register_config
 @dataclass
 class DropConfig(UpcycleConfig):
+    name: ClassVar[str] = "drop"
     ratio: float = 0.5
     # One index set per expert shared by W1 rows, b1 and W2 columns (the paper's description);
     # false samples each matrix's indices separately (as the reference code does).
@@ -195,9 +219,10 @@ class DropConfig(UpcycleConfig):
         check_range("upcycle.ratio", self.ratio, 0, 1)
 
 
-@register_config("random")
+@register_config
 @dataclass
 class RandomConfig(UpcycleConfig):
+    name: ClassVar[str] = "random"
     ratio: float = 0.5  # fraction of intermediate neurons perturbed per expert
     sigma: float = 0.02
     relative_sigma: bool = False  # true: sigma times each weight's std

@@ -4,8 +4,10 @@ neurons is re-initialised from N(mean, std) of the original weights; the rest ar
 from __future__ import annotations
 
 import torch
+from torch import nn
 
-from src.models.upcycling.base import Strategy, copy_dense, init_router, normal_on, register_strategy
+from src.models.moe import MoEBlock
+from src.models.upcycling.base import DataFree, copy_dense, init_router, normal_on, register_strategy
 from src.models.upcycling.config import DropConfig
 from src.models.upcycling.random import pick_neurons
 
@@ -15,12 +17,11 @@ def _normal_like(values: torch.Tensor, ref: torch.Tensor, gen: torch.Generator) 
     return normal_on(values, values.shape, gen, std, float(ref.mean()))
 
 
-@register_strategy("drop")
-class Drop(Strategy):
-    config = DropConfig
-
+@register_strategy
+class Drop(DataFree[DropConfig]):
     @torch.no_grad()
-    def init_experts(self, moe, fc1, fc2, cfg: DropConfig, gen, state=None) -> dict:
+    def init_experts(self, moe: MoEBlock, fc1: nn.Linear, fc2: nn.Linear, cfg: DropConfig, gen: torch.Generator,
+                     state: None) -> dict:
         copy_dense(moe, fc1, fc2)
         init_router(moe, cfg.router_std, gen)
         bank, n = moe.experts, fc1.weight.shape[0]

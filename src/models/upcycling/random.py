@@ -4,8 +4,10 @@ intermediate neurons (rows of W1 and b1, the matching columns of W2)."""
 from __future__ import annotations
 
 import torch
+from torch import nn
 
-from src.models.upcycling.base import Strategy, copy_dense, init_router, normal_on, register_strategy
+from src.models.moe import MoEBlock
+from src.models.upcycling.base import DataFree, copy_dense, init_router, normal_on, register_strategy
 from src.models.upcycling.config import RandomConfig
 
 
@@ -13,12 +15,11 @@ def pick_neurons(n: int, ratio: float, gen: torch.Generator) -> torch.Tensor:
     return torch.randperm(n, generator=gen)[: round(ratio * n)]
 
 
-@register_strategy("random")
-class RandomPerturbation(Strategy):
-    config = RandomConfig
-
+@register_strategy
+class RandomPerturbation(DataFree[RandomConfig]):
     @torch.no_grad()
-    def init_experts(self, moe, fc1, fc2, cfg: RandomConfig, gen, state=None) -> dict:
+    def init_experts(self, moe: MoEBlock, fc1: nn.Linear, fc2: nn.Linear, cfg: RandomConfig, gen: torch.Generator,
+                     state: None) -> dict:
         copy_dense(moe, fc1, fc2)
         init_router(moe, cfg.router_std, gen)
         bank = moe.experts

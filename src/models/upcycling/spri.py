@@ -22,18 +22,22 @@ disrupts another.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from src.models.gradient_projection import GradientProjection
+from src.models.moe import MoEBlock
 from src.models.upcycling.base import Calibration, Strategy, copy_dense, init_router, register_strategy
 from src.models.upcycling.config import PARTITIONS, SPRIConfig
 from src.models.whisper_moe import moe_blocks
 from src.utils.errors import UserError
 from src.utils.extension import TrainerExtension
-from src.utils.sharding import assign_full, full
+from src.utils.sharding import full
 
 log = logging.getLogger(__name__)
+
 
 def principal_rank(s: torch.Tensor, rank: int | None, energy: float | None) -> int:
     if rank is not None:
@@ -82,38 +86,64 @@ def spri_split(svd: Spectrum, r: int, num_experts: int, partition: str, gen: tor
     return principal, residual, parts
 
 
-def layer_spectra(fc1: nn.Linear, fc2: nn.Linear) -> dict[str, Spectrum]:
-    """The float64 SVD of a dense FFN's two weight matrices ("w1": fc1's, "w2": fc2's)."""
-    return {w: torch.linalg.svd(dense.detach().double(), full_matrices=False)
-            for w, dense in (("w1", fc1.weight), ("w2", fc2.weight))}
+@dataclass
+class LayerSpectra:
+    """SPRI's fit of one layer: the float64 thin SVDs of its dense FFN's matrices, and their dtype (P's
+    subspaces are handed to the stage-1 extension in it)."""
+
+    svd: dict[str, Spectrum]  # "w1": fc1's, "w2": fc2's
+    dtype: torch.dtype
 
 
-@register_strategy("spri")
-class SPRI(Strategy):
-    config = SPRIConfig
+def layer_spectra(fc1: nn.Linear, fc2: nn.Linear) -> LayerSpectra:
+    return LayerSpectra({w: torch.linalg.svd(dense.detach().double(), full_matrices=False)
+                         for w, dense in (("w1", fc1.weight), ("w2", fc2.weight))}, fc1.weight.dtype)
+
+
+def chosen_rank(s: torch.Tensor, cfg: SPRIConfig) -> int:
+    """P's rank at ``cfg`` (energy resolved: an `auto` energy is replaced by its value before the final init)."""
+    return principal_rank(s, cfg.rank, None if cfg.energy == "auto" else float(cfg.energy))
+
+
+Subspaces = dict[str, tuple[torch.Tensor, torch.Tensor]]  # "layer.w1": (U_r (out, r), V_r (in, r)), weights' dtype
+
+
+def principal_subspaces(fit: dict[str, LayerSpectra], cfg: SPRIConfig) -> Subspaces:
+    """P's left and right singular subspaces of every upcycled matrix, at the rank ``cfg`` chooses."""
+    out = {}
+    for layer, spectra in fit.items():
+        for w, (u, s, vh) in spectra.svd.items():
+            rank = chosen_rank(s, cfg)
+            out[f"{layer}.{w}"] = (u[:, :rank].to(spectra.dtype).contiguous(),
+                                   vh[:rank].t().to(spectra.dtype).contiguous())
+    return out
+
+
+@register_strategy
+class SPRI(Strategy[SPRIConfig, LayerSpectra]):
 
     def auto_knob(self, cfg: SPRIConfig) -> str | None:
         return "energy" if cfg.rank is None and cfg.energy == "auto" else None
 
-    def extensions(self, cfg: SPRIConfig) -> list[TrainerExtension]:
+    def extensions(self, cfg: SPRIConfig, fit: dict[str, LayerSpectra]) -> list[TrainerExtension]:
         """Stage 1 moves the experts only in their residual spectrum (a no-op in stages that do not name it)."""
-        return [ResidualSpectrum(cfg.stage1_update)]
+        return [ResidualSpectrum(cfg.stage1_update, principal_subspaces(fit, cfg))]
 
-    def fit(self, calibration: Calibration, cfg: SPRIConfig) -> dict[str, dict[str, Spectrum]]:
+    def fit(self, calibration: Calibration, cfg: SPRIConfig) -> dict[str, LayerSpectra]:
         """Each layer's matrices' SVDs, once (energy=auto re-initialises the experts ~10 times); no data read."""
         return {name: layer_spectra(layer.fc1, layer.fc2) for name, layer in calibration.layers}
 
     @torch.no_grad()
-    def init_experts(self, moe, fc1, fc2, cfg: SPRIConfig, gen, state: dict[str, Spectrum] | None = None) -> dict:
-        spectra = state if state is not None else layer_spectra(fc1, fc2)
+    def init_experts(self, moe: MoEBlock, fc1: nn.Linear, fc2: nn.Linear, cfg: SPRIConfig, gen: torch.Generator,
+                     state: LayerSpectra) -> dict:
         copy_dense(moe, fc1, fc2)
         init_router(moe, cfg.router_std, gen)
         bank = moe.experts
         err_num, err_den, ranks, full_rank = 0.0, 0.0, {}, []
         for name, dense in (("w1", fc1.weight), ("w2", fc2.weight)):
-            u, s, vh = spectra[name]
-            rank = principal_rank(s, cfg.rank, None if cfg.energy == "auto" else float(cfg.energy))
-            p, r, _ = spri_split(spectra[name], rank, bank.num_experts, cfg.partition, gen)
+            s = state.svd[name][1]
+            rank = chosen_rank(s, cfg)
+            p, r, _ = spri_split(state.svd[name], rank, bank.num_experts, cfg.partition, gen)
             stored = (p + cfg.residual_scale * r).to(dense.dtype)
             getattr(bank, name).copy_(stored)
             # The stored experts give back W: P + sum_e (W_e - P) / residual_scale.
@@ -123,9 +153,6 @@ class SPRI(Strategy):
             ranks[name] = rank
             if rank == s.numel():
                 full_rank.append(name)
-            # P's singular subspaces, for the stage-1 projection (not saved: every run upcycles again).
-            bank.register_buffer(f"{name}_principal_u", u[:, :rank].to(dense.dtype).contiguous(), persistent=False)
-            bank.register_buffer(f"{name}_principal_v", vh[:rank].t().to(dense.dtype).contiguous(), persistent=False)
         out = {"reconstruction_error": (err_num / err_den) ** 0.5, "principal_rank": ranks}
         if full_rank:  # no residual: every expert is the dense matrix (vanilla), a stage 1 moves none of it
             out["warning"] = (f"rank = full ({', '.join(full_rank)}): no residual spectrum, the experts equal the "
@@ -142,14 +169,18 @@ def project_residual(delta: torch.Tensor, u: torch.Tensor, v: torch.Tensor, mode
     return delta
 
 
-class ResidualSpectrum(TrainerExtension):
+class ResidualSpectrum(GradientProjection):
     """Trainer extension: in stages whose `trainable` names `residual`, every SPRI expert weight moves only
-    in the residual spectrum (gradient projected before the step, the optimizer's update after it)."""
+    in the residual spectrum (gradient projected before the step, the optimizer's update after it).
 
-    def __init__(self, mode: str) -> None:
+    It owns P's subspaces, handed over by the upcycling (SPRI.extensions), and saves them with every checkpoint
+    with the init residuals' norms."""
+
+    def __init__(self, mode: str, subspaces: Subspaces) -> None:
+        super().__init__()
         self.mode = mode
+        self.subspaces = dict(subspaces)
         self.active = False
-        self.before: dict[str, torch.Tensor] = {}
         # ||W_e - P|| per expert at the first stage's start: saved with every checkpoint (state_dict), since a
         # resumed run's weights are no longer the init's
         self.residual_norm: dict[str, torch.Tensor] = {}
@@ -157,31 +188,45 @@ class ResidualSpectrum(TrainerExtension):
         # starting weights: the trainer replays stage_start, so a set entry is kept)
         self.stage_weights: dict[str, torch.Tensor] = {}
 
-    @staticmethod
-    def targets(model, trainable_only: bool = True) -> list[tuple[str, torch.nn.Parameter, torch.Tensor, torch.Tensor]]:
+    def is_active(self) -> bool:
+        return self.active
+
+    def matrices(self, model: nn.Module, trainable_only: bool = True) -> list[tuple[str, nn.Parameter]]:
+        """(layer.w1 / layer.w2, the expert weight) of every matrix with a principal subspace."""
         out = []
         for layer_name, moe in moe_blocks(model):
-            bank = moe.experts
             for w in ("w1", "w2"):
-                u = getattr(bank, f"{w}_principal_u", None)
-                if u is not None and (getattr(bank, w).requires_grad or not trainable_only):
-                    out.append((f"{layer_name}.{w}", getattr(bank, w), u, getattr(bank, f"{w}_principal_v")))
+                p = getattr(moe.experts, w)
+                if f"{layer_name}.{w}" in self.subspaces and (p.requires_grad or not trainable_only):
+                    out.append((f"{layer_name}.{w}", p))
         return out
+
+    def targets(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+        return self.matrices(model)
+
+    def project(self, key: str, delta: torch.Tensor) -> torch.Tensor:
+        u, v = self.subspaces[key]
+        return project_residual(delta, u.to(delta.device, delta.dtype), v.to(delta.device, delta.dtype), self.mode)
 
     def stage_start(self, model, stage) -> None:
         self.active = self.mode != "full" and "residual" in stage.trainable
         with torch.no_grad():
-            for key, p, u, v in self.targets(model, trainable_only=False):
+            for key, p in self.matrices(model, trainable_only=False):
                 w = full(p).detach().float()
+                u, v = (t.to(w.device) for t in self.subspaces[key])  # a restored state is on the CPU
+                self.subspaces[key] = (u, v)
                 if key not in self.residual_norm:  # the residual R_e = W_e - P, P = U U^T W_e V V^T
                     ur, vr = u.float(), v.float()
                     self.residual_norm[key] = (w - ur @ (ur.t() @ w @ vr) @ vr.t()).flatten(1).norm(dim=1)
+                self.residual_norm[key] = self.residual_norm[key].to(w.device)
                 self.stage_weights.setdefault(key, w.clone())
 
     def state_dict(self) -> dict:
-        return {"residual_norm": dict(self.residual_norm)} if self.residual_norm else {}
+        return {"subspaces": {k: (u.detach().cpu(), v.detach().cpu()) for k, (u, v) in self.subspaces.items()},
+                "residual_norm": dict(self.residual_norm)}
 
     def load_state_dict(self, state: dict) -> None:
+        self.subspaces = dict(state.get("subspaces", self.subspaces))  # none saved: the init's (the same numbers)
         self.residual_norm = {k: v.float() for k, v in state.get("residual_norm", {}).items()}
 
     @torch.no_grad()
@@ -190,7 +235,7 @@ class ResidualSpectrum(TrainerExtension):
         ||W_e|| (mean and max over experts and layers). AdamW normalises each coordinate, so a stage that may
         only move the residual can still move it by many times its own norm."""
         rel_res, rel_w, res_w = [], [], []
-        for key, p, _, _ in self.targets(model, trainable_only=False):
+        for key, p in self.matrices(model, trainable_only=False):
             start = self.stage_weights.pop(key, None)
             if start is None:
                 continue
@@ -207,22 +252,3 @@ class ResidualSpectrum(TrainerExtension):
         log.info("stage %s moved the SPRI experts by %.3g x their residual's norm (mean; max %.3g), %.3g x ||W|| "
                  "(the residual is %.3g x ||W||)", stage.name, *out.values())
         return {"expert_movement": out}
-
-    @torch.no_grad()
-    def after_backward(self, model, step: int) -> None:
-        if not self.active:
-            return
-        for key, p, u, v in self.targets(model):
-            if p.grad is not None:
-                assign_full(p.grad, project_residual(full(p.grad), u.to(p.grad.dtype), v.to(p.grad.dtype), self.mode))
-            self.before[key] = p.detach().clone()
-
-    @torch.no_grad()
-    def after_step(self, model, step: int) -> None:
-        if not self.active:
-            return
-        for key, p, u, v in self.targets(model):
-            old = self.before.pop(key, None)
-            if old is not None:
-                old = full(old)
-                assign_full(p, old + project_residual(full(p) - old, u.to(p.dtype), v.to(p.dtype), self.mode))
