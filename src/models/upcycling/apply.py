@@ -81,7 +81,7 @@ def block_deviation(moe: MoEBlock, fc1: nn.Linear, fc2: nn.Linear, x: torch.Tens
 
 
 @dataclass
-class _Init(Generic[Cfg, State]):
+class ExpertInit(Generic[Cfg, State]):
     """One upcycling in progress: the new blocks, the dense FFNs they replace, the strategy's per-layer state."""
 
     strategy: Strategy[Cfg, State]
@@ -124,27 +124,28 @@ def upcycle(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, seed: int
     if not strategy.facts.is_moe:
         report.update(num_experts=1, top_k=1, total_parameters=dense_params, active_parameters=dense_params)
         return Upcycled(report, [])
-    search = budget or calib  # what the auto knob's budget reads
-    measure = (budget_heldout or budget) if budget else (heldout or calib)  # the report's init_loss
-    _check_upcyclable(model, moe_cfg, ucfg, strategy, calib, search)
+    budget_batches = budget or calib  # what the auto knob's budget reads
+    loss_batches = (budget_heldout or budget) if budget else (heldout or calib)  # the report's init_loss
+    _check_upcyclable(model, moe_cfg, ucfg, strategy, calib, budget_batches)
     t0 = time.perf_counter()
     layers = whisper_ffn_layers(model, moe_cfg.where, moe_cfg.every)
     inputs = capture_ffn_inputs(model, layers, calib, ucfg.calibration_tokens, seed) if calib else {}
-    measured = capture_ffn_inputs(model, layers, heldout, ucfg.calibration_tokens, seed) if heldout else inputs
-    before, fit_on = _dense_side(model, measure, search if strategy.auto_knob(ucfg) is not None else None)
+    heldout_inputs = capture_ffn_inputs(model, layers, heldout, ucfg.calibration_tokens, seed) if heldout else inputs
+    searching = strategy.auto_knob(ucfg) is not None
+    dense_loss, dense_budget = _dense_side(model, loss_batches, budget_batches if searching else None)
     state = strategy.fit(Calibration(model, layers, calib or [], inputs, moe_cfg.num_experts), ucfg)
-    init = _Init(strategy, _install_blocks(model, layers, moe_cfg), {n: (l.fc1, l.fc2) for n, l in layers}, state,
-                 seed)
+    init = ExpertInit(strategy, _install_blocks(model, layers, moe_cfg), {n: (l.fc1, l.fc2) for n, l in layers},
+                      state, seed)
     warnings: list[str] = []
-    if fit_on is not None:
-        ucfg = _choose_auto_knob(model, init, ucfg, search, fit_on, report, warnings)
+    if dense_budget is not None:
+        ucfg = _choose_auto_knob(model, init, ucfg, budget_batches, dense_budget, report, warnings)
     extras = init(ucfg, show=progress)
-    report["layers"] = [_layer_row(name, block, extras[name], init.dense[name], measured.get(name), warnings)
+    report["layers"] = [_layer_row(name, block, extras[name], init.dense[name], heldout_inputs.get(name), warnings)
                         for name, block in init.blocks.items()]
     record_moe_settings(model, moe_cfg, {k: v for k, v in asdict(ucfg).items()})
     report.update(parameter_counts(model))
-    if before is not None:  # the init's disruption, on the same scale for every strategy (vanilla: 0)
-        report["init_loss"] = _init_loss(model, measure, before,
+    if dense_loss is not None:  # the init's disruption, on the same scale for every strategy (vanilla: 0)
+        report["init_loss"] = _init_loss(model, loss_batches, dense_loss,
                                          bool(budget_heldout) if budget else bool(heldout))
     for text in warnings:
         log.warning("upcycle=%s: %s", ucfg.strategy, text)
@@ -153,18 +154,19 @@ def upcycle(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, seed: int
     return Upcycled(report, strategy.extensions(ucfg, state))
 
 
-def _dense_side(model: nn.Module, measure: list[dict] | None, search: list[dict] | None
+def _dense_side(model: nn.Module, loss_batches: list[dict] | None, budget_batches: list[dict] | None
                 ) -> tuple[TeacherForced | None, TeacherForced | None]:
-    """The dense model's teacher-forced pass on ``measure`` (the report's init_loss) and on ``search`` (an auto
-    knob's budget; one pass when they are the same batches)."""
-    before = teacher_forced(model, measure, keep_logprobs=True) if measure else None
-    if not search:
-        return before, None
-    return before, before if measure is search else teacher_forced(model, search, keep_logprobs=True)
+    """The dense model's teacher-forced pass on ``loss_batches`` (the report's init_loss) and on ``budget_batches``
+    (an auto knob's budget; one pass when they are the same batches)."""
+    dense_loss = teacher_forced(model, loss_batches, keep_logprobs=True) if loss_batches else None
+    if not budget_batches:
+        return dense_loss, None
+    same = loss_batches is budget_batches
+    return dense_loss, dense_loss if same else teacher_forced(model, budget_batches, keep_logprobs=True)
 
 
 def _check_upcyclable(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig, strategy: Strategy,
-                      calib: list[dict] | None, search: list[dict] | None) -> None:
+                      calib: list[dict] | None, budget_batches: list[dict] | None) -> None:
     """Stop with one line before any work: a bad knob (the Python API gets the command line's checks: residual_scale
     0 or -1 stop here), an MoE model, missing calibration data, an unmeasurable budget."""
     ucfg.check()
@@ -177,10 +179,10 @@ def _check_upcyclable(model: nn.Module, moe_cfg: MoEConfig, ucfg: UpcycleConfig,
         raise UserError(f"upcycle={ucfg.strategy} needs calibration data (upcycle.calibration_examples "
                          "training examples); none were given")
     knob = strategy.auto_knob(ucfg)
-    if knob is not None and not search:
+    if knob is not None and not budget_batches:
         raise UserError(f"upcycle.{knob}=auto measures the init on calibration batches: set "
                         "upcycle.calibration_examples >= 1")
-    if knob is not None and ucfg.auto_measure == "ce_ratio" and not labelled(search):
+    if knob is not None and ucfg.auto_measure == "ce_ratio" and not labelled(budget_batches):
         raise UserError(f"upcycle.{knob}=auto with auto_measure=ce_ratio needs labelled calibration batches")
 
 
@@ -196,21 +198,21 @@ def _install_blocks(model: nn.Module, layers: list[tuple[str, nn.Module]], moe_c
     return blocks
 
 
-def _choose_auto_knob(model: nn.Module, init: _Init, ucfg: UpcycleConfig, search: list[dict],
-                      fit_on: TeacherForced, report: dict, warnings: list[str]) -> UpcycleConfig:
+def _choose_auto_knob(model: nn.Module, init: ExpertInit, ucfg: UpcycleConfig, budget_batches: list[dict],
+                      dense_budget: TeacherForced, report: dict, warnings: list[str]) -> UpcycleConfig:
     """The `auto` knob's value: the smallest within the budget (search_knob), recorded and warned about."""
     knob, budget = init.strategy.auto_knob(ucfg), float(ucfg.auto_budget)
 
     def evaluate(value: float) -> float:
         init(replace(ucfg, **{knob: value}))
         if ucfg.auto_measure == "kl":
-            return teacher_forced(model, search, fit_on.logprobs).kl
-        return teacher_forced(model, search).ce / fit_on.ce
+            return teacher_forced(model, budget_batches, dense_budget.logprobs).kl
+        return teacher_forced(model, budget_batches).ce / dense_budget.ce
 
     value, trace, met = search_knob(evaluate, budget)
     bad = [v for v, m in trace if not math.isfinite(m)]
     report["auto"] = {"knob": knob, "value": value, "measure": ucfg.auto_measure, "budget": budget,
-                      "budget_met": met, "fit_dense_ce": fit_on.ce, "trace": trace, "non_finite": bad}
+                      "budget_met": met, "fit_dense_ce": dense_budget.ce, "trace": trace, "non_finite": bad}
     if bad:
         warnings.append(f"upcycle.{knob}=auto: {len(bad)} of {len(trace)} search points gave a non-finite "
                         f"{ucfg.auto_measure} (counted as over budget): {knob} = "
