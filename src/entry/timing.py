@@ -202,12 +202,15 @@ def update_readme(readme: Path, run_dir: Path, blocks: dict[str, str] = README_B
 
 @dataclass(frozen=True)
 class Child:
-    """One of a phase's parallel jobs: its command, its log (appended to), its CPU threads."""
+    """One of a phase's parallel jobs: its command, its log (appended to), its CPU threads, extra environment
+    variables, and where its stderr goes (None: into the log)."""
 
     title: str
     cmd: tuple[str, ...]
     log: Path
     threads: int = 1
+    env: tuple[tuple[str, str], ...] = ()
+    err: Path | None = None
 
 
 def run_parallel(children: list[Child], n_parallel: int, on_end: Callable[[Child, int, float], None],
@@ -233,12 +236,13 @@ def run_parallel(children: list[Child], n_parallel: int, on_end: Callable[[Child
 
 def _start(child: Child, cwd: Path | None) -> subprocess.Popen:
     child.log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(child.threads), "MKL_NUM_THREADS": str(child.threads)}
-    with open(child.log, "a") as f:
+    env = {**os.environ, "OMP_NUM_THREADS": str(child.threads), "MKL_NUM_THREADS": str(child.threads),
+           **dict(child.env)}
+    with open(child.log, "a") as f, open(child.err or os.devnull, "a") as err:
         f.write("$ " + " ".join(child.cmd) + "\n")
         f.flush()
-        return subprocess.Popen(child.cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(child.cmd, cwd=cwd, env=env, stdout=f,
+                                stderr=err if child.err else subprocess.STDOUT, start_new_session=True)
 
 
 def _cut(running: dict[Child, tuple[subprocess.Popen, float]], queue: list[Child]) -> list[Child]:
