@@ -158,7 +158,8 @@ def issue_23(cfg: dict) -> None:
 def renamed(old: dict) -> dict:
     """The recording in today's names and defaults: issue 16 renamed SD-MoE's `moe.sd` to `moe.sd_moe` (and
     the preset `upcycle=spri_sd` to `spri_sd_moe`); issues 22, 23 and 24 changed the defaults above
-    (and 24 moved `model.pretrain` to the group `pretrain`); issue 33 made a rerun continue (`trainer.resume`)."""
+    (and 24 moved `model.pretrain` to the group `pretrain`); issue 33 made a rerun continue (`trainer.resume`);
+    issue 34 composes each group from its dataclass's defaults (`trainer.frozen` appears, at its default)."""
     configs = {}
     for choice, cfg in old["configs"].items():
         cfg["moe"] = {("sd_moe" if k == "sd" else k): v for k, v in cfg["moe"].items()}
@@ -176,6 +177,7 @@ def renamed(old: dict) -> dict:
         cfg["eval"].setdefault("max_batch_size", None)  # issue 25: decoding batches (null: the training ones)
         cfg["eval"].setdefault("max_batch_frames", None)
         cfg["trainer"]["resume"] = "auto"  # issue 33: rerunning the command continues an unfinished run
+        cfg["trainer"].setdefault("frozen", [])  # issue 34: the composition holds every dataclass default
         configs[re.sub(r"upcycle=spri_sd\b", "upcycle=spri_sd_moe", choice)] = cfg  # idempotent on new names
     return {**old, "configs": configs}
 
