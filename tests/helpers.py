@@ -159,6 +159,8 @@ def make_cfg(overrides: list[str] | None = None, tmp: Path | None = None):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
+    import src.config  # noqa: F401  (the resolvers, and each group's schema in Hydra's ConfigStore)
+
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("config", overrides=overrides or [], return_hydra_config=True)
         HydraConfig().set_config(cfg)

@@ -30,6 +30,7 @@ from transformers.generation.utils import GenerationMixin
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: helpers
 from helpers import ROOT, batches, calib_batch, tiny_whisper, ucfg  # noqa: E402
 
+import src.config  # noqa: E402, F401  (each group's schema in Hydra's ConfigStore: the yamls extend them)
 from src.evaluation.generation import RoutingRecorder  # noqa: E402
 from src.models.backbone import set_pad_to_30s  # noqa: E402
 from src.models.config import DPSLConfig, MoEConfig, SDMoEConfig, SelfDistillConfig  # noqa: E402
