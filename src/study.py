@@ -61,8 +61,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-# Every toy job's optimizer-step budget, as the study ran (make demo's toy_demo runs 800 since issue 25, to fit its
-# 14 minutes; the study's compute-bound regime stays what README's study tables measured).
+# Every toy job's optimizer-step budget, as the study ran (make demo's toy_demo runs 800, to fit its 14 minutes; the
+# study's compute-bound regime stays what README's study tables measured).
 STUDY_STEPS = 1200
 # README blocks filled by --readme: one comparison per regime, and the study's timing.
 README_BLOCKS = {"study-toy_demo": "toy_demo/readme.md", "study-toy_constrained": "toy_constrained/readme.md",
