@@ -178,6 +178,8 @@ def renamed(old: dict) -> dict:
         cfg["eval"].setdefault("max_batch_size", None)  # issue 25: decoding batches (null: the training ones)
         cfg["eval"].setdefault("max_batch_frames", None)
         cfg["trainer"]["resume"] = "auto"  # issue 33: rerunning the command continues an unfinished run
+        if "strategy" in cfg["trainer"]:  # issue 34: trainer.strategy renamed trainer.parallel
+            cfg["trainer"]["parallel"] = cfg["trainer"].pop("strategy")
         cfg["trainer"].setdefault("frozen", [])  # issue 34: the composition holds every dataclass default
         configs[re.sub(r"upcycle=spri_sd\b", "upcycle=spri_sd_moe", choice)] = cfg  # idempotent on new names
     return {**old, "configs": configs}
