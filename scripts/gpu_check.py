@@ -48,12 +48,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
-# The toy run: a small corpus and model (as the tests' TINY config), SPRI two-stage.
-TOY = ["data.corpus.n_asr_train=48", "data.corpus.n_asr_dev=8", "data.corpus.n_st_train=12",
-       "data.corpus.n_st_dev=4", "data.corpus.n_st_test=4", "model.toy.d_model=64", "model.toy.encoder_layers=1",
-       "model.toy.decoder_layers=1", "model.toy.ffn_dim=128", "pretrain.steps=30",
-       "pretrain.vocab_size=600", "pretrain.lr=3e-3", "pretrain.warmup_steps=5",
-       "upcycle=spri", "upcycle.energy=0.9",
+# The toy run: the tiny toy corpus and model (conf/experiment/tiny.yaml, as the tests'), SPRI two-stage.
+TOY = ["experiment=tiny", "upcycle=spri", "upcycle.energy=0.9",
        "moe.num_experts=4", "trainer.total_steps=30", "trainer.warmup_steps=2", "trainer.save_every=4",
        "trainer.log_every=1", "eval.splits=[test]", "eval.max_examples_per_direction=2", "eval.beam=2",
        "eval.comet.model=null", "progress=false"]

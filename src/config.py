@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
@@ -21,7 +22,7 @@ from src.data.config import DataConfig, LoaderConfig
 from src.data.languages import check_directions
 from src.evaluation.config import EvalConfig
 from src.models.config import ModelConfig, MoEConfig
-from src.models.upcycling.config import UpcycleConfig, strategy_config
+from src.models.upcycling.config import CONFIGS, UpcycleConfig, strategy_config
 from src.training.config import PretrainRecipe, TrainerConfig, check_groups, check_trainer_config
 from src.utils.errors import UserError, first_line
 from src.utils.structured import to_dataclass
@@ -81,14 +82,48 @@ class ConfigError(UserError):
 
 @dataclass
 class PathsConfig:
+    """Where a run reads and writes; conf/paths/default.yaml sets each from Hydra's run (interpolations)."""
+
     root_dir: str = "."
     output_dir: str = "outputs"
-    cache_dir: str = "~/.cache/upcycle-st"
+    cache_dir: str = ".cache"  # toy corpus, toy model, clip durations (the yaml: $UPCYCLE_ST_CACHE or root_dir/.cache)
 
 
 # Groups checked against the dataclass their code consumes.
 SCHEMAS: dict[str, type] = {"model": ModelConfig, "pretrain": PretrainRecipe, "trainer": TrainerConfig,
                             "paths": PathsConfig, "moe": MoEConfig, "eval": EvalConfig}
+
+
+def schema_defaults(schema: type, drop: tuple[str, ...] = (), **fixed: Any) -> dict[str, Any]:
+    """A dataclass's defaults as plain values (nested dataclasses as dicts), less ``drop``, with ``fixed`` set."""
+    node = OmegaConf.to_container(OmegaConf.structured(schema))
+    return {**{k: v for k, v in node.items() if k not in drop}, **fixed}
+
+
+def schema_nodes() -> dict[tuple[str, str], tuple[type, dict[str, Any]]]:
+    """(group, name) -> (dataclass, the defaults stored under that name): each group's defaults said once, by its
+    dataclass. conf/<group>/<base>.yaml starts its defaults list with `base_<group>_schema` and sets only what
+    differs (and the interpolations, ${seed} and the like, a dataclass cannot hold); a strategy's yaml starts from
+    `<strategy>_upcycle_schema`, its own dataclass's defaults. `trainer.stages` is left to the schedule yamls (the
+    dataclass's one stage sets neither steps nor epochs); upcycle/base.yaml names no strategy."""
+    nodes = {(group, f"base_{group}_schema"): (schema, schema_defaults(schema, drop))
+             for group, schema, drop in (("trainer", TrainerConfig, ("stages",)), ("pretrain", PretrainRecipe, ()),
+                                         ("moe", MoEConfig, ()), ("eval", EvalConfig, ()), ("paths", PathsConfig, ()))}
+    nodes["upcycle", "base_upcycle_schema"] = (UpcycleConfig, schema_defaults(UpcycleConfig, ("strategy",)))
+    for name, schema in CONFIGS.items():
+        nodes["upcycle", f"{name}_upcycle_schema"] = (schema, schema_defaults(schema, strategy=name))
+    return nodes
+
+
+def register_schemas(store: ConfigStore | None = None) -> None:
+    """schema_nodes() in Hydra's ConfigStore. Stored as plain values, not as typed nodes: types and unknown keys
+    are checked once, by `validate`, with one line naming the key, and never by Hydra while it composes."""
+    store = store or ConfigStore.instance()
+    for (group, name), (_, node) in schema_nodes().items():
+        store.store(group=group, name=name, node=node)
+
+
+register_schemas()  # on import, as the resolvers above: every composition (entry points, tests) imports this module
 # Groups checked against the signature of their `_target_` (plus nested schema nodes).
 TARGET_GROUPS: dict[str, dict[str, type]] = {"data": {"loader": LoaderConfig}, "logger": {}}
 # Top-level keys of config.yaml itself.

@@ -61,8 +61,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-# Every toy job's optimizer-step budget, as the study ran (make demo's toy_demo runs 800 since issue 25, to fit its
-# 14 minutes; the study's compute-bound regime stays what README's study tables measured).
+# Every toy job's optimizer-step budget, as the study ran (make demo's toy_demo runs 800, to fit its 14 minutes; the
+# study's compute-bound regime stays what README's study tables measured).
 STUDY_STEPS = 1200
 # README blocks filled by --readme: one comparison per regime, and the study's timing.
 README_BLOCKS = {"study-toy_demo": "toy_demo/readme.md", "study-toy_constrained": "toy_constrained/readme.md",
@@ -72,16 +72,13 @@ README_BLOCKS = {"study-toy_demo": "toy_demo/readme.md", "study-toy_constrained"
 SPRI, VANILLA, DENSE = "spri", "vanilla", "dense"
 MAIN = ""  # a regime's main table (<regime>/report/); another table T is <regime>/report-T/
 REPORT_RESERVE_S = 10  # --time-limit: each report's time (bootstrap intervals and plots: ~3-10 s)
-# --tiny: the tests' tiny toy model and corpus (tests/helpers.py TINY; gpu_check's TOY builds the same ones, so a
-# cache holding them is reused) instead of whisper-base (a 30 s-padded forward pass of whisper-base costs ~2 s per
-# clip on one CPU core, and SPRI's energy search makes ~100 of them), MoE in its one layer per side, 6 steps of up
-# to 8 clips (SPRI two-stage: 2 + 4), a dev loss on 1 batch, 1 test sentence per direction. A preparation still
-# composes and validates the real jobs' configs, and checks the offline model's packages (not converted).
-TINY = ("data.corpus.n_asr_train=48", "data.corpus.n_asr_dev=8", "data.corpus.n_st_train=12",
-        "data.corpus.n_st_dev=4", "data.corpus.n_st_test=4", "model=whisper_toy", "model.name_or_path=null",
-        "model.pad_to_30s=false", "model.toy.d_model=64", "model.toy.encoder_layers=1", "model.toy.decoder_layers=1",
-        "model.toy.ffn_dim=128", "pretrain.steps=30", "pretrain.vocab_size=600", "pretrain.lr=3e-3",
-        "pretrain.warmup_steps=5", "moe.every=1", "data.loader.max_batch_size=8",
+# --tiny: the tiny toy model and corpus (conf/experiment/tiny.yaml, after the regime's experiment; the tests and
+# gpu_check build the same ones, so a cache holding them is reused) instead of whisper-base (a 30 s-padded forward
+# pass of whisper-base costs ~2 s per clip on one CPU core, and SPRI's energy search makes ~100 of them), MoE in its
+# one layer per side, 6 steps of up to 8 clips (SPRI two-stage: 2 + 4), a dev loss on 1 batch, 1 test sentence per
+# direction. A preparation still composes and validates the real jobs' configs, and checks the offline model's
+# packages (not converted).
+TINY = ("+experiment@_global_=tiny", "moe.every=1", "data.loader.max_batch_size=8",
         "data.loader.max_batch_frames=24000", "trainer.total_steps=6", "trainer.warmup_steps=1",
         "trainer.eval_every=3", "trainer.max_eval_batches=1", "trainer.log_every=1",
         "eval.max_examples_per_direction=1", "eval.max_new_tokens=16", "trainer.device=cpu", "trainer.precision=fp32")

@@ -30,13 +30,10 @@ from src.models.upcycling.config import strategy_config
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = str(ROOT / "conf")
 
-# The real entry points on a tiny toy corpus and model (seconds, not minutes).
+# The real entry points on a tiny toy corpus and model (seconds, not minutes): conf/experiment/tiny.yaml, and the
+# tests' step budget and decoding.
 TINY = [
-    "data.corpus.n_asr_train=48", "data.corpus.n_asr_dev=8", "data.corpus.n_st_train=12",
-    "data.corpus.n_st_dev=4", "data.corpus.n_st_test=4",
-    "model.toy.d_model=64", "model.toy.encoder_layers=1", "model.toy.decoder_layers=1",
-    "model.toy.ffn_dim=128", "pretrain.steps=30", "pretrain.vocab_size=600",
-    "pretrain.lr=3e-3", "pretrain.warmup_steps=5",
+    "experiment=tiny",
     "trainer.total_steps=40", "trainer.stages.0.warmup_steps=5", "trainer.stages.0.lr=3e-3",
     "eval.beam=2", "eval.max_new_tokens=200", "eval.comet.model=null",
     "trainer.log_every=5", "progress=false",
@@ -168,6 +165,8 @@ def make_cfg(overrides: list[str] | None = None, tmp: Path | None = None):
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
+
+    import src.config  # noqa: F401  (the resolvers, and each group's schema in Hydra's ConfigStore)
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("config", overrides=overrides or [], return_hydra_config=True)

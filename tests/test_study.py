@@ -154,10 +154,10 @@ def test_tiny_shapes_replace_a_regimes_own_values_in_place():
     merged = Options(("paths.cache_dir=/c", "+x.y=1"), tiny=True).overrides(Job(TOY, Row("spri", 0.1), 2))
     assert merged.count("trainer.total_steps=6") == 1 and "trainer.total_steps=1200" not in merged
     assert merged.index("trainer.total_steps=6") == 3  # where the regime's value was
-    assert merged[-1] == "+x.y=1" and "model=whisper_toy" in merged
-    # the tests' tiny toy corpus and model: a cache built by the test suite serves --tiny as it is
-    shared = ("data.corpus.", "model.toy.", "pretrain.")
-    assert [o for o in TINY if o.startswith(shared)] == [o for o in TEST_TINY if o.startswith(shared)]
+    assert merged[-1] == "+x.y=1" and "+experiment@_global_=tiny" in merged
+    # the tests' tiny toy corpus and model (experiment=tiny): a cache built by the test suite serves --tiny as it is
+    assert "experiment=tiny" in TEST_TINY and not [o for o in TINY if o.startswith(("data.corpus.", "model.toy.",
+                                                                                     "pretrain."))]
 
 
 @pytest.mark.parametrize("job, stages", [
@@ -198,9 +198,9 @@ def test_the_preparation_validates_the_real_configs_and_composes_the_tiny_ones(t
     spec = study.prepare_spec(BASE, jobs, tmp_path, opts)
     assert len(spec["real"]) == len(spec["used"]) == 7 and not spec["convert"]
     assert spec["real"][0][:6] == [*jobs[0].overrides(), "trainer.stage1_lr=0.0001"]  # as the job runs, not tiny
-    assert "model=whisper_toy" not in spec["real"][0]
+    assert "+experiment@_global_=tiny" not in spec["real"][0]
     assert {"paths.cache_dir=/c", "eval.beam=2", f"paths.root_dir={study.ROOT}"} <= set(spec["real"][0])
-    assert "model=whisper_toy" in spec["used"][0] and "trainer.total_steps=6" in spec["used"][0]
+    assert "+experiment@_global_=tiny" in spec["used"][0] and "trainer.total_steps=6" in spec["used"][0]
     assert spec["result"] == str(tmp_path / "base_constrained" / "logs" / "prepared.txt")
 
 

@@ -40,9 +40,11 @@ class StageConfig:
 @dataclass
 class TrainerConfig:
     stages: list[StageConfig] = field(default_factory=lambda: [StageConfig()])
-    total_steps: int | None = None  # the optimizer-step budget the stage configs divide (equal across strategies)
-    lr: float = 1e-3  # the peak learning rate the stage configs refer to (${trainer.lr})
-    warmup_steps: int = 0  # the warmup the stage configs refer to (${trainer.warmup_steps})
+    # The optimizer-step budget the stage configs divide (${trainer.total_steps}): every schedule divides the same
+    # budget, so strategies compare at equal steps.
+    total_steps: int | None = 600
+    lr: float = 1e-3  # the peak learning rate the stage configs refer to (${trainer.lr}); a stage may set its own
+    warmup_steps: int = 50  # the linear warmup the stage configs refer to (${trainer.warmup_steps})
     # Two-stage schedules (trainer=two_stage): stage 1's share of total_steps and its peak learning rate (the
     # stage configs refer to them); null in one-stage schedules, where setting them is an error.
     stage1_fraction: float | None = None
@@ -51,12 +53,12 @@ class TrainerConfig:
     clip_norm: float | None = 1.0
     weight_decay: float = 0.01
     beta2: float = 0.98
-    precision: str = "auto"
+    precision: str = "auto"  # auto: bf16 autocast on a GPU that supports it, fp32 on the CPU | fp32 | bf16
     device: str = "auto"
     log_every: int = 20
-    eval_every: int | None = None
-    max_eval_batches: int | None = 50
-    save_every: int | None = None
+    eval_every: int | None = None  # global steps between dev-loss evaluations (None: at the end of each stage)
+    max_eval_batches: int | None = 50  # the dev loss reads this many batches (a fixed random subset)
+    save_every: int | None = None  # global steps between resumable checkpoints (checkpoints/latest)
     keep_checkpoints: int = 2  # mid-stage step-N checkpoints kept (the older ones are deleted)
     max_nonfinite_steps: int = 10  # skipped steps (non-finite loss or gradient norm) before the run stops
     max_nonfinite_fraction: float = 0.5  # ... or more than this share of a stage's steps skipped
@@ -67,7 +69,7 @@ class TrainerConfig:
     # from the beginning when there is none; true: the same, warning when there is nothing to resume; false:
     # start from the beginning, refusing a dir that holds checkpoints (src/training/trainer.py _start_point).
     resume: str = "auto"
-    progress: bool = True
+    progress: bool = True  # tqdm bars (the yaml: ${progress})
     parallel: str = "ddp"  # with several processes (torchrun): ddp (replicas) or fsdp (sharded, FSDP2)
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (memory for time)
     compile: bool = False  # torch.compile the forward (GPU runs; the first steps pay for compilation)
@@ -193,18 +195,18 @@ class PretrainRecipe:
     vocab_size: int = 2000
     max_batch_frames: int = 10240
     max_batch_size: int = 32
-    seed: int = 0
+    seed: int = 0  # conf/pretrain/toy.yaml sets ${seed}: each run seed pretrains (once, then cached) its own model
     device: str = "auto"
-    ctc_weight: float = 0.5
+    ctc_weight: float = 0.5  # encoder CTC auxiliary loss during pretraining only (alignment is learned much sooner)
     # CPU threads per process while pretraining on the CPU. 1: bit-reproducible (two 2-thread runs of the same
     # seed on one machine differed at ~1e-7 after 60 steps, 2.4e-7 without the CTC head: intra-op reductions).
     # null: torch's default.
     cpu_threads: int | None = 1
     # Data-parallel processes on the CPU (gloo; ignored on a GPU and inside a torchrun job): each takes half of
     # every batch (the caps above are the global batch's), so the steps and batch sizes stay the recipe's.
-    # Bit-reproducible like one process (two ranks' all-reduce is a single commutative sum) and 1.8x faster on
-    # 2 cores, where one one-thread process leaves a core idle; the model differs from a 1-process one (other
-    # batch halves, other float sums), so the count is part of the cache key.
+    # Bit-reproducible like one process (two ranks' all-reduce is a single commutative sum) and 1.63x faster on 2
+    # cores (docs/benchmarks.md), where one one-thread process leaves a core idle; the model differs from a
+    # 1-process one (other batch halves, other float sums), so the count is part of the cache key.
     processes: int = 2
 
     def check(self) -> None:

@@ -36,7 +36,7 @@ def toy_cache(tmp_path_factory) -> Path:
     pretraining alone costs a third of that run."""
     tmp = tmp_path_factory.mktemp("submitit")
     run("src.pretrain", [f"paths.cache_dir={tmp / 'cache'}", f"hydra.run.dir={tmp / 'pretrain'}",
-                         *[o for o in KEEP if o.startswith(("data.", "model.", "pretrain.", "progress"))]])
+                         *[o for o in KEEP if o.startswith(("experiment=", "pretrain.", "progress"))]])
     return tmp
 
 

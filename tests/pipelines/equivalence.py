@@ -30,6 +30,7 @@ from transformers.generation.utils import GenerationMixin
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: helpers
 from helpers import ROOT, batches, calib_batch, tiny_whisper, ucfg  # noqa: E402
 
+import src.config  # noqa: E402, F401  (each group's schema in Hydra's ConfigStore: the yamls extend them)
 from src.evaluation.generation import RoutingRecorder  # noqa: E402
 from src.models.backbone import set_pad_to_30s  # noqa: E402
 from src.models.config import DPSLConfig, MoEConfig, SDMoEConfig, SelfDistillConfig  # noqa: E402
@@ -158,7 +159,8 @@ def renamed(old: dict) -> dict:
     """The recording in today's names and defaults: issue 16 renamed SD-MoE's `moe.sd` to `moe.sd_moe` (and
     the preset `upcycle=spri_sd` to `spri_sd_moe`); issues 22, 23 and 24 changed the defaults above
     (and 24 moved `model.pretrain` to the group `pretrain`); issue 33 made a rerun continue (`trainer.resume`);
-    issue 34 renamed `trainer.strategy` (ddp/fsdp) to `trainer.parallel`."""
+    issue 34 renamed `trainer.strategy` (ddp/fsdp) to `trainer.parallel` and composes each group from its
+    dataclass's defaults (`trainer.frozen` appears, at its default)."""
     configs = {}
     for choice, cfg in old["configs"].items():
         cfg["moe"] = {("sd_moe" if k == "sd" else k): v for k, v in cfg["moe"].items()}
@@ -178,6 +180,7 @@ def renamed(old: dict) -> dict:
         cfg["trainer"]["resume"] = "auto"  # issue 33: rerunning the command continues an unfinished run
         if "strategy" in cfg["trainer"]:  # issue 34: trainer.strategy (ddp/fsdp) is trainer.parallel
             cfg["trainer"]["parallel"] = cfg["trainer"].pop("strategy")
+        cfg["trainer"].setdefault("frozen", [])  # issue 34: the composition holds every dataclass default
         configs[re.sub(r"upcycle=spri_sd\b", "upcycle=spri_sd_moe", choice)] = cfg  # idempotent on new names
     return {**old, "configs": configs}
 

@@ -65,7 +65,7 @@ def test_each_seed_pretrains_its_own_toy_model_and_a_seed_repeats_its_model(trai
     (seed1,) = cache.glob("seed1-*/model.safetensors")
     before = load_file(str(seed1))
     args = [f"paths.cache_dir={tmp / 'cache'}",
-            *[o for o in TINY if o.startswith(("data.", "model.", "pretrain.", "progress"))]]
+            *[o for o in TINY if o.startswith(("experiment=", "progress"))]]
     # one process, as src.demo runs it: seed 1 pretrained again from nothing, seed 2 for the first time
     run("src.pretrain", ["-m", *args, f"hydra.sweep.dir={tmp / 'pre'}", "seed=1,2", "+rebuild=true"])
     (seed2,) = cache.glob("seed2-*/model.safetensors")
@@ -116,7 +116,8 @@ def test_toy_model_key_follows_the_pretraining_code(tmp_path):
 def test_data_summary_last_line_is_json(trained):
     tmp, _ = trained
     proc = run("src.summary", [f"paths.cache_dir={tmp / 'cache'}", f"hydra.run.dir={tmp / 'sum'}",
-                                    *[o for o in TINY if o.startswith(("data.", "progress"))], "data.check_audio=true"])
+                               *[o for o in TINY if o.startswith(("experiment=", "progress"))],
+                               "data.check_audio=true"])
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["splits"]["train"] == {d: 12 for d in summary["splits"]["train"]}
     assert len(summary["splits"]["train"]) == 15 and summary["splits"]["test"]["ja"] == 4
@@ -185,7 +186,7 @@ def test_upcycle_entry_converts_a_dense_checkpoint(trained):
     out = tmp / "converted"
     run("src.upcycle", ["upcycle=vanilla", f"model.name_or_path={run_dir / 'checkpoints' / 'finetune'}",
                         f"out={out}", f"paths.cache_dir={tmp / 'cache'}", f"hydra.run.dir={tmp / 'conv'}",
-                        *[o for o in TINY if o.startswith(("data.", "progress"))], "moe.num_experts=4"])
+                        *[o for o in TINY if o.startswith(("experiment=", "progress"))], "moe.num_experts=4"])
     report = json.loads((out / "upcycling_report.json").read_text())
     assert report["strategy"] == "vanilla" and all(r["output_deviation"] < 1e-5 for r in report["layers"])
     assert (out / "model.safetensors").exists() and json.loads((out / "config.json").read_text())["moe"]["top_k"] == 2
@@ -211,7 +212,7 @@ def test_training_ends_with_evaluation_and_evaluate_entry_rescores(trained):
     run("src.evaluate", [f"checkpoint={run_dir / 'checkpoints' / 'finetune'}", f"hydra.run.dir={out}",
                          f"paths.cache_dir={tmp / 'cache'}", "eval.splits=[test]", "eval.greedy=true",
                          "eval.max_new_tokens=12", "eval.comet.model=null", "eval.max_examples_per_direction=2",
-                         *[o for o in TINY if o.startswith(("data.", "progress"))]])
+                         *[o for o in TINY if o.startswith(("experiment=", "progress"))]])
     assert read_results(out / "eval" / "test" / "results.csv")[-1]["segments"] == 30
 
 

@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # before spending device time
 @pytest.mark.slow
 def test_gpu_check_dry_run_runs_every_part_and_writes_one_section(tmp_path, trained):
-    """The toy runs reuse the session's tiny toy corpus and model (gpu_check's TOY and src/study.py's TINY = the
-    tests' TINY sizes)."""
+    """The toy runs reuse the session's tiny toy corpus and model (gpu_check's TOY, src/study.py's TINY and the
+    tests' TINY all select conf/experiment/tiny.yaml)."""
     out = tmp_path / "gpu_check.md"
     proc = subprocess.run([sys.executable, "scripts/gpu_check.py", "--dry-run", "--out", str(out),
                            "--work", str(tmp_path / "work"), "--cache", str(trained[0] / "cache")], cwd=ROOT,
