@@ -7,8 +7,10 @@ checked against the dataclass their code consumes (so the schema is the code, sa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,17 @@ def run_dir_of(cfg: DictConfig) -> Path:
 
 class ConfigError(UserError):
     """A config problem the user fixes on the command line or in a yaml."""
+
+
+@contextlib.contextmanager
+def config_checks() -> Iterator[None]:
+    """A group's own check (a UserError) failing at start-up is a config problem: one line, no traceback."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except UserError as e:
+        raise ConfigError(str(e)) from None
 
 
 @dataclass
@@ -228,12 +241,11 @@ class RunSettings:
 def data_config(node: DictConfig) -> DataConfig:
     """The `data` group (or a saved run's) as its dataclass; the loader settings validated."""
     try:
-        data = DataConfig.from_node(OmegaConf.to_container(node, resolve=True))
-        data.loader.check()
+        with config_checks():
+            data = DataConfig.from_node(OmegaConf.to_container(node, resolve=True))
+            data.loader.check()
     except (OmegaConfBaseException, TypeError) as e:
         raise ConfigError(f"data.loader: {first_line(e)}") from None
-    except UserError as e:
-        raise ConfigError(str(e)) from None
     return data
 
 
@@ -264,17 +276,14 @@ def validate(cfg: DictConfig) -> RunSettings:
 def _check_upcycle(cfg: DictConfig, moe: MoEConfig) -> UpcycleConfig:
     """`upcycle` is checked against the dataclass of the strategy it names (registry)."""
     try:
-        ucfg = strategy_config(OmegaConf.create(OmegaConf.to_container(cfg.upcycle, resolve=True)))
-        check_groups(ucfg.stage1_trainable, "upcycle.stage1_trainable")
-        ucfg.check()
+        with config_checks():
+            ucfg = strategy_config(OmegaConf.create(OmegaConf.to_container(cfg.upcycle, resolve=True)))
+            check_groups(ucfg.stage1_trainable, "upcycle.stage1_trainable")
+            ucfg.check()
     except OmegaConfBaseException as e:
         raise ConfigError(f"upcycle.{getattr(e, 'full_key', '')}: {first_line(e)}") from None
-    except UserError as e:
-        raise ConfigError(str(e)) from None
-    try:
+    with config_checks():
         moe.check()
-    except UserError as e:
-        raise ConfigError(str(e)) from None
     return ucfg
 
 
@@ -311,22 +320,18 @@ def check_window(run: RunSettings) -> None:
 
 def check_combinations(run: RunSettings) -> None:
     model, data = run.model, run.data
-    try:
+    with config_checks():
         check_trainer_config(run.trainer)
         run.eval.check()
         run.pretrain.check()
-    except UserError as e:
-        raise ConfigError(str(e)) from None
     if model.name_or_path is None and model.toy is None:
         raise ConfigError("model.name_or_path: set a hub name or local path (or use model=whisper_toy)")
     if model.toy is not None and model.name_or_path is None and not data.is_toy:
         raise ConfigError("model: whisper_toy is pretrained on the toy corpus and needs data=toy; "
                           "for real CoVoST2 use e.g. model=whisper_small")
     if data.directions:
-        try:
+        with config_checks():
             check_directions(data.directions)
-        except UserError as e:
-            raise ConfigError(str(e)) from None
     check_cached_encoder(run)
     check_window(run)
     max_dur = data.max_duration

@@ -380,14 +380,14 @@ def prepare_phases(regimes: list[Regime], jobs: list[Job], out: Path, opts: Opti
     """Before any job: the toy regimes' corpus and one toy model per seed (the demo's phases, once: they share
     both), and each prepared regime's preparation; the first failure's exit status, else 0."""
     from src.demo import demo_phases
-    from src.entry import timing as tm
+    from src.entry import timing
 
     toy = [r for r in regimes if not r.fixed_model]
     if toy:
         seeds = ",".join(str(s) for s in dict.fromkeys(s for r in toy for s in r.seeds))
         overrides = merge_overrides(toy[0].tiny if opts.tiny else (), opts.extra)
         for name, cmd, note, watch in demo_phases(toy[0].experiment, DENSE, seeds, out, 1, overrides)[:2]:
-            if rc := tm.run_phase(name, cmd, t, note=note, log=out / "logs" / f"{name.replace(' ', '_')}.log",
+            if rc := timing.run_phase(name, cmd, t, note=note, log=out / "logs" / f"{name.replace(' ', '_')}.log",
                                   watch=watch):
                 return rc
     for regime in (r for r in regimes if r.prepare):
@@ -398,14 +398,14 @@ def prepare_phases(regimes: list[Regime], jobs: list[Job], out: Path, opts: Opti
 
 def prepare_regime(regime: Regime, jobs: list[Job], out: Path, opts: Options, t) -> int:
     """The regime's preparation as a timed phase (its output in logs/prepare.log), then its findings in one line."""
-    from src.entry import timing as tm
+    from src.entry import timing
 
     spec = prepare_spec(regime, jobs, out, opts)
     path = out / regime.experiment / "logs" / "prepare.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(spec, indent=1))
     note = "configs validated, corpus built, offline model " + ("checked (--tiny)" if opts.tiny else "converted")
-    rc = tm.run_phase(f"prepare {regime.experiment}", [PY, "-m", "src.study", "--prepare", str(path)], t, note=note,
+    rc = timing.run_phase(f"prepare {regime.experiment}", [PY, "-m", "src.study", "--prepare", str(path)], t, note=note,
                       log=path.parent / "prepare.log")
     if not rc:
         print(f"prepared {regime.experiment}: " + "; ".join(Path(spec["result"]).read_text().splitlines()),
@@ -436,21 +436,21 @@ def run_jobs(todo: list[tuple[Job, list[str], Path]], out: Path, n_parallel: int
     """Every job of ``todo`` (job, command, run dir), ``n_parallel`` at a time in order (the heaviest CPU weight
     first), each in its own process group; one line each as it ends (a failed one's log tail too). Jobs still going
     at ``deadline`` (perf_counter time) are stopped and the others not started. Returns those that did not finish."""
-    from src.entry import timing as tm
+    from src.entry import timing
 
     threads = thread_counts([job for job, _, _ in todo], n_parallel, os.cpu_count() or 1)
-    jobs = {tm.Child(job.title, tuple(cmd), log_of(job, out), threads[job]): (job, run_dir)
+    jobs = {timing.Child(job.title, tuple(cmd), log_of(job, out), threads[job]): (job, run_dir)
             for job, cmd, run_dir in sorted(todo, key=lambda item: -item[0].regime.weight(item[0].row.strategy))}
     ended = []
 
-    def on_end(child: tm.Child, rc: int, seconds: float) -> None:
+    def on_end(child: timing.Child, rc: int, seconds: float) -> None:
         ended.append(child)
         job, run_dir = jobs[child]
         print(f"[{len(ended)}/{len(jobs)}] {job_line(job, rc, seconds, run_dir)}", flush=True)
         if rc:
             print("    " + "\n    ".join(child.log.read_text(errors="replace").splitlines()[-15:]), flush=True)
 
-    unfinished = tm.run_parallel(list(jobs), n_parallel, on_end, deadline, cwd=ROOT)
+    unfinished = timing.run_parallel(list(jobs), n_parallel, on_end, deadline, cwd=ROOT)
     return [jobs[child][0] for child in unfinished]
 
 
@@ -500,7 +500,7 @@ def init_cost_phase(out: Path, regimes: list[Regime], n_parallel: int, t, deadli
     at_init=true` (the init rebuilt and checked against its upcycling report, then English transcription of the
     test clips), ``n_parallel`` at a time; none started after ``deadline``. Returns the jobs that failed or were
     cut (their rows read n/a in the EN WER at init column)."""
-    from src.entry import timing as tm
+    from src.entry import timing
     from src.evaluation.records import UpcyclingReport, init_wer
 
     todo = {}
@@ -511,13 +511,13 @@ def init_cost_phase(out: Path, regimes: list[Regime], n_parallel: int, t, deadli
             cmd = (PY, "-m", "src.evaluate", f"run_dir={run_dir}", *INIT_EVAL,
                    f"hydra.run.dir={run_dir / 'init' / 'job'}")
             log = out / job.regime.experiment / "logs" / f"{job.name}.init.log"
-            todo[tm.Child(f"init {job.title}", cmd, log, max(1, (os.cpu_count() or 1) // n_parallel))] = run_dir
+            todo[timing.Child(f"init {job.title}", cmd, log, max(1, (os.cpu_count() or 1) // n_parallel))] = run_dir
     if not todo:
         return 0
     print(f"\n== init cost: {len(todo)} inits to decode, {n_parallel} at a time", flush=True)
     failed, start = [], time.perf_counter()
 
-    def on_end(child: tm.Child, rc: int, seconds: float) -> None:
+    def on_end(child: timing.Child, rc: int, seconds: float) -> None:
         report = UpcyclingReport.read(todo[child])
         wer = init_wer(report) if report else None
         print(f"{child.title}: " + (f"FAILED (exit {rc}); see {child.log}" if rc else
@@ -526,8 +526,8 @@ def init_cost_phase(out: Path, regimes: list[Regime], n_parallel: int, t, deadli
         if rc:
             failed.append(child)
 
-    unfinished = tm.run_parallel(list(todo), n_parallel, on_end, deadline, cwd=ROOT)
-    t.phases.append(tm.Phase("init cost", time.perf_counter() - start, int(bool(failed or unfinished)),
+    unfinished = timing.run_parallel(list(todo), n_parallel, on_end, deadline, cwd=ROOT)
+    t.phases.append(timing.Phase("init cost", time.perf_counter() - start, int(bool(failed or unfinished)),
                              f"{len(todo)} inits rebuilt and decoded (English WER at init), {n_parallel} at a time"))
     return len(failed) + len(unfinished)
 
@@ -539,7 +539,7 @@ def init_cost_phase(out: Path, regimes: list[Regime], n_parallel: int, t, deadli
 def report_phases(out: Path, regimes: list[Regime], report_args: list[str], t) -> int:
     """Per regime and table: the report against dense with the table's family (``report_args``: src.report's
     other options, e.g. the equivalence margin), and the main table's README block; returns the failures."""
-    from src.entry import timing as tm
+    from src.entry import timing
 
     failed = 0
     for regime in regimes:
@@ -551,7 +551,7 @@ def report_phases(out: Path, regimes: list[Regime], report_args: list[str], t) -
                 print(f"{name}: no run dirs yet, no table", flush=True)
                 continue
             family = [arg for c in table_family(regime, table) for arg in ("--contrast", c)]
-            failed += bool(tm.run_phase(name, [PY, "-m", "src.report", *map(str, runs), "--out", str(out / dest),
+            failed += bool(timing.run_phase(name, [PY, "-m", "src.report", *map(str, runs), "--out", str(out / dest),
                                                *family, *report_args], t, note="comparison table, its family",
                                         log=out / regime.experiment / "logs" / f"{dest.name}.log"))
             if table == MAIN and (out / dest / "summary.md").is_file():
@@ -709,12 +709,12 @@ def dry_run(regimes: list[Regime], out: Path, opts: Options) -> int:
 def report_only(out: Path, regimes: list[Regime], report_args: list[str], n_parallel: int = 1) -> int:
     """The phases after the jobs alone (the inits not decoded yet, the reports), over whatever jobs finished: a
     study cut short still gets its tables."""
-    from src.entry import timing as tm
+    from src.entry import timing
 
     started = [r for r in regimes if (out / r.experiment).is_dir()]
-    t = tm.Timing(command=f"python -m src.study --report {out}")
+    t = timing.Timing(command=f"python -m src.study --report {out}")
     failed = init_cost_phase(out, started, n_parallel, t) + report_phases(out, started, report_args, t)
-    write_regime_timing(out, started, tm.timing_markdown(tm.stamp(t)), n_parallel)
+    write_regime_timing(out, started, timing.timing_markdown(timing.stamp(t)), n_parallel)
     print(tables_text(out, regimes))
     return 1 if failed else 0
 
@@ -722,13 +722,13 @@ def report_only(out: Path, regimes: list[Regime], report_args: list[str], n_para
 def run_study(args: argparse.Namespace, regimes: list[Regime], out: Path, command: str) -> int:
     """Preparation, the jobs, the reports, the timing table (and --export); 1 when anything did not finish."""
     from src.demo import default_jobs
-    from src.entry import timing as tm
+    from src.entry import timing
 
-    t_start, t = time.perf_counter(), tm.Timing(command=command)
+    t_start, t = time.perf_counter(), timing.Timing(command=command)
     opts, jobs = options(args), study_jobs(regimes)
     todo = [(job, *spec) for job in jobs if (spec := job_command(job, out, opts)) is not None]
     if prepare_phases([r for r in regimes if any(job.regime == r for job, _, _ in todo)], jobs, out, opts, t):
-        print(tm.finish(t, out))
+        print(timing.finish(t, out))
         return 1
     n_parallel = args.jobs or (len(jobs) if all(r.all_at_once for r in regimes) else default_jobs(len(jobs)))
     print(f"{len(jobs)} jobs, {len(jobs) - len(todo)} already done, {len(todo)} to run, {n_parallel} at a time",
@@ -736,12 +736,12 @@ def run_study(args: argparse.Namespace, regimes: list[Regime], out: Path, comman
     reserve = REPORT_RESERVE_S * sum(len(r.tables) for r in regimes)
     start = time.perf_counter()
     unfinished = run_jobs(todo, out, n_parallel, t_start + args.time_limit - reserve if args.time_limit else None)
-    t.phases.append(tm.Phase("jobs", time.perf_counter() - start, int(bool(unfinished)),
+    t.phases.append(timing.Phase("jobs", time.perf_counter() - start, int(bool(unfinished)),
                              f"{len(todo)} jobs ({len(unfinished)} not finished), {n_parallel} at a time"))
     failed = 0 if args.no_init_cost else init_cost_phase(out, regimes, n_parallel, t,
                                                           t_start + args.time_limit if args.time_limit else None)
     failed += report_phases(out, regimes, report_args(args), t)
-    md = tm.finish(t, out)
+    md = timing.finish(t, out)
     write_regime_timing(out, regimes, md, n_parallel)
     print("\n" + tables_text(out, regimes) + "\n" + md)
     if unfinished:
@@ -762,9 +762,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.prepare:
         return prepare(Path(args.prepare))
     if args.readme:
-        from src.entry import timing as tm
+        from src.entry import timing
 
-        tm.update_readme(ROOT / "README.md", Path(args.readme), README_BLOCKS)
+        timing.update_readme(ROOT / "README.md", Path(args.readme), README_BLOCKS)
         return 0
     regimes = plan(args)
     if isinstance(regimes, str):

@@ -67,7 +67,7 @@ class TrainerConfig:
     frozen: list[str] = field(default_factory=list)
     # auto: a rerun of the same command (or a requeued job) continues the unfinished run in its dir, and starts
     # from the beginning when there is none; true: the same, warning when there is nothing to resume; false:
-    # start from the beginning, refusing a dir that holds checkpoints (src/training/trainer.py _start_point).
+    # start from the beginning, refusing a dir that holds checkpoints (src/training/resume.py Checkpointer.start_point).
     resume: str = "auto"
     progress: bool = True  # tqdm bars (the yaml: ${progress})
     parallel: str = "ddp"  # with several processes (torchrun): ddp (replicas) or fsdp (sharded, FSDP2)

@@ -6,7 +6,8 @@ and the trainer (in training/) both depend on it and not on each other.
 Router regularisers and self-distillation (`MoELoss`), the gradient projections (models/gradient_projection.py:
 SPRI's residual-spectrum constraint `ResidualSpectrum`, SD-MoE's `SpectralDecoupler`) and the toy pretraining's
 CTC head (`CTCAuxLoss`) plug into the same loop through these hooks and nothing else; an extension
-overrides what it needs. The trainer holds them as one `Extensions` (src/training/extensions.py). Per optimizer step the trainer calls, in order:
+overrides what it needs. The trainer holds them as one `Extensions` (src/training/extensions.py). Per
+optimizer step the trainer calls, in order:
 
     before_step(model, batch, step)   a context kept open through forward AND backward (gradient
                                       checkpointing re-runs the forward inside backward), per micro-batch

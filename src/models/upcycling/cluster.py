@@ -6,18 +6,18 @@ hidden activations they produce in that expert) need; router rows are the unit c
 logits are O(`router_temperature`). Training adds the expert-ensemble self-distillation loss
 (`moe.self_distill`, on by default in conf/upcycle/cluster.yaml).
 
-How (and why, after the defects measured in the 2026 review):
+How, and why:
 
-* k-means runs on the seeded token sample of the calibration pass (`calibration_tokens` per layer, which now
-  bounds only that sample). Then streaming passes of the dense model over *all* calibration batches assign
+* k-means runs on the seeded token sample of the calibration pass (`calibration_tokens` per layer bounds only
+  that sample). Then streaming passes of the dense model over *all* calibration batches assign
   every valid token (padding excluded: the passes reuse calibration.capture_ffn_inputs one batch at a time) to
   its nearest centroid and accumulate per-cluster Gram matrices X_e^T X_e and counts in float64 - no token
   cap per cluster.
 * The SVD weights each expert by its cluster's covariance shrunk toward the layer's pooled one,
-  C_e' = (1 - `shrinkage`) C_e + `shrinkage` C_pool + `ridge` * tr/in * I. The old unregularised version
-  was U_r U_r^T W P_span(X_e): it zeroed every input direction outside the span of the cluster's tokens,
-  whatever `energy` said (W2 rebuilt from 2,048 tokens of d_ff 3,072 was 33% off on fresh tokens). Now C_e'
-  is full rank, so truncation is decided by `energy` (or `rank`) alone and `energy: 1.0` gives W exactly.
+  C_e' = (1 - `shrinkage`) C_e + `shrinkage` C_pool + `ridge` * tr/in * I. Unregularised, U_r U_r^T W
+  P_span(X_e) would zero every input direction outside the span of the cluster's tokens, whatever `energy`
+  says (W2 rebuilt so from 2,048 tokens of d_ff 3,072 is 33% off on fresh tokens); C_e' is full rank, so
+  truncation is decided by `energy` (or `rank`) alone and `energy: 1.0` gives W exactly.
   weighted: (W L)_r L^-1 with C_e' = L L^T (best rank-r W_e in E_{x~C_e'} ||(W - W_e) x||^2; energy is the
   share of the squared singular values of W L); projected: W Q_r Q_r^T with Q_r the top eigenvectors of
   C_e' (energy is the share of its eigenvalues).
@@ -27,8 +27,8 @@ How (and why, after the defects measured in the 2026 review):
   `min_cluster_tokens`) keeps an exact copy of the dense FFN (counted in the report): below d tokens its
   own covariance is rank deficient and mostly the shrinkage target.
 * Router rows are unit centroids x `router_temperature` / (mean ||x|| of the layer's tokens): logits are
-  the cosines times ||x|| / mean ||x||, about [-T, T], instead of O(||x||) (~28 after LayerNorm at d 768,
-  which saturated the softmax at init: mean top-1 0.95, self-distillation never fired, z-loss ~45x a
+  the cosines times ||x|| / mean ||x||, about [-T, T], not O(||x||) (~28 after LayerNorm at d 768, which
+  would saturate the softmax at init: mean top-1 0.95, self-distillation never firing, z-loss ~45x a
   std-0.02 router's). Default T = 1.0: init routing follows the clusters (same argmax) with soft weights.
 
 Each layer's report row gets cluster_sizes (all calibration tokens), cluster_ranks, clusters_copied_dense,
