@@ -120,12 +120,12 @@ def test_tuned_allocator_keeps_a_freed_block_resident():
 
 
 def test_trainer_applies_the_tuning_on_cpu_unless_turned_off(tmp_path, monkeypatch):
-    from src.training import trainer as trainer_mod
+    from src.training import runtime
     from src.training.config import StageConfig, TrainerConfig
     from src.training.trainer import Trainer
 
     calls = []
-    monkeypatch.setattr(trainer_mod, "tune_glibc_malloc", lambda: calls.append(1) or True)
+    monkeypatch.setattr(runtime, "tune_glibc_malloc", lambda: calls.append(1) or True)
     model = __import__("torch").nn.Linear(2, 2)
     for flag in (True, False):
         Trainer(model, None, TrainerConfig(stages=[StageConfig(steps=1)], progress=False, tune_cpu_malloc=flag,

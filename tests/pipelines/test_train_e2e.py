@@ -329,7 +329,7 @@ def test_a_child_pretraining_error_the_user_fixes_is_one_line_and_a_bug_keeps_it
                                          "one clip"))
     assert isinstance(err, UserError) and str(err) == ("toy pretraining: data.loader.max_batch_frames: 5 cannot "
                                                        "hold one clip")
-    diverged = _child_error(RuntimeError(tb + "src.training.trainer.NonFiniteError: stage pretrain: 9 of 10 steps"))
+    diverged = _child_error(RuntimeError(tb + "src.utils.errors.NonFiniteError: stage pretrain: 9 of 10 steps"))
     assert isinstance(diverged, UserError)
     bug = _child_error(RuntimeError(tb + "IndexError: list index out of range"))
     assert not isinstance(bug, UserError) and "File ..." in str(bug)
