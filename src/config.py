@@ -23,7 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 from src.data.config import DataConfig, LoaderConfig
 from src.data.languages import check_directions
 from src.evaluation.config import EvalConfig
-from src.models.config import ModelConfig, MoEConfig
+from src.models.config import ModelConfig, MoEConfig, ToyArch
 from src.models.upcycling.config import CONFIGS, UpcycleConfig, strategy_config
 from src.training.config import PretrainRecipe, TrainerConfig, check_groups, check_trainer_config
 from src.utils.errors import UserError, first_line
@@ -117,11 +117,14 @@ def schema_nodes() -> dict[tuple[str, str], tuple[type, dict[str, Any]]]:
     """(group, name) -> (dataclass, the defaults stored under that name): each group's defaults said once, by its
     dataclass. conf/<group>/<base>.yaml starts its defaults list with `base_<group>_schema` and sets only what
     differs (and the interpolations, ${seed} and the like, a dataclass cannot hold); a strategy's yaml starts from
-    `<strategy>_upcycle_schema`, its own dataclass's defaults. `trainer.stages` is left to the schedule yamls (the
+    `<strategy>_upcycle_schema`, its own dataclass's defaults; the toy model's yaml from `toy_model_schema` (the
+    model's defaults with `ToyArch`'s). `trainer.stages` is left to the schedule yamls (the
     dataclass's one stage sets neither steps nor epochs); upcycle/base.yaml names no strategy."""
     nodes = {(group, f"base_{group}_schema"): (schema, schema_defaults(schema, drop))
              for group, schema, drop in (("trainer", TrainerConfig, ("stages",)), ("pretrain", PretrainRecipe, ()),
                                          ("moe", MoEConfig, ()), ("eval", EvalConfig, ()), ("paths", PathsConfig, ()))}
+    nodes["model", "base_model_schema"] = (ModelConfig, schema_defaults(ModelConfig))
+    nodes["model", "toy_model_schema"] = (ModelConfig, schema_defaults(ModelConfig, toy=schema_defaults(ToyArch)))
     nodes["upcycle", "base_upcycle_schema"] = (UpcycleConfig, schema_defaults(UpcycleConfig, ("strategy",)))
     for name, schema in CONFIGS.items():
         nodes["upcycle", f"{name}_upcycle_schema"] = (schema, schema_defaults(schema, strategy=name))

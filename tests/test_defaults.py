@@ -82,7 +82,7 @@ def test_a_group_yaml_sets_only_what_differs_from_its_dataclass(rel):
 
 
 def test_every_schema_group_is_checked():
-    assert {"trainer", "pretrain", "moe", "eval", "paths", "upcycle"} <= set(GROUPS) and len(YAMLS) == 19
+    assert {"model", "trainer", "pretrain", "moe", "eval", "paths", "upcycle"} <= set(GROUPS) and len(YAMLS) == 29
 
 
 @pytest.mark.parametrize("body, expected", [

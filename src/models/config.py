@@ -117,7 +117,8 @@ class ModelConfig:
     """`model` group: a pretrained Whisper by hub name or path, or the project's toy model."""
 
     name_or_path: str | None = None
-    pad_to_30s: bool = True
+    # Batches padded to the longest clip (x32 frames), positions sliced; true: Whisper's 30 s (README).
+    pad_to_30s: bool = False
     dtype: str = "float32"
     # The encoder frozen and its outputs computed once per clip, cached on disk (src/pipelines/encoder_cache.py):
     # a training step runs the decoder alone. Needs trainer.frozen=[encoder], no MoE in the encoder, pad_to_30s.

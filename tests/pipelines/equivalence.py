@@ -160,7 +160,8 @@ def renamed(old: dict) -> dict:
     the preset `upcycle=spri_sd` to `spri_sd_moe`); issues 22, 23 and 24 changed the defaults above
     (and 24 moved `model.pretrain` to the group `pretrain`); issue 33 made a rerun continue (`trainer.resume`);
     issue 34 renamed `trainer.strategy` (ddp/fsdp) to `trainer.parallel` and composes each group from its
-    dataclass's defaults (`trainer.frozen` appears, at its default)."""
+    dataclass's defaults (`trainer.frozen`, `model.cached_encoder` and `model.encoder_cache_dtype` appear, at their
+    defaults)."""
     configs = {}
     for choice, cfg in old["configs"].items():
         cfg["moe"] = {("sd_moe" if k == "sd" else k): v for k, v in cfg["moe"].items()}
@@ -181,6 +182,8 @@ def renamed(old: dict) -> dict:
         if "strategy" in cfg["trainer"]:  # issue 34: trainer.strategy (ddp/fsdp) is trainer.parallel
             cfg["trainer"]["parallel"] = cfg["trainer"].pop("strategy")
         cfg["trainer"].setdefault("frozen", [])  # issue 34: the composition holds every dataclass default
+        for key, value in {"cached_encoder": False, "encoder_cache_dtype": "float16"}.items():  # likewise, model
+            cfg["model"].setdefault(key, value)
         configs[re.sub(r"upcycle=spri_sd\b", "upcycle=spri_sd_moe", choice)] = cfg  # idempotent on new names
     return {**old, "configs": configs}
 
