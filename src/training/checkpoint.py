@@ -253,6 +253,7 @@ class ResumePoint:
     complete: bool = False  # the end of a stage (not a mid-stage step checkpoint)
     best: dict | None = None  # the selector's best so far (trainer.select=best_dev_loss)
     evals_since_best: int = 0
+    window: dict | None = None  # the log window's sums so far (a mid-stage checkpoint)
     rng: dict | None = None
 
     @classmethod
@@ -263,7 +264,7 @@ class ResumePoint:
                    stage_step=int(fields["stage_step"] or 0), epoch=fields.get("epoch", 0),
                    batch_in_epoch=fields.get("batch_in_epoch", 0), history=list(fields.get("history", [])),
                    complete=bool(fields.get("complete", False)), best=fields.get("best"),
-                   evals_since_best=fields.get("evals_since_best", 0))
+                   evals_since_best=fields.get("evals_since_best", 0), window=fields.get("window"))
 
 
 def find_resume_point(ckpts: Path, stage_names: list[str]) -> ResumePoint | None:

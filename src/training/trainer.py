@@ -228,7 +228,8 @@ class Trainer:
         # step loop. A resumed stage counts only the steps this process ran, not those before the checkpoint.
         summary = {"stage": stage.name, "steps": total, "trainable": counts["trainable"], "losses": [],
                    "tokens": 0, "seconds": None}
-        window, stage_t0 = LogWindow(), time.perf_counter()
+        window = LogWindow(**point.window) if point is not None and point.window else LogWindow()
+        stage_t0 = time.perf_counter()
         self.nonfinite.start_stage()
         bar = tqdm(range(start, total), desc=f"stage {stage.name}", disable=not (self.cfg.progress and
                    self.runtime.is_main), initial=start, total=total, dynamic_ncols=True)
@@ -245,18 +246,20 @@ class Trainer:
             if self._eval_point(idx, stage, last):  # trainer.patience ran out (last stage only)
                 summary["steps"] = step + 1
                 break
-            self._save_point(idx, stage, step, last, optimizer, scheduler, bar)
+            self._save_point(idx, stage, step, last, optimizer, scheduler, window, bar)
         bar.close()
         return self._stage_summary(idx, stage, summary, stage_t0)
 
-    def _save_point(self, idx: int, stage: StageConfig, step: int, last: bool, optimizer, scheduler, bar) -> None:
+    def _save_point(self, idx: int, stage: StageConfig, step: int, last: bool, optimizer, scheduler,
+                    window: LogWindow, bar) -> None:
         """Every trainer.save_every global steps, and when a stop signal came (then stop: Preempted)."""
         saving = bool(self.cfg.save_every) and self.global_step % self.cfg.save_every == 0 and not last
         stopping = self.runtime.any_rank(self.stop.received is not None)
         if saving or stopping:
             self.checkpoints.save(step_dir(self.run_dir / "checkpoints", self.global_step),
                                   {"stage": stage.name, "stage_index": idx, "stage_step": step + 1,
-                                   "global_step": self.global_step, **self.progress.position()},
+                                   "global_step": self.global_step, "window": window.state(),
+                                   **self.progress.position()},
                                   self.progress, optimizer, scheduler)
         if stopping:
             bar.close()

@@ -17,6 +17,10 @@ class LogWindow:
     metrics: dict = field(default_factory=dict)  # the last finite metrics among the window's steps
     t0: float = field(default_factory=time.perf_counter)
 
+    def state(self) -> dict:
+        """What a mid-window checkpoint records, so the resumed run's next log line averages the whole window."""
+        return {"loss": self.loss, "tokens": self.tokens}
+
     def add(self, result: StepResult) -> None:
         self.loss += result.loss_sum
         self.tokens += result.tokens

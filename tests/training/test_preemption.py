@@ -232,3 +232,32 @@ def test_a_metrics_log_write_error_is_one_line_naming_the_log(tmp_path):
     with pytest.raises(OutputError) as err:
         logger.log_metrics({"loss": 1.0}, 1)
     assert str(err.value).startswith(f"cannot write {tmp_path / 'metrics.jsonl'}: No space left on device")
+
+
+class Rows:
+    """A logger keeping every record (what metrics.jsonl would hold)."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, dict]] = []
+
+    def log_metrics(self, record: dict, step: int) -> None:
+        self.rows.append((step, record))
+
+
+def test_the_first_log_line_after_a_mid_window_resume_averages_the_whole_window(tmp_path):
+    """log_every=3, stopped after step 2: the rerun's line at step 3 is the loss over steps 1-3, as uninterrupted."""
+    data = batches(3)
+    init = {k: v.clone() for k, v in model().state_dict().items()}
+    losses = []
+    for stop_at in (None, 2):
+        m, rows = model(), Rows()
+        m.load_state_dict(init)
+        torch.manual_seed(0)
+        if stop_at is not None:
+            with pytest.raises(Preempted):
+                Trainer(m, None, cfg(log_every=3), tmp_path / "cut", data, extensions=[SignalAt(stop_at)]).fit()
+        run = tmp_path / ("cut" if stop_at else "ref")
+        Trainer(m, None, cfg(log_every=3), run, data, logger=rows).fit()
+        losses.append({step: r["loss"] for step, r in rows.rows if "loss" in r})
+    ref, resumed = losses
+    assert sorted(ref) == [3, 4, 7, 8] and resumed == ref  # the same lines, bit for bit
