@@ -111,17 +111,17 @@ def test_a_frozen_group_never_trains_and_training_on_cached_states_moves_only_th
 
 @pytest.mark.parametrize("overrides, message", [
     (["moe.where=decoder"], "needs trainer.frozen=[encoder]"),
-    (["+trainer.frozen=[encoder]", "moe.where=both", "upcycle=vanilla"], "needs moe.where=decoder"),
-    (["+trainer.frozen=[encoder]", "moe.where=decoder", "model.pad_to_30s=false"], "needs one fixed window per clip"),
-    (["+trainer.frozen=[encoder]", "moe.where=decoder", "+data.loader.window_frames=1000"],
+    (["trainer.frozen=[encoder]", "moe.where=both", "upcycle=vanilla"], "needs moe.where=decoder"),
+    (["trainer.frozen=[encoder]", "moe.where=decoder", "model.pad_to_30s=false"], "needs one fixed window per clip"),
+    (["trainer.frozen=[encoder]", "moe.where=decoder", "+data.loader.window_frames=1000"],
      "needs model.pad_to_30s=false"),
-    (["+trainer.frozen=[encoder]", "moe.where=decoder", "model.pad_to_30s=false", "+data.loader.window_frames=500"],
+    (["trainer.frozen=[encoder]", "moe.where=decoder", "model.pad_to_30s=false", "+data.loader.window_frames=500"],
      "needs data.max_duration <= 5 (now 30.0)"),
-    (["+trainer.frozen=[encoder]", "model.pad_to_30s=false", "+data.loader.window_frames=999"], "must be even"),
+    (["trainer.frozen=[encoder]", "model.pad_to_30s=false", "+data.loader.window_frames=999"], "must be even"),
 ])
 def test_the_cached_encoder_config_is_checked(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        validate(make_cfg(["+model.cached_encoder=true", "model.pad_to_30s=true", "data.loader.max_batch_frames=48000",
+        validate(make_cfg(["model.cached_encoder=true", "model.pad_to_30s=true", "data.loader.max_batch_frames=48000",
                            *overrides], tmp=tmp_path))
 
 
