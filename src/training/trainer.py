@@ -52,6 +52,9 @@ def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor
 
 
 class Trainer:
+    """Trains ``model`` through ``cfg.stages`` in ``run_dir`` (checkpoints, selection); `fit` returns the stages'
+    summaries and leaves the selected weights in the model."""
+
     def __init__(
         self,
         model: torch.nn.Module,
