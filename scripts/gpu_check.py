@@ -73,23 +73,21 @@ class Part:
 def run_part(part: Part, env: dict | None = None) -> None:
     """One part through the study's job runner (src/entry/timing.py: its own process group, stopped whole at the
     limit); its output is its stdout, with its stderr when it fails."""
-    from src.entry.timing import Child, run_parallel
+    from src.entry.timing import Child, run_one
 
     print(f"== {part.name} (limit {part.limit_s} s): {' '.join(part.cmd)}", flush=True)
-    start, ended = time.perf_counter(), {}
+    start, rc = time.perf_counter(), None
     with tempfile.TemporaryDirectory(prefix=f"gpu_check_{part.name}_") as logs:
-        child = Child(part.name, tuple(part.cmd), Path(logs) / "stdout", threads=os.cpu_count() or 1,
+        child = Child(part.name, tuple(part.cmd), Path(logs) / "stdout", threads=None,
                       env=tuple((env or {}).items()), err=Path(logs) / "stderr")
         try:
-            run_parallel([child], 1, lambda _, rc, __: ended.update(rc=rc), start + part.limit_s, cwd=ROOT)
+            rc = run_one(child, part.limit_s, cwd=ROOT)
+            part.status = (f"timed out after {part.limit_s} s" if rc is None else "ok" if rc == 0
+                           else f"failed (exit {rc})")
         except OSError as e:
             part.status = f"failed ({e})"
-        stdout = "".join(child.log.read_text(errors="replace").splitlines(True)[1:])  # after the "$ cmd" line
+        stdout = "".join(child.log.read_text(errors="replace").splitlines(True)[1:])  # after the log's "$ cmd"
         stderr = child.err.read_text(errors="replace") if child.err.exists() else ""
-    rc = ended.get("rc")
-    if part.status == "not run":
-        part.status = (f"timed out after {part.limit_s} s" if rc is None else "ok" if rc == 0
-                       else f"failed (exit {rc})")
     part.output = (stdout + ("\n" + stderr if rc else "")).strip()
     part.seconds = time.perf_counter() - start
     print(f"== {part.name}: {part.status} in {part.seconds:.0f} s", flush=True)

@@ -24,7 +24,7 @@ from src.data.config import DataConfig, LoaderConfig
 from src.data.languages import check_directions
 from src.evaluation.config import EvalConfig
 from src.models.config import ModelConfig, MoEConfig, ToyArch
-from src.models.upcycling.config import CONFIGS, UpcycleConfig, strategy_config
+from src.models.upcycling.config import CONFIGS, DENSE, UpcycleConfig, strategy_config
 from src.training.config import PretrainRecipe, TrainerConfig, check_groups, check_trainer_config
 from src.utils.errors import UserError, first_line
 from src.utils.structured import to_dataclass
@@ -119,22 +119,21 @@ def schema_nodes() -> dict[tuple[str, str], tuple[type, dict[str, Any]]]:
     differs (and the interpolations, ${seed} and the like, a dataclass cannot hold); a strategy's yaml starts from
     `<strategy>_upcycle_schema`, its own dataclass's defaults; the toy model's yaml from `toy_model_schema` (the
     model's defaults with `ToyArch`'s). `trainer.stages` is left to the schedule yamls (the
-    dataclass's one stage sets neither steps nor epochs); upcycle/base.yaml names no strategy."""
+    dataclass's one stage sets neither steps nor epochs)."""
     nodes = {(group, f"base_{group}_schema"): (schema, schema_defaults(schema, drop))
              for group, schema, drop in (("trainer", TrainerConfig, ("stages",)), ("pretrain", PretrainRecipe, ()),
                                          ("moe", MoEConfig, ()), ("eval", EvalConfig, ()), ("paths", PathsConfig, ()))}
     nodes["model", "base_model_schema"] = (ModelConfig, schema_defaults(ModelConfig))
     nodes["model", "toy_model_schema"] = (ModelConfig, schema_defaults(ModelConfig, toy=schema_defaults(ToyArch)))
-    nodes["upcycle", "base_upcycle_schema"] = (UpcycleConfig, schema_defaults(UpcycleConfig, ("strategy",)))
     for name, schema in CONFIGS.items():
         nodes["upcycle", f"{name}_upcycle_schema"] = (schema, schema_defaults(schema, strategy=name))
     return nodes
 
 
-def register_schemas(store: ConfigStore | None = None) -> None:
+def register_schemas() -> None:
     """schema_nodes() in Hydra's ConfigStore. Stored as plain values, not as typed nodes: types and unknown keys
     are checked once, by `validate`, with one line naming the key, and never by Hydra while it composes."""
-    store = store or ConfigStore.instance()
+    store = ConfigStore.instance()
     for (group, name), (_, node) in schema_nodes().items():
         store.store(group=group, name=name, node=node)
 
@@ -300,7 +299,7 @@ def check_cached_encoder(run: RunSettings) -> None:
     if "encoder" not in run.trainer.frozen:
         raise ConfigError("model.cached_encoder=true needs trainer.frozen=[encoder] (the cache holds the "
                           "pretrained encoder's outputs)")
-    if run.moe.where != "decoder" and run.upcycle.strategy != UpcycleConfig().strategy:
+    if run.moe.where != "decoder" and run.upcycle.strategy != DENSE:
         raise ConfigError(f"model.cached_encoder=true needs moe.where=decoder (an MoE layer in the encoder would "
                           f"change its outputs), not {run.moe.where}")
     if not run.model.pad_to_30s and run.data.loader.window_frames is None:

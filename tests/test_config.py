@@ -102,7 +102,7 @@ def test_covost2_preset_gives_every_strategy_the_same_budget_and_frozen_set():
     (["upcycle=spri", "upcycle.stage1_trainable=[residuals]"], r"upcycle.stage1_trainable: unknown parameter group"),
     (["upcycle=vanilla", "moe.top_k=9"], r"moe.top_k=9 must be between 1 and moe.num_experts=8"),
     (["upcycle=vanilla", "+moe.experts=4"], r"moe.experts"),
-    (["upcycle=base"], r"upcycle.strategy: not set; conf/upcycle/base.yaml holds the shared defaults"),
+    (["upcycle=dense", "upcycle.strategy=null"], r"upcycle.strategy: not set; choose upcycle=<one of"),
 ])
 def test_moe_and_upcycle_validation(overrides, message):
     with pytest.raises(ConfigError, match=message):

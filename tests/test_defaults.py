@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from src.config import schema_nodes
+from src.config import schema_nodes as _schema_nodes
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = sorted({group for group, _ in schema_nodes()})
+SCHEMA_NODES = _schema_nodes()  # built once (each call converts every dataclass)
+GROUPS = sorted({group for group, _ in SCHEMA_NODES})
 YAMLS = sorted(str(p.relative_to(CONF)) for g in GROUPS for p in (CONF / g).glob("*.yaml"))
 
 
@@ -40,8 +41,8 @@ def _inherited(conf: Path, group: str, name: str) -> tuple[dict, type | None]:
     for entry in yaml.get("defaults", []):
         if not isinstance(entry, str) or entry == "_self_":
             continue
-        if (group, entry) in schema_nodes():
-            schema, node = schema_nodes()[group, entry]
+        if (group, entry) in SCHEMA_NODES:
+            schema, node = SCHEMA_NODES[group, entry]
         else:
             node, schema = _own_and_inherited(conf, group, entry)
         merged = OmegaConf.to_container(OmegaConf.merge(merged, node))
@@ -82,7 +83,8 @@ def test_a_group_yaml_sets_only_what_differs_from_its_dataclass(rel):
 
 
 def test_every_schema_group_is_checked():
-    assert {"model", "trainer", "pretrain", "moe", "eval", "paths", "upcycle"} <= set(GROUPS) and len(YAMLS) == 29
+    assert {"model", "trainer", "pretrain", "moe", "eval", "paths", "upcycle"} <= set(GROUPS)
+    assert {g for g in GROUPS for rel in YAMLS if rel.startswith(f"{g}/")} == set(GROUPS)  # each has yamls checked
 
 
 @pytest.mark.parametrize("body, expected", [
@@ -102,7 +104,11 @@ def test_the_check_fails_on_a_repeated_default_or_an_unknown_key(tmp_path, body,
         "trainer/orphan.yaml: extends no schema; start its defaults list with base_trainer_schema (src/config.py)"]
 
 
-def test_a_repeat_of_a_parent_yaml_is_caught_too():
-    # moe=dpsl extends moe=default: a value moe/default.yaml (or MoEConfig) already gives is a repeat
-    conf_parent, _ = _inherited(CONF, "moe", "dpsl")
-    assert conf_parent["dpsl"]["coef"] == 0.0 and conf_parent["num_experts"] == 8
+def test_a_repeat_of_a_parent_yaml_is_caught_too(tmp_path):
+    """moe=x extends moe=dpsl, which extends moe=default: a value dpsl.yaml itself sets is a repeat as well."""
+    conf = tmp_path / "conf"
+    (conf / "moe").mkdir(parents=True)
+    for name in ("default", "dpsl"):
+        (conf / "moe" / f"{name}.yaml").write_text((CONF / "moe" / f"{name}.yaml").read_text())
+    (conf / "moe" / "x.yaml").write_text("defaults:\n  - dpsl\n  - _self_\n\ndpsl:\n  coef: 1.0e-2\n  alpha: 2.0\n")
+    assert problems(conf, "moe/x.yaml") == ["moe/x.yaml: dpsl.coef: 0.01 repeats the default it extends; drop it"]

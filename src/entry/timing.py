@@ -9,6 +9,7 @@ the commit and whether the caches were cold.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import platform
@@ -202,13 +203,13 @@ def update_readme(readme: Path, run_dir: Path, blocks: dict[str, str] = README_B
 
 @dataclass(frozen=True)
 class Child:
-    """One of a phase's parallel jobs: its command, its log (appended to), its CPU threads, extra environment
-    variables, and where its stderr goes (None: into the log)."""
+    """One of a phase's parallel jobs: its command, its log (appended to), its CPU threads (None: the
+    environment's), extra environment variables, and where its stderr goes (None: into the log)."""
 
     title: str
     cmd: tuple[str, ...]
     log: Path
-    threads: int = 1
+    threads: int | None = 1
     env: tuple[tuple[str, str], ...] = ()
     err: Path | None = None
 
@@ -234,15 +235,22 @@ def run_parallel(children: list[Child], n_parallel: int, on_end: Callable[[Child
     return unfinished
 
 
+def run_one(child: Child, limit_s: float, cwd: Path | None = None) -> int | None:
+    """One child under a time limit (its whole process group stopped at it): its exit status, None when stopped."""
+    ended: dict[str, int] = {}
+    run_parallel([child], 1, lambda _, rc, __: ended.update(rc=rc), time.perf_counter() + limit_s, cwd=cwd)
+    return ended.get("rc")
+
+
 def _start(child: Child, cwd: Path | None) -> subprocess.Popen:
     child.log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(child.threads), "MKL_NUM_THREADS": str(child.threads),
-           **dict(child.env)}
-    with open(child.log, "a") as f, open(child.err or os.devnull, "a") as err:
+    threads = {} if child.threads is None else {"OMP_NUM_THREADS": str(child.threads),
+                                                "MKL_NUM_THREADS": str(child.threads)}
+    with open(child.log, "a") as f, (open(child.err, "a") if child.err else contextlib.nullcontext()) as err:
         f.write("$ " + " ".join(child.cmd) + "\n")
         f.flush()
-        return subprocess.Popen(child.cmd, cwd=cwd, env=env, stdout=f,
-                                stderr=err if child.err else subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(child.cmd, cwd=cwd, env={**os.environ, **threads, **dict(child.env)}, stdout=f,
+                                stderr=err or subprocess.STDOUT, start_new_session=True)
 
 
 def _cut(running: dict[Child, tuple[subprocess.Popen, float]], queue: list[Child]) -> list[Child]:

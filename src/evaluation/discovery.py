@@ -66,7 +66,7 @@ def read_run(d: Path, split: str) -> ScoredRun:
         raise RecordError(f"{d / 'config.yaml'} is not a mapping; it is not a run's config")
     summary, report = TrainSummary.read(d), UpcyclingReport.read(d)
     # The row is derived from the run's config by today's rule, so one report never holds one row under two names
-    # (the label train_summary.json records is the same rule at training time; an older rule's label is not read).
+    # (a label an older train_summary.json recorded is not read).
     label = MethodLabel.from_config(cfg, report.num_experts if report else None)
     cost = cost_of(summary, report)
     results_file = d / "eval" / split / "results.csv"

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from src.models.upcycling.config import CONFIGS, UpcycleConfig
+from src.models.upcycling.config import CONFIGS, DENSE
 from src.utils.atomic import write_json
 from src.utils.errors import UserError
 
@@ -62,9 +62,9 @@ class MethodLabel:
 
     @classmethod
     def from_config(cls, cfg: dict, num_experts: int | None = None) -> MethodLabel:
-        """From the resolved composition (train time: RunSettings.resolved; an older run: its config.yaml).
+        """From a run's config.yaml (the resolved composition).
         ``num_experts``: the upcycled model's (1: dense, which adds no MoE-side methods)."""
-        dense = UpcycleConfig().strategy  # a config without upcycle.strategy: the dense model
+        dense = DENSE  # a config without upcycle.strategy: the dense model
         strategy = str((cfg.get("upcycle") or {}).get("strategy", dense))
         moe = cfg.get("moe") or {}
         is_moe = num_experts > 1 if num_experts is not None else strategy != dense

@@ -12,8 +12,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from src.models.whisper_moe import moe_blocks
 from src.utils.extension import TrainerExtension
 from src.utils.sharding import assign_full, full
+
+
+def expert_matrices(model: nn.Module, trainable_only: bool = True) -> list[tuple[str, nn.Parameter]]:
+    """(layer.w1 / layer.w2, the (E, out, in) expert weight) of every MoE layer, in a fixed order."""
+    return [(f"{layer_name}.{w}", p) for layer_name, moe in moe_blocks(model) for w in ("w1", "w2")
+            if (p := getattr(moe.experts, w)).requires_grad or not trainable_only]
 
 
 class GradientProjection(TrainerExtension):
@@ -29,8 +36,8 @@ class GradientProjection(TrainerExtension):
         return True
 
     def targets(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-        """(key, parameter) of the trainable weights to project, in a fixed order."""
-        raise NotImplementedError
+        """(key, parameter) of the trainable weights to project, in a fixed order: every trainable expert matrix."""
+        return expert_matrices(model)
 
     def project(self, key: str, delta: torch.Tensor) -> torch.Tensor:
         """The projection of ``delta`` (a whole gradient or update of the weight ``key``)."""

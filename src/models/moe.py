@@ -10,7 +10,6 @@ residual spectrum) it restricts through its trainer extension, not through a dif
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -36,9 +35,9 @@ class ExpertBank(nn.Module):
     def num_experts(self) -> int:
         return self.b1.shape[0]
 
-    def weight(self, name: str, fetch: Callable[[torch.Tensor], torch.Tensor] = lambda t: t) -> torch.Tensor:
-        """The (E, out, in) weight ``name``; `fetch` maps it first (e.g. to the whole tensor behind an FSDP shard)."""
-        return fetch(getattr(self, name))
+    def weight(self, name: str) -> torch.Tensor:
+        """The (E, out, in) weight ``name``."""
+        return getattr(self, name)
 
 
 class Router(nn.Linear):

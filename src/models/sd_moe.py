@@ -25,7 +25,6 @@ from torch import nn
 
 from src.models.config import SDMoEConfig
 from src.models.gradient_projection import GradientProjection
-from src.models.whisper_moe import moe_blocks
 from src.utils.sharding import full
 
 
@@ -65,11 +64,6 @@ class SpectralDecoupler(GradientProjection):
     def is_active(self) -> bool:
         return self.cfg.rank > 0
 
-    def targets(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-        """(layer.w1 / layer.w2, the trainable (E, out, in) expert weight) of every MoE layer."""
-        return [(f"{layer_name}.{w}", p) for layer_name, moe in moe_blocks(model) for w in ("w1", "w2")
-                if (p := getattr(moe.experts, w)).requires_grad]
-
     def project(self, key: str, delta: torch.Tensor) -> torch.Tensor:
         return decouple(delta, self.bases[key].to(delta.device, delta.dtype))
 
@@ -107,7 +101,7 @@ class SpectralDecoupler(GradientProjection):
 
     def metrics(self, model) -> dict[str, float]:
         """Milliseconds per optimizer step spent decoupling, since the last call."""
-        if self.cfg.rank <= 0 or not self.window_steps:
+        if not self.is_active() or not self.window_steps:
             return {}
         ms = 1000 * self.window_s / self.window_steps
         self.window_s, self.window_steps = 0.0, 0

@@ -5,7 +5,6 @@ those parameters' gradients across processes (the model's own are synced by its 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -21,14 +20,8 @@ class Extensions:
                 raise TypeError(f"{type(ext).__name__} is not a TrainerExtension (src/utils/extension.py)")
         self.items: list[TrainerExtension] = list(extensions or [])
 
-    def __iter__(self) -> Iterator[TrainerExtension]:
-        return iter(self.items)
-
     def __getitem__(self, i: int) -> TrainerExtension:
         return self.items[i]
-
-    def __len__(self) -> int:
-        return len(self.items)
 
     # -- parameters ---------------------------------------------------------------------------------
     @property

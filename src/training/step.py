@@ -5,7 +5,6 @@ skipped steps and stops a run that skips too many."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,9 +53,10 @@ class NonFinitePolicy:
         self.stage_total = 0
 
     def skipped(self, stage: str, step: int, stage_steps: int, global_step: int, what: str,
-                last_good: Callable[[], Path | None]) -> None:
+                last_good: Path | None) -> None:
         """Count the skipped step (``step`` of the stage, ``global_step`` of the run, both 0-based); raise
-        NonFiniteError naming the last good checkpoint when a limit is passed."""
+        NonFiniteError naming ``last_good`` (the newest checkpoint saved before the run's first skipped step: every
+        checkpoint so far, at the first) when a limit is passed."""
         where = f"stage {stage} step {step + 1}"
         self.run_total += 1
         self.stage_total += 1
@@ -71,4 +71,4 @@ class NonFinitePolicy:
         if over:
             raise NonFiniteError(
                 f"{where}: {self.stage_total} non-finite steps in stage {stage} ({self.run_total} in the run; {over}); "
-                f"last good checkpoint: {last_good() or 'none yet'}. Lower trainer.lr or check the data")
+                f"last good checkpoint: {last_good or 'none yet'}. Lower trainer.lr or check the data")

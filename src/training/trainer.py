@@ -327,7 +327,7 @@ class Trainer:
             self.extensions.after_step(self.model, self.global_step)
         else:
             self.nonfinite.skipped(stage.name, step, total, self.global_step,
-                                   "loss" if result.bad_loss else "gradient norm", lambda: self.checkpoints.last_good)
+                                   "loss" if result.bad_loss else "gradient norm", self.checkpoints.last_good)
         scheduler.step()
         self.progress.global_step += 1
         return result

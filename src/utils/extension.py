@@ -3,10 +3,10 @@
 It lives in utils, below models and training, so that the extensions tied to MoE internals (in models/)
 and the trainer (in training/) both depend on it and not on each other.
 
-Router regularisers and self-distillation (`MoELoss`), the gradient projections (models/gradient_projection.py:
-SPRI's residual-spectrum constraint `ResidualSpectrum`, SD-MoE's `SpectralDecoupler`) and the toy pretraining's
-CTC head (`CTCAuxLoss`) plug into the same loop through these hooks and nothing else; an extension
-overrides what it needs. The trainer holds them as one `Extensions` (src/training/extensions.py). Per
+Router regularisers and self-distillation (`MoELoss`), the gradient projections (on the base class of
+models/gradient_projection.py: SPRI's `ResidualSpectrum` in spri.py, SD-MoE's `SpectralDecoupler` in sd_moe.py)
+and the toy pretraining's CTC head (`CTCAuxLoss`) plug into the same loop through these hooks and nothing else;
+an extension overrides what it needs. The trainer holds them as one `Extensions` (src/training/extensions.py). Per
 optimizer step the trainer calls, in order:
 
     before_step(model, batch, step)   a context kept open through forward AND backward (gradient

@@ -1,4 +1,5 @@
-"""The one way pluggable things are registered: a dict and a decorator that adds to it by name."""
+"""Registries of pluggable things: a dict and a decorator that adds to it by name. (Upcycling strategies and
+their dataclasses register by the name the dataclass declares: models/upcycling/base.py, config.py.)"""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ C = TypeVar("C", bound=type)
 
 
 def make_instance_register(table: dict[str, object]) -> Callable[[str], Callable[[C], C]]:
-    """For classes of stateless plug-ins (strategies, metrics): the decorator sets ``cls.name`` and registers
+    """For classes of stateless plug-ins (metrics): the decorator sets ``cls.name`` and registers
     one instance under it; the class itself is returned unchanged. Registration order is kept."""
     def register(name: str) -> Callable[[C], C]:
         def deco(cls: C) -> C:

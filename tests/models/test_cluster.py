@@ -73,7 +73,7 @@ def fit_sample(x: torch.Tensor, fc1: nn.Linear, fc2: nn.Linear, num_experts: int
 def init(x: torch.Tensor, E: int = 2, fc=None, **kw) -> tuple[MoEBlock, dict, nn.Linear, nn.Linear]:
     fc1, fc2 = fc or dense_ffn(x.shape[1])
     moe = MoEBlock(x.shape[1], fc1.weight.shape[0], MoEConfig(num_experts=E, top_k=1))
-    cfg = ClusterConfig(strategy="cluster", **kw)
+    cfg = ClusterConfig(**kw)
     cfg.check()
     strategy = STRATEGIES["cluster"]
     state = fit_sample(x, fc1, fc2, E, cfg)
@@ -225,7 +225,7 @@ def test_init_experts_overwrites_everything_when_called_again():
     with torch.no_grad():
         for p in moe.parameters():
             p.normal_()
-    cfg = ClusterConfig(strategy="cluster", energy=0.9)
+    cfg = ClusterConfig(energy=0.9)
     state = fit_sample(x, fc1, fc2, 2, cfg)
     STRATEGIES["cluster"].init_experts(moe, fc1, fc2, cfg, torch.Generator().manual_seed(0), state)
     for k, v in moe.state_dict().items():
@@ -236,4 +236,4 @@ def test_init_experts_overwrites_everything_when_called_again():
                                  {"hidden_gram_gib": 0}])
 def test_bad_knobs_are_errors(bad):
     with pytest.raises(ValueError, match="upcycle"):
-        ClusterConfig(strategy="cluster", **bad).check()
+        ClusterConfig(**bad).check()

@@ -80,3 +80,14 @@ def test_the_builders_facts_are_data_on_each_strategy():
     assert [n for n, f in facts.items() if f.needs_calibration] == ["cluster"]
     with pytest.raises(AttributeError):
         facts["spri"].is_moe = False  # frozen: a fact is not switched at run time
+
+
+def test_a_strategy_dataclass_sets_its_own_strategy_and_refuses_another():
+    """The strategy field follows the dataclass's name: SPRIConfig() is SPRI, never the base class's dense."""
+    from src.models.upcycling.config import CONFIGS, DENSE, UpcycleConfig
+    from src.utils.errors import UserError
+
+    assert CONFIGS["spri"]().strategy == "spri" and CONFIGS["cluster"](energy=0.9).strategy == "cluster"
+    assert UpcycleConfig().strategy == DENSE
+    with pytest.raises(UserError, match="'dense', but SPRIConfig configures 'spri'"):
+        CONFIGS["spri"](strategy="dense")

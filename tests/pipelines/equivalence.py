@@ -30,7 +30,7 @@ from transformers.generation.utils import GenerationMixin
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: helpers
 from helpers import ROOT, batches, calib_batch, tiny_whisper, ucfg  # noqa: E402
 
-import src.config  # noqa: E402, F401  (each group's schema in Hydra's ConfigStore: the yamls extend them)
+from src.config import RENAMED  # noqa: E402  (importing it stores each group's schema: the yamls extend them)
 from src.evaluation.generation import RoutingRecorder  # noqa: E402
 from src.models.backbone import set_pad_to_30s  # noqa: E402
 from src.models.config import DPSLConfig, MoEConfig, SDMoEConfig, SelfDistillConfig  # noqa: E402
@@ -179,8 +179,10 @@ def renamed(old: dict) -> dict:
         cfg["eval"].setdefault("max_batch_size", None)  # issue 25: decoding batches (null: the training ones)
         cfg["eval"].setdefault("max_batch_frames", None)
         cfg["trainer"]["resume"] = "auto"  # issue 33: rerunning the command continues an unfinished run
-        if "strategy" in cfg["trainer"]:  # issue 34: trainer.strategy (ddp/fsdp) is trainer.parallel
-            cfg["trainer"]["parallel"] = cfg["trainer"].pop("strategy")
+        for was, now in RENAMED.items():  # issue 34: trainer.strategy (ddp/fsdp) is trainer.parallel
+            (group, key), (_, new_key) = was.split("."), now.split(".")
+            if key in cfg[group]:
+                cfg[group][new_key] = cfg[group].pop(key)
         cfg["trainer"].setdefault("frozen", [])  # issue 34: the composition holds every dataclass default
         for key, value in {"cached_encoder": False, "encoder_cache_dtype": "float16"}.items():  # likewise, model
             cfg["model"].setdefault(key, value)

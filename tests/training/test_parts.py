@@ -36,21 +36,21 @@ def test_a_finite_step_updates_and_a_non_finite_one_drops_the_gradients_and_leav
 def test_the_policy_counts_skips_and_stops_past_either_limit_naming_the_last_good_checkpoint():
     policy = NonFinitePolicy(max_steps=2, max_fraction=0.5)
     good = Path("checkpoints/step-00000004")
-    policy.skipped("s", 5, 100, 5, "loss", lambda: good)
-    policy.skipped("s", 6, 100, 6, "loss", lambda: good)
+    policy.skipped("s", 5, 100, 5, "loss", good)
+    policy.skipped("s", 6, 100, 6, "loss", good)
     assert (policy.run_total, policy.stage_total, policy.first) == (2, 2, 6)  # first: 1-based global step
     with pytest.raises(NonFiniteError, match=r"stage s step 8: 3 non-finite steps in stage s .*max_nonfinite_steps=2"
                                              r".*last good checkpoint: checkpoints/step-00000004"):
-        policy.skipped("s", 7, 100, 7, "gradient norm", lambda: good)
+        policy.skipped("s", 7, 100, 7, "gradient norm", good)
     fraction = NonFinitePolicy(max_steps=100, max_fraction=0.5)
-    fraction.skipped("a", 0, 4, 0, "loss", lambda: None)
-    fraction.skipped("a", 1, 4, 1, "loss", lambda: None)
+    fraction.skipped("a", 0, 4, 0, "loss", None)
+    fraction.skipped("a", 1, 4, 1, "loss", None)
     fraction.start_stage()  # a new stage's share starts at zero; the run's count and first step stay
-    fraction.skipped("b", 0, 4, 4, "loss", lambda: None)
+    fraction.skipped("b", 0, 4, 4, "loss", None)
     assert (fraction.run_total, fraction.stage_total, fraction.first) == (3, 1, 1)
-    fraction.skipped("b", 1, 4, 5, "loss", lambda: None)
+    fraction.skipped("b", 1, 4, 5, "loss", None)
     with pytest.raises(NonFiniteError, match=r"max_nonfinite_fraction=0.5 of the stage's 4.*none yet"):
-        fraction.skipped("b", 2, 4, 6, "loss", lambda: None)
+        fraction.skipped("b", 2, 4, 6, "loss", None)
 
 
 class Recorder(TrainerExtension):

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 CALIBRATION_TASKS = ("auto", "translate", "transcribe")
 MIN_RESIDUAL_SCALE = 1e-3  # below it SPRI's residual is too small to matter: warned (1e-30 gave identical experts)
 AUTO_MEASURES = ("kl", "ce_ratio")
+DENSE = "dense"  # the strategy of a config that names none: no upcycling
 
 
 @dataclass
@@ -24,7 +25,7 @@ class UpcycleConfig:
     """Options common to every strategy; each strategy extends it with its own knobs."""
 
     name: ClassVar[str] = ""  # the strategy this dataclass configures (each registered subclass sets its own)
-    strategy: str = "dense"
+    strategy: str = ""  # set from `name` (the base class: dense); a registered dataclass naming another is an error
     # Training-time methods that are part of the strategy's own recipe (the comparison's row label leaves them out).
     includes: ClassVar[tuple[str, ...]] = ()
     # Knobs whose value, when it is not the default, makes another comparison row: the row label reads
@@ -52,6 +53,13 @@ class UpcycleConfig:
     auto_measure: str = "kl"
     max_init_kl: float = 0.05
     max_init_loss_ratio: float = 1.05
+
+    def __post_init__(self) -> None:
+        own = type(self).name
+        if not self.strategy:
+            self.strategy = own or DENSE
+        elif own and self.strategy != own:  # SPRIConfig(strategy="dense") would upcycle as dense
+            raise UserError(f"upcycle.strategy: '{self.strategy}', but {type(self).__name__} configures '{own}'")
 
     def check(self) -> None:
         """Raise UserError naming the bad knob (called when the config is validated)."""
@@ -112,8 +120,7 @@ def strategy_config(node) -> UpcycleConfig:
     """The `upcycle` group as its strategy's dataclass (unknown knobs are errors)."""
     name = node.get("strategy") if hasattr(node, "get") else node["strategy"]
     if name is None:
-        raise UserError(f"upcycle.strategy: not set; conf/upcycle/base.yaml holds the shared defaults, not a strategy: "
-                        f"choose upcycle=<one of {sorted(CONFIGS)}>")
+        raise UserError(f"upcycle.strategy: not set; choose upcycle=<one of {sorted(CONFIGS)}>")
     if name not in CONFIGS:
         raise UserError(f"upcycle.strategy: unknown strategy '{name}'; known: {sorted(CONFIGS)}")
     schema = CONFIGS[name]

@@ -27,11 +27,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from src.models.gradient_projection import GradientProjection
+from src.models.gradient_projection import GradientProjection, expert_matrices
 from src.models.moe import MoEBlock
 from src.models.upcycling.base import Calibration, Strategy, copy_dense, init_router, register_strategy
 from src.models.upcycling.config import PARTITIONS, SPRIConfig
-from src.models.whisper_moe import moe_blocks
 from src.utils.errors import UserError
 from src.utils.extension import TrainerExtension
 from src.utils.sharding import full
@@ -193,13 +192,7 @@ class ResidualSpectrum(GradientProjection):
 
     def matrices(self, model: nn.Module, trainable_only: bool = True) -> list[tuple[str, nn.Parameter]]:
         """(layer.w1 / layer.w2, the expert weight) of every matrix with a principal subspace."""
-        out = []
-        for layer_name, moe in moe_blocks(model):
-            for w in ("w1", "w2"):
-                p = getattr(moe.experts, w)
-                if f"{layer_name}.{w}" in self.subspaces and (p.requires_grad or not trainable_only):
-                    out.append((f"{layer_name}.{w}", p))
-        return out
+        return [(key, p) for key, p in expert_matrices(model, trainable_only) if key in self.subspaces]
 
     def targets(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
         return self.matrices(model)
